@@ -1,0 +1,122 @@
+"""Chat formatting and generation: batched greedy answers and a streaming reply.
+
+One prompt format everywhere (training, evaluation, chat): the tokenizer's chat template
+when it has one, otherwise `Question: …\\nAnswer:`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterator
+
+import torch
+
+from .limits import MAX_NEW_TOKENS
+
+PLAIN_FORMAT = "Question: {question}\nAnswer:"
+
+
+def format_prompt(tokenizer, question: str) -> str:
+    """The text the model sees before its answer."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+        )
+    return PLAIN_FORMAT.format(question=question.strip())
+
+
+def prompt_ids(tokenizer, question: str) -> list[int]:
+    """Token ids of the formatted prompt (BOS included when the tokenizer has one)."""
+    text = format_prompt(tokenizer, question)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    if bos is not None and (not ids or ids[0] != bos):
+        ids = [bos] + ids
+    return ids
+
+
+def _left_padded(tokenizer, id_lists: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    T = max(len(x) for x in id_lists)
+    ids = torch.full((len(id_lists), T), pad, dtype=torch.long)
+    mask = torch.zeros((len(id_lists), T), dtype=torch.long)
+    for i, x in enumerate(id_lists):
+        ids[i, T - len(x) :] = torch.tensor(x)
+        mask[i, T - len(x) :] = 1
+    return ids.to(device), mask.to(device)
+
+
+@torch.no_grad()
+def generate_ids(
+    model, tokenizer, id_lists: list[list[int]], max_new_tokens: int = 32, batch_size: int = 32
+) -> list[list[int]]:
+    """Greedy continuations of token-id prompts, batched with left padding; EOS and what
+    follows it are dropped."""
+    out: list[list[int]] = []
+    device = next(model.parameters()).device
+    eos = tokenizer.eos_token_id
+    for i in range(0, len(id_lists), batch_size):
+        ids, mask = _left_padded(tokenizer, id_lists[i : i + batch_size], device)
+        gen = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos,
+            eos_token_id=eos,
+        )[:, ids.shape[1] :]
+        for row in gen.tolist():
+            out.append(row[: row.index(eos)] if eos in row else row)
+    return out
+
+
+def generate_answers(model, tokenizer, questions: list[str], max_new_tokens: int = 32, batch_size: int = 32) -> list[str]:
+    """Greedy answers to questions, in the project's prompt format."""
+    rows = generate_ids(model, tokenizer, [prompt_ids(tokenizer, q) for q in questions], max_new_tokens, batch_size)
+    return [tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]
+
+
+def stream_answer(
+    model,
+    tokenizer,
+    question: str,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    generate_fn=None,
+) -> Iterator[str]:
+    """Yield the reply as it grows (the text so far, each time a token arrives).
+
+    `generate_fn(**kwargs)` replaces `model.generate` (the ECO guard passes its own, which
+    corrupts the prompt's embeddings); it gets the same keyword arguments.
+    """
+    from transformers import TextIteratorStreamer
+
+    device = next(model.parameters()).device
+    ids = torch.tensor([prompt_ids(tokenizer, question)], device=device)
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    kwargs = dict(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=min(max_new_tokens, MAX_NEW_TOKENS),
+        do_sample=False,
+        streamer=streamer,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+    )
+    errors: list[BaseException] = []
+
+    def work():
+        try:
+            with torch.no_grad():
+                (generate_fn or model.generate)(**kwargs)
+        except BaseException as e:  # surfaced to the caller below
+            errors.append(e)
+            streamer.end()
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    text = ""
+    for piece in streamer:
+        text += piece
+        yield text.strip()
+    thread.join()
+    if errors:
+        raise errors[0]
