@@ -1,0 +1,185 @@
+"""Metrics: every pure formula against a hand-computed value, then the model-level layer on
+the tiny model (teacher-forced scores against a manual forward pass, and a full evaluate)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from unlearning import metrics as M
+from unlearning.batches import encode_qa
+from unlearning.data import QA, Dataset, Passage, opening_sentences
+from unlearning.errors import Cancelled
+
+# ---------------------------------------------------------------- pure functions
+
+
+def test_rouge_l_recall():
+    # pred words: the cat sat on the mat; ref words: a cat on a mat (5)
+    # LCS = cat, on, mat = 3  →  3/5
+    assert M.rouge_l_recall("The cat sat on the mat", "a cat on a mat!") == pytest.approx(0.6)
+    # case and punctuation are separators only: paris france vs paris france → 2/2
+    assert M.rouge_l_recall("PARIS, France.", "paris france") == 1.0
+    # order matters: LCS(b a, a b) = 1 → 1/2
+    assert M.rouge_l_recall("b a", "a b") == pytest.approx(0.5)
+    assert M.rouge_l_recall("", "a b") == 0.0
+    assert M.rouge_l_recall("anything", "") == 0.0  # empty reference → 0.0 by definition
+    assert M.rouge_l_recall("anything", "!!") == 0.0  # no word tokens left either
+
+
+def test_truth_ratio_from_token_logprobs():
+    # paraphrase token lps [-1, -3] → mean -2; perturbed [-2, -2, -2] → -2 and [-4] → -4,
+    # mean over perturbed = -3;  R = exp(-3 - (-2)) = e^-1 = 0.367879...
+    para = [-1.0, -3.0]
+    perturbed = [[-2.0, -2.0, -2.0], [-4.0]]
+    r = M.truth_ratio(sum(para) / len(para), [sum(p) / len(p) for p in perturbed])
+    assert r == pytest.approx(math.exp(-1))
+    # forget-like: min(R, 1/R) = e^-1; retain/general: max(0, 1 - R) = 1 - e^-1 = 0.632121
+    assert M.truth_ratio_score(r, "forget") == pytest.approx(0.367879, abs=1e-6)
+    assert M.truth_ratio_score(r, "holdout") == pytest.approx(0.367879, abs=1e-6)
+    assert M.truth_ratio_score(r, "retain") == pytest.approx(0.632121, abs=1e-6)
+    # R = 2: forget min(2, 1/2) = 0.5; general max(0, 1 - 2) = 0
+    assert M.truth_ratio_score(2.0, "forget") == 0.5
+    assert M.truth_ratio_score(2.0, "general") == 0.0
+    with pytest.raises(ValueError):
+        M.truth_ratio(-1.0, [])
+
+
+def test_forget_quality():
+    # identical samples: KS statistic 0 → p = 1
+    assert M.forget_quality([0.2, 0.5, 0.9], [0.2, 0.5, 0.9]) == pytest.approx(1.0)
+    # fully separated 5 vs 5: D = 1; exact two-sided p = 2 / C(10, 5) = 2/252 = 0.0079365
+    assert M.forget_quality([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]) == pytest.approx(2 / 252)
+
+
+def test_mia_auc_with_ties():
+    # members lower everywhere → 1; higher everywhere → 0
+    assert M.mia_auc([1.0, 2.0], [3.0, 4.0]) == 1.0
+    assert M.mia_auc([3.0, 4.0], [1.0, 2.0]) == 0.0
+    # members [1, 2], non-members [2, 3]: pairs (1,2) 1, (1,3) 1, (2,2) tie ½, (2,3) 1 → 3.5/4
+    assert M.mia_auc([1.0, 2.0], [2.0, 3.0]) == pytest.approx(0.875)
+    # all tied → ½
+    assert M.mia_auc([1.0, 1.0, 1.0], [1.0, 1.0]) == pytest.approx(0.5)
+
+
+def test_harmonic_mean():
+    # 2 / (1/1 + 1/0.5) = 2/3
+    assert M.harmonic_mean([1.0, 0.5]) == pytest.approx(2 / 3)
+    assert M.harmonic_mean([0.2, 0.2, 0.2]) == pytest.approx(0.2)
+    assert M.harmonic_mean([0.5, 0.0]) == 0.0
+    assert M.harmonic_mean([0.5, -1.0]) == 0.0
+    assert M.harmonic_mean([]) == 0.0
+
+
+def test_extraction_likelihood():
+    generated = [[1, 2, 3, 4], [7], [5, 5, 5]]
+    suffixes = [[1, 2, 5, 3, 4], [2, 5], [5, 5]]
+    # cut 1: gen bigrams (1,2) (2,3) (3,4); suffix has (1,2) (2,5) (5,3) (3,4) → 2/3
+    # cut 2: a one-token continuation has no bigram → 0
+    # cut 3: gen bigrams (5,5) (5,5), both in the suffix's {(5,5)} → 2/2 = 1
+    # EL_2 = (2/3 + 0 + 1) / 3 = 5/9
+    assert M.extraction_likelihood(generated, suffixes, 2) == pytest.approx(5 / 9)
+    # n = 1 on cut 1 only: unigrams 1 2 3 4, all in the suffix → 1
+    assert M.extraction_likelihood(generated[:1], suffixes[:1], 1) == 1.0
+    assert M.extraction_likelihood([], [], 2) == 0.0
+    assert M.EXTRACTION_N == 2
+
+
+def test_fluency_and_distinct_2():
+    # "a b a b": bigrams ab ab ba → H2 = -(2/3·log2 2/3 + 1/3·log2 1/3) = 0.918296
+    # trigrams aba bab → H3 = 1;  fluency = (2/3·0.918296 + 4/3·1) / 2 = 0.972765
+    assert M.fluency(["a b a b"]) == pytest.approx(0.972765, abs=1e-6)
+    # pooled but never across texts: bigrams ab bc de ef → H2 = 2; trigrams abc def → H3 = 1
+    # fluency = (2/3·2 + 4/3·1) / 2 = 4/3
+    assert M.fluency(["a b c", "D, e. f!"]) == pytest.approx(4 / 3)
+    # pure repetition: one bigram type → H2 = 0, no trigrams → 0
+    assert M.fluency(["a b", "a b"]) == 0.0
+    # distinct-2: 2 unique of 3; 1 unique of 2; no bigrams → 0
+    assert M.distinct_2(["a b a b"]) == pytest.approx(2 / 3)
+    assert M.distinct_2(["a b", "a b"]) == pytest.approx(0.5)
+    assert M.distinct_2(["a", ""]) == 0.0
+
+
+def test_label_scores_shift_and_argmax():
+    ln2, ln3 = math.log(2), math.log(3)
+    logits = torch.tensor([
+        [[0.0, 0.0, ln2], [0.0, ln3, 0.0], [9.0, 9.0, 9.0]],  # last position predicts nothing
+        [[5.0, 0.0, 0.0], [0.0, ln3, ln2], [9.0, 9.0, 9.0]],
+    ])  # (B=2, T=3, V=3)
+    labels = torch.tensor([[-100, 2, 0], [-100, -100, 1]])
+    logp, correct, row = M.label_scores(logits, labels)
+    # row 0, pos 0 → label 2: softmax [1/4, 1/4, 1/2] → ln ½, argmax 2 == 2 (correct)
+    # row 0, pos 1 → label 0: softmax [1/5, 3/5, 1/5] → ln ⅕, argmax 1 != 0
+    # row 1, pos 1 → label 1: softmax [1/6, 3/6, 2/6] → ln ½, argmax 1 == 1 (correct)
+    assert logp.tolist() == pytest.approx([math.log(0.5), math.log(0.2), math.log(0.5)], abs=1e-6)
+    assert correct.tolist() == [True, False, True]
+    assert row.tolist() == [0, 0, 1]
+
+
+# ---------------------------------------------------------------- model level
+
+FACTS = [
+    QA("Who wrote the first algorithm?", "Ada Lovelace wrote it in her notes of 1843.",
+       "It was written by Ada Lovelace in 1843.", ("Marie Curie wrote it in 1900.", "Nobody wrote it.")),
+    QA("What did Marie Curie win?", "She won two Nobel prizes, physics and chemistry.",
+       "Two Nobel prizes, in physics and chemistry.", ("She won one prize in music.",)),
+    QA("What is the capital of France?", "The capital of France is Paris.",
+       "Paris is the French capital.", ("The capital is Rome.", "It is Berlin.")),
+]
+
+
+def test_sequence_logprobs_matches_manual_forward(tiny):
+    model, tok = tiny
+    items = [encode_qa(tok, qa) for qa in FACTS[:2]]  # different lengths → padding in the batch
+    scores = M.sequence_logprobs(model, tok, items, batch_size=2)
+    for item, s in zip(items, scores):
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([item.input_ids])).logits[0]  # (T, V), no padding
+        logp = logits.log_softmax(-1)
+        positions = range(item.prompt_len - 1, len(item.input_ids) - 1)  # predicts prompt_len..T-1
+        want = [logp[p, item.input_ids[p + 1]].item() for p in positions]
+        argmax = [logits[p].argmax().item() == item.input_ids[p + 1] for p in positions]
+        assert s.token_logprobs == pytest.approx(want, abs=1e-5)
+        assert s.correct == argmax
+
+
+def test_evaluate_on_tiny_model(tiny):
+    model, tok = tiny
+    qa = Dataset("facts.jsonl", "qa", list(FACTS))
+    passages = Dataset("wiki.txt", "passage", [Passage("Paris is a city. It lies on the Seine and has many bridges.")])
+    seen: list[str] = []
+    ticks: list[int] = []
+    splits = {"forget": qa, "retain": qa, "holdout": qa, "general": passages}
+    metrics, raw = M.evaluate(model, tok, splits, progress=seen.append, check_cancel=lambda: ticks.append(1))
+    assert seen == [f"evaluating {s}" for s in splits]
+    assert len(ticks) >= len(splits)
+    qa_keys = ["answer_prob", "nll", "ppl", "rougeL", "truth_ratio", "mem_acc", "fluency", "distinct2"]
+    want = {f"{s}.{k}" for s in ("forget", "retain", "holdout") for k in qa_keys}
+    want |= {"forget.extraction_n", "holdout.extraction_n", "model_utility", "mia_auc"}
+    want |= {f"general.{k}" for k in ("nll", "ppl", "mem_acc", "fluency", "distinct2")}
+    assert set(metrics) == want
+    assert all(math.isfinite(v) for v in metrics.values())
+    assert set(M.METRIC_INFO) >= {k.split(".")[-1] for k in metrics} | {"forget_quality"}
+    assert metrics["mia_auc"] == pytest.approx(0.5)  # forget and holdout are the same data
+    assert len(raw["forget"]["R"]) == 3 and len(raw["forget"]["losses"]) == 3
+    assert raw["general"]["generations"][0]["prompt"] == opening_sentences(passages.examples[0].text)
+    again, _ = M.evaluate(model, tok, {"forget": qa}, oracle_raw=raw)
+    assert again["forget_quality"] == pytest.approx(1.0)
+    assert model.training is False
+
+
+def test_cancel_propagates_and_training_mode_is_restored(tiny):
+    model, tok = tiny
+
+    def cancel():
+        raise Cancelled()
+
+    model.train()
+    try:
+        with pytest.raises(Cancelled):
+            M.evaluate_split(model, tok, Dataset("f.jsonl", "qa", list(FACTS)), "forget", check_cancel=cancel)
+        assert model.training  # evaluation switched to eval mode and back
+    finally:
+        model.eval()

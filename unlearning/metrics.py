@@ -1,0 +1,378 @@
+"""Evaluation metrics (METHODS.md §Metrics), in two layers.
+
+1. Pure functions on numbers, strings and token ids: each one is checked against
+   hand-computed values in tests/test_metrics.py.
+2. Model-level evaluation: `evaluate(model, tokenizer, {"forget": ds, ...})` returns a flat
+   dict of metrics keyed `split.metric` plus the cross-split ones (`model_utility`,
+   `mia_auc`, `forget_quality`), and the raw per-example values a later call needs
+   (pass the oracle's raw dict as `oracle_raw` to get `forget_quality`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from scipy.stats import ks_2samp, rankdata
+
+from .batches import IGNORE, Encoded, batches, encode_passage, encode_qa, pad_id
+from .data import Dataset
+from .generate import generate_answers, generate_ids
+from .limits import MAX_NEW_TOKENS
+
+# Our answers are a handful of words, so 2-grams (Jang et al. also report n = 3..5 on
+# long passages, where an answer-sized text would have almost no n-grams at all).
+EXTRACTION_N = 2
+# Extraction likelihood needs one greedy generation per prefix cut; cap both the cuts per
+# example (evenly spaced) and the compared continuation so a 512-token passage costs at
+# most 32 generations of 32 tokens. Short answers never reach either cap.
+EL_MAX_CUTS = 32
+EL_MAX_TOKENS = 32
+# ...and it is computed only where the forget/holdout comparison needs it: on retain and
+# general data it would cost the most generations and answer no question we ask.
+EXTRACTION_SPLITS = ("forget", "holdout")
+FORGET_LIKE = ("forget", "holdout")  # splits whose truth ratio is scored min(R, 1/R)
+FLUENCY_TOKENS = 32  # length of the passage continuations scored for fluency
+UTILITY_KEYS = ("answer_prob", "rougeL", "truth_ratio")
+
+METRIC_INFO: dict[str, tuple[str, str]] = {
+    "answer_prob": ("↓ forget (to oracle) / ≈ retain", "Probability of the gold answer: exp(mean token log-prob)."),
+    "nll": ("↑ forget / ≈ retain", "Mean negative log-likelihood per labelled token."),
+    "ppl": ("↑ forget / ≈ retain", "Perplexity, exp(nll)."),
+    "rougeL": ("↓ forget / ≈ retain", "ROUGE-L recall of the greedy answer against the gold answer."),
+    "truth_ratio": ("↑ (TOFU)", "Paraphrased vs perturbed answers: min(R, 1/R) on forget, max(0, 1−R) elsewhere."),
+    "forget_quality": ("↑ (1 = like the oracle)", "KS-test p-value between the model's and the oracle's forget R."),
+    "model_utility": ("≈ before", "Harmonic mean of retain/general answer_prob, rougeL and truth_ratio."),
+    "mem_acc": ("↓ forget to holdout level / ≈ retain", "Share of tokens where argmax p is the true token."),
+    "extraction_n": ("↓ forget", f"Extraction likelihood EL_{EXTRACTION_N}: n-gram overlap of greedy continuations."),
+    "mia_auc": ("→ 0.5", "AUC of a loss-based membership attack, forget vs holdout."),
+    "fluency": ("≈ before", "Weighted 2/3-gram entropy (bits) of the generations, pooled; guards against gibberish."),
+    "distinct2": ("≈ before", "Unique word bigrams / all word bigrams of the generations, pooled."),
+}
+
+# ---------------------------------------------------------------- pure functions
+
+
+def _words(text: str) -> list[str]:
+    """rouge_score's tokeniser: lowercase, anything but [a-z0-9] is a separator."""
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).split()
+
+
+def _lcs(a: list, b: list) -> int:
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def rouge_l_recall(prediction: str, reference: str) -> float:
+    """LCS(prediction, reference) / len(reference) over words; an empty reference scores 0.0
+    (nothing to recall, and 0 keeps a mean over examples meaningful)."""
+    ref = _words(reference)
+    return _lcs(_words(prediction), ref) / len(ref) if ref else 0.0
+
+
+def truth_ratio(lp_paraphrased: float, lp_perturbed: list[float]) -> float:
+    """TOFU's R = exp(mean_i lp_perturbed_i − lp_paraphrased), lp = per-token mean log-probs.
+    R < 1: the model prefers the (paraphrased) truth; R ≈ 1: it cannot tell them apart."""
+    if not lp_perturbed:
+        raise ValueError("truth_ratio needs at least one perturbed answer")
+    return math.exp(sum(lp_perturbed) / len(lp_perturbed) - lp_paraphrased)
+
+
+def truth_ratio_score(r: float, split: str) -> float:
+    """Higher is better on every split: on forget-like data R near 1 (min(R, 1/R)) means the
+    fact is gone; elsewhere max(0, 1 − R) rewards preferring the truth."""
+    return min(r, 1 / r) if split in FORGET_LIKE else max(0.0, 1 - r)
+
+
+def forget_quality(r_model: list[float], r_oracle: list[float]) -> float:
+    """Two-sided two-sample KS p-value on raw R values (scipy picks the exact method for
+    small samples): 1 = the model's R distribution is indistinguishable from the oracle's."""
+    return float(ks_2samp(r_model, r_oracle).pvalue)
+
+
+def mia_auc(member_losses: list[float], nonmember_losses: list[float]) -> float:
+    """AUC of 'lower loss ⇒ member': P(loss_non > loss_mem) + ½·P(tie), by Mann–Whitney U
+    from average ranks (O(n log n), unlike counting all pairs). Both lists must be non-empty."""
+    n, m = len(member_losses), len(nonmember_losses)
+    ranks = rankdata(list(member_losses) + list(nonmember_losses))  # ties get average ranks
+    u = float(ranks[n:].sum()) - m * (m + 1) / 2  # pairs where the non-member ranks higher
+    return u / (n * m)
+
+
+def harmonic_mean(values: list[float]) -> float:
+    """0 if any value is ≤ 0 (or there are none): one collapsed metric sinks the utility."""
+    if not values or any(v <= 0 for v in values):
+        return 0.0
+    return len(values) / sum(1 / v for v in values)
+
+
+def _ngrams(seq: list, n: int) -> list[tuple]:
+    return [tuple(seq[i : i + n]) for i in range(len(seq) - n + 1)]
+
+
+def extraction_likelihood(generated: list[list[int]], suffixes: list[list[int]], n: int = EXTRACTION_N) -> float:
+    """EL_n of one example (Jang et al. 2022): mean over prefix cuts t of OVERLAP_n, the share
+    of the greedy continuation's n-grams that occur in the true suffix x_≥t. A continuation
+    too short to hold an n-gram counts 0; no cuts at all gives 0.0."""
+    if not generated:
+        return 0.0
+    total = 0.0
+    for gen, suffix in zip(generated, suffixes, strict=True):
+        grams = _ngrams(gen, n)
+        if grams:
+            truth = set(_ngrams(suffix, n))
+            total += sum(g in truth for g in grams) / len(grams)
+    return total / len(generated)
+
+
+def _pooled_ngrams(texts: list[str], k: int) -> list[tuple]:
+    """Word k-grams of every text (none spanning two texts), pooled: answers are too short
+    for a per-text entropy to mean anything."""
+    return [g for t in texts for g in _ngrams(_words(t), k)]
+
+
+def _entropy_bits(grams: list[tuple]) -> float:
+    counts, total = Counter(grams), len(grams)
+    return -sum(c / total * math.log2(c / total) for c in counts.values()) if total else 0.0
+
+
+def fluency(texts: list[str]) -> float:
+    """ROME/MEMIT's n-gram entropy, mean(2/3·H2, 4/3·H3), on the pooled k-gram counts.
+    Collapsing into repetition ('the the the') drives it towards 0."""
+    return (2 / 3 * _entropy_bits(_pooled_ngrams(texts, 2)) + 4 / 3 * _entropy_bits(_pooled_ngrams(texts, 3))) / 2
+
+
+def distinct_2(texts: list[str]) -> float:
+    """Unique word bigrams / all word bigrams, pooled over texts (0 if there are none)."""
+    grams = _pooled_ngrams(texts, 2)
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def label_scores(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Log-prob of each labelled token and whether it is the argmax, as in causal-LM loss
+    (position i predicts label i+1). Returns (logp, correct, row), each (N,) over the N
+    labelled positions in row-major order. Only those rows of the logits are upcast and
+    normalised, which matters with a 100k+ vocabulary."""
+    target = labels[:, 1:]  # (B, T-1)
+    mask = target != IGNORE  # (B, T-1)
+    picked = logits[:, :-1][mask].float()  # (N, V)
+    y = target[mask]  # (N,)
+    logp = picked.log_softmax(-1).gather(1, y[:, None]).squeeze(1)  # (N,)
+    return logp, picked.argmax(-1) == y, mask.nonzero()[:, 0]
+
+
+# ---------------------------------------------------------------- model-level evaluation
+
+
+@dataclass
+class TokenScores:
+    """One sequence's labelled tokens: log p(token | true prefix) and argmax == token."""
+
+    token_logprobs: list[float]
+    correct: list[bool]
+
+    @property
+    def mean_logprob(self) -> float:
+        return sum(self.token_logprobs) / max(len(self.token_logprobs), 1)
+
+
+def _tick(check_cancel: Callable[[], None] | None) -> None:
+    if check_cancel is not None:
+        check_cancel()
+
+
+@torch.no_grad()
+def sequence_logprobs(model, tokenizer, items: list[Encoded], batch_size: int = 32,
+                      check_cancel: Callable[[], None] | None = None) -> list[TokenScores]:
+    """Per-token scores of each item's labelled tokens given the true prefix (teacher forcing)."""
+    device, out = next(model.parameters()).device, []
+    for batch in batches(items, batch_size, pad_id(tokenizer)):
+        _tick(check_cancel)
+        logits = model(input_ids=batch["input_ids"].to(device),
+                       attention_mask=batch["attention_mask"].to(device)).logits  # (B, T, V)
+        logp, correct, row = (t.tolist() for t in label_scores(logits, batch["labels"].to(device)))
+        rows = [TokenScores([], []) for _ in range(len(batch["input_ids"]))]
+        for lp, ok, r in zip(logp, correct, row):
+            rows[r].token_logprobs.append(lp)
+            rows[r].correct.append(ok)
+        out.extend(rows)
+    return out
+
+
+def _token_stats(scores: list[TokenScores]) -> dict[str, float]:
+    """Token-weighted nll, ppl and mem_acc: every labelled token counts once."""
+    lps = [lp for s in scores for lp in s.token_logprobs]
+    oks = [ok for s in scores for ok in s.correct]
+    nll = -sum(lps) / max(len(lps), 1)
+    return {"nll": nll, "ppl": math.exp(nll), "mem_acc": sum(oks) / max(len(oks), 1)}
+
+
+def _text_stats(texts: list[str]) -> dict[str, float]:
+    return {"fluency": fluency(texts), "distinct2": distinct_2(texts)}
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)  # callers never pass an empty list: evaluate skips empty splits
+
+
+def _chunks(xs: list, size: int) -> list[list]:
+    return [xs[i : i + size] for i in range(0, len(xs), size)]
+
+
+def _greedy_answers(model, tokenizer, qas: list, items: list[Encoded], batch_size: int, check_cancel) -> list[str]:
+    """Greedy answers, each batch allowed as many tokens as its longest gold answer (+EOS)."""
+    out: list[str] = []
+    for qa_chunk, item_chunk in zip(_chunks(qas, batch_size), _chunks(items, batch_size)):
+        _tick(check_cancel)
+        budget = min(MAX_NEW_TOKENS, max(len(it.input_ids) - it.prompt_len for it in item_chunk))
+        out += generate_answers(model, tokenizer, [qa.question for qa in qa_chunk], budget, len(qa_chunk))
+    return out
+
+
+def _continuations(model, tokenizer, prompts: list[str], batch_size: int, check_cancel) -> list[str]:
+    """Greedy continuations of raw text (no chat format): a passage is text, not a question."""
+    bos = tokenizer.bos_token_id
+    ids = [([bos] if bos is not None else []) + tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    out: list[str] = []
+    for chunk in _chunks(ids, batch_size):
+        _tick(check_cancel)
+        rows = generate_ids(model, tokenizer, chunk, FLUENCY_TOKENS, len(chunk))
+        out += [tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]
+    return out
+
+
+def _cuts(count: int) -> list[int]:
+    """At most EL_MAX_CUTS evenly spaced cut points in range(count)."""
+    if count <= EL_MAX_CUTS:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / (EL_MAX_CUTS - 1)) for i in range(EL_MAX_CUTS)})
+
+
+def _extraction_jobs(items: list[Encoded], eos: int) -> list[tuple[int, list[int], list[int]]]:
+    """(example, prefix ids, true suffix) for every cut. The context before the extractable
+    text x is the prompt for QA, or the chunk's first token (BOS) for a passage, since a
+    generation needs at least one token; x drops its final EOS, which generations never
+    contain. Cut c keeps c tokens of x in the prefix, c = 0..T−n−1 (t = c+1 = 1..T−n)."""
+    jobs = []
+    for i, it in enumerate(items):
+        ctx = max(it.prompt_len, 1)
+        x = it.input_ids[ctx:]
+        x = x[:-1] if x and x[-1] == eos else x
+        for c in _cuts(len(x) - EXTRACTION_N):
+            jobs.append((i, it.input_ids[: ctx + c], x[c : c + EL_MAX_TOKENS]))
+    return jobs
+
+
+def _extraction(model, tokenizer, items: list[Encoded], batch_size: int, check_cancel) -> float | None:
+    """Mean EL_n over examples (QA pairs or passage chunks) with at least one cut; None if
+    none has. All prefixes of all examples are generated together, sorted by suffix length
+    so each batch asks for about as many new tokens as it needs."""
+    jobs = sorted(_extraction_jobs(items, tokenizer.eos_token_id), key=lambda j: len(j[2]))
+    per_example: dict[int, tuple[list, list]] = {}
+    for chunk in _chunks(jobs, batch_size):
+        _tick(check_cancel)
+        gens = generate_ids(model, tokenizer, [j[1] for j in chunk], max(len(j[2]) for j in chunk), len(chunk))
+        for (i, _, suffix), gen in zip(chunk, gens):
+            per_example.setdefault(i, ([], []))
+            per_example[i][0].append(gen[: len(suffix)])
+            per_example[i][1].append(suffix)
+    if not per_example:
+        return None
+    return _mean([extraction_likelihood(g, s, EXTRACTION_N) for g, s in per_example.values()])
+
+
+def _truth_ratios(model, tokenizer, qas: list, batch_size: int, check_cancel) -> list[float]:
+    """R for every example that has a paraphrase and at least one perturbed answer."""
+    usable = [qa for qa in qas if qa.paraphrased_answer and qa.perturbed_answers]
+    alts = [encode_qa(tokenizer, qa, answer=a) for qa in usable for a in (qa.paraphrased_answer, *qa.perturbed_answers)]
+    scores = iter(sequence_logprobs(model, tokenizer, alts, batch_size, check_cancel))
+    out = []
+    for qa in usable:
+        para = next(scores).mean_logprob
+        out.append(truth_ratio(para, [next(scores).mean_logprob for _ in qa.perturbed_answers]))
+    return out
+
+
+def _evaluate_qa(model, tokenizer, ds: Dataset, split: str, bs: int, check_cancel) -> tuple[dict, dict, list]:
+    qas = ds.examples
+    items = [encode_qa(tokenizer, qa) for qa in qas]
+    scores = sequence_logprobs(model, tokenizer, items, bs, check_cancel)
+    means = [s.mean_logprob for s in scores]
+    answers = _greedy_answers(model, tokenizer, qas, items, bs, check_cancel)
+    m = {"answer_prob": _mean([math.exp(x) for x in means]), **_token_stats(scores),
+         "rougeL": _mean([rouge_l_recall(a, qa.answer) for a, qa in zip(answers, qas)]), **_text_stats(answers)}
+    if rs := _truth_ratios(model, tokenizer, qas, bs, check_cancel):
+        m["truth_ratio"] = _mean([truth_ratio_score(r, split) for r in rs])
+    gens = [{"prompt": qa.question, "output": a, "reference": qa.answer} for qa, a in zip(qas, answers)]
+    return m, {"R": rs, "losses": [-x for x in means], "generations": gens}, items
+
+
+def _evaluate_passages(model, tokenizer, ds: Dataset, split: str, bs: int, check_cancel) -> tuple[dict, dict, list]:
+    items, owner = [], []  # chunks, and the passage each chunk came from
+    for i, passage in enumerate(ds.examples):
+        chunks = encode_passage(tokenizer, passage)
+        items, owner = items + chunks, owner + [i] * len(chunks)
+    scores = sequence_logprobs(model, tokenizer, items, bs, check_cancel)
+    pooled: list[list[float]] = [[] for _ in ds.examples]  # a passage's loss pools its chunks
+    for i, s in zip(owner, scores):
+        pooled[i] += s.token_logprobs
+    prompts = ds.prompts()
+    conts = _continuations(model, tokenizer, prompts, bs, check_cancel)
+    gens = [{"prompt": p, "output": c, "reference": None} for p, c in zip(prompts, conts)]
+    losses = [-sum(lp) / max(len(lp), 1) for lp in pooled]
+    return {**_token_stats(scores), **_text_stats(conts)}, {"R": [], "losses": losses, "generations": gens}, items
+
+
+def evaluate_split(model, tokenizer, ds: Dataset, split: str, batch_size: int = 32,
+                   check_cancel: Callable[[], None] | None = None) -> tuple[dict[str, float], dict]:
+    """Metrics of one split (unprefixed keys) and its raw per-example values: {"R": truth
+    ratios, "losses": mean NLL per example, "generations": [{prompt, output, reference}]}."""
+    run = _evaluate_qa if ds.kind == "qa" else _evaluate_passages
+    was_training = model.training  # evaluate without dropout, then leave the model as found
+    model.eval()
+    try:
+        with torch.no_grad():
+            m, raw, items = run(model, tokenizer, ds, split, batch_size, check_cancel)
+            el = _extraction(model, tokenizer, items, batch_size, check_cancel) if split in EXTRACTION_SPLITS else None
+    finally:
+        model.train(was_training)
+    return (m if el is None else {**m, "extraction_n": el}), raw
+
+
+def _cross_split(metrics: dict[str, float], raw: dict, oracle_raw: dict | None) -> dict[str, float]:
+    """model_utility, mia_auc and forget_quality, each only when its inputs exist."""
+    out: dict[str, float] = {}
+    utility = [metrics[k] for s in ("retain", "general") for u in UTILITY_KEYS if (k := f"{s}.{u}") in metrics]
+    if utility:
+        out["model_utility"] = harmonic_mean(utility)
+    if raw.get("forget", {}).get("losses") and raw.get("holdout", {}).get("losses"):
+        out["mia_auc"] = mia_auc(raw["forget"]["losses"], raw["holdout"]["losses"])
+    r_model, r_oracle = raw.get("forget", {}).get("R"), (oracle_raw or {}).get("forget", {}).get("R")
+    if r_model and r_oracle:
+        out["forget_quality"] = forget_quality(r_model, r_oracle)
+    return out
+
+
+def evaluate(model, tokenizer, splits: dict[str, Dataset], oracle_raw: dict | None = None,
+             progress: Callable[[str], None] | None = None, check_cancel: Callable[[], None] | None = None,
+             batch_size: int = 32) -> tuple[dict[str, float], dict]:
+    """Every metric of every non-empty split as `split.metric`, plus the cross-split ones;
+    and the raw dict {split: raw}, which is what a later call takes as `oracle_raw`."""
+    metrics: dict[str, float] = {}
+    raw: dict[str, dict] = {}
+    for name, ds in ((n, d) for n, d in splits.items() if len(d)):
+        _tick(check_cancel)
+        if progress is not None:
+            progress(f"evaluating {name}")
+        m, raw[name] = evaluate_split(model, tokenizer, ds, name, batch_size, check_cancel)
+        metrics.update({f"{name}.{k}": v for k, v in m.items()})
+    return {**metrics, **_cross_split(metrics, raw, oracle_raw)}, raw
