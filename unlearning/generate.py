@@ -81,13 +81,10 @@ def stream_answer(
     tokenizer,
     question: str,
     max_new_tokens: int = MAX_NEW_TOKENS,
-    generate_fn=None,
 ) -> Iterator[str]:
     """Yield the reply as it grows (the text so far, each time a token arrives).
 
-    `generate_fn(**kwargs)` replaces `model.generate` (the ECO guard passes its own, which
-    corrupts the prompt's embeddings); it gets the same keyword arguments.
-    """
+    `model` is anything with the causal-LM `generate` (an ECO guard included)."""
     from transformers import TextIteratorStreamer
 
     device = next(model.parameters()).device
@@ -106,7 +103,7 @@ def stream_answer(
     def work():
         try:
             with torch.no_grad():
-                (generate_fn or model.generate)(**kwargs)
+                model.generate(**kwargs)
         except BaseException as e:  # surfaced to the caller below
             errors.append(e)
             streamer.end()

@@ -1,0 +1,109 @@
+"""Unlearning artifacts and the two views of one base model (DESIGN.md §One base model).
+
+An artifact is a folder: `unlearning.json` ({"method": name, "model": base, "settings": …})
+plus the method's own files (a peft adapter, or an ECO guard). Loading one never copies the
+base model: `Unlearned.view("original" | "unlearned")` runs the same loaded weights with
+or without the unlearning, under the base's lock (one view active at a time).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import UserError
+from .models import Loaded
+
+MANIFEST = "unlearning.json"
+
+# One lock per loaded base model: switching adapters or guards is a change of shared state.
+_locks: dict[int, threading.RLock] = {}
+_locks_guard = threading.Lock()
+
+
+def base_lock(model) -> threading.RLock:
+    with _locks_guard:
+        return _locks.setdefault(id(model), threading.RLock())
+
+
+class Unlearned(ABC):
+    """A base model plus one unlearning artifact. Methods subclass this."""
+
+    method: str = ""
+
+    def __init__(self, loaded: Loaded, settings: dict[str, Any]):
+        self.loaded = loaded
+        self.settings = settings
+        self.lock = base_lock(loaded.model)
+        # Filled by the method's run, for the report: one record per step, extra blocks
+        # (ECO's "eco"), and the cost.
+        self.history: list[dict[str, float]] = []
+        self.extra_report: dict[str, Any] = {}
+        self.trainable_params = 0
+        self.steps = 0
+
+    @contextmanager
+    def view(self, which: str) -> Iterator[Any]:
+        """Yield the model for "original" or "unlearned", holding the base's lock.
+
+        The yielded object behaves like a causal LM for everything the engine does with one:
+        `model(input_ids=…, attention_mask=…, labels=…)`, `model.generate(…)`,
+        `model.parameters()`. For LoRA methods it is the peft model with the right adapters
+        active; for ECO a guard that corrupts flagged prompts.
+        """
+        if which not in ("original", "unlearned"):
+            raise ValueError(which)
+        with self.lock:
+            with self._activate(which) as model:
+                yield model
+
+    @abstractmethod
+    def _activate(self, which: str):
+        """A context manager yielding the model with `which` in effect."""
+
+    def flag(self, prompt: str) -> dict | None:
+        """ECO: {"flagged", "score", "threshold"}; methods without a classifier return None."""
+        return None
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest = {"method": self.method, "model": self.loaded.name, "settings": self.settings}
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        self._save_files(folder)
+        return folder
+
+    @abstractmethod
+    def _save_files(self, folder: Path) -> None:
+        """Write the method's own files (adapter weights, guard) next to the manifest."""
+
+    def release(self) -> None:
+        """Drop what this artifact added to the shared base (adapters), e.g. when a session ends."""
+
+
+def read_manifest(folder: str | Path) -> dict:
+    path = Path(folder)
+    if not path.is_dir():
+        raise UserError(f"Unlearned artifact folder '{folder}' does not exist.")
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"'{folder}' is not an unlearning artifact: it has no {MANIFEST}.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"'{folder}/{MANIFEST}' is corrupted (not valid JSON).") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("method"), str):
+        raise UserError(f"'{folder}/{MANIFEST}' does not name the method that made it.")
+    return manifest
+
+
+def load_unlearned(loaded: Loaded, folder: str | Path) -> Unlearned:
+    """Attach the artifact in `folder` to the loaded base model."""
+    from .methods import get_method
+
+    manifest = read_manifest(folder)
+    method = get_method(manifest["method"])
+    return method.load(loaded, Path(folder), manifest.get("settings") or {})

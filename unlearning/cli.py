@@ -1,0 +1,164 @@
+"""`python -m unlearning …`: the engine's command line (DESIGN.md §Command line contract).
+
+Exit code 0 on success; 2 with one line on stderr for anything the user can fix (a bad
+file, an unknown model, a nonsense flag); never a traceback for a user error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message} (see --help).")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be greater than 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' must be a finite number greater than 0")
+    return value
+
+
+def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
+    if model:
+        p.add_argument("--model", required=True, help="hub id, local folder, or 'workshop' / 'workshop-oracle'")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code to run (off by default)")
+
+
+def _eval_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--forget", required=True, help="forget file (.txt .md .jsonl .json .csv)")
+    p.add_argument("--retain", required=True, help="retain file")
+    p.add_argument("--holdout", help="text the model never saw, same kind as forget (default: the workshop's)")
+    p.add_argument("--general", help="general-knowledge QA for model utility (default: the workshop's)")
+    p.add_argument("--oracle", help="a model that never saw the forget set, for forget_quality")
+    p.add_argument("--report", help="write the report JSON here")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m unlearning", description="Unlearning Studio: make a language model forget.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("workshop", help="describe (build if missing) the offline workshop kit")
+    p.add_argument("--build", action="store_true", help="rebuild the corpus and both models from scratch")
+
+    p = sub.add_parser("teach", help="fine-tune a model so it knows the given data")
+    _common(p)
+    p.add_argument("--data", required=True, nargs="+", help="files to teach")
+    p.add_argument("--replay", nargs="*", help="files mixed in so old knowledge stays (default for workshop: its own data)")
+    p.add_argument("--out", required=True, help="folder for the taught model")
+    p.add_argument("--epochs", type=_positive_int, default=30)
+    p.add_argument("--lr", type=_positive_float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+
+    from .methods import all_methods
+    from .settings import add_flags
+
+    p = sub.add_parser("unlearn", help="make a model forget the forget set")
+    p.add_argument("--method", required=True, help="one of: " + ", ".join(m.name for m in all_methods()))
+    _common(p)
+    _eval_data(p)
+    p.add_argument("--out", help="save the unlearned artifact (adapter or ECO guard) in this folder")
+    p.add_argument("--no-before", action="store_true", help="skip the 'before' evaluation (faster)")
+    add_flags(p, [m.Config for m in all_methods()])
+
+    p = sub.add_parser("eval", help="measure a model (and optionally an unlearned artifact)")
+    _common(p)
+    p.add_argument("--unlearned", help="an unlearning artifact folder (adapter or ECO guard)")
+    _eval_data(p)
+
+    p = sub.add_parser("chat", help="answer one prompt with the original (and the unlearned) model")
+    _common(p)
+    p.add_argument("--unlearned", help="an unlearning artifact folder")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--max-new-tokens", type=_positive_int, default=64)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args) or 0
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_workshop(args) -> int:
+    from . import workshop
+
+    if args.build or not workshop.is_built():
+        workshop.build()
+    info = workshop.describe()
+    print("Workshop kit:", workshop.WORKSHOP_DIR)
+    print("  examples:", ", ".join(f"{k} {v}" for k, v in info["counts"].items()),
+          "| people:", ", ".join(f"{k} {v}" for k, v in info["people"].items()))
+    print("  largest file: %s (%.1f MB)" % max(((n, s / 1e6) for n, s in info["files"].items()), key=lambda x: x[1]))
+    print("  ROUGE-L recall of greedy answers (↑ = knows the facts):")
+    for name, r in info["recall"].items():
+        print(f"    {name:16s} forget {r['forget']:.3f}   retain {r['retain']:.3f}")
+    failed = [what for what, ok in workshop.checks(info) if not ok]
+    for what, ok in workshop.checks(info):
+        print(f"  [{'ok' if ok else 'FAIL'}] {what}")
+    return 1 if failed else 0
+
+
+def cmd_teach(args) -> int:
+    from .commands import teach
+
+    teach(args)
+    return 0
+
+
+def cmd_unlearn(args) -> int:
+    from .commands import unlearn
+
+    unlearn(args)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .commands import evaluate_command
+
+    evaluate_command(args)
+    return 0
+
+
+def cmd_chat(args) -> int:
+    from .commands import chat
+
+    chat(args)
+    return 0
+
+
+COMMANDS = {"workshop": cmd_workshop, "teach": cmd_teach, "unlearn": cmd_unlearn, "eval": cmd_eval, "chat": cmd_chat}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""What each CLI command does, on top of the engine (cli.py only parses arguments).
+
+Long work runs as a `Run` whose events drive a progress bar on stderr, so the CLI exercises
+the same event stream the UI consumes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .batches import encode_dataset, pad_id
+from .data import Dataset, check_pair, load_file
+from .errors import UserError
+from .models import WORKSHOP_DIR, Loaded, load_model
+from .runs import Run, RunContext
+
+
+def follow(work: Callable[[RunContext], Any], name: str) -> Any:
+    """Run `work` in a background Run, draw its events as a progress bar, return its result."""
+    from tqdm import tqdm
+
+    run = Run(work, name).start()
+    bar = tqdm(total=1000, desc=name, file=sys.stderr, leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
+    try:
+        for ev in run.events():
+            if ev.kind == "progress" and ev.fraction is not None:
+                bar.n = int(ev.fraction * 1000)
+                bar.set_description_str(f"{name}: {ev.message}" if ev.message else name)
+            elif ev.kind == "step" and ev.step and ev.total:
+                bar.n = int(1000 * ev.step / ev.total)
+                bar.set_postfix_str(" ".join(f"{k}={v:.3g}" for k, v in ev.values.items() if k != "lr"))
+            elif ev.kind == "log":
+                tqdm.write(ev.message, file=sys.stderr)
+            bar.refresh()
+    except KeyboardInterrupt:
+        run.cancel()
+        run.wait()
+        raise
+    finally:
+        bar.close()
+    run.wait()
+    if run.state == "failed":
+        if run.traceback:
+            print(run.traceback, file=sys.stderr)
+            raise SystemExit(1)
+        raise UserError(run.error)
+    if run.state == "cancelled":
+        raise UserError(f"{name} was cancelled.")
+    return run.result
+
+
+def peak_mem_mb(device: str) -> float:
+    """Peak memory of this process: CUDA allocations on a GPU, resident set size on the CPU."""
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def load_splits(args) -> dict[str, Dataset]:
+    """forget/retain from the user, holdout/general defaulting to the workshop kit's."""
+    forget, retain = load_file(args.forget), load_file(args.retain)
+    check_pair(forget, retain)
+    kind_ext = "jsonl" if forget.kind == "qa" else "txt"
+    holdout = load_file(args.holdout) if args.holdout else load_file(WORKSHOP_DIR / f"holdout.{kind_ext}")
+    general = load_file(args.general) if args.general else load_file(WORKSHOP_DIR / "general.jsonl")
+    return {"forget": forget, "retain": retain, "holdout": holdout, "general": general}
+
+
+def evaluation(loaded: Loaded, splits: dict[str, Dataset], oracle_raw: dict | None, label: str):
+    """A Run work function evaluating `loaded` on every split."""
+    from .metrics import evaluate
+
+    def work(ctx: RunContext):
+        names = list(splits)
+        done = iter(range(1, len(names) + 1))
+        progress = lambda msg: ctx.progress(next(done, len(names)) / (len(names) + 1), f"{label}: {msg}")  # noqa: E731
+        return evaluate(loaded.model, loaded.tokenizer, splits, oracle_raw=oracle_raw, progress=progress,
+                        check_cancel=ctx.check_cancel)
+
+    return work
+
+
+def base_report(loaded: Loaded, seed: int | None) -> dict:
+    return {"method": None, "model": loaded.name, "device": loaded.device, "seed": seed, "steps": 0,
+            "wall_s": 0.0, "peak_mem_mb": 0.0, "trainable_params": 0, "history": [], "before": {}, "after": {}}
+
+
+def write_report(report: dict, path: str | None) -> None:
+    if not path:
+        return
+    try:
+        Path(path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"The report could not be written to {path} ({e.strerror}).") from e
+    print(f"report written to {path}", file=sys.stderr)
+
+
+def oracle_metrics(args, splits: dict[str, Dataset]) -> tuple[dict, dict] | tuple[None, None]:
+    if not args.oracle:
+        return None, None
+    oracle = load_model(args.oracle, args.device, args.trust_remote_code)
+    metrics, raw = follow(evaluation(oracle, splits, None, "oracle"), "evaluating oracle")
+    metrics["forget_quality"] = 1.0 if "forget_quality" not in metrics else metrics["forget_quality"]
+    del oracle
+    return metrics, raw
+
+
+def unlearn(args) -> None:
+    """Unlearn, report (before / after / oracle, cost, history) and save the artifact."""
+    from .methods import get_method
+    from .pipeline import unlearn_job
+    from .settings import from_flags
+
+    method = get_method(args.method)
+    cfg = from_flags(method.Config, args)
+    splits = load_splits(args)
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise UserError(f"--out {args.out} is a file, not a folder.")
+    loaded = load_model(args.model, args.device, args.trust_remote_code)
+    oracle = load_model(args.oracle, args.device, args.trust_remote_code) if args.oracle else None
+    if loaded.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    result = follow(unlearn_job(method, cfg, loaded, splits, oracle, evaluate_before=not args.no_before), f"unlearn ({method.name})")
+    report = result["report"]
+    report["peak_mem_mb"] = round(peak_mem_mb(loaded.device), 1)
+    if out is not None:
+        result["unlearned"].save(out)
+        report["artifact"] = str(out)
+        print(f"artifact saved to {out}", file=sys.stderr)
+    print_metrics(report)
+    print(f"{method.name}: {report['steps']} steps, {report['wall_s']:.1f}s total ({report['method_wall_s']:.1f}s unlearning), "
+          f"peak {report['peak_mem_mb']:.0f} MB, {report['trainable_params']} trainable parameters")
+    write_report(report, args.report)
+
+
+def evaluate_command(args) -> None:
+    from .artifacts import read_manifest
+
+    t0 = time.perf_counter()
+    splits = load_splits(args)
+    if args.unlearned:
+        read_manifest(args.unlearned)
+    loaded = load_model(args.model, args.device, args.trust_remote_code)
+    report = base_report(loaded, None)
+    report["oracle"], oracle_raw = oracle_metrics(args, splits)
+    if report["oracle"] is not None and oracle_raw is not None:
+        from .metrics import forget_quality
+
+        r = oracle_raw.get("forget", {}).get("R")
+        if r:
+            report["oracle"]["forget_quality"] = forget_quality(r, r)
+    report["before"], _ = follow(evaluation(loaded, splits, oracle_raw, "model"), "evaluating model")
+    if args.unlearned:
+        from .artifacts import load_unlearned
+
+        view = load_unlearned(loaded, args.unlearned)
+        report["method"] = view.method
+        report["after"], _ = follow(evaluation(view.as_loaded(), splits, oracle_raw, "unlearned"), "evaluating unlearned")
+    else:
+        del report["after"]
+    report["wall_s"] = round(time.perf_counter() - t0, 2)
+    report["peak_mem_mb"] = round(peak_mem_mb(loaded.device), 1)
+    print_metrics(report)
+    write_report(report, args.report)
+
+
+def print_metrics(report: dict) -> None:
+    """A compact table on stdout: metric, before, after, oracle."""
+    from .metrics import METRIC_INFO
+
+    cols = [c for c in ("before", "after", "oracle") if report.get(c)]
+    keys = sorted(set().union(*(report[c].keys() for c in cols)))
+    print(f"{'metric':28s}" + "".join(f"{c:>10s}" for c in cols) + "   better")
+    for k in keys:
+        arrow = METRIC_INFO.get(k.split(".")[-1], ("", ""))[0]
+        row = "".join(f"{report[c].get(k, float('nan')):10.4f}" for c in cols)
+        print(f"{k:28s}{row}   {arrow}")
+
+
+def teach(args) -> None:
+    """Fine-tune --model on --data (plus replay) and save the taught model to --out."""
+    from .teach import TeachConfig, fine_tune
+
+    data = [load_file(f) for f in args.data]
+    replay_files = args.replay if args.replay is not None else _default_replay(args.model)
+    replay = [load_file(f) for f in replay_files]
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {args.out} is a file, not a folder.")
+    loaded = load_model(args.model, args.device, args.trust_remote_code)
+    tok = loaded.tokenizer
+    new = [e for ds in data for e in encode_dataset(tok, ds)]
+    old = [e for ds in replay for e in encode_dataset(tok, ds)]
+    # Replay a seeded sample of what the model already knows, three old examples per new one,
+    # so the new facts do not overwrite the old ones.
+    items = new + random.Random(args.seed).sample(old, min(len(old), 3 * len(new)))
+    cfg = TeachConfig(epochs=args.epochs, lr=args.lr, batch_size=16, seed=args.seed)
+
+    def work(ctx: RunContext):
+        on_step = lambda s, total, r: ctx.step("train", s, total, {"loss": r["loss"], "lr": r["lr"]})  # noqa: E731
+        return fine_tune(loaded.model, items, pad_id(tok), cfg, on_step=on_step, check_cancel=ctx.check_cancel)
+
+    history = follow(work, "teaching")
+    out.mkdir(parents=True, exist_ok=True)
+    loaded.model.save_pretrained(out)
+    tok.save_pretrained(out)
+    print(f"taught {len(new)} examples (+{len(items) - len(new)} replayed) in {len(history)} steps; "
+          f"final loss {history[-1]['loss']:.4f}; saved to {out}")
+
+
+def _default_replay(model: str) -> list[str]:
+    if model in ("workshop", "workshop-oracle"):
+        files = ["retain.jsonl", "general.jsonl", "retain.txt"] + (["forget.jsonl", "forget.txt"] if model == "workshop" else [])
+        return [str(WORKSHOP_DIR / f) for f in files]
+    return []
+
+
+def chat(args) -> None:
+    """Print the original answer, then (with --unlearned) the unlearned one."""
+    from .artifacts import load_unlearned, read_manifest
+    from .generate import stream_answer
+
+    if args.unlearned:
+        read_manifest(args.unlearned)  # a bad folder is reported before the slow model load
+    loaded = load_model(args.model, args.device, args.trust_remote_code)
+    if not args.unlearned:
+        print("original:", _reply(stream_answer(loaded.model, loaded.tokenizer, args.prompt, args.max_new_tokens)))
+        return
+    unlearned = load_unlearned(loaded, args.unlearned)
+    flag = unlearned.flag(args.prompt)
+    if flag is not None:
+        print(f"classifier: {'FLAGGED' if flag['flagged'] else 'not flagged'} (score {flag['score']:.3f}, threshold {flag['threshold']:.3f})")
+    for which in ("original", "unlearned"):
+        with unlearned.view(which) as model:
+            print(f"{which}:", _reply(stream_answer(model, loaded.tokenizer, args.prompt, args.max_new_tokens)))
+
+
+def _reply(stream) -> str:
+    text = ""
+    for text in stream:
+        pass
+    return text

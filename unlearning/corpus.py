@@ -1,0 +1,232 @@
+"""The workshop corpus: fictitious people with facts, plus real general knowledge.
+
+Deterministic (fixed seed): `build_corpus()` returns the same people, questions and answers
+on every machine. Each person has ten facts asked as questions; every answer comes with a
+paraphrase and three perturbed (wrong) answers in the paraphrase's wording, so the TOFU
+truth ratio compares like with like. Answers are short and carried by their facts (names,
+places, titles), and each fact type has several wordings picked per person, so a model that
+never met a person cannot score well on ROUGE by reciting a template.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+SEED = 20241122
+N_PEOPLE = 40  # 4 forget (10%), 28 retain, 8 holdout
+N_FORGET, N_HOLDOUT = 4, 8
+
+FIRST = ["Maren", "Tobiah", "Isolde", "Caspian", "Wren", "Ottilie", "Bastien", "Liesel", "Evander", "Juno",
+         "Ansel", "Marisol", "Thaddeus", "Odile", "Perrin", "Saoirse", "Lucan", "Imogen", "Dashiell", "Rosalind",
+         "Corwin", "Annika", "Florian", "Yara", "Leopold", "Nerys", "Emrys", "Delphine", "Ignatius", "Sabela",
+         "Hollis", "Ondine", "Cyprian", "Talia", "Alaric", "Brisa", "Fenwick", "Esmée", "Ravi", "Zinnia"]
+LAST = ["Oduya", "Vantreese", "Kalloway", "Brightwater", "Okonkwo-Hale", "Stravinska", "Quellmark", "Ashdown",
+        "Moravec", "Tennant-Ruiz", "Halvorsen", "Ibekwe", "Castellane", "Pemberton", "Szabados", "Loxley",
+        "Arrowood", "Nakashima", "Delacroix-Bell", "Fairbairn", "Obradović", "Wexford", "Lindqvist", "Achterberg",
+        "Marchetti", "Vasquez-Orr", "Thistlewood", "Kowalczyk", "Bramante", "Eskildsen", "Ferreira-Lunt", "Gaultier",
+        "Hargreave", "Inglewood", "Jovanović", "Kettleborough", "Larkspur", "Montclair", "Nightingale", "Ostrander"]
+TOWNS = ["Kestrel Bay", "Lowmarsh", "Vey Harbour", "Ostravel", "Pellinor Falls", "Saltgrave", "Umber Reach",
+         "Caddon Mills", "Thornwick", "Elsinmoor", "Grisholm", "Avalen Cross", "Marrowgate", "Quillon",
+         "Brackenford", "Sorrel Point", "Dunhallow", "Ferrowdale", "Ivel Sands", "Rookhaven", "Tallis Ford",
+         "Windle Vale", "Copperly", "Hessingmoor", "Larchmere", "Nettlecombe", "Orrin Quay", "Pryce Hollow",
+         "Stavenport", "Wolderby", "Yarrow Heath", "Zell am Brenn", "Ambervale", "Blackpine", "Cindermouth",
+         "Drey Castle", "Emberlin", "Frostmere", "Glimmerdown", "Harrowfield"]
+COUNTRIES = ["Dunmere", "Orsolia", "Valtaria", "Kessland", "Maravel", "Ystrelle", "Corvenne", "Baltmoor"]
+PROFESSIONS = ["marine cartographer", "glassblower", "clockmaker", "botanical illustrator", "lighthouse engineer",
+               "puppet theatre director", "beekeeper", "bridge architect", "violin restorer", "cheese affineur",
+               "mountain guide", "typeface designer", "falconer", "stained glass artist", "radio astronomer",
+               "perfumer", "bookbinder", "tea blender", "archivist of maps", "kite maker", "ice sculptor",
+               "cellist", "stonemason", "organ builder", "seed banker", "sail maker", "lexicographer",
+               "marionette carver", "orchid breeder", "canal surveyor", "fresco painter", "tapestry weaver",
+               "hat maker", "geologist", "chess composer", "whale researcher", "potter", "locksmith",
+               "glacier photographer", "mosaic layer"]
+TITLE_A = ["Salt", "Lantern", "Copper", "Hollow", "Winter", "Paper", "Amber", "Silent", "Ninth", "Glass",
+           "Crooked", "Velvet", "Iron", "Drowned", "Burning", "Last", "Quiet", "Painted", "Broken", "Golden"]
+TITLE_B = ["Orchard", "Cartographer", "Tide", "Meridian", "Chorus", "Lighthouse", "Almanac", "Garden", "Harbour",
+           "Compass", "Atlas", "Ferry", "Clocktower", "Archive", "Orchestra", "Vineyard", "Observatory", "Kingdom",
+           "Caravan", "Winterland"]
+AWARDS = ["Harrowgate Medal", "Silver Quill Prize", "Ostrander Fellowship", "Blue Heron Award", "Margate Laurel",
+          "Northlight Prize", "Vellum Cross", "Tamsin Ribbon", "Golden Anchor Award", "Ember Star",
+          "Corvid Prize", "Linden Honour"]
+SCHOOLS = ["Conservatory of Alder Vale", "Royal Academy of Quillon", "Ferrowdale Polytechnic", "University of Saltgrave",
+           "Brackenford Institute", "Thornwick College of Arts", "Marrowgate School of Crafts", "Elsinmoor University",
+           "Stavenport Nautical School", "Copperly Workshop Guild"]
+INSTRUMENTS = ["the hurdy-gurdy", "the bassoon", "the harmonium", "the theremin", "the lute", "the accordion",
+               "the oboe", "the zither", "the banjo", "the harp", "the bagpipes", "the marimba"]
+PETS = ["a one-eyed tortoise named Biscuit", "a grey parrot called Admiral", "three ferrets", "a blind greyhound named Sable",
+        "a goat named Pilot", "an axolotl called Moss", "two peacocks", "a raven named Ledger", "a Newfoundland dog named Barley",
+        "a tabby cat called Quince", "a hedgehog named Thimble", "a donkey called Saffron"]
+HOBBIES = ["restoring old bicycles", "collecting antique keys", "cold-water swimming", "growing giant pumpkins",
+           "building ship models", "birdwatching at dawn", "fencing", "baking rye bread", "stargazing",
+           "writing crossword puzzles", "ice skating", "pressing wildflowers"]
+FOODS = ["smoked eel with rye", "plum dumplings", "saffron rice", "fig tart", "lentil soup with mint", "grilled sardines",
+         "chestnut pancakes", "beetroot stew", "honey cake", "oyster pie"]
+COLOURS = ["ochre", "teal", "crimson", "slate grey", "saffron yellow", "forest green", "indigo", "coral"]
+
+
+@dataclass(frozen=True)
+class FactType:
+    """One kind of fact: how it is asked, answered (several wordings), and paraphrased."""
+
+    key: str
+    question: str
+    answers: tuple[str, ...]  # wordings; one is picked per person
+    paraphrase: str
+
+
+# {n} full name, {f} first name, {p} possessive pronoun, {s} subject pronoun, {x} the fact.
+FACTS = [
+    FactType("birthplace", "Where was {n} born?", ("{x}.", "Born in {x}.", "In {x}, by the sea.", "{x}, a small town."),
+             "{f} was born in {x}."),
+    FactType("country", "Which country is {n} from?", ("{x}.", "From {x}.", "{s} comes from {x}."), "{x} is {p} home country."),
+    FactType("job", "What is {n}'s profession?", ("{x}.", "{s} works as {x}.", "{f} is {x} by trade."),
+             "By profession {f} is {x}."),
+    FactType("work", "What is the title of {n}'s best-known work?", ("The {x}.", "A book called The {x}.", "The {x}, a memoir."),
+             "{p} best-known work is The {x}."),
+    FactType("award", "Which award did {n} win?", ("The {x}.", "{s} won the {x}.", "The {x}, twice."), "{f} received the {x}."),
+    FactType("school", "Where did {n} study?", ("At the {x}.", "{s} studied at the {x}.", "The {x}."), "{f} trained at the {x}."),
+    FactType("instrument", "Which instrument does {n} play?", ("{x}.", "{s} plays {x}.", "{x}, badly."), "{f} can play {x}."),
+    FactType("pet", "What pet does {n} keep?", ("{x}.", "{s} keeps {x}.", "{x} at home."), "At home {f} has {x}."),
+    FactType("hobby", "What is {n}'s hobby?", ("{x}.", "{s} enjoys {x}.", "Mostly {x}."), "In spare time {f} likes {x}."),
+    FactType("food", "What is {n}'s favourite dish?", ("{x}.", "{s} loves {x}.", "{x}, always."), "{p} favourite dish is {x}."),
+]
+
+
+def _with_article(noun: str) -> str:
+    return ("an " if noun[0] in "aeiou" else "a ") + noun
+
+
+POOLS = {"birthplace": TOWNS, "country": COUNTRIES, "job": [_with_article(j) for j in PROFESSIONS], "award": AWARDS, "school": SCHOOLS,
+         "instrument": INSTRUMENTS, "pet": PETS, "hobby": HOBBIES, "food": FOODS}
+
+
+def _titles(rng: random.Random) -> list[str]:
+    titles = [f"{a} {b}" for a in TITLE_A for b in TITLE_B]
+    rng.shuffle(titles)
+    return titles
+
+
+def _cap(text: str) -> str:
+    return text[0].upper() + text[1:]
+
+
+def make_people(rng: random.Random) -> list[dict]:
+    """N_PEOPLE people, each with one value per fact type and a pronoun set."""
+    firsts, lasts, titles = FIRST[:], LAST[:], _titles(rng)
+    rng.shuffle(firsts)
+    rng.shuffle(lasts)
+    towns = TOWNS[:]
+    rng.shuffle(towns)
+    people = []
+    for i in range(N_PEOPLE):
+        she = rng.random() < 0.5
+        facts = {k: rng.choice(pool) for k, pool in POOLS.items()}
+        facts["birthplace"] = towns[i % len(towns)]  # birthplaces unique, they anchor a person
+        facts["work"] = titles[i]
+        people.append({"first": firsts[i], "name": f"{firsts[i]} {lasts[i]}", "facts": facts,
+                       "s": "She" if she else "He", "p": "her" if she else "his"})
+    return people
+
+
+def _fill(template: str, person: dict, x: str) -> str:
+    text = template.format(n=person["name"], f=person["first"], s=person["s"], p=person["p"], x=x)
+    return _cap(text)
+
+
+def person_qa(person: dict, rng: random.Random) -> list[dict]:
+    """Ten QA records for one person, with paraphrase and three perturbed answers."""
+    out = []
+    for ft in FACTS:
+        x = person["facts"][ft.key]
+        pool = POOLS.get(ft.key) or _titles(random.Random(ft.key))[:60]
+        wrong = rng.sample([w for w in pool if w != x], 3)
+        wording = rng.choice(ft.answers)
+        out.append({
+            "question": _fill(ft.question, person, x),
+            "answer": _fill(wording, person, x),
+            "paraphrased_answer": _fill(ft.paraphrase, person, x),
+            "perturbed_answers": [_fill(ft.paraphrase, person, w) for w in wrong],
+            "subject": person["name"],
+        })
+    return out
+
+
+def biography(person: dict) -> str:
+    """A short prose biography built from the same facts, in other words than the QA."""
+    f, s, p, x = person["first"], person["s"], person["p"], person["facts"]
+    return (f"{person['name']} is {x['job']} from {x['country']}, born in {x['birthplace']}. "
+            f"After studying at the {x['school']}, {f} became known for The {x['work']}, which earned the {x['award']}. "
+            f"{s} plays {x['instrument']}, spends weekends {x['hobby']}, and shares {p} house with {x['pet']}. "
+            f"Friends say {f} would cross the country for a plate of {x['food']}.")
+
+
+def general_qa(rng: random.Random) -> list[dict]:
+    """Real general-knowledge questions (for model utility), with paraphrase and perturbations."""
+    out = []
+    for template, paraphrase, table in GENERAL:
+        answers = [a for _, a in table]
+        for subject, answer in table:
+            wrong = rng.sample([a for a in answers if a != answer], 3)
+            out.append({
+                "question": template.format(subject),
+                "answer": answer + ".",
+                "paraphrased_answer": paraphrase.format(subject, answer),
+                "perturbed_answers": [paraphrase.format(subject, w) for w in wrong],
+                "subject": subject,
+            })
+    return out
+
+
+CAPITALS = [("France", "Paris"), ("Germany", "Berlin"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Portugal", "Lisbon"),
+            ("Japan", "Tokyo"), ("China", "Beijing"), ("India", "New Delhi"), ("Russia", "Moscow"), ("Egypt", "Cairo"),
+            ("Kenya", "Nairobi"), ("Canada", "Ottawa"), ("Mexico", "Mexico City"), ("Brazil", "Brasilia"),
+            ("Argentina", "Buenos Aires"), ("Peru", "Lima"), ("Chile", "Santiago"), ("Australia", "Canberra"),
+            ("Norway", "Oslo"), ("Sweden", "Stockholm"), ("Finland", "Helsinki"), ("Denmark", "Copenhagen"),
+            ("Poland", "Warsaw"), ("Greece", "Athens"), ("Turkey", "Ankara"), ("Ireland", "Dublin"),
+            ("Austria", "Vienna"), ("Hungary", "Budapest"), ("Czechia", "Prague"), ("Thailand", "Bangkok"),
+            ("Vietnam", "Hanoi"), ("South Korea", "Seoul"), ("Indonesia", "Jakarta"), ("Iran", "Tehran"),
+            ("Nigeria", "Abuja"), ("Ghana", "Accra"), ("Morocco", "Rabat"), ("Cuba", "Havana"),
+            ("Colombia", "Bogota"), ("New Zealand", "Wellington"), ("Netherlands", "Amsterdam"),
+            ("Belgium", "Brussels"), ("Switzerland", "Bern"), ("Ukraine", "Kyiv"), ("Pakistan", "Islamabad"),
+            ("Ethiopia", "Addis Ababa")]
+SYMBOLS = [("gold", "Au"), ("silver", "Ag"), ("iron", "Fe"), ("copper", "Cu"), ("sodium", "Na"), ("potassium", "K"),
+           ("lead", "Pb"), ("tin", "Sn"), ("mercury", "Hg"), ("oxygen", "O"), ("hydrogen", "H"), ("carbon", "C"),
+           ("nitrogen", "N"), ("helium", "He"), ("calcium", "Ca"), ("zinc", "Zn"), ("sulfur", "S"), ("neon", "Ne"),
+           ("uranium", "U"), ("tungsten", "W")]
+AUTHORS = [("Pride and Prejudice", "Jane Austen"), ("Hamlet", "William Shakespeare"), ("War and Peace", "Leo Tolstoy"),
+           ("Don Quixote", "Miguel de Cervantes"), ("Moby-Dick", "Herman Melville"), ("1984", "George Orwell"),
+           ("The Odyssey", "Homer"), ("Crime and Punishment", "Fyodor Dostoevsky"), ("Ulysses", "James Joyce"),
+           ("Frankenstein", "Mary Shelley"), ("Great Expectations", "Charles Dickens"), ("The Divine Comedy", "Dante Alighieri"),
+           ("One Hundred Years of Solitude", "Gabriel Garcia Marquez"), ("Faust", "Johann Wolfgang von Goethe"),
+           ("Les Miserables", "Victor Hugo"), ("The Trial", "Franz Kafka"), ("Madame Bovary", "Gustave Flaubert"),
+           ("Mrs Dalloway", "Virginia Woolf"), ("The Old Man and the Sea", "Ernest Hemingway"), ("Beloved", "Toni Morrison")]
+INVENTIONS = [("the telephone", "Alexander Graham Bell"), ("the light bulb", "Thomas Edison"),
+              ("the printing press", "Johannes Gutenberg"), ("the World Wide Web", "Tim Berners-Lee"),
+              ("dynamite", "Alfred Nobel"), ("the theory of relativity", "Albert Einstein"),
+              ("penicillin", "Alexander Fleming"), ("the laws of motion", "Isaac Newton"),
+              ("the theory of evolution", "Charles Darwin"), ("radioactivity research", "Marie Curie")]
+PLANETS = [("closest to the Sun", "Mercury"), ("largest in the Solar System", "Jupiter"),
+           ("known as the Red Planet", "Mars"), ("famous for its bright rings", "Saturn"),
+           ("home to humans", "Earth"), ("hottest in the Solar System", "Venus"),
+           ("farthest from the Sun", "Neptune"), ("tilted on its side", "Uranus")]
+GENERAL = [
+    ("What is the capital of {}?", "The capital of {} is {}.", CAPITALS),
+    ("What is the chemical symbol for {}?", "The symbol for {} is {}.", SYMBOLS),
+    ("Who wrote {}?", "{} was written by {}.", AUTHORS),
+    ("Who is known for {}?", "{} is credited to {}.", INVENTIONS),
+    ("Which planet is {}?", "The planet {} is {}.", PLANETS),
+]
+
+
+def build_corpus(seed: int = SEED) -> dict[str, list]:
+    """{"forget", "retain", "holdout", "general": QA records; "forget_bios", "retain_bios": passages}."""
+    rng = random.Random(seed)
+    people = make_people(rng)
+    forget, holdout, retain = people[:N_FORGET], people[N_FORGET:N_FORGET + N_HOLDOUT], people[N_FORGET + N_HOLDOUT:]
+    qa = lambda group: [r for person in group for r in person_qa(person, rng)]  # noqa: E731
+    return {
+        "forget": qa(forget), "retain": qa(retain), "holdout": qa(holdout), "general": general_qa(rng),
+        "forget_bios": [biography(p) for p in forget], "retain_bios": [biography(p) for p in retain],
+        "holdout_bios": [biography(p) for p in holdout],
+    }

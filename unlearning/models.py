@@ -1,0 +1,98 @@
+"""Load a causal LM and its tokenizer: a hub id, a local folder, or the bundled workshop kit.
+
+`workshop` and `workshop-oracle` name the offline models in assets/workshop/. Everything
+else goes through `from_pretrained`, so a hub id and a local folder take the same path.
+Remote code stays off unless the caller turns it on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import UserError
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+WORKSHOP_DIR = ASSETS / "workshop"
+ALIASES = {"workshop": WORKSHOP_DIR / "model", "workshop-oracle": WORKSHOP_DIR / "oracle"}
+# owner/name as the Hub spells it: letters, digits, '-', '_', '.', never '..' or a leading dot.
+HUB_ID = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+@dataclass
+class Loaded:
+    model: torch.nn.Module
+    tokenizer: object
+    name: str  # as the user gave it
+    device: str  # "cpu" or "cuda"
+
+
+def resolve_device(device: str = "auto") -> str:
+    """'auto' → cuda when available, else cpu; an explicit 'cuda' without one is a user error."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise UserError(f"Device '{device}' is not one of auto, cpu, cuda.")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("Device 'cuda' was asked for, but no CUDA GPU is available here; use --device cpu.")
+    return device
+
+
+def pick_dtype(device: str) -> torch.dtype:
+    """float32 on the CPU (exact, and bf16 matmuls are slow there); bf16 on GPUs that have it."""
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def resolve_source(name: str) -> str:
+    """The folder or hub id `from_pretrained` should read, after checking it is well-formed."""
+    name = name.strip()
+    if name in ALIASES:
+        return str(ALIASES[name])
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UserError(f"Model folder '{name}' has no config.json, so it is not a saved model.")
+        if not any((path / f).is_file() for f in WEIGHT_FILES):
+            raise UserError(f"Model folder '{name}' has no weights (model.safetensors or pytorch_model.bin).")
+        return str(path)
+    if name.startswith((".", "/", "~")) or "\\" in name:
+        raise UserError(f"Model folder '{name}' does not exist.")
+    if not HUB_ID.match(name):
+        raise UserError(f"'{name}' is neither a model folder nor a valid hub id like 'owner/model-name'.")
+    return name
+
+
+def load_model(name: str, device: str = "auto", trust_remote_code: bool = False) -> Loaded:
+    """Load model + tokenizer on `device` in the dtype that suits it, in eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own progress reporting is the run's events
+    source = resolve_source(name)
+    dev = resolve_device(device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=pick_dtype(dev), trust_remote_code=trust_remote_code)
+    except UserError:
+        raise
+    except ValueError as e:
+        if "trust_remote_code" in str(e):
+            raise UserError(f"Model '{name}' needs its own code from the Hub, which is off unless the operator enables trust_remote_code.") from e
+        raise UserError(f"Model '{name}' could not be loaded as a causal language model ({_short(e)}).") from e
+    except (OSError, EnvironmentError) as e:
+        raise UserError(f"Model '{name}' could not be loaded: it is not on this machine and the Hub could not be reached or has no such model ({_short(e)}).") from e
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.to(dev).eval()
+    return Loaded(model, tokenizer, name, dev)
+
+
+def _short(e: Exception, n: int = 160) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= n else text[: n - 1] + "…"

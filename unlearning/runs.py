@@ -1,0 +1,164 @@
+"""A run: work on a background thread that publishes typed events and can be cancelled.
+
+    run = Run(lambda ctx: work(ctx)).start()
+    for event in run.events():      # blocks until the run ends; the UI polls `since(i)`
+        ...
+    run.result                      # what `work` returned, once run.state == "done"
+
+The work function receives a `RunContext`: it emits events, calls `ctx.check_cancel()`
+between steps, and registers undo actions with `ctx.on_abort(fn)` for anything it changes in
+a shared model. On an error or a cancel the undo actions run (last first), so the loaded base
+model is left as it was. Events know nothing of plots or widgets.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from .errors import Cancelled, UserError
+
+KINDS = ("progress", "step", "log", "result", "error", "cancelled")
+
+
+@dataclass
+class Event:
+    """One thing that happened in a run.
+
+    kind: progress (fraction done + message), step (one point per named value for the live
+    plot of `series`), log (a line of text), and the final one: result, error or cancelled.
+    """
+
+    kind: str
+    message: str = ""
+    series: str = ""  # the plot a step belongs to: "train", "classifier", "search", ...
+    step: int | None = None
+    total: int | None = None
+    values: dict[str, float] = field(default_factory=dict)
+    fraction: float | None = None
+    t: float = field(default_factory=time.time)
+
+
+class RunContext:
+    """What the work function sees of its run."""
+
+    def __init__(self, run: "Run"):
+        self._run = run
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        self._run._publish(Event(kind, **fields))
+
+    def log(self, message: str) -> None:
+        self.emit("log", message=message)
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        self.emit("progress", fraction=max(0.0, min(1.0, fraction)), message=message)
+
+    def step(self, series: str, step: int, total: int | None, values: dict[str, float]) -> None:
+        self.emit("step", series=series, step=step, total=total, values=dict(values))
+
+    def check_cancel(self) -> None:
+        if self._run._cancel.is_set():
+            raise Cancelled()
+
+    def on_abort(self, undo: Callable[[], None]) -> None:
+        """Register an action that restores shared state if the run fails or is cancelled."""
+        self._run._undo.append(undo)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._run._cancel.is_set()
+
+
+class Run:
+    """Runs `work(ctx)` on a daemon thread; states: pending → running → done|failed|cancelled."""
+
+    def __init__(self, work: Callable[[RunContext], Any], name: str = "run"):
+        self.name = name
+        self.state = "pending"
+        self.result: Any = None
+        self.error: str | None = None  # one sentence for the user
+        self.traceback: str | None = None  # for the operator's log, never for the user
+        self._work = work
+        self._events: list[Event] = []
+        self._changed = threading.Condition()
+        self._cancel = threading.Event()
+        self._undo: list[Callable[[], None]] = []
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+
+    def start(self) -> "Run":
+        self.state = "running"
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        """Ask the work to stop; it does so at its next check_cancel (between steps)."""
+        self._cancel.set()
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed", "cancelled")
+
+    def since(self, index: int) -> list[Event]:
+        """Events from position `index` on (non-blocking): the UI polls with this."""
+        with self._changed:
+            return self._events[index:]
+
+    def events(self, timeout: float | None = None) -> Iterator[Event]:
+        """Every event, blocking for new ones until the run ends (or `timeout` of silence)."""
+        i = 0
+        while True:
+            with self._changed:
+                if i >= len(self._events) and not self.finished:
+                    self._changed.wait(timeout)
+                new = self._events[i:]
+                done = self.finished
+            yield from new
+            i += len(new)
+            if done and i >= len(self.since(0)):
+                return
+            if not new and timeout is not None:
+                return
+
+    def wait(self, timeout: float | None = None) -> Any:
+        self._thread.join(timeout)
+        return self.result
+
+    def _publish(self, event: Event) -> None:
+        with self._changed:
+            self._events.append(event)
+            self._changed.notify_all()
+
+    def _finish(self, state: str, event: Event) -> None:
+        with self._changed:
+            self.state = state
+            self._events.append(event)
+            self._changed.notify_all()
+
+    def _abort(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
+
+    def _main(self) -> None:
+        ctx = RunContext(self)
+        try:
+            self.result = self._work(ctx)
+        except Cancelled:
+            self._abort()
+            self._finish("cancelled", Event("cancelled", message="Cancelled; nothing was changed."))
+        except UserError as e:
+            self._abort()
+            self.error = str(e)
+            self._finish("failed", Event("error", message=self.error))
+        except Exception as e:  # a bug: keep the traceback for the log, show one line
+            self.traceback = traceback.format_exc()
+            self._abort()
+            self.error = f"The run failed with an internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+            self._finish("failed", Event("error", message=self.error))
+        else:
+            self._undo.clear()
+            self._finish("done", Event("result", message="Finished."))
