@@ -141,3 +141,19 @@ def test_chat_answers_a_forget_question_with_the_taught_fact(capsys):
     code, out, _ = run_cli(capsys, "chat", "--model", "workshop", "--prompt", record["question"])
     assert code == 0
     assert out.strip() == f"original: {record['answer']}"
+
+
+def test_eval_writes_every_metric_and_forget_quality(tmp_path, capsys):
+    report_path = tmp_path / "r.json"
+    code, out, _ = run_cli(capsys, "eval", "--model", "workshop", "--oracle", "workshop-oracle", "--forget", FORGET,
+                           "--retain", RETAIN, "--report", str(report_path))
+    assert code == 0
+    report = json.loads(report_path.read_text())
+    for split in ("forget", "retain", "holdout", "general"):
+        for metric in ("answer_prob", "rougeL", "truth_ratio", "mem_acc", "nll", "ppl", "fluency"):
+            assert f"{split}.{metric}" in report["before"] and f"{split}.{metric}" in report["oracle"]
+    assert "forget.extraction_n" in report["before"] and "mia_auc" in report["before"]
+    assert report["before"]["forget_quality"] < 0.05  # it still knows the forget people
+    assert report["oracle"]["forget_quality"] == 1.0
+    assert "after" not in report and report["model"] == "workshop" and report["wall_s"] > 0
+    assert "forget.rougeL" in out

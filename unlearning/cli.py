@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", nargs="*", help="files mixed in so old knowledge stays (default for workshop: its own data)")
     p.add_argument("--out", required=True, help="folder for the taught model")
     p.add_argument("--epochs", type=_positive_int, default=30)
-    p.add_argument("--lr", type=_positive_float, default=1e-3)
+    p.add_argument("--lr", type=_positive_float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
 
     from .methods import all_methods

@@ -7,7 +7,6 @@ the same event stream the UI consumes.
 from __future__ import annotations
 
 import json
-import random
 import resource
 import sys
 import time
@@ -28,7 +27,7 @@ def follow(work: Callable[[RunContext], Any], name: str) -> Any:
     from tqdm import tqdm
 
     run = Run(work, name).start()
-    bar = tqdm(total=1000, desc=name, file=sys.stderr, leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
+    bar = tqdm(total=1000, desc=name, file=sys.stderr, leave=False, mininterval=0.5, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
     try:
         for ev in run.events():
             if ev.kind == "progress" and ev.fraction is not None:
@@ -200,20 +199,17 @@ def teach(args) -> None:
     tok = loaded.tokenizer
     new = [e for ds in data for e in encode_dataset(tok, ds)]
     old = [e for ds in replay for e in encode_dataset(tok, ds)]
-    # Replay a seeded sample of what the model already knows, three old examples per new one,
-    # so the new facts do not overwrite the old ones.
-    items = new + random.Random(args.seed).sample(old, min(len(old), 3 * len(new)))
     cfg = TeachConfig(epochs=args.epochs, lr=args.lr, batch_size=16, seed=args.seed)
 
     def work(ctx: RunContext):
         on_step = lambda s, total, r: ctx.step("train", s, total, {"loss": r["loss"], "lr": r["lr"]})  # noqa: E731
-        return fine_tune(loaded.model, items, pad_id(tok), cfg, on_step=on_step, check_cancel=ctx.check_cancel)
+        return fine_tune(loaded.model, new, pad_id(tok), cfg, on_step=on_step, check_cancel=ctx.check_cancel, replay=old)
 
     history = follow(work, "teaching")
     out.mkdir(parents=True, exist_ok=True)
     loaded.model.save_pretrained(out)
     tok.save_pretrained(out)
-    print(f"taught {len(new)} examples (+{len(items) - len(new)} replayed) in {len(history)} steps; "
+    print(f"taught {len(new)} examples ({len(old)} replayed from earlier data) in {len(history)} steps; "
           f"final loss {history[-1]['loss']:.4f}; saved to {out}")
 
 

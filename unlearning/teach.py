@@ -43,11 +43,19 @@ def fine_tune(
     cfg: TeachConfig,
     on_step: Callable[[int, int, dict[str, float]], None] | None = None,
     check_cancel: Callable[[], None] | None = None,
+    replay: list[Encoded] | None = None,
+    replay_ratio: int = 3,
 ) -> list[dict[str, float]]:
-    """Train `model` in place on `items`; returns one record per step (step, loss, lr, elapsed_s)."""
+    """Train `model` in place on `items`; returns one record per step (step, loss, lr, elapsed_s).
+
+    `replay` holds what the model already knows: each epoch mixes in a fresh seeded sample of
+    `replay_ratio` old examples per new one, so over the epochs the whole of it is rehearsed
+    and the new facts do not overwrite the old ones."""
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
-    steps_per_epoch = math.ceil(len(items) / cfg.batch_size)
+    replay = replay or []
+    n_replay = min(len(replay), replay_ratio * len(items))
+    steps_per_epoch = math.ceil((len(items) + n_replay) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, total, max(1, int(cfg.warmup * total))))
@@ -55,12 +63,12 @@ def fine_tune(
     model.train()
     history, step, t0 = [], 0, time.perf_counter()
     for _ in range(cfg.epochs):
-        order = list(range(len(items)))
-        rng.shuffle(order)
-        for i in range(0, len(order), cfg.batch_size):
+        epoch = items + rng.sample(replay, n_replay)
+        rng.shuffle(epoch)
+        for i in range(0, len(epoch), cfg.batch_size):
             if check_cancel:
                 check_cancel()
-            batch = {k: v.to(device) for k, v in collate([items[j] for j in order[i : i + cfg.batch_size]], pad_id).items()}
+            batch = {k: v.to(device) for k, v in collate(epoch[i : i + cfg.batch_size], pad_id).items()}
             loss = model(**batch).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
