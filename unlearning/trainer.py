@@ -1,0 +1,280 @@
+"""The shared LoRA unlearning trainer, and `LoraMethod`, the base of every LoRA method.
+
+A LoRA method is its objective (a tuple of `losses.Term`) and its init (a strategy object:
+`RandomInit` — peft's default — or `FisherInit` — FILA); everything else is here:
+
+1. encode forget/retain, add this run's adapters to the shared base (lora.py), register
+   their removal as the run's undo;
+2. init the adapters;
+3. AdamW on the trained adapter, linear schedule with warm-up, paired forget/retain batches
+   (batches.paired_batches, seeded); one "train" step event per step with every loss term by
+   name, `total`, `lr` and `elapsed_s`; cancellation checked between steps;
+4. after every `check_every` steps, the holdout criterion (METHODS.md §FILA Stopping); with
+   `stop=holdout` the run ends when it is met, otherwise it is only recorded.
+
+The model stays in eval mode throughout: LoRA dropout is 0 and the Llama-style models have
+no other dropout, and `model.training` is shared state.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .batches import Encoded, encode_dataset, pad_id, paired_batches
+from .data import Dataset
+from .errors import UserError
+from .fila import accumulate_fisher, eps_share_message, fila_init, relative_importance, row_weights
+from .limits import MAX_STEPS
+from .lora import Adapters, Init, LoraUnlearned, adapters_off, target_linears
+from .losses import Term, evaluate_terms, splits_of
+from .metrics import evaluate_split, sequence_logprobs
+from .models import Loaded
+from .settings import setting, validate
+
+FISHER_SHARE = 0.1  # of the method's progress bar, for inits that need a pass over the data
+MAX_GRAD_NORM = 1.0
+
+
+@dataclass
+class LoraSettings:
+    """Settings every LoRA method shares (the CLI flags and the UI controls come from here)."""
+
+    steps: int = setting(60, "optimiser steps (with stop=holdout, the most it may take)", lo=1, hi=MAX_STEPS)
+    lr: float = setting(1e-3, "AdamW learning rate", lo=1e-7, hi=1.0)
+    rank: int = setting(8, "LoRA rank r (α = 2r)", choices=(4, 8, 16, 32))
+    batch_size: int = setting(8, "forget examples per step, each paired with a random retain example", lo=1, hi=256)
+    warmup: float = setting(0.1, "share of the steps over which the learning rate warms up", lo=0.0, hi=0.5)
+    stop: str = setting("holdout", "stop after the steps, or as soon as the forget set is known no better than "
+                        "the holdout set", choices=("steps", "holdout"))
+    check_every: int = setting(1, "measure the holdout criterion every this many steps", lo=1, hi=MAX_STEPS, ui=False)
+    forget_weight: float = setting(1.0, "λ_f, weight of the forget term", lo=0.0, hi=100.0, ui=False)
+    retain_weight: float = setting(1.0, "λ_r, weight of the retain term", lo=0.0, hi=100.0, ui=False)
+    seed: int = setting(0, "seed for the adapter init and the batch order", lo=0, hi=2**31 - 1)
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Multiplier of the learning rate at 0-based `step`: linear warm-up over `warmup` steps
+    (never 0, so no step is wasted), then linear decay that reaches 0 just after the last."""
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+# ------------------------------------------------------------------------ inits
+
+
+@dataclass
+class TrainData:
+    forget: list[Encoded]
+    retain: list[Encoded]
+    pad: int
+
+
+class RandomInit:
+    """peft's default: A kaiming-uniform (a = √5), B = 0, so step 0 is the base model. Drawn
+    from a generator seeded with `seed`, never from torch's global one."""
+
+    offset = False  # B0 = 0: nothing to subtract
+
+    def __call__(self, ctx, loaded: Loaded, adapters: Adapters, data: TrainData,
+                 cfg: LoraSettings) -> tuple[Init, dict[str, Any]]:
+        g = torch.Generator().manual_seed(cfg.seed)
+        init: Init = {}
+        for name, linear in target_linears(loaded.model).items():
+            a0 = torch.empty(cfg.rank, linear.in_features)
+            torch.nn.init.kaiming_uniform_(a0, a=math.sqrt(5), generator=g)
+            init[name] = (a0, torch.zeros(linear.out_features, cfg.rank))
+        return init, {}
+
+
+class FisherInit:
+    """FILA (fila.py): Fisher over the forget set with paired retain batches on the base model,
+    then each layer's Fisher-weighted rank-r part; the offset adapter cancels it at step 0."""
+
+    offset = True
+
+    def __call__(self, ctx, loaded: Loaded, adapters: Adapters, data: TrainData,
+                 cfg: LoraSettings) -> tuple[Init, dict[str, Any]]:
+        linears = target_linears(loaded.model)
+        weights = {n: m.weight for n, m in linears.items()}
+        n_batches = math.ceil(len(data.forget) / cfg.batch_size)
+
+        def each_batch(i: int) -> None:
+            ctx.check_cancel()
+            ctx.progress(FISHER_SHARE * i / n_batches, f"Fisher information, batch {i + 1}/{n_batches}")
+
+        batches = paired_batches(data.forget, data.retain, cfg.batch_size, data.pad, cfg.seed)
+        stats = accumulate_fisher(loaded.model, weights, batches, each_batch, guard=lambda: adapters_off(loaded.model))
+        f_rel, share = relative_importance(stats)
+        ctx.log(eps_share_message(share))
+        init = {n: fila_init(weights[n], row_weights(f_rel[n]), cfg.rank, adapters.config.lora_alpha, cfg.seed)
+                for n in weights}
+        return init, {"eps_share": share, "forget_tokens": stats.n_forget, "retain_tokens": stats.n_retain}
+
+
+# ------------------------------------------------------------------- stopping
+
+
+def knowledge(model, tokenizer, ds: Dataset, items: list[Encoded]) -> dict[str, float]:
+    """How well `model` knows `ds`: mem_acc over its labelled tokens and, for passages, EL_n."""
+    with torch.no_grad():
+        if ds.kind == "passage":  # EL_n needs generations; evaluate_split has them
+            metrics, _ = evaluate_split(model, tokenizer, ds, "forget")
+            return {k: metrics[k] for k in ("mem_acc", "extraction_n") if k in metrics}
+        scores = sequence_logprobs(model, tokenizer, items)
+    correct = [ok for s in scores for ok in s.correct]
+    return {"mem_acc": sum(correct) / max(len(correct), 1)}
+
+
+class HoldoutCriterion:
+    """METHODS.md §FILA Stopping: the forget set's mem_acc (and, for passages, EL_n) has fallen
+    to the value the original model shows on the holdout set — text it never saw. The target
+    is measured once, on the original model, so it does not move while unlearning."""
+
+    def __init__(self, tokenizer, forget: Dataset, forget_items: list[Encoded], target: dict[str, float]):
+        self.tokenizer, self.forget, self.items, self.target = tokenizer, forget, forget_items, target
+
+    @classmethod
+    def build(cls, loaded: Loaded, splits: dict[str, Dataset], forget_items: list[Encoded],
+              before: dict[str, float] | None) -> "HoldoutCriterion | None":
+        holdout = splits.get("holdout")
+        if holdout is None or not len(holdout):
+            return None
+        keys = ("mem_acc", "extraction_n") if splits["forget"].kind == "passage" else ("mem_acc",)
+        before = before or {}
+        if all(f"holdout.{k}" in before for k in keys):  # the pipeline measured it already
+            target = {k: before[f"holdout.{k}"] for k in keys}
+        else:
+            with adapters_off(loaded.model) as model:
+                measured = knowledge(model, loaded.tokenizer, holdout, encode_dataset(loaded.tokenizer, holdout))
+            target = {k: measured[k] for k in keys if k in measured}  # a QA holdout has no EL_n
+        return cls(loaded.tokenizer, splits["forget"], forget_items, target)
+
+    def measure(self, model) -> dict[str, float]:
+        return knowledge(model, self.tokenizer, self.forget, self.items)
+
+    def reached(self, measured: dict[str, float]) -> bool:
+        return all(measured[k] <= v for k, v in self.target.items())
+
+
+# ---------------------------------------------------------------------- training
+
+
+@dataclass
+class Outcome:
+    history: list[dict[str, float]] = field(default_factory=list)
+    checks: list[dict[str, float]] = field(default_factory=list)
+    reached_at: int | None = None
+    steps: int = 0
+
+
+def _step_values(model, terms: tuple[Term, ...], batch: dict, device) -> dict[str, torch.Tensor]:
+    outputs = {}
+    for split in splits_of(terms):
+        b = {k: v.to(device) for k, v in batch[split].items()}
+        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False).logits  # (B, T, V)
+        outputs[split] = (logits, b["labels"])
+    return evaluate_terms(terms, outputs)
+
+
+def train(ctx, loaded: Loaded, adapters: Adapters, terms: tuple[Term, ...], data: TrainData, cfg: LoraSettings,
+          criterion: HoldoutCriterion | None, start: float = 0.0) -> Outcome:
+    """Train the adapter; `start` is where the progress bar already is (after the init)."""
+    params = adapters.parameters()
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    warm = round(cfg.warmup * cfg.steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.steps, warm))
+    epochs = math.ceil(cfg.steps / math.ceil(len(data.forget) / cfg.batch_size))
+    batches = paired_batches(data.forget, data.retain, cfg.batch_size, data.pad, cfg.seed, epochs)
+    device, out, t0 = torch.device(loaded.device), Outcome(), time.perf_counter()
+    for step, batch in enumerate(islice(batches, cfg.steps), 1):
+        ctx.check_cancel()
+        lr = sched.get_last_lr()[0]
+        with adapters.use(train=True) as model:
+            values = _step_values(model, terms, batch, device)
+            # into the adapter only, never into the base's .grad; a layer the forward skips gets 0
+            grads = torch.autograd.grad(values["total"], params, allow_unused=True, materialize_grads=True)
+            for p, g in zip(params, grads):
+                p.grad = g
+            torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        sched.step()
+        record = {**{k: v.item() for k, v in values.items()}, "lr": lr, "elapsed_s": time.perf_counter() - t0}
+        out.history.append({"step": step, **record})
+        out.steps = step
+        ctx.step("train", step, cfg.steps, record)
+        ctx.progress(start + (1 - start) * step / cfg.steps, f"step {step}/{cfg.steps}")
+        if criterion is not None and (step % cfg.check_every == 0 or step == cfg.steps):
+            with adapters.use() as model:
+                measured = criterion.measure(model)
+            out.checks.append({"step": step, **measured})
+            ctx.step("holdout", step, cfg.steps, {f"forget_{k}": v for k, v in measured.items()}
+                     | {f"holdout_{k}": v for k, v in criterion.target.items()})
+            if out.reached_at is None and criterion.reached(measured):
+                out.reached_at = step
+                ctx.log(f"step {step}: the forget set is now known no better than the holdout set")
+                if cfg.stop == "holdout":
+                    break
+    return out
+
+
+# ---------------------------------------------------------------- the method base
+
+
+class LoraMethod:
+    """Subclasses set `name`, `summary`, `init` and `objective(cfg)`; `Config` may be
+    replaced by a subclass of LoraSettings with other defaults."""
+
+    name = ""
+    summary = ""
+    Config = LoraSettings
+    init: RandomInit | FisherInit = RandomInit()  # a stateless strategy
+
+    @classmethod
+    def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
+        raise NotImplementedError
+
+    @classmethod
+    def run(cls, ctx, loaded: Loaded, splits: dict[str, Dataset], cfg: LoraSettings,
+            reference: dict[str, Any] | None = None) -> LoraUnlearned:
+        validate(cfg)
+        tok = loaded.tokenizer
+        data = TrainData(encode_dataset(tok, splits["forget"]), encode_dataset(tok, splits["retain"]), pad_id(tok))
+        if not data.forget or not data.retain:
+            raise UserError("Unlearning needs at least one forget and one retain example.")
+        before = (reference or {}).get("before")
+        criterion = HoldoutCriterion.build(loaded, splits, data.forget, before)
+        if cfg.stop == "holdout" and criterion is None:
+            raise UserError("--stop holdout needs a holdout set (text the model never saw); give one with --holdout.")
+        adapters = Adapters.create(loaded.model, cls.name, cfg.rank, 2 * cfg.rank, cls.init.offset)
+        ctx.on_abort(adapters.remove)
+        init, init_report = cls.init(ctx, loaded, adapters, data, cfg)
+        adapters.write_init(init)
+        start = FISHER_SHARE if cls.init.offset else 0.0
+        outcome = train(ctx, loaded, adapters, cls.objective(cfg), data, cfg, criterion, start)
+        return cls._artifact(loaded, cfg, adapters, outcome, init_report, criterion)
+
+    @classmethod
+    def _artifact(cls, loaded: Loaded, cfg: LoraSettings, adapters: Adapters, outcome: Outcome,
+                  init_report: dict[str, Any], criterion: HoldoutCriterion | None) -> LoraUnlearned:
+        unlearned = LoraUnlearned(loaded, asdict(cfg), cls.name, adapters)
+        unlearned.history, unlearned.steps = outcome.history, outcome.steps
+        unlearned.extra_report["lora"] = {"rank": cfg.rank, "alpha": 2 * cfg.rank, "layers": len(adapters._layers())}
+        unlearned.extra_report["stopping"] = {
+            "rule": cfg.stop, "target": criterion.target if criterion else None,
+            "reached_at": outcome.reached_at, "checks": outcome.checks}
+        if init_report:
+            unlearned.extra_report["fila"] = init_report
+        return unlearned
+
+    @classmethod
+    def load(cls, loaded: Loaded, folder: Path, settings: dict[str, Any]) -> LoraUnlearned:
+        return LoraUnlearned.open(loaded, Path(folder), settings, cls.name)
