@@ -39,3 +39,8 @@ def all_methods() -> list[type]:
 
 
 # Each method module registers itself on import (one line per method, in menu order).
+from . import ihl_fila  # noqa: E402,F401
+from . import ihl  # noqa: E402,F401
+from . import gd  # noqa: E402,F401
+from . import ga  # noqa: E402,F401
+from . import gd_fila  # noqa: E402,F401

@@ -1,0 +1,246 @@
+"""Every registered LoRA method on the tiny model: the trainer, the two views, the artifact."""
+
+import copy
+import math
+import threading
+
+import pytest
+import torch
+
+from unlearning.artifacts import load_unlearned
+from unlearning.data import QA, Dataset
+from unlearning.errors import UserError
+from unlearning.generate import generate_ids, prompt_ids
+from unlearning.lora import Adapters
+from unlearning.methods import all_methods, get_method
+from unlearning.models import Loaded
+from unlearning.runs import Run
+from unlearning.settings import build
+from unlearning.trainer import LoraMethod, lr_factor
+
+LORA_METHODS = [m.name for m in all_methods() if issubclass(m, LoraMethod)]
+TERMS = {"ihl-fila": {"forget_ihl", "retain_nll"}, "ihl": {"forget_ihl", "retain_nll"},
+         "gd": {"forget_ga", "retain_nll"}, "gd-fila": {"forget_ga", "retain_nll"}, "ga": {"forget_ga"}}
+
+
+def qa(n: int, offset: int = 0) -> Dataset:
+    return Dataset("qa", "qa", [QA(f"Who wrote note {i + offset}?", f"Ada wrote note {i + offset} in 18{i + offset}.")
+                                for i in range(n)])
+
+
+SPLITS = {"forget": qa(4), "retain": qa(6, 10), "holdout": qa(4, 20), "general": Dataset("g", "qa", [])}
+
+
+@pytest.fixture
+def loaded(tiny):
+    model, tok = tiny
+    return Loaded(copy.deepcopy(model), tok, "tiny", "cpu")
+
+
+def run_method(name: str, loaded: Loaded, splits=SPLITS, **settings) -> Run:
+    method = get_method(name)
+    cfg = build(method.Config, {"steps": 3, "batch_size": 2, "lr": 1e-2, "stop": "steps", **settings})
+    return Run(lambda ctx: method.run(ctx, loaded, splits, cfg, {"oracle": None, "before": None})).start()
+
+
+def logits(model, tok, texts=("Who wrote note 1?", "Marie Curie won")) -> torch.Tensor:
+    ids = torch.tensor([prompt_ids(tok, texts[0])[:6], prompt_ids(tok, texts[1])[:6]])
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+def test_every_method_of_the_issue_is_registered():
+    assert LORA_METHODS == ["ihl-fila", "ihl", "gd", "ga", "gd-fila"]
+    for name in LORA_METHODS:
+        m = get_method(name)
+        assert m.summary and len(m.summary.split()) > 15
+
+
+@pytest.mark.parametrize("name", LORA_METHODS)
+def test_method_trains_only_its_adapter(name, loaded, monkeypatch):
+    base = [(p, p.detach().clone()) for p in loaded.model.parameters()]
+    at_init = {}
+    write_init = Adapters.write_init
+
+    def spy(self, init):
+        write_init(self, init)
+        at_init["train"] = [p.detach().clone() for p in self.parameters()]
+        at_init["offset"] = [p.detach().clone() for p in self.parameters(self.offset)] if self.offset else []
+
+    monkeypatch.setattr(Adapters, "write_init", spy)
+    run = run_method(name, loaded)
+    events = list(run.events())
+    assert run.state == "done", run.traceback
+    u = run.result
+    assert u.steps == 3 and len(u.history) == 3
+    for record in u.history:
+        assert set(record) == {"step", "total", "lr", "elapsed_s"} | TERMS[name]
+        assert all(math.isfinite(v) for v in record.values())
+    steps = [e for e in events if e.kind == "step" and e.series == "train"]
+    assert [e.step for e in steps] == [1, 2, 3] and set(steps[0].values) == set(u.history[0]) - {"step"}
+    assert all(not torch.equal(p, p0) for p, p0 in zip(u.adapters.parameters(), at_init["train"]))
+    assert all(torch.equal(p, p0) for p, p0 in zip(u.adapters.parameters(u.adapters.offset), at_init["offset"]))
+    assert all(torch.equal(p, p0) for p, p0 in base)  # the shared base weights never move
+    assert u.trainable_params == sum(p.numel() for p in at_init["train"]) > 0
+    assert ("fila" in u.extra_report) == name.endswith("fila")
+
+
+@pytest.mark.parametrize("name", LORA_METHODS)
+def test_save_then_load_gives_identical_logits(name, loaded, tmp_path):
+    run = run_method(name, loaded)
+    run.wait()
+    u = run.result
+    with u.view("unlearned") as m:
+        trained = logits(m, loaded.tokenizer)
+    with u.view("original") as m:
+        original = logits(m, loaded.tokenizer)
+    assert not torch.equal(trained, original)
+    u.save(tmp_path)
+    u.release()
+    assert not any("lora" in n for n, _ in loaded.model.named_parameters())
+    again = load_unlearned(loaded, tmp_path)
+    assert again.method == name and again.steps == 3 and len(again.history) == 3
+    with again.view("unlearned") as m:
+        assert torch.equal(logits(m, loaded.tokenizer), trained)
+    with again.view("original") as m:
+        assert torch.equal(logits(m, loaded.tokenizer), original)
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    assert (tmp_path / "offset").is_dir() == name.endswith("fila")
+
+
+def test_load_finds_every_layer_when_peft_shortens_the_target_list(tiny, tmp_path):
+    import json
+
+    from unlearning.tinylm import new_model
+
+    _, tok = tiny
+    loaded = Loaded(new_model(tok, hidden=32, layers=3, heads=2, mlp=64, seed=1).eval(), tok, "tiny3", "cpu")
+    run = run_method("ihl-fila", loaded, steps=1)
+    run.wait()
+    with run.result.view("unlearned") as m:
+        trained = logits(m, tok)
+    run.result.save(tmp_path)
+    run.result.release()
+    saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["target_modules"]
+    assert len(saved) < 21  # 21 layers are adapted; peft stores the list as 7 suffixes
+    with load_unlearned(loaded, tmp_path).view("unlearned") as m:
+        assert torch.equal(logits(m, tok), trained)
+
+
+def test_adapter_is_peft_standard_format(tiny, tmp_path):
+    from peft import PeftModel
+
+    model, tok = tiny
+    loaded = Loaded(copy.deepcopy(model), tok, "tiny", "cpu")
+    run = run_method("ihl", loaded)
+    run.wait()
+    with run.result.view("unlearned") as m:
+        trained = logits(m, tok)
+    run.result.save(tmp_path)
+    peft_model = PeftModel.from_pretrained(copy.deepcopy(model), str(tmp_path / "adapter"))
+    torch.testing.assert_close(logits(peft_model, tok), trained, rtol=0, atol=1e-6)
+
+
+def test_original_view_answers_exactly_as_before(loaded):
+    prompts = [prompt_ids(loaded.tokenizer, ex.question) for ex in SPLITS["forget"].examples]
+    before = generate_ids(loaded.model, loaded.tokenizer, prompts, max_new_tokens=8)
+    before_logits = logits(loaded.model, loaded.tokenizer)
+    run = run_method("ihl-fila", loaded)
+    run.wait()
+    with run.result.view("original") as m:
+        assert generate_ids(m, loaded.tokenizer, prompts, max_new_tokens=8) == before
+        assert torch.equal(logits(m, loaded.tokenizer), before_logits)
+    assert torch.equal(logits(loaded.model, loaded.tokenizer), before_logits)  # outside any view too
+
+
+@pytest.mark.parametrize("name", ["ihl-fila", "ihl"])
+def test_cancel_stops_within_one_step_and_restores_the_base(name, loaded):
+    before = logits(loaded.model, loaded.tokenizer)
+    modules = [n for n, _ in loaded.model.named_modules()]
+    run = run_method(name, loaded, steps=500)
+    seen_at_cancel = None
+    for event in run.events():
+        if event.kind == "step" and event.series == "train" and seen_at_cancel is None:
+            run.cancel()
+            seen_at_cancel = event.step
+    run.wait()
+    assert run.state == "cancelled"
+    last = max(e.step for e in run.since(0) if e.kind == "step" and e.series == "train")
+    assert last <= seen_at_cancel + 1
+    assert [n for n, _ in loaded.model.named_modules()] == modules  # adapters gone, layers unwrapped
+    assert not hasattr(loaded.model, "peft_config")
+    assert torch.equal(logits(loaded.model, loaded.tokenizer), before)
+
+
+def test_two_runs_share_one_base_without_seeing_each_other(loaded):
+    a = run_method("ihl", loaded)
+    a.wait()
+    with a.result.view("unlearned") as m:
+        a_logits = logits(m, loaded.tokenizer)
+    b = run_method("gd-fila", loaded, seed=1)
+    b.wait()
+    assert b.state == "done", b.traceback
+    with a.result.view("unlearned") as m:
+        assert torch.equal(logits(m, loaded.tokenizer), a_logits)
+    with b.result.view("unlearned") as m:
+        assert not torch.equal(logits(m, loaded.tokenizer), a_logits)
+    b.result.release()
+    with a.result.view("unlearned") as m:
+        assert torch.equal(logits(m, loaded.tokenizer), a_logits)
+
+
+def test_holdout_stop_ends_the_run_when_the_criterion_is_met(loaded):
+    # the untrained tiny model knows the forget set no better than the holdout set: met at once
+    run = run_method("ihl", loaded, steps=50, stop="holdout")
+    run.wait()
+    stopping = run.result.extra_report["stopping"]
+    assert run.result.steps == stopping["reached_at"] == 1
+    assert set(stopping["target"]) == {"mem_acc"}
+    assert any(e.series == "holdout" for e in run.since(0) if e.kind == "step")
+
+
+def test_holdout_stop_needs_a_holdout_set(loaded):
+    splits = {**SPLITS, "holdout": Dataset("h", "qa", [])}
+    run = run_method("ihl", loaded, splits, stop="holdout")
+    run.wait()
+    assert run.state == "failed" and "holdout" in run.error
+
+
+def test_passages_train_too(loaded):
+    from unlearning.data import Passage
+
+    text = "Ada Lovelace wrote the first published algorithm for a computing machine in 1843."
+    splits = {**SPLITS, "forget": Dataset("f", "passage", [Passage(text)]),
+              "holdout": Dataset("h", "passage", [Passage("Marie Curie won two Nobel prizes, in physics and chemistry.")])}
+    run = run_method("ihl-fila", loaded, splits, steps=2)
+    run.wait()
+    assert run.state == "done", run.traceback
+    assert set(run.result.extra_report["stopping"]["target"]) == {"mem_acc", "extraction_n"}
+
+
+def test_bad_settings_are_user_errors():
+    method = get_method("ihl-fila")
+    with pytest.raises(UserError, match="--rank"):
+        build(method.Config, {"rank": 5})
+    with pytest.raises(UserError, match="--stop"):
+        build(method.Config, {"stop": "never"})
+
+
+def test_lr_schedule_warms_up_then_decays_linearly():
+    factors = [lr_factor(s, 10, 2) for s in range(10)]
+    assert factors[:2] == [1 / 3, 2 / 3] and factors[2] == 1.0
+    assert factors[-1] == pytest.approx(1 / 8) and all(a > b for a, b in zip(factors[2:], factors[3:]))
+    assert lr_factor(0, 5, 0) == 1.0
+
+
+def test_views_take_the_base_lock(loaded):
+    run = run_method("ihl", loaded, steps=1)
+    run.wait()
+    u = run.result
+    entered = threading.Event()
+    with u.view("unlearned"):
+        t = threading.Thread(target=lambda: (u.lock.acquire(), entered.set(), u.lock.release()))
+        t.start()
+        assert not entered.wait(0.2)
+    t.join(2)
+    assert entered.is_set()

@@ -1,0 +1,26 @@
+"""Gradient ascent (GA) on LoRA — the baseline of Jang et al., 2023 ("Knowledge Unlearning for
+Mitigating Privacy Risks"), compared against by Cha et al., ICLR 2025, arXiv 2408.06621.
+
+Minimises L = −NLL on the forget set only; nothing holds the rest of the model in place, so
+it shows what unlearning costs without a retain term.
+"""
+
+from __future__ import annotations
+
+from ..losses import Term, ga
+from ..trainer import LoraMethod, LoraSettings, RandomInit
+from . import register
+
+
+@register
+class Ga(LoraMethod):
+    name = "ga"
+    summary = (
+        "Gradient ascent: make the forget answers less likely and nothing else. The simplest baseline; with "
+        "no retain term it often damages what the model should keep."
+    )
+    init = RandomInit()
+
+    @classmethod
+    def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
+        return (Term("forget_ga", "forget", ga, cfg.forget_weight),)

@@ -1,0 +1,26 @@
+"""Gradient difference (GD) on LoRA — the baseline of TOFU (Maini et al., 2024) that Cha et al.,
+ICLR 2025, arXiv 2408.06621, compare against.
+
+Gradient ascent on the forget set plus ordinary descent on the retain set: L = −NLL_f + NLL_r.
+The ascent term is unbounded, so it forgets fast but tends to damage fluency if run long.
+"""
+
+from __future__ import annotations
+
+from ..losses import Term, ga, nll
+from ..trainer import LoraMethod, LoraSettings, RandomInit
+from . import register
+
+
+@register
+class Gd(LoraMethod):
+    name = "gd"
+    summary = (
+        "Gradient difference: make the forget answers less likely (gradient ascent) while keeping the retain "
+        "answers likely. A standard baseline; the ascent has no floor, so watch fluency and retain scores."
+    )
+    init = RandomInit()
+
+    @classmethod
+    def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
+        return (Term("forget_ga", "forget", ga, cfg.forget_weight), Term("retain_nll", "retain", nll, cfg.retain_weight))
