@@ -163,7 +163,9 @@ def evaluate_command(args) -> None:
 
         view = load_unlearned(loaded, args.unlearned)
         report["method"] = view.method
-        report["after"], _ = follow(evaluation(view.as_loaded(), splits, oracle_raw, "unlearned"), "evaluating unlearned")
+        with view.view("unlearned") as model:  # the shared base with the artifact in effect, under its lock
+            unlearned = Loaded(model, loaded.tokenizer, loaded.name, loaded.device)
+            report["after"], _ = follow(evaluation(unlearned, splits, oracle_raw, "unlearned"), "evaluating unlearned")
     else:
         del report["after"]
     report["wall_s"] = round(time.perf_counter() - t0, 2)
