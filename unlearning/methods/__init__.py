@@ -44,3 +44,4 @@ from . import ihl  # noqa: E402,F401
 from . import gd  # noqa: E402,F401
 from . import ga  # noqa: E402,F401
 from . import gd_fila  # noqa: E402,F401
+from . import eco  # noqa: E402,F401

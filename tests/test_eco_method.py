@@ -1,0 +1,151 @@
+"""The registered `eco` method: settings, one small run on the workshop model (events,
+report block), and the guard folder (save → load gives the same flags and outputs; a
+damaged folder is one plain sentence naming the file)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from unlearning.artifacts import load_unlearned
+from unlearning.cli import build_parser
+from unlearning.data import Dataset, load_file
+from unlearning.eco.guard import Guard
+from unlearning.errors import UserError
+from unlearning.generate import generate_ids, prompt_ids
+from unlearning.methods import get_method
+from unlearning.models import WORKSHOP_DIR, load_model
+from unlearning.runs import Run
+from unlearning.settings import build, describe
+
+Eco = get_method("eco")
+SMALL = dict(epochs=5, folds=2, grid_points=3, search_steps=1, ngram_dims=512, seed=3)
+
+
+def subset(name: str, n: int) -> Dataset:
+    ds = load_file(WORKSHOP_DIR / f"{name}.jsonl")
+    return Dataset(ds.name, ds.kind, ds.examples[:n])
+
+
+@pytest.fixture(scope="module")
+def workshop():
+    return load_model("workshop", "cpu")
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return {"forget": subset("forget", 10), "retain": subset("retain", 40), "holdout": subset("holdout", 10),
+            "general": subset("general", 10)}
+
+
+@pytest.fixture(scope="module")
+def ran(workshop, splits):
+    """(unlearned, events) of one small run, with an oracle reference as the pipeline gives it."""
+    cfg = build(Eco.Config, SMALL)
+    reference = {"oracle": {"forget.rougeL": 0.2}, "before": {"holdout.rougeL": 0.3}}
+    run = Run(lambda ctx: Eco.run(ctx, workshop, splits, cfg, reference)).start()
+    run.wait()
+    assert run.state == "done", run.traceback
+    return run.result, run.since(0)
+
+
+def test_settings_are_one_dataclass_with_help_bounds_and_choices():
+    fields = {f.name: f for f in dataclasses.fields(Eco.Config)}
+    assert {"alpha", "corruption", "n_dims", "seed", "strength", "grid_points", "search_steps"} <= set(fields)
+    assert all(f.metadata.get("help") for f in fields.values())
+    assert fields["alpha"].default == 0.01 and fields["corruption"].default == "rand_noise_first_n"
+    assert len(fields["corruption"].metadata["choices"]) == 5
+    assert any(d["name"] == "corruption" for d in describe(Eco.Config))
+    with pytest.raises(UserError, match="--corruption must be one of"):
+        build(Eco.Config, {"corruption": "shuffle"})
+    with pytest.raises(UserError, match="--alpha must be at most"):
+        build(Eco.Config, {"alpha": "0.9"})
+    assert Eco.summary and Eco.name == "eco"
+
+
+def test_cli_flags_come_from_the_config():
+    args = build_parser().parse_args(["unlearn", "--method", "eco", "--model", "workshop", "--forget", "f.jsonl",
+                                      "--retain", "r.jsonl", "--corruption", "flip_sign_top_k", "--n-dims", "2"])
+    assert args.cfg_corruption == "flip_sign_top_k" and args.cfg_n_dims == "2"
+
+
+def test_run_emits_classifier_and_search_events(ran):
+    unlearned, events = ran
+    steps = [e for e in events if e.kind == "step"]
+    classifier = [e for e in steps if e.series == "classifier"]
+    search = [e for e in steps if e.series == "search"]
+    assert [e.step for e in classifier] == [1, 2, 3, 4, 5] and all("loss" in e.values for e in classifier)
+    assert len(search) >= 3 and set(search[0].values) == {"strength", "metric", "target"}
+    assert all(e.values["target"] == 0.2 for e in search)  # the oracle's value, not the surrogate
+    assert len(unlearned.history) == len(classifier) + len(search) == unlearned.steps
+
+
+def test_run_fills_the_report_block(ran):
+    unlearned, _ = ran
+    eco = unlearned.extra_report["eco"]
+    for key in ("threshold", "classifier_recall", "classifier_fpr", "corruption", "strength", "search",
+                "robustness", "encoder", "target", "metric"):
+        assert key in eco, key
+    assert eco["metric"] == "rougeL" and eco["target_source"] == "oracle"
+    assert eco["strength"] in [p["strength"] for p in eco["search"]]
+    assert {"paraphrase", "jailbreak_prefix", "jailbreak_suffix", "buried_in_context"} <= set(eco["robustness"])
+    assert all(0 <= v["recall"] <= 1 for v in eco["robustness"].values())
+    assert unlearned.trainable_params == 384 + 512 + 1  # the head: embedding + n-gram weights and a bias
+    json.dumps(unlearned.extra_report)  # the report is JSON
+
+
+def test_views_are_the_plain_model_and_the_guard(ran, workshop):
+    unlearned, _ = ran
+    with unlearned.view("original") as model:
+        assert model is workshop.model
+    with unlearned.view("unlearned") as model:
+        assert isinstance(model, Guard)
+    assert unlearned.flag("Where was Yara Bramante born?")["flagged"]
+    assert not unlearned.flag("How do I boil an egg?")["flagged"]
+
+
+def test_save_then_load_gives_identical_flags_and_outputs(ran, workshop, splits, tmp_path):
+    unlearned, _ = ran
+    unlearned.save(tmp_path)
+    assert {"unlearning.json", "guard.json", "guard_head.safetensors"} <= {p.name for p in tmp_path.iterdir()}
+    loaded = load_unlearned(workshop, tmp_path)
+    prompts = splits["forget"].prompts()[:3] + splits["retain"].prompts()[:3] + ["Tell me a joke about computers."]
+    for a, b in zip([loaded.flag(p) for p in prompts], [unlearned.flag(p) for p in prompts]):
+        # Scores agree to float rounding (a batch of 1 sums in another order than training's).
+        assert a["flagged"] == b["flagged"] and a["threshold"] == b["threshold"]
+        assert a["score"] == pytest.approx(b["score"], abs=1e-6)
+    ids = [prompt_ids(workshop.tokenizer, p) for p in prompts]
+    with unlearned.view("unlearned") as a:
+        before = generate_ids(a, workshop.tokenizer, ids, 12)
+    with loaded.view("unlearned") as b:
+        after = generate_ids(b, workshop.tokenizer, ids, 12)
+    assert after == before
+    assert loaded.guard.strength == unlearned.guard.strength and loaded.settings["seed"] == 3
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "guard.json").write_text("{not json"), "guard.json' is corrupted"),
+    (lambda d: (d / "guard.json").write_text('{"encoder": "all-MiniLM-L6-v2"}'), "guard.json' is corrupted"),
+    (lambda d: (d / "guard.json").unlink(), "guard.json' is missing"),
+    (lambda d: (d / "guard_head.safetensors").write_bytes(b"\x00" * 20), "guard_head.safetensors' is corrupted"),
+    (lambda d: (d / "guard_head.safetensors").unlink(), "guard_head.safetensors' is missing"),
+])
+def test_a_damaged_guard_folder_is_a_plain_user_error(ran, workshop, tmp_path, damage, message):
+    unlearned, _ = ran
+    unlearned.save(tmp_path)
+    damage(tmp_path)
+    with pytest.raises(UserError, match=message):
+        load_unlearned(workshop, tmp_path)
+
+
+def test_a_head_of_the_wrong_width_is_refused(ran, workshop, tmp_path):
+    from safetensors.torch import save_file
+
+    unlearned, _ = ran
+    unlearned.save(tmp_path)
+    save_file({"weight": torch.zeros(1, 7), "bias": torch.zeros(1)}, str(tmp_path / "guard_head.safetensors"))
+    with pytest.raises(UserError, match="does not hold a classifier head for 896 features"):
+        load_unlearned(workshop, tmp_path)

@@ -1,0 +1,158 @@
+"""The ECO guard: the base model behind a prompt classifier and an embedding corruption
+(Liu et al., NeurIPS 2024, arXiv 2406.07933). Nothing in the model's weights changes.
+
+For each row of a batch the guard recovers the raw prompt, asks the classifier, and:
+- unflagged rows take exactly the original path (`model(input_ids=…)` / `model.generate(
+  input_ids=…)` with the caller's arguments), so their outputs are the original model's;
+- flagged rows have the input embeddings of every prompt position except the last
+  corrupted, and run from `inputs_embeds`. In generation only the prompt (prefill) is
+  corrupted; new tokens attend to it through the cache.
+
+The guard behaves like a causal LM for the engine: `guard(input_ids=…, attention_mask=…,
+labels=…)`, `guard.generate(…)` (left-padded batches, `streamer=`), `guard.parameters()`.
+A caller's own decoding loop works too: the prefill call is guarded, and later calls that
+carry a filled `past_key_values` pass straight through.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import torch
+
+from .classifier import PromptClassifier
+from .corruption import Corruption, corrupt_rows
+from .prompts import PromptReader, ReadPrompt
+
+IGNORE = -100
+
+
+class Guard(torch.nn.Module):
+    def __init__(self, model, tokenizer, classifier: PromptClassifier, corruption: Corruption,
+                 strength: float, seed: int):
+        super().__init__()
+        self.model = model  # the shared base model: a submodule, so parameters() and eval() reach it
+        self.tokenizer = tokenizer
+        self.reader = PromptReader(tokenizer)
+        self.classifier = classifier
+        self.corruption = corruption
+        self.strength = strength
+        self.seed = seed
+
+    # --- what callers read off a causal LM
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def generation_config(self):
+        return self.model.generation_config
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
+
+    # --- classification of a batch
+    def _read(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[list[ReadPrompt], list[tuple[int, int]]]:
+        """Each row's prompt and its (start, real length): padding is wherever mask is 0,
+        on the left (generation) or the right (teacher forcing)."""
+        reads, rows = [], []
+        for ids, m in zip(input_ids.tolist(), mask.tolist()):
+            start = m.index(1) if 1 in m else len(m)
+            n = sum(m)
+            reads.append(self.reader.read(ids[start : start + n]))
+            rows.append((start, n))
+        return reads, rows
+
+    def _seeds(self, reads: list[ReadPrompt]) -> list[int]:
+        # Per request, from the guard's seed and the prompt: a prompt is corrupted the same way
+        # in chat, in evaluation and after save → load, whatever else is in its batch.
+        return [(self.seed * 1_000_003 + zlib.crc32(r.text.encode("utf-8"))) % 2**62 for r in reads]
+
+    def flag(self, prompt: str) -> dict:
+        return self.classifier.flag(prompt)
+
+    # --- teacher-forced forward (metrics)
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, **kwargs):
+        if input_ids is None or _decoding(kwargs.get("past_key_values")):
+            # Own embeddings (nothing to classify), or a decode step of a caller's own loop:
+            # only the prompt is corrupted, and it already sits in the cache.
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
+        mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+        reads, rows = self._read(input_ids, mask)
+        flags = self.classifier.flags([r.text for r in reads])
+        if not any(flags):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
+        spans = []
+        for b, (flagged, r, (start, n)) in enumerate(zip(flags, reads, rows)):
+            length = self._prompt_length(labels, b, start, n, r)
+            spans.append((start, start + length - 1) if flagged else None)  # the last prompt token stays clean
+        embeds = self.model.get_input_embeddings()(input_ids)  # (B, T, d)
+        embeds = corrupt_rows(embeds, spans, self.corruption, self.strength, self._seeds(reads))
+        return self.model(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kwargs)
+
+    @staticmethod
+    def _prompt_length(labels, b: int, start: int, n: int, r: ReadPrompt) -> int:
+        """Prompt tokens of row b: before its first label, else as read from the template,
+        else the whole row (a passage is all prompt)."""
+        if labels is not None:
+            labelled = (labels[b, start : start + n] != IGNORE).nonzero()
+            if len(labelled):
+                return int(labelled[0, 0])
+        return min(r.length, n) if r.length else n
+
+    # --- generation (chat and metrics)
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, **kwargs):
+        if input_ids is None or kwargs.get("inputs_embeds") is not None:
+            return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+        reads, rows = self._read(input_ids, mask)
+        flags = torch.tensor(self.classifier.flags([r.text for r in reads]))
+        if not flags.any():
+            return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        if flags.all():
+            return self._corrupted_generate(input_ids, mask, reads, rows, **kwargs)
+        # A mixed batch: the unflagged rows still go through the plain call, on their own.
+        hit, miss = flags.nonzero()[:, 0], (~flags).nonzero()[:, 0]
+        plain = self.model.generate(input_ids=input_ids[miss], attention_mask=mask[miss], **kwargs)
+        corrupted = self._corrupted_generate(input_ids[hit], mask[hit], [reads[i] for i in hit],
+                                             [rows[i] for i in hit], **kwargs)
+        return self._merge([(miss, plain), (hit, corrupted)], len(flags), self._pad_id(kwargs))
+
+    def _corrupted_generate(self, input_ids, mask, reads, rows, **kwargs):
+        """Generate from corrupted prompt embeddings. input_ids are passed too, so the output
+        starts with the prompt like a plain call's and a streamer skips it as usual."""
+        spans = [(start, start + n - 1) for start, n in rows]  # every real position but the last
+        embeds = self.model.get_input_embeddings()(input_ids)  # (B, T, d)
+        embeds = corrupt_rows(embeds, spans, self.corruption, self.strength, self._seeds(reads))
+        return self.model.generate(input_ids=input_ids, inputs_embeds=embeds, attention_mask=mask, **kwargs)
+
+    def _pad_id(self, kwargs: dict) -> int:
+        for pad in (kwargs.get("pad_token_id"), self.model.generation_config.pad_token_id,
+                    self.tokenizer.pad_token_id, self.tokenizer.eos_token_id):
+            if pad is not None:
+                return int(pad)
+        return 0
+
+    @staticmethod
+    def _merge(parts: list[tuple[torch.Tensor, torch.Tensor]], batch: int, pad: int) -> torch.Tensor:
+        """Put sub-batch outputs (B_i, L_i) back in their rows of one (B, max L_i), right-padded."""
+        width = max(out.shape[1] for _, out in parts)
+        merged = torch.full((batch, width), pad, dtype=parts[0][1].dtype, device=parts[0][1].device)
+        for rows, out in parts:
+            merged[rows.to(merged.device), : out.shape[1]] = out
+        return merged
+
+
+def _decoding(cache) -> bool:
+    """True when a KV cache already holds tokens: a decode step, not a prompt."""
+    if cache is None:
+        return False
+    length = getattr(cache, "get_seq_length", None)
+    return bool(length()) if callable(length) else len(cache) > 0

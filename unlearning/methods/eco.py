@@ -1,0 +1,190 @@
+"""ECO — embedding-corrupted prompts (Liu et al., NeurIPS 2024, arXiv 2406.07933).
+
+A prompt classifier flags questions about the forget set; for those, the prompt's input
+embeddings are corrupted with a strength chosen so the model's forget metric matches a
+model that never learned the facts. The weights never change, so nothing else is touched.
+The parts live in unlearning/eco/; this file wires them into one run and one artifact.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..artifacts import Unlearned
+from ..data import Dataset
+from ..eco.corruption import CORRUPTIONS, make_corruption
+from ..eco.features import DEFAULT_ENCODER, Featurizer, get_encoder
+from ..eco.guard import Guard
+from ..eco.objective import METRICS, forget_metric, resolve_metric
+from ..eco.robustness import probe
+from ..eco.search import search
+from ..eco.storage import load_guard, save_guard
+from ..eco.training import HeadSettings, fit_classifier, general_prompts
+from ..models import Loaded
+from ..settings import setting, validate
+from . import register
+
+# Shares of the method's progress bar.
+CLASSIFIER_SHARE, PROBE_SHARE = 0.35, 0.45
+
+
+@dataclass
+class EcoConfig:
+    alpha: float = setting(0.01, "ECO: the classifier's target false-positive rate on benign prompts "
+                                 "(its threshold is calibrated for it)", lo=0.001, hi=0.5)
+    corruption: str = setting("rand_noise_first_n", "ECO: how a flagged prompt's embeddings are corrupted",
+                              choices=tuple(CORRUPTIONS))
+    n_dims: int = setting(1, "ECO: dimensions the noise corruptions touch (n, or k for rand_noise_top_k)", lo=1, hi=65536)
+    metric: str = setting("auto", "ECO: forget metric the strength search matches to the target "
+                                  "(auto: rougeL for QA, mem_acc for passages)", choices=METRICS)
+    strength: float = setting(0.0, "ECO: a fixed corruption strength (σ, or k dims); 0 finds it by search", lo=0.0, hi=1e4)
+    grid_points: int = setting(7, "ECO: coarse grid points before the zeroth-order search", lo=1, hi=50, ui=False)
+    search_steps: int = setting(6, "ECO: zeroth-order search steps after the grid", lo=0, hi=100, ui=False)
+    tolerance: float = setting(0.02, "ECO: the search stops when |metric − target| is within this", lo=0.0, hi=1.0, ui=False)
+    epochs: int = setting(30, "ECO: training epochs of the classifier head", lo=1, hi=1000, ui=False)
+    folds: int = setting(5, "ECO: k of the k-fold estimate of the classifier's recall and FPR", lo=2, hi=20, ui=False)
+    encoder: str = setting(DEFAULT_ENCODER, "ECO: sentence encoder of the classifier (hub id or folder; "
+                                            "the default ships offline)", ui=False)
+    ngram_dims: int = setting(4096, "ECO: hashed character n-gram features of the classifier (0: embedding only)",
+                              lo=0, hi=65536, ui=False)
+    seed: int = setting(0, "seed of the data splits, the classifier and the corruption noise", lo=0, hi=2**31 - 1)
+
+
+class EcoUnlearned(Unlearned):
+    """The base model and an ECO guard: "original" is the plain model, "unlearned" the guard."""
+
+    method = "eco"
+
+    def __init__(self, loaded: Loaded, settings: dict[str, Any], guard: Guard, encoder: str, ngram_dims: int):
+        super().__init__(loaded, settings)
+        self.guard, self.encoder, self.ngram_dims = guard, encoder, ngram_dims
+
+    @contextmanager
+    def _activate(self, which: str):
+        yield self.loaded.model if which == "original" else self.guard
+
+    def flag(self, prompt: str) -> dict:
+        return self.guard.flag(prompt)
+
+    def _save_files(self, folder: Path) -> None:
+        save_guard(self.guard, folder, self.encoder, self.ngram_dims)
+
+
+def _target(loaded: Loaded, splits: dict[str, Dataset], metric: str, reference: dict) -> tuple[float, str]:
+    """The oracle's forget value; else the surrogate of METHODS.md §ECO: the model's value on
+    the holdout set (facts of the same kind it never saw)."""
+    oracle, before = reference.get("oracle") or {}, reference.get("before") or {}
+    if f"forget.{metric}" in oracle:
+        return float(oracle[f"forget.{metric}"]), "oracle"
+    if f"holdout.{metric}" in before:
+        return float(before[f"holdout.{metric}"]), "holdout (surrogate)"
+    holdout = splits.get("holdout")
+    if holdout is not None and len(holdout) and holdout.kind == splits["forget"].kind:
+        return forget_metric(loaded.model, loaded.tokenizer, holdout, metric), "holdout (surrogate)"
+    return 0.0, "none (no oracle and no holdout: corrupt fully)"
+
+
+def _unseen_fpr(classifier, splits: dict[str, Dataset]) -> dict[str, float]:
+    """Share of holdout and general prompts flagged: negatives the classifier never saw."""
+    out = {}
+    for name in ("holdout", "general"):
+        ds = splits.get(name)
+        if ds is not None and len(ds):
+            flags = classifier.flags(ds.prompts())
+            out[name] = sum(flags) / len(flags)
+    return out
+
+
+@register
+class Eco:
+    name = "eco"
+    summary = (
+        "ECO (embedding-corrupted prompts) leaves the model's weights alone. A small classifier learns to "
+        "recognise questions about the forget set; when one arrives, the question's word embeddings are "
+        "scrambled just enough that the model answers like a model that never learned those facts, while "
+        "every other prompt is answered exactly as before. Setup takes seconds and nothing is retrained, so "
+        "it suits large models and quick experiments; its weak spot is the classifier: a question it fails "
+        "to recognise is answered from the intact model (the report's robustness probe shows how often)."
+    )
+    Config = EcoConfig
+
+    @staticmethod
+    def run(ctx, loaded: Loaded, splits: dict[str, Dataset], cfg: EcoConfig, reference: dict) -> EcoUnlearned:
+        validate(cfg)
+        forget, tok = splits["forget"], loaded.tokenizer
+        metric = resolve_metric(cfg.metric, forget)
+        t0 = time.perf_counter()
+        ctx.progress(0.0, "loading the sentence encoder")
+        featurizer = Featurizer(get_encoder(cfg.encoder, loaded.device), cfg.ngram_dims)
+        history: list[dict[str, float]] = []
+
+        def on_epoch(epoch: int, loss: float) -> None:
+            ctx.step("classifier", epoch, cfg.epochs, {"loss": loss})
+            history.append({"step": len(history) + 1, "epoch": epoch, "classifier_loss": loss})
+            ctx.progress(CLASSIFIER_SHARE * epoch / cfg.epochs, "training the prompt classifier")
+
+        hs = HeadSettings(epochs=cfg.epochs, seed=cfg.seed)
+        negatives = splits["retain"].prompts() + general_prompts()
+        classifier, stats = fit_classifier(featurizer, forget.prompts(), negatives, cfg.alpha, cfg.folds, hs,
+                                           on_epoch, ctx.check_cancel)
+        ctx.log(f"classifier: recall {stats['classifier_recall']} / FPR {stats['classifier_fpr']} "
+                f"({stats['cv_folds']}-fold), threshold {stats['threshold']:.4f}")
+        ctx.progress(CLASSIFIER_SHARE, "probing the classifier with rewritten prompts")
+        stats["unseen_fpr"] = _unseen_fpr(classifier, splits)
+        robustness = probe(classifier, forget, splits["retain"], cfg.seed)
+        classifier_s = time.perf_counter() - t0
+
+        guard = Guard(loaded.model, tok, classifier, make_corruption(cfg.corruption, cfg.n_dims), cfg.strength, cfg.seed)
+        ctx.progress(PROBE_SHARE, "finding the corruption strength")
+        target, source = _target(loaded, splits, metric, reference)
+        points = _choose_strength(ctx, guard, forget, metric, target, cfg, history)
+        t_search = time.perf_counter() - t0 - classifier_s
+
+        unlearned = EcoUnlearned(loaded, asdict(cfg), guard, cfg.encoder, cfg.ngram_dims)
+        unlearned.steps = len(history)
+        unlearned.trainable_params = classifier.trainable_params
+        unlearned.history = history
+        unlearned.extra_report = {"eco": {
+            **stats, "corruption": guard.corruption.name, "corruption_params": guard.corruption.params(),
+            "strength": guard.strength, "metric": metric, "target": target, "target_source": source,
+            "search": points, "robustness": robustness, "encoder": cfg.encoder, "ngram_dims": cfg.ngram_dims,
+            "classifier_s": round(classifier_s, 2), "search_s": round(t_search, 2)}}
+        ctx.progress(1.0, f"strength {guard.strength:.4g}")
+        return unlearned
+
+    @staticmethod
+    def load(loaded: Loaded, folder: Path, settings: dict[str, Any]) -> EcoUnlearned:
+        guard, spec = load_guard(loaded, Path(folder))
+        return EcoUnlearned(loaded, settings, guard, spec["encoder"], spec["ngram_dims"])
+
+
+def _choose_strength(ctx, guard: Guard, forget: Dataset, metric: str, target: float, cfg: EcoConfig,
+                     history: list[dict[str, float]]) -> list[dict]:
+    """Set guard.strength (searched, or the fixed one) and return the evaluated points."""
+    total = 1 if cfg.strength > 0 else cfg.grid_points + 3 * cfg.search_steps  # most points the search can take
+
+    def f(strength: float) -> float:
+        guard.strength = strength
+        return forget_metric(guard, guard.tokenizer, forget, metric, check_cancel=ctx.check_cancel)
+
+    def on_point(point: dict) -> None:
+        n = sum(1 for h in history if "strength" in h) + 1
+        values = {"strength": point["strength"], "metric": point["metric"], "target": point["target"]}
+        ctx.step("search", n, total, values)
+        history.append({"step": len(history) + 1, **values})
+        ctx.progress(PROBE_SHARE + (1 - PROBE_SHARE) * min(n / total, 1.0), f"strength {point['strength']:.4g}: "
+                     f"{metric} {point['metric']:.3f} (target {target:.3f})")
+
+    if cfg.strength > 0:
+        point = {"strength": cfg.strength, "metric": f(cfg.strength), "target": target, "phase": "fixed"}
+        on_point(point)
+        return [point]
+    lo, hi = guard.corruption.strength_range(guard.model.get_input_embeddings().weight.shape[1])
+    result = search(f, target, lo, hi, grid_points=cfg.grid_points, steps=cfg.search_steps, tol=cfg.tolerance,
+                    integer=guard.corruption.integer_strength, on_point=on_point, check_cancel=ctx.check_cancel)
+    guard.strength = result.strength
+    return result.points
