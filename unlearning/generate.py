@@ -117,3 +117,24 @@ def stream_answer(
     thread.join()
     if errors:
         raise errors[0]
+
+
+@torch.no_grad()
+def greedy_tokens(forward, prompt: list[int], eos: int, max_new_tokens: int, device: str = "cpu") -> Iterator[int]:
+    """Greedy decoding one token at a time with a KV cache, calling `forward(**kwargs)` for
+    each step. `forward` is looked up per step, so a caller can switch the view (adapters, an
+    ECO guard) between steps and decode two views of one base model side by side. The
+    first call is the prefill (no cache); later calls carry `past_key_values`."""
+    ids = torch.tensor([prompt], device=device)
+    kwargs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "use_cache": True}
+    length = len(prompt)
+    for _ in range(min(max_new_tokens, MAX_NEW_TOKENS)):
+        out = forward(**kwargs)
+        token = int(out.logits[0, -1].argmax())
+        if token == eos:
+            return
+        yield token
+        length += 1
+        kwargs = {"input_ids": torch.tensor([[token]], device=device),
+                  "attention_mask": torch.ones((1, length), dtype=torch.long, device=device),
+                  "past_key_values": out.past_key_values, "use_cache": True}

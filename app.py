@@ -1,0 +1,55 @@
+"""Unlearning Studio — the web app. Assembles the panels of components/ and launches.
+
+    python app.py                        # http://127.0.0.1:7860, workshop model, offline
+    UNLEARNING_MODEL=owner/name python app.py   # another default model (a Space sets this)
+
+On a Hugging Face Space with ZeroGPU, runs are wrapped with `spaces.GPU` when that package
+is installed (see Spaces.md); everywhere else the same file runs unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import gradio as gr
+
+from components import chat_panel, data_panel, method_panel, model_panel, report_panel, run_panel
+from unlearning.studio import SessionState, Studio
+
+CSS = (Path(__file__).parent / "assets" / "studio.css").read_text(encoding="utf-8")
+INTRO = """# Unlearning Studio
+Make a language model forget: pick the data to forget and to keep, choose **ECO prompts**
+(inference-time guard, no training) or **IHL + FILA** (LoRA training), watch it run, then chat
+with the original and the unlearned model side by side and read the before/after report."""
+
+
+def build(studio: Studio) -> gr.Blocks:
+    with gr.Blocks(title="Unlearning Studio") as demo:
+        gr.Markdown(INTRO)
+        # One SessionState per browser session; Gradio deletes it (and we clean up) on close.
+        state = gr.State(SessionState(), time_to_live=6 * 3600, delete_callback=lambda s: s.close())
+        model = model_panel.render(studio)
+        data = data_panel.render(state)
+        method = method_panel.render()
+        run = run_panel.render(studio, state, model["name"], method)
+        chat = chat_panel.render(studio, state, model["name"])
+        report = report_panel.render(studio, state)
+        # Cross-panel updates: new data refreshes the chat examples; a finished run the report.
+        data["info"].change(chat_panel.refresh_examples, [state], [chat["examples"]])
+        run["finished"].change(report["show"], [state], [report["table"], report["cost"]])
+    return demo
+
+
+def main() -> None:
+    studio = Studio(device=os.environ.get("UNLEARNING_DEVICE", "auto"),
+                    trust_remote_code=os.environ.get("UNLEARNING_TRUST_REMOTE_CODE") == "1")
+    studio.model_info(os.environ.get("UNLEARNING_MODEL", "workshop"))  # load before serving
+    demo = build(studio)
+    demo.queue(default_concurrency_limit=8, max_size=64)
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), css=CSS)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""5. Chat — one message, two streaming answers: original | unlearned, with ECO's flag."""
+
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from unlearning.errors import UserError
+from unlearning.studio import SessionState, Studio
+
+N_EXAMPLES = 4
+
+
+# ------------------------------------------------------------------ pure helpers
+def example_prompts(session: SessionState) -> list[str]:
+    """A few forget prompts then a few retain prompts, so both behaviours can be seen."""
+    out = []
+    for role in ("forget", "retain"):
+        if role in session.data:
+            out += [f"{p}" for p in session.data[role].prompts()[:N_EXAMPLES]]
+    return out
+
+
+def flag_badge(flag: dict | None) -> str:
+    if flag is None:
+        return ""
+    state = "flagged" if flag["flagged"] else "not flagged"
+    return (f'<span class="us-badge us-{state.replace(" ", "-")}" id="eco-flag">ECO classifier: <b>{state}</b> '
+            f'(score {flag["score"]:.3f}, threshold {flag["threshold"]:.3f})</span>')
+
+
+def turn(prompt: str, reply: str) -> list[dict]:
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}]
+
+
+# ------------------------------------------------------------------ handlers
+def responder(studio: Studio):
+    def respond(prompt: str, session: SessionState, model_name: str, left: list, right: list):
+        prompt = (prompt or "").strip()
+        if not prompt:
+            yield left, right, gr.skip(), ""
+            return
+        left, right = list(left or []), list(right or [])
+        note = "" if session.unlearned is not None else "(no unlearned model yet: run a method first)"
+        try:
+            for part in studio.chat(session, (model_name or "workshop").strip(), prompt):
+                yield (left + turn(prompt, part["original"]), right + turn(prompt, part["unlearned"] or note),
+                       flag_badge(part["flag"]), "")
+        except UserError as e:
+            yield left, right, f'<div class="us-error" role="alert">⚠️ {html.escape(str(e))}</div>', ""
+
+    return respond
+
+
+def refresh_examples(session: SessionState):
+    prompts = example_prompts(session)
+    return gr.Dropdown(choices=prompts, value=None)
+
+
+# ------------------------------------------------------------------ widgets
+def render(studio: Studio, state: gr.State, model_name) -> dict:
+    gr.Markdown("## 5. Chat\nAsk once; the original and the unlearned model answer side by side (greedy).")
+    examples = gr.Dropdown([], label="Example prompts (forget, then retain)", allow_custom_value=False,
+                           elem_id="chat-examples")
+    with gr.Row():
+        message = gr.Textbox(label="Message", placeholder="Ask about someone in the forget set…", scale=4,
+                             elem_id="chat-input")
+        send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
+    badge = gr.HTML(elem_id="chat-flag")
+    with gr.Row():
+        left = gr.Chatbot(label="Original", height=300, render_markdown=False, elem_id="chat-original")
+        right = gr.Chatbot(label="Unlearned", height=300, render_markdown=False, elem_id="chat-unlearned")
+    examples.select(lambda p: p, [examples], [message])
+    args = ([message, state, model_name, left, right], [left, right, badge, message])
+    send.click(responder(studio), *args)
+    message.submit(responder(studio), *args)
+    return {"examples": examples}

@@ -1,0 +1,95 @@
+"""2. Data — upload forget and retain files or take the workshop preset; preview and errors."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import gradio as gr
+
+from unlearning.data import Dataset
+from unlearning.errors import UserError
+from unlearning.limits import MAX_FILE_BYTES
+from unlearning.studio import SessionState, Studio
+
+PREVIEW_ROWS = 5
+ACCEPTED = [".txt", ".md", ".jsonl", ".json", ".csv"]
+
+
+# ------------------------------------------------------------------ pure helpers
+def summary(role: str, ds: Dataset) -> str:
+    """'forget.jsonl: 40 QA pairs about 4 subjects, ~420 words' — one line for the panel."""
+    what = "QA pairs" if ds.kind == "qa" else "passages"
+    words = sum(len((f"{ex.question} {ex.answer}" if ds.kind == "qa" else ex.text).split()) for ex in ds.examples)
+    subjects = {getattr(ex, "subject", None) for ex in ds.examples} - {None}
+    about = f" about {len(subjects)} subjects" if subjects else ""
+    return f"**{role}** — `{html.escape(ds.name)}`: {len(ds)} {what}{about}, ~{words:,} words"
+
+
+def preview_rows(ds: Dataset, n: int = PREVIEW_ROWS) -> list[list[str]]:
+    if ds.kind == "qa":
+        return [[ex.question, ex.answer] for ex in ds.examples[:n]]
+    return [[ex.text[:200] + ("…" if len(ex.text) > 200 else ""), ""] for ex in ds.examples[:n]]
+
+
+def error_box(message: str) -> str:
+    return f'<div class="us-error" role="alert">⚠️ {html.escape(message)}</div>'
+
+
+def describe_session_data(session: SessionState) -> tuple[str, list[list[str]]]:
+    lines = [summary(role, session.data[role]) for role in ("forget", "retain") if role in session.data]
+    rows = preview_rows(session.data["forget"]) if "forget" in session.data else []
+    return "<br>".join(lines) or "No data yet: upload files or use the preset.", rows
+
+
+# ------------------------------------------------------------------ handlers
+def use_preset(kind: str, session: SessionState):
+    session.data = Studio.preset("qa" if kind.startswith("QA") else "passage")
+    text, rows = describe_session_data(session)
+    return session, text, rows, "", ""
+
+
+def on_upload(role: str):
+    def handler(file, session: SessionState):
+        if file is None:
+            session.data.pop(role, None)
+            text, rows = describe_session_data(session)
+            return session, text, rows, ""
+        path = Path(file if isinstance(file, str) else file.name)
+        display = getattr(file, "orig_name", None) or path.name
+        try:
+            Studio.upload(session, role, str(path), display)
+            message = ""
+        except UserError as e:
+            session.data.pop(role, None)
+            message = error_box(str(e))
+        text, rows = describe_session_data(session)
+        return session, text, rows, message
+
+    return handler
+
+
+# ------------------------------------------------------------------ widgets
+def render(state: gr.State) -> dict:
+    gr.Markdown("## 2. Data\nUpload a **forget** file (what the model should forget) and a **retain** file "
+                f"(what it must keep), or take the workshop preset. Accepted: {', '.join(ACCEPTED)} — "
+                f"up to {MAX_FILE_BYTES // 2**20} MB each.")
+    with gr.Row():
+        kind = gr.Radio(["QA (questions and answers)", "Passages (biographies)"], value="QA (questions and answers)",
+                        label="Preset kind", scale=2)
+        preset = gr.Button("Use the workshop preset", variant="secondary", scale=1, elem_id="use-preset")
+    with gr.Row():
+        with gr.Column():
+            forget_file = gr.File(label="Forget file", file_types=ACCEPTED, elem_id="forget-file")
+            forget_error = gr.HTML(elem_id="forget-error")
+        with gr.Column():
+            retain_file = gr.File(label="Retain file", file_types=ACCEPTED, elem_id="retain-file")
+            retain_error = gr.HTML(elem_id="retain-error")
+    info = gr.Markdown("No data yet: upload files or use the preset.", elem_id="data-summary")
+    preview = gr.Dataframe(headers=["forget: question / passage", "answer"], value=[], interactive=False,
+                           wrap=True, label="Preview (first rows of the forget set)", elem_id="data-preview")
+
+    preset.click(use_preset, [kind, state], [state, info, preview, forget_error, retain_error])
+    forget_file.change(on_upload("forget"), [forget_file, state], [state, info, preview, forget_error])
+    retain_file.change(on_upload("retain"), [retain_file, state], [state, info, preview, retain_error])
+    return {"info": info, "preview": preview, "preset": preset}

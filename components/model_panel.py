@@ -1,0 +1,42 @@
+"""1. Model — the workshop model (default) or a hub id / local folder; device and size shown."""
+
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from unlearning.errors import UserError
+from unlearning.studio import Studio
+
+CHOICES = ["workshop"]
+
+
+# ------------------------------------------------------------------ pure helpers
+def model_line(info: dict) -> str:
+    return (f"✅ **{html.escape(info['name'])}** loaded on **{info['device']}** ({info['dtype']}), "
+            f"{info['params'] / 1e6:.1f} M parameters.")
+
+
+# ------------------------------------------------------------------ handlers
+def loader(studio: Studio):
+    def load(name: str, progress=gr.Progress()):
+        progress(0.1, desc=f"loading {name}")
+        try:
+            return model_line(studio.model_info((name or "workshop").strip()))
+        except UserError as e:
+            return f'<div class="us-error" role="alert">⚠️ {html.escape(str(e))}</div>'
+
+    return load
+
+
+# ------------------------------------------------------------------ widgets
+def render(studio: Studio) -> dict:
+    gr.Markdown("## 1. Model\nThe offline **workshop** model (default), or a Hugging Face hub id / local folder "
+                "when this machine has the network or the files.")
+    with gr.Row():
+        name = gr.Dropdown(CHOICES, value="workshop", allow_custom_value=True, label="Model", scale=3, elem_id="model-name")
+        load = gr.Button("Load", scale=1, elem_id="load-model")
+    status = gr.Markdown(elem_id="model-status")
+    load.click(loader(studio), [name], [status])
+    return {"name": name, "status": status, "load": load}

@@ -1,0 +1,151 @@
+"""The app in a real headless Chromium: the user flows of DESIGN.md §The app, screenshotted.
+
+(a) preset → IHL + FILA → live plot → chat → report; (b) the same with ECO and its flag
+badge; (c) a bad upload shows the engine's sentence; (d) two sessions never see each
+other's data; (e) HTML in a model reply or a message is shown as text, never executed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+FORGET_Q = json.loads((ROOT / "assets/workshop/forget.jsonl").read_text(encoding="utf-8").splitlines()[0])
+RUN_TIMEOUT_MS = 300_000
+
+
+@pytest.fixture
+def page(browser, app_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.goto(app_url)
+    page.wait_for_selector("#use-preset", timeout=60_000)
+    yield page
+    context.close()
+
+
+def plot_points(page) -> int:
+    """Points drawn in the live plot so far (plotly's scatter markers)."""
+    return page.locator("#loss-plot .scatterlayer .point").count()
+
+
+def run_method(page, shot, method_label: str) -> None:
+    page.click("#use-preset")
+    page.wait_for_function("document.querySelector('#data-summary').innerText.includes('forget.jsonl')")
+    shot(page, "preset")
+    page.get_by_label(method_label).check()
+    page.click("#start-run")
+    page.wait_for_function("document.querySelector('#loss-plot .scatterlayer .point') !== null", timeout=RUN_TIMEOUT_MS)
+    state = page.inner_text("#run-state")
+    points = plot_points(page)
+    shot(page, "running")
+    page.wait_for_function("document.querySelector('#run-state').innerText.startsWith('done')", timeout=RUN_TIMEOUT_MS)
+    return state, points
+
+
+def chat(page, prompt: str) -> tuple[str, str]:
+    page.fill("#chat-input textarea", prompt)
+    page.click("#chat-send")
+    page.wait_for_function("document.querySelectorAll('#chat-unlearned .message').length >= 2 && "
+                           "!document.querySelector('#chat-send').disabled", timeout=60_000)
+    page.wait_for_timeout(1000)  # let the stream finish
+    left = page.locator("#chat-original .message").last.inner_text()
+    right = page.locator("#chat-unlearned .message").last.inner_text()
+    return left.strip(), right.strip()
+
+
+def report_value(page, metric: str, column: int) -> float:
+    row = page.locator("#report-table tr", has_text=re.compile(rf"^{re.escape(metric)}\b"))
+    return float(row.first.locator("td").nth(column).inner_text())
+
+
+def test_ihl_fila_flow(page, shot):
+    state, points = run_method(page, shot, "IHL + FILA (LoRA training)")
+    assert state.startswith("running") and points >= 2, (state, points)  # the plot grew during the run
+    original, unlearned = chat(page, FORGET_Q["question"])
+    shot(page, "chat")
+    assert original == FORGET_Q["answer"] and unlearned and unlearned != original
+    page.wait_for_selector("#report-table")
+    shot(page, "report")
+    assert report_value(page, "forget.rougeL", 3) < report_value(page, "forget.rougeL", 2)
+
+
+def test_eco_flow_with_flag_badge(page, shot):
+    state, _ = run_method(page, shot, "ECO prompts (no training)")
+    original, unlearned = chat(page, FORGET_Q["question"])
+    shot(page, "chat-forget")
+    assert "flagged" in page.inner_text("#eco-flag") and "not flagged" not in page.inner_text("#eco-flag")
+    assert original == FORGET_Q["answer"] and unlearned != original
+    retain_q = json.loads((ROOT / "assets/workshop/retain.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    original, unlearned = chat(page, retain_q["question"])
+    shot(page, "chat-retain")
+    assert "not flagged" in page.inner_text("#eco-flag") and original == unlearned
+    assert report_value(page, "forget.rougeL", 3) < report_value(page, "forget.rougeL", 2)
+
+
+def test_bad_upload_shows_the_engine_message(page, shot, tmp_path):
+    bad = tmp_path / "broken.jsonl"
+    bad.write_text('{"question": "a?", "answer": "b"}\n{"question": \n', encoding="utf-8")
+    page.set_input_files("#forget-file input[type=file]", str(bad))
+    page.wait_for_selector("#forget-error .us-error", timeout=30_000)
+    shot(page, "bad-upload")
+    assert "broken.jsonl: line 2 is not valid JSON" in page.inner_text("#forget-error")
+    page.click("#use-preset")  # the session is still usable
+    page.wait_for_function("document.querySelector('#data-summary').innerText.includes('forget.jsonl')")
+
+
+def test_sessions_never_see_each_other(browser, app_url, shot, tmp_path):
+    pages = []
+    for who in ("alice", "bob"):
+        f = tmp_path / f"{who}_forget.jsonl"
+        f.write_text(json.dumps({"question": f"What is {who}'s secret code?", "answer": f"{who}-1234."}) + "\n")
+        context = browser.new_context()
+        p = context.new_page()
+        p.goto(app_url)
+        p.wait_for_selector("#forget-file", timeout=60_000)
+        p.set_input_files("#forget-file input[type=file]", str(f))
+        p.wait_for_function(f"document.querySelector('#data-summary').innerText.includes('{who}_forget.jsonl')")
+        pages.append((who, p))
+    for who, p in pages:
+        other = "bob" if who == "alice" else "alice"
+        text = p.inner_text("#data-summary") + p.inner_text("#data-preview")
+        shot(p, f"session-{who}")
+        assert who in text and other not in text
+        p.context.close()
+
+
+def test_html_in_replies_is_text(browser, app_url, shot, tmp_path):
+    payload = '<img src=x onerror="window.__xss=1">'
+    data = tmp_path / "xss.jsonl"
+    data.write_text(json.dumps({"question": "Show me the picture.", "answer": payload}) + "\n")
+    model = tmp_path / "xss-model"
+    subprocess.run([sys.executable, "-m", "unlearning", "teach", "--model", "workshop", "--data", str(data),
+                    "--out", str(model), "--epochs", "40"], check=True, cwd=ROOT, timeout=600)
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(app_url)
+    page.wait_for_selector("#model-name", timeout=60_000)
+    page.fill("#model-name input", str(model))
+    page.keyboard.press("Enter")
+    page.click("#load-model")
+    page.wait_for_function("document.querySelector('#model-status').innerText.includes('loaded')", timeout=60_000)
+    page.fill("#chat-input textarea", "Show me the picture.")
+    page.click("#chat-send")
+    page.wait_for_function("document.querySelectorAll('#chat-original .message').length >= 2", timeout=60_000)
+    page.wait_for_timeout(1500)
+    shot(page, "xss")
+    reply = page.locator("#chat-original .message").last.inner_text()
+    assert "<img" in reply and "onerror" in reply  # shown as text...
+    assert page.evaluate("window.__xss") is None  # ...and never executed
+    assert page.locator("#chat-original img[src=x]").count() == 0
+    page.fill("#chat-input textarea", payload)  # the user's own message too
+    page.click("#chat-send")
+    page.wait_for_timeout(2000)
+    assert page.evaluate("window.__xss") is None
+    context.close()

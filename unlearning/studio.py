@@ -1,0 +1,277 @@
+"""The engine's face for the app: shared base models, one state per browser session, runs
+that queue for the device, and side-by-side chat.
+
+The UI calls only what is here (and reads `Run` events); it never touches torch. One base
+model per name per process, shared by every session; each session's unlearning lives in its
+own small artifact (adapters or an ECO guard) attached to that base.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .data import Dataset, check_pair, load_file
+from .errors import UserError
+from .models import WORKSHOP_DIR, Loaded, load_model
+from .runs import Run, RunContext
+
+MAX_WAITING_RUNS = 4  # runs queued behind the one on the device; more is "queue full"
+
+
+@dataclass
+class SessionState:
+    """Everything one browser session owns. Lives in gr.State; `close()` on session end."""
+
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="unlearning-session-")))
+    data: dict[str, Dataset] = field(default_factory=dict)  # "forget", "retain" (validated)
+    taught: Loaded | None = None  # "teach first": this session's own copy of the model
+    taught_oracle: Loaded | None = None
+    run: Run | None = None
+    unlearned: Any = None  # artifacts.Unlearned of the last finished run
+    report: dict | None = None
+
+    def __deepcopy__(self, memo):  # gr.State deep-copies its initial value; ours is per session
+        return SessionState()
+
+    def close(self) -> None:
+        if self.run is not None and not self.run.finished:
+            self.run.cancel()
+        if self.unlearned is not None:
+            self.unlearned.release()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class Studio:
+    """Process-wide: the loaded base models and the device's run queue."""
+
+    def __init__(self, device: str = "auto", trust_remote_code: bool = False):
+        self.device = device
+        self.trust_remote_code = trust_remote_code
+        self._models: dict[str, Loaded] = {}
+        self._models_lock = threading.Lock()
+        self._device_slot = threading.Semaphore(1)  # one training run on the device at a time
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
+
+    # -------------------------------------------------------------- models and data
+    def model(self, name: str) -> Loaded:
+        """The shared base model called `name`, loaded once per process."""
+        name = name.strip() or "workshop"
+        with self._models_lock:
+            if name not in self._models:
+                self._models[name] = load_model(name, self.device, self.trust_remote_code)
+            return self._models[name]
+
+    def model_info(self, name: str) -> dict:
+        loaded = self.model(name)
+        params = sum(p.numel() for p in loaded.model.parameters())
+        dtype = str(next(loaded.model.parameters()).dtype).replace("torch.", "")
+        return {"name": loaded.name, "device": loaded.device, "dtype": dtype, "params": params}
+
+    def oracle(self, session: SessionState, model_name: str) -> Loaded | None:
+        """A model that never saw the forget set: the taught oracle, or the kit's for the preset."""
+        if session.taught_oracle is not None:
+            return session.taught_oracle
+        if model_name == "workshop" and _is_preset(session.data.get("forget")):
+            return self.model("workshop-oracle")
+        return None
+
+    @staticmethod
+    def preset(kind: str = "qa") -> dict[str, Dataset]:
+        ext = "jsonl" if kind == "qa" else "txt"
+        return {role: load_file(WORKSHOP_DIR / f"{role}.{ext}") for role in ("forget", "retain")}
+
+    @staticmethod
+    def upload(session: SessionState, role: str, path: str, display_name: str) -> Dataset:
+        """Validate an uploaded file (read from Gradio's temp file) and keep it in the session."""
+        ds = load_file(path, display_name)
+        other = session.data.get("retain" if role == "forget" else "forget")
+        if other is not None:
+            check_pair(ds, other) if role == "forget" else check_pair(other, ds)
+        session.data[role] = ds
+        return ds
+
+    @staticmethod
+    def splits(session: SessionState) -> dict[str, Dataset]:
+        missing = [r for r in ("forget", "retain") if r not in session.data]
+        if missing:
+            raise UserError(f"Choose a {missing[0]} file first (or pick the workshop preset).")
+        forget, retain = session.data["forget"], session.data["retain"]
+        check_pair(forget, retain)
+        ext = "jsonl" if forget.kind == "qa" else "txt"
+        return {"forget": forget, "retain": retain, "holdout": load_file(WORKSHOP_DIR / f"holdout.{ext}"),
+                "general": load_file(WORKSHOP_DIR / "general.jsonl")}
+
+    # -------------------------------------------------------------- runs
+    def start(self, session: SessionState, model_name: str, method_name: str, settings: dict[str, Any]) -> Run:
+        """Start an unlearning run for the session; it waits for the device if another runs."""
+        from .methods import get_method
+        from .pipeline import unlearn_job
+        from .settings import build
+
+        if session.run is not None and not session.run.finished:
+            raise UserError("A run is already going in this session; cancel it or wait for it to finish.")
+        method = get_method(method_name)
+        cfg = build(method.Config, settings)
+        splits = self.splits(session)
+        base = session.taught or self.model(model_name)
+        oracle = self.oracle(session, model_name)
+        if session.unlearned is not None:
+            session.unlearned.release()
+            session.unlearned, session.report = None, None
+        job = unlearn_job(method, cfg, base, splits, oracle)
+
+        def work(ctx: RunContext):
+            with self._queued(ctx):
+                result = job(ctx)
+            session.unlearned, session.report = result["unlearned"], result["report"]
+            return result["report"]
+
+        session.run = Run(work, name=f"{method.name}-{session.id}").start()
+        return session.run
+
+    def _queued(self, ctx: RunContext):
+        """Hold the device slot for the run; refuse when too many are already waiting."""
+        studio = self
+
+        class Slot:
+            def __enter__(self):
+                with studio._waiting_lock:
+                    if studio._waiting >= MAX_WAITING_RUNS:
+                        raise UserError("The run queue is full; try again when one of the running jobs has finished.")
+                    studio._waiting += 1
+                try:
+                    while not studio._device_slot.acquire(timeout=0.5):
+                        ctx.progress(0.0, "waiting for another run to finish")
+                        ctx.check_cancel()
+                finally:
+                    with studio._waiting_lock:
+                        studio._waiting -= 1
+
+            def __exit__(self, *exc):
+                studio._device_slot.release()
+
+        return Slot()
+
+    def teach_first(self, session: SessionState, model_name: str, epochs: int = 30) -> Run:
+        """Fine-tune a session copy of the model on forget+retain, and an oracle on retain only."""
+        import copy
+
+        from .batches import encode_dataset, pad_id
+        from .teach import TeachConfig, fine_tune
+
+        forget, retain = self.splits(session)["forget"], session.data["retain"]
+        base = self.model(model_name)
+
+        def work(ctx: RunContext):
+            with self._queued(ctx):
+                taught = {}
+                for label, sets in (("model", [forget, retain]), ("oracle", [retain])):
+                    model = copy.deepcopy(base.model)
+                    items = [e for ds in sets for e in encode_dataset(base.tokenizer, ds)]
+                    on_step = lambda s, t, r, label=label: ctx.step(f"teach {label}", s, t, {"loss": r["loss"]})  # noqa: E731
+                    fine_tune(model, items, pad_id(base.tokenizer), TeachConfig(epochs=epochs, lr=5e-4),
+                              on_step=on_step, check_cancel=ctx.check_cancel)
+                    taught[label] = Loaded(model, base.tokenizer, f"{model_name} (taught {label})", base.device)
+            session.taught, session.taught_oracle = taught["model"], taught["oracle"]
+            return "taught"
+
+        session.run = Run(work, name=f"teach-{session.id}").start()
+        return session.run
+
+    # -------------------------------------------------------------- artifacts
+    @staticmethod
+    def artifact_zip(session: SessionState) -> str:
+        """The session's artifact (adapter or ECO guard + settings + report) as a zip file."""
+        import json
+
+        if session.unlearned is None:
+            raise UserError("There is no unlearned model yet: run a method first.")
+        folder = session.unlearned.save(session.folder / "artifact")
+        if session.report is not None:
+            (folder / "report.json").write_text(json.dumps(session.report, indent=2), encoding="utf-8")
+        return shutil.make_archive(str(session.folder / f"unlearned-{session.unlearned.method}"), "zip", folder)
+
+    @staticmethod
+    def push_to_hub(session: SessionState, repo_id: str, token: str) -> str:
+        """Upload the artifact folder to a Hub model repo. The token is used for this one call
+        and is neither stored nor logged."""
+        from huggingface_hub import HfApi
+
+        from .models import HUB_ID
+
+        repo_id = (repo_id or "").strip()
+        if not HUB_ID.match(repo_id) or "/" not in repo_id:
+            raise UserError(f"'{repo_id}' is not a repository id like 'owner/name'.")
+        if not (token or "").strip():
+            raise UserError("Type a Hugging Face access token with write permission to push.")
+        if session.unlearned is None:
+            raise UserError("There is no unlearned model yet: run a method first.")
+        folder = session.unlearned.save(session.folder / "artifact")
+        api = HfApi()
+        try:
+            api.create_repo(repo_id, token=token.strip(), exist_ok=True)
+            api.upload_folder(repo_id=repo_id, folder_path=str(folder), token=token.strip(),
+                              commit_message=f"Unlearning Studio: {session.unlearned.method} artifact")
+        except Exception as e:  # network, auth, permissions: one sentence, never the token
+            raise UserError(f"The push to {repo_id} failed ({type(e).__name__}); check the token's write access and the network.") from None
+        return f"https://huggingface.co/{repo_id}"
+
+    # -------------------------------------------------------------- chat
+    def chat(self, session: SessionState, model_name: str, prompt: str, max_new_tokens: int = 64) -> Iterator[dict]:
+        """Stream both answers at once: yields {"original", "unlearned", "flag"} as they grow.
+
+        Greedy decoding alternates one token of each view, switching the view of the one
+        shared base model between steps (under its lock), so the two replies grow together.
+        """
+        from .generate import greedy_tokens, prompt_ids
+
+        base = session.taught or self.model(model_name)
+        tok = base.tokenizer
+        ids = prompt_ids(tok, prompt)
+        unlearned = session.unlearned
+        flag = unlearned.flag(prompt) if unlearned is not None else None
+        streams, texts, tokens = {}, {"original": "", "unlearned": ""}, {"original": [], "unlearned": []}
+        for which in ("original", "unlearned") if unlearned is not None else ("original",):
+            streams[which] = greedy_tokens(_view_forward(base, unlearned, which), ids, tok.eos_token_id,
+                                           max_new_tokens, device=base.device)
+        while streams:
+            for which in list(streams):
+                token = next(streams[which], None)
+                if token is None:
+                    del streams[which]
+                    continue
+                tokens[which].append(token)
+                texts[which] = tok.decode(tokens[which], skip_special_tokens=True).strip()
+            yield {"original": texts["original"], "unlearned": texts["unlearned"] if unlearned else None, "flag": flag}
+
+
+def _view_forward(base: Loaded, unlearned, which: str):
+    """A forward function that runs one step in `which` view of the shared base."""
+    if unlearned is None:
+        from .artifacts import base_lock
+
+        lock = base_lock(base.model)
+
+        def plain(**kwargs):
+            with lock:
+                return base.model(**kwargs)
+
+        return plain
+
+    def step(**kwargs):
+        with unlearned.view(which) as model:
+            return model(**kwargs)
+
+    return step
+
+
+def _is_preset(ds: Dataset | None) -> bool:
+    return ds is not None and ds.name in ("forget.jsonl", "forget.txt") and ds.examples == Studio.preset(ds.kind)["forget"].examples
