@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from unlearning.data import load_file
-from unlearning.eco.features import DEFAULT_ENCODER, Featurizer, char_ngrams, get_encoder, segments
+from unlearning.eco.features import DEFAULT_ENCODER, Featurizer, char_ngrams, get_encoder, segments, squashed
 from unlearning.eco.training import HeadSettings, conformal_threshold, fit_classifier, general_prompts, train_head
 from unlearning.models import WORKSHOP_DIR
 
@@ -47,6 +47,12 @@ def test_char_ngrams_are_stable_normalised_and_case_blind():
     assert 0.2 < float(a @ c) < 0.95  # shared template, different name
     assert torch.equal(char_ngrams(["x"], 256), char_ngrams(["x"], 256))  # crc32, not hash()
     assert char_ngrams(["abc"], 0).shape == (1, 0)
+
+
+def test_squashed_text_undoes_spacing_and_leetspeak():
+    assert squashed("Where was Y a r a  Br4m4nt3 born?") == "wherewasyarabramanteborn"
+    spaced, plain = char_ngrams(["Y a r a  B r a m a n t e", "Yara Bramante"], 1024)
+    assert float(spaced @ plain) > 0.4  # the squashed n-grams match even though no written 3-gram does
 
 
 def test_segments_split_only_multi_sentence_prompts():

@@ -7,7 +7,9 @@ prompts; the features are ours).
 - Forget and retain questions often differ only in a name ("Where was <name> born?"), and a
   frozen embedding spends few of its 384 dims on rare names. Character 3–5-grams of the
   lower-cased text, hashed into `ngram_dims` buckets, give the linear head the name itself,
-  misspellings and casing included. Both blocks are L2-normalised, so neither dominates.
+  misspellings and casing included; the same n-grams of the text squashed to its letters
+  (leetspeak undone) catch a name spaced out or disguised. Both blocks are L2-normalised,
+  so neither dominates.
 
 The encoder is frozen and shared: one copy per (name, device) in the process, whatever
 the number of guards.
@@ -95,20 +97,34 @@ def get_encoder(name: str, device: str = "cpu") -> SentenceEncoder:
         return _encoders[(name, device)]
 
 
+_LEET = str.maketrans({"4": "a", "3": "e", "1": "i", "0": "o", "5": "s", "7": "t", "@": "a", "$": "s"})
+
+
+def squashed(text: str) -> str:
+    """Letters only, lower-cased, common leetspeak undone: 'Y a r a  Br4m4nt3' → 'yarabramante'.
+    Its n-grams still match a name that was spaced out or disguised to slip past a filter."""
+    return "".join(ch for ch in text.lower().translate(_LEET) if ch.isalpha())
+
+
+def _count_ngrams(text: str, dims: int, salt: str, counts: dict[int, int]) -> None:
+    for n in NGRAM_SIZES:
+        for i in range(len(text) - n + 1):
+            bucket = zlib.crc32((salt + text[i : i + n]).encode("utf-8")) % dims
+            counts[bucket] = counts.get(bucket, 0) + 1
+
+
 def char_ngrams(texts: list[str], dims: int) -> torch.Tensor:
-    """(N, dims) float32: log(1 + count) of hashed character 3–5-grams, L2-normalised.
+    """(N, dims) float32: log(1 + count) of hashed character 3–5-grams of the text as
+    written and of its squashed form (hashed apart), L2-normalised.
 
     crc32, not Python's hash(), so a saved head reads the same buckets in every process."""
     out = torch.zeros(len(texts), dims)
     if dims == 0:
         return out
     for row, text in enumerate(texts):
-        padded = " " + " ".join(text.lower().split()) + " "  # word edges count as characters
         counts: dict[int, int] = {}
-        for n in NGRAM_SIZES:
-            for i in range(len(padded) - n + 1):
-                bucket = zlib.crc32(padded[i : i + n].encode("utf-8")) % dims
-                counts[bucket] = counts.get(bucket, 0) + 1
+        _count_ngrams(" " + " ".join(text.lower().split()) + " ", dims, "", counts)  # word edges count
+        _count_ngrams(squashed(text), dims, "~", counts)
         if counts:
             idx = torch.tensor(list(counts))
             out[row, idx] = torch.tensor([math.log1p(c) for c in counts.values()])

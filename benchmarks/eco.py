@@ -1,0 +1,233 @@
+"""Benchmark ECO prompts on the workshop preset (issue 4). Prints markdown.
+
+    python benchmarks/eco.py                  # ~1 min on 2 CPU cores
+    python benchmarks/eco.py --cli            # also time the acceptance `unlearn` command (~1.5 min more)
+    python benchmarks/eco.py --cli --record   # and write the tables into benchmarks/RESULTS.md (## ECO)
+
+In one process, side by side:
+1. setup: one `eco` run (classifier training with k-fold CV, robustness probe, strength
+   search) against the oracle's forget rougeL, timed by part;
+2. classifier latency per prompt, for prompts it has never seen (cold caches), one at a
+   time as in chat and in batches of 32 as in evaluation;
+3. generation latency of the original model and the guard on unflagged (retain) and flagged
+   (forget) prompts, one prompt at a time as in chat, exactly `--tokens` new tokens each.
+   The guard is timed with cold caches (it classifies a new prompt: the chat case) and warm
+   ones (classification cached: the pure cost of the gate). The three calls for a prompt run
+   back to back in rotating order, so drift on a shared machine hits all of them alike.
+   Acceptance: guarded (cold) on unflagged prompts ≤ 1.05 × original + classifier time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+KIT = ROOT / "assets" / "workshop"
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+SECTION = "## ECO"
+
+
+def machine() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} thread(s), load {os.getloadavg()[0]:.1f}"
+
+
+def setup(loaded, splits, oracle):
+    """One eco run; returns (unlearned, seconds)."""
+    from unlearning.eco.objective import forget_metric
+    from unlearning.methods import get_method
+    from unlearning.settings import build
+
+    target = forget_metric(oracle.model, oracle.tokenizer, splits["forget"], "rougeL")
+
+    class Quiet:  # a RunContext that only keeps events
+        def progress(self, *a, **k): pass
+        def step(self, *a, **k): pass
+        def log(self, *a, **k): pass
+        def check_cancel(self): pass
+
+    eco = get_method("eco")
+    t0 = time.perf_counter()
+    unlearned = eco.run(Quiet(), loaded, splits, build(eco.Config, {}), {"oracle": {"forget.rougeL": target}, "before": None})
+    return unlearned, time.perf_counter() - t0
+
+
+def cold(guard) -> None:
+    """Forget every cached score and embedding, as for a prompt never seen before."""
+    guard.classifier._cache.clear()
+    guard.classifier.featurizer.encoder._cache.clear()
+
+
+def classifier_latency(guard, prompts: list[str]) -> tuple[float, float]:
+    """(ms per prompt one at a time, ms per prompt in batches of 32), cold caches."""
+    singles = []
+    for p in prompts:
+        cold(guard)
+        t0 = time.perf_counter()
+        guard.classifier.scores([p])
+        singles.append(time.perf_counter() - t0)
+    cold(guard)
+    t0 = time.perf_counter()
+    for i in range(0, len(prompts), 32):
+        guard.classifier.scores(prompts[i : i + 32])
+    batched = (time.perf_counter() - t0) / len(prompts)
+    return 1000 * statistics.median(singles), 1000 * batched
+
+
+def generation_latency(model, guard, tok, questions: list[str], tokens: int, rounds: int) -> dict[str, float]:
+    """Median ms per prompt, one prompt at a time: the original model, the guard with cold
+    caches (a new prompt), the guard with warm ones, and the classifier alone (cold)."""
+    from unlearning.generate import prompt_ids
+
+    kwargs = dict(max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+    times: dict[str, list[float]] = {"original": [], "guarded_cold": [], "guarded_warm": [], "classify": []}
+
+    def timed(name: str, call, prepare=None) -> None:
+        if prepare is not None:
+            prepare()  # not timed: emptying or filling the caches
+        t0 = time.perf_counter()
+        call()
+        times[name].append(time.perf_counter() - t0)
+
+    with torch.no_grad():
+        for r in range(rounds):
+            for i, q in enumerate(questions):
+                ids = torch.tensor([prompt_ids(tok, q)])
+                mask = torch.ones_like(ids)
+                calls = [
+                    ("original", lambda: model.generate(input_ids=ids, attention_mask=mask, **kwargs), None),
+                    ("guarded_cold", lambda: guard.generate(input_ids=ids, attention_mask=mask, **kwargs), lambda: cold(guard)),
+                    ("guarded_warm", lambda: guard.generate(input_ids=ids, attention_mask=mask, **kwargs),
+                     lambda: guard.classifier.scores([q])),
+                    ("classify", lambda: guard.classifier.scores([q]), lambda: cold(guard)),
+                ]
+                shift = (r + i) % len(calls)  # rotate the order so drift hits every column alike
+                for name, call, prepare in calls[shift:] + calls[:shift]:
+                    timed(name, call, prepare)
+    return {k: 1000 * statistics.median(v) for k, v in times.items()}
+
+
+def novel_prompts(n: int) -> list[str]:
+    """One-sentence prompts the classifier has never seen: reworded built-in general prompts."""
+    from unlearning.eco.training import general_prompts
+
+    return [f"Quick question, {p[0].lower()}{p[1:]}" for p in general_prompts()[:n]]
+
+
+def cli_acceptance() -> dict:
+    """The issue's command, timed as a user would run it; with the r.json checks."""
+    out = Path("/tmp/eco-bench")
+    out.mkdir(exist_ok=True)
+    cmd = [sys.executable, "-m", "unlearning", "unlearn", "--method", "eco", "--model", "workshop",
+           "--oracle", "workshop-oracle", "--forget", str(KIT / "forget.jsonl"), "--retain", str(KIT / "retain.jsonl"),
+           "--report", str(out / "r.json"), "--out", str(out / "guard")]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    r = json.loads((out / "r.json").read_text())
+    b, a, o = r["before"], r["after"], r["oracle"]
+    return {"wall_s": wall, "report_wall_s": r["wall_s"], "method_wall_s": r["method_wall_s"],
+            "after.forget.rougeL": a["forget.rougeL"], "oracle.forget.rougeL": o["forget.rougeL"],
+            "before.retain.rougeL": b["retain.rougeL"], "after.retain.rougeL": a["retain.rougeL"],
+            "before.forget_quality": b["forget_quality"], "after.forget_quality": a["forget_quality"],
+            "ok_rouge": a["forget.rougeL"] <= o["forget.rougeL"] + 0.1,
+            "ok_retain": a["retain.rougeL"] >= 0.98 * b["retain.rougeL"],
+            "ok_fq": a["forget_quality"] > b["forget_quality"], "ok_time": wall < 60}
+
+
+def tables(eco: dict, setup_s: float, clf: tuple[float, float], unflagged: dict, flagged: dict, cli: dict | None,
+           args) -> str:
+    rows = [f"Machine: {machine()}.", "",
+            "| setup | seconds |", "|---|---|",
+            f"| whole `eco` run (classifier + probe + search) | {setup_s:.1f} |",
+            f"| classifier (encoder load, features, {eco['cv_folds']}-fold CV, final head, probe) | {eco['classifier_s']:.1f} |",
+            f"| strength search ({len(eco['search'])} points) | {eco['search_s']:.1f} |", "",
+            "| classifier | value |", "|---|---|",
+            f"| k-fold recall on forget prompts | {eco['classifier_recall']:.3f} |",
+            f"| k-fold FPR on held-out retain + general prompts | {eco['classifier_fpr']:.4f} |",
+            f"| FPR on unseen holdout / workshop-general prompts | {eco['unseen_fpr'].get('holdout', 0):.3f} / "
+            f"{eco['unseen_fpr'].get('general', 0):.3f} |",
+            f"| latency per prompt, one at a time (ms) | {clf[0]:.1f} |",
+            f"| latency per prompt, batches of 32 (ms) | {clf[1]:.1f} |", "",
+            f"Generation, one prompt at a time, {args.tokens} new tokens, median of {args.prompts} prompts × "
+            f"{args.rounds} rounds (ms):", "",
+            "| prompts | original | guarded, cold | guarded, warm | classifier | cold / (orig + clf) | warm / orig |",
+            "|---|---|---|---|---|---|---|"]
+    for name, t in (("unflagged (retain)", unflagged), ("flagged (forget)", flagged)):
+        rows.append(f"| {name} | {t['original']:.1f} | {t['guarded_cold']:.1f} | {t['guarded_warm']:.1f} | "
+                    f"{t['classify']:.1f} | {t['guarded_cold'] / (t['original'] + t['classify']):.3f} | "
+                    f"{t['guarded_warm'] / t['original']:.3f} |")
+    if cli:
+        rows += ["", "Acceptance command (`unlearn --method eco --model workshop --oracle workshop-oracle …`):", "",
+                 "| wall (s) | method (s) | after / oracle forget.rougeL | retain.rougeL before → after | "
+                 "forget_quality before → after | all criteria |", "|---|---|---|---|---|---|",
+                 f"| {cli['wall_s']:.1f} | {cli['method_wall_s']:.1f} | {cli['after.forget.rougeL']:.3f} / "
+                 f"{cli['oracle.forget.rougeL']:.3f} | {cli['before.retain.rougeL']:.3f} → {cli['after.retain.rougeL']:.3f} | "
+                 f"{cli['before.forget_quality']:.2g} → {cli['after.forget_quality']:.2g} | "
+                 f"{'yes' if all(v for k, v in cli.items() if k.startswith('ok_')) else 'NO: ' + ', '.join(k for k, v in cli.items() if k.startswith('ok_') and not v)} |"]
+    return "\n".join(rows)
+
+
+def record(text: str, command: str) -> None:
+    """Replace (or add) the ## ECO section of RESULTS.md; other sections are left alone."""
+    body = f"{SECTION}\n\n`{command}` ({time.strftime('%Y-%m-%d')})\n\n{text}\n"
+    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    start = old.find(SECTION + "\n")
+    if start < 0:
+        new = old.rstrip("\n") + "\n\n" + body
+    else:
+        end = old.find("\n## ", start + len(SECTION))
+        new = old[:start] + body + (old[end + 1 :] if end >= 0 else "")
+    RESULTS.write_text(new, encoding="utf-8")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--prompts", type=int, default=12, help="prompts per kind for the generation timings")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--tokens", type=int, default=32, help="new tokens per generation")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1: a shared small CPU)")
+    p.add_argument("--cli", action="store_true", help="also time the acceptance unlearn command")
+    p.add_argument("--record", action="store_true", help=f"write the tables into {RESULTS.name}")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from unlearning.data import load_file
+    from unlearning.models import load_model
+
+    loaded, oracle = load_model("workshop", "cpu"), load_model("workshop-oracle", "cpu")
+    splits = {n: load_file(KIT / f"{n}.jsonl") for n in ("forget", "retain", "holdout", "general")}
+    unlearned, setup_s = setup(loaded, splits, oracle)
+    guard, tok = unlearned.guard, loaded.tokenizer
+    eco = unlearned.extra_report["eco"]
+    clf = classifier_latency(guard, novel_prompts(64))
+    retain_q = splits["retain"].prompts()[: args.prompts]
+    forget_q = splits["forget"].prompts()[: args.prompts]
+    assert not any(guard.classifier.flags(retain_q)) and all(guard.classifier.flags(forget_q))
+    unflagged = generation_latency(loaded.model, guard, tok, retain_q, args.tokens, args.rounds)
+    flagged = generation_latency(loaded.model, guard, tok, forget_q, args.tokens, args.rounds)
+    cli = cli_acceptance() if args.cli else None
+    text = tables(eco, setup_s, clf, unflagged, flagged, cli, args)
+    print(text)
+    if args.record:
+        record(text, "python benchmarks/eco.py " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
