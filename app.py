@@ -37,7 +37,7 @@ def build(studio: Studio) -> gr.Blocks:
         report = report_panel.render(studio, state)
         # Cross-panel updates: new data refreshes the chat examples; a finished run the report.
         data["info"].change(chat_panel.refresh_examples, [state], [chat["examples"]])
-        run["finished"].change(report["show"], [state], [report["table"], report["cost"]])
+        run["finished"].change(report["show"], [state], [report["table"], report["cost"]], api_name="report")
     return demo
 
 

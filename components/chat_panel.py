@@ -31,7 +31,9 @@ def flag_badge(flag: dict | None) -> str:
 
 
 def turn(prompt: str, reply: str) -> list[dict]:
-    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}]
+    """One exchange for a gr.Chatbot. Both sides are escaped: the Chatbot renders HTML, and a
+    model's (or a user's) `<img onerror=…>` must show as text, never run."""
+    return [{"role": "user", "content": html.escape(prompt)}, {"role": "assistant", "content": html.escape(reply)}]
 
 
 # ------------------------------------------------------------------ handlers
@@ -73,6 +75,6 @@ def render(studio: Studio, state: gr.State, model_name) -> dict:
         right = gr.Chatbot(label="Unlearned", height=300, render_markdown=False, elem_id="chat-unlearned")
     examples.select(lambda p: p, [examples], [message])
     args = ([message, state, model_name, left, right], [left, right, badge, message])
-    send.click(responder(studio), *args)
-    message.submit(responder(studio), *args)
+    send.click(responder(studio), *args, api_name="chat")
+    message.submit(responder(studio), *args, api_name=False)
     return {"examples": examples}

@@ -89,7 +89,7 @@ def render(state: gr.State) -> dict:
     preview = gr.Dataframe(headers=["forget: question / passage", "answer"], value=[], interactive=False,
                            wrap=True, label="Preview (first rows of the forget set)", elem_id="data-preview")
 
-    preset.click(use_preset, [kind, state], [state, info, preview, forget_error, retain_error])
-    forget_file.change(on_upload("forget"), [forget_file, state], [state, info, preview, forget_error])
-    retain_file.change(on_upload("retain"), [retain_file, state], [state, info, preview, retain_error])
+    preset.click(use_preset, [kind, state], [state, info, preview, forget_error, retain_error], api_name="use_preset")
+    forget_file.change(on_upload("forget"), [forget_file, state], [state, info, preview, forget_error], api_name="upload_forget")
+    retain_file.change(on_upload("retain"), [retain_file, state], [state, info, preview, retain_error], api_name="upload_retain")
     return {"info": info, "preview": preview, "preset": preset}

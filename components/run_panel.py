@@ -128,8 +128,8 @@ def render(studio: Studio, state: gr.State, model_name, method: dict) -> dict:
     timer = gr.Timer(POLL_SECONDS, active=False)
 
     start.click(starter(studio, method["names"]), [state, model_name, method["method"]] + method["controls"],
-                [state, bar, timer])
-    teach.click(teacher(studio), [state, model_name], [state, bar, timer])
-    stop.click(cancel, [state], [bar])
-    timer.tick(poll, [state], [bar, plot, timer, finished])
+                [state, bar, timer], api_name="start")
+    teach.click(teacher(studio), [state, model_name], [state, bar, timer], api_name="teach_first")
+    stop.click(cancel, [state], [bar], api_name="cancel")
+    timer.tick(poll, [state], [bar, plot, timer, finished], api_name="poll")
     return {"finished": finished, "bar": bar, "plot": plot}

@@ -13,7 +13,7 @@ import threading
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .errors import UserError
 from .models import Loaded
@@ -26,8 +26,42 @@ _locks_guard = threading.Lock()
 
 
 def base_lock(model) -> threading.RLock:
+    """The lock of a shared base. Invariant: while nobody holds it, the base is the original
+    model (LoRA views switch their adapters on only while holding it)."""
     with _locks_guard:
         return _locks.setdefault(id(model), threading.RLock())
+
+
+class LockedModel:
+    """A model-like proxy that opens a view around each call (forward or generate) and
+    closes it after, so sessions sharing one base interleave call by call instead of one
+    holding it for a whole evaluation. Attributes (config, device, parameters, eval) come
+    from the base model itself."""
+
+    def __init__(self, base, open_view: Callable[[], Any]):
+        self._base, self._open_view = base, open_view
+
+    def __call__(self, *args, **kwargs):
+        with self._open_view() as model:
+            return model(*args, **kwargs)
+
+    def generate(self, *args, **kwargs):
+        with self._open_view() as model:
+            return model.generate(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._base, name)
+
+
+def original(model) -> LockedModel:
+    """The plain base, safe to call while other sessions use views of it."""
+
+    @contextmanager
+    def open_view():
+        with base_lock(model):
+            yield model
+
+    return LockedModel(model, open_view)
 
 
 class Unlearned(ABC):
@@ -64,6 +98,10 @@ class Unlearned(ABC):
     @abstractmethod
     def _activate(self, which: str):
         """A context manager yielding the model with `which` in effect."""
+
+    def proxy(self, which: str) -> LockedModel:
+        """`which` view as a model that takes the lock per call (see LockedModel)."""
+        return LockedModel(self.loaded.model, lambda: self.view(which))
 
     def flag(self, prompt: str) -> dict | None:
         """ECO: {"flagged", "score", "threshold"}; methods without a classifier return None."""

@@ -7,7 +7,6 @@ the same event stream the UI consumes.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from .batches import encode_dataset, pad_id
 from .data import Dataset, check_pair, load_file
 from .errors import UserError
 from .models import WORKSHOP_DIR, Loaded, load_model
+from .pipeline import peak_mem_mb
 from .runs import Run, RunContext
 
 
@@ -27,7 +27,7 @@ def follow(work: Callable[[RunContext], Any], name: str) -> Any:
     from tqdm import tqdm
 
     run = Run(work, name).start()
-    bar = tqdm(total=1000, desc=name, file=sys.stderr, leave=False, mininterval=0.5, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
+    bar = tqdm(total=1000, desc=name, file=sys.stderr, leave=False, mininterval=0.5, disable=not sys.stderr.isatty(), bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
     try:
         for ev in run.events():
             if ev.kind == "progress" and ev.fraction is not None:
@@ -54,13 +54,6 @@ def follow(work: Callable[[RunContext], Any], name: str) -> Any:
     if run.state == "cancelled":
         raise UserError(f"{name} was cancelled.")
     return run.result
-
-
-def peak_mem_mb(device: str) -> float:
-    """Peak memory of this process: CUDA allocations on a GPU, resident set size on the CPU."""
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def load_splits(args) -> dict[str, Dataset]:
@@ -130,7 +123,6 @@ def unlearn(args) -> None:
         torch.cuda.reset_peak_memory_stats()
     result = follow(unlearn_job(method, cfg, loaded, splits, oracle, evaluate_before=not args.no_before), f"unlearn ({method.name})")
     report = result["report"]
-    report["peak_mem_mb"] = round(peak_mem_mb(loaded.device), 1)
     if out is not None:
         result["unlearned"].save(out)
         report["artifact"] = str(out)

@@ -6,10 +6,12 @@ they produce the same report (DESIGN.md §Command line contract).
 
 from __future__ import annotations
 
+import resource
 import time
 from dataclasses import asdict
 from typing import Any
 
+from .artifacts import original
 from .data import Dataset
 from .metrics import evaluate
 from .models import Loaded
@@ -33,6 +35,15 @@ class PhaseContext:
         return getattr(self._ctx, name)
 
 
+def peak_mem_mb(device: str) -> float:
+    """Peak memory: CUDA allocations on a GPU; the process's peak resident set on the CPU."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
 def _evaluate_phase(ctx: RunContext, phase: str, model, tokenizer, splits, oracle_raw=None):
     pctx = PhaseContext(ctx, phase)
     names = iter(range(len(splits)))
@@ -50,21 +61,21 @@ def unlearn_job(method: type, cfg: Any, loaded: Loaded, splits: dict[str, Datase
                                   "seed": getattr(cfg, "seed", None), "settings": asdict(cfg)}
         oracle_raw = None
         if oracle is not None:
-            report["oracle"], oracle_raw = _evaluate_phase(ctx, "oracle", oracle.model, oracle.tokenizer, splits)
+            report["oracle"], oracle_raw = _evaluate_phase(ctx, "oracle", original(oracle.model), oracle.tokenizer, splits)
             r = oracle_raw.get("forget", {}).get("R")
             if r:  # the oracle against itself: 1.0 by definition, shown for the table
                 report["oracle"]["forget_quality"] = 1.0
         if evaluate_before:
-            report["before"], _ = _evaluate_phase(ctx, "before", loaded.model, loaded.tokenizer, splits, oracle_raw)
+            report["before"], _ = _evaluate_phase(ctx, "before", original(loaded.model), loaded.tokenizer, splits, oracle_raw)
         reference = {"oracle": report.get("oracle"), "before": report.get("before")}
         t_method = time.perf_counter()
         unlearned = method.run(PhaseContext(ctx, "method"), loaded, splits, cfg, reference)
         report["method_wall_s"] = round(time.perf_counter() - t_method, 2)
-        with unlearned.view("unlearned") as model:
-            report["after"], _ = _evaluate_phase(ctx, "after", model, loaded.tokenizer, splits, oracle_raw)
+        report["after"], _ = _evaluate_phase(ctx, "after", unlearned.proxy("unlearned"), loaded.tokenizer, splits, oracle_raw)
         report.update(steps=unlearned.steps, trainable_params=unlearned.trainable_params,
                       history=unlearned.history, **unlearned.extra_report)
         report["wall_s"] = round(time.perf_counter() - t0, 2)
+        report["peak_mem_mb"] = round(peak_mem_mb(loaded.device), 1)
         ctx.progress(1.0, "done")
         return {"report": report, "unlearned": unlearned}
 

@@ -254,23 +254,10 @@ class Studio:
 
 
 def _view_forward(base: Loaded, unlearned, which: str):
-    """A forward function that runs one step in `which` view of the shared base."""
-    if unlearned is None:
-        from .artifacts import base_lock
+    """One step in `which` view of the shared base, taking its lock for that step only."""
+    from .artifacts import original
 
-        lock = base_lock(base.model)
-
-        def plain(**kwargs):
-            with lock:
-                return base.model(**kwargs)
-
-        return plain
-
-    def step(**kwargs):
-        with unlearned.view(which) as model:
-            return model(**kwargs)
-
-    return step
+    return original(base.model) if unlearned is None else unlearned.proxy(which)
 
 
 def _is_preset(ds: Dataset | None) -> bool:

@@ -126,7 +126,7 @@ def test_html_in_replies_is_text(browser, app_url, shot, tmp_path):
     data.write_text(json.dumps({"question": "Show me the picture.", "answer": payload}) + "\n")
     model = tmp_path / "xss-model"
     subprocess.run([sys.executable, "-m", "unlearning", "teach", "--model", "workshop", "--data", str(data),
-                    "--out", str(model), "--epochs", "40"], check=True, cwd=ROOT, timeout=600)
+                    "--out", str(model), "--epochs", "150", "--lr", "2e-3"], check=True, cwd=ROOT, timeout=600)
     context = browser.new_context()
     page = context.new_page()
     page.goto(app_url)

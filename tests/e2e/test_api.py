@@ -1,0 +1,51 @@
+"""The same flow through the API with gradio_client: preset → IHL + FILA → poll → chat → report."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from gradio_client import Client, handle_file
+
+from components.method_panel import setting_specs
+
+from .conftest import ROOT
+
+FORGET = [json.loads(line) for line in (ROOT / "assets/workshop/forget.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def _report_cell(table_html: str, metric: str, column: int) -> float:
+    row = re.search(rf"<tr><td>{re.escape(metric)}</td>(.*?)</tr>", table_html).group(1)
+    return float(re.findall(r"<td>(.*?)</td>", row)[column])
+
+
+def test_api_flow(app_url):
+    client = Client(app_url, verbose=False)
+    summary, *_ = client.predict("QA (questions and answers)", api_name="/use_preset")
+    assert "forget.jsonl" in summary and "40 QA pairs" in summary
+    settings = {name: spec["default"] for name, spec in setting_specs().items()}
+    client.predict("workshop", "ihl-fila", *settings.values(), api_name="/start")
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        bar, _plot, _timer, finished = client.predict(api_name="/poll")
+        if finished in ("done", "failed", "cancelled"):
+            break
+        time.sleep(1)
+    assert finished == "done", bar
+    left, right, badge, _ = client.predict(FORGET[0]["question"], "workshop", [], [], api_name="/chat")
+    original, unlearned = left[-1]["content"], right[-1]["content"]
+    original = original if isinstance(original, str) else original[0]["text"]
+    unlearned = unlearned if isinstance(unlearned, str) else unlearned[0]["text"]
+    assert original == FORGET[0]["answer"] and unlearned != original
+    table, cost = client.predict(api_name="/report")
+    assert "ihl-fila" in cost
+    assert _report_cell(table, "forget.rougeL", 2) < _report_cell(table, "forget.rougeL", 1)
+
+
+def test_api_bad_upload_is_a_message(app_url, tmp_path):
+    client = Client(app_url, verbose=False)
+    bad = tmp_path / "empty.jsonl"
+    bad.write_bytes(b"")
+    _, _, error = client.predict(handle_file(str(bad)), api_name="/upload_forget")
+    assert "empty.jsonl is empty." in error
