@@ -47,27 +47,31 @@ def test_template_prefix_and_suffix(workshop_tok, chat_tok):
 
 def test_generation_row_gives_the_question_and_its_length(tok):
     ids = prompt_ids(tok, QUESTION)
-    read = PromptReader(tok).read(ids)
-    assert read.text == QUESTION and read.length == len(ids)
+    reader = PromptReader(tok)
+    read = reader.read(ids)
+    assert read.text == QUESTION and reader.length(ids, read) == len(ids)
 
 
 def test_teacher_forced_row_stops_before_the_answer(tok):
     enc = encode_qa(tok, QA(QUESTION, "In Harrowfield, by the sea."))
-    read = PromptReader(tok).read(enc.input_ids)
-    assert read.text == QUESTION and read.length == enc.prompt_len
+    reader = PromptReader(tok)
+    read = reader.read(enc.input_ids)
+    assert read.text == QUESTION and reader.length(enc.input_ids, read) == enc.prompt_len
 
 
 def test_extraction_prefix_with_part_of_the_answer(tok):
     enc = encode_qa(tok, QA(QUESTION, "In Harrowfield, by the sea."))
-    read = PromptReader(tok).read(enc.input_ids[: enc.prompt_len + 2])
-    assert read.text == QUESTION and read.length == enc.prompt_len
+    reader, ids = PromptReader(tok), enc.input_ids[: enc.prompt_len + 2]
+    read = reader.read(ids)
+    assert read.text == QUESTION and reader.length(ids, read) == enc.prompt_len
 
 
 def test_raw_passage_is_read_whole(tok):
     text = "Yara Bramante is an organ builder from Orsolia."
     ids = [tok.bos_token_id] + tok(text, add_special_tokens=False)["input_ids"]
-    read = PromptReader(tok).read(ids)
-    assert read.text == text and read.length is None
+    reader = PromptReader(tok)
+    read = reader.read(ids)
+    assert read.text == text and reader.length(ids, read) is None
 
 
 def test_length_falls_back_to_the_shortest_prefix_covering_the_suffix(workshop_tok):

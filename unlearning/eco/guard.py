@@ -90,21 +90,21 @@ class Guard(torch.nn.Module):
             return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
         spans = []
         for b, (flagged, r, (start, n)) in enumerate(zip(flags, reads, rows)):
-            length = self._prompt_length(labels, b, start, n, r)
+            length = self._prompt_length(input_ids, labels, b, start, n, r) if flagged else 0
             spans.append((start, start + length - 1) if flagged else None)  # the last prompt token stays clean
         embeds = self.model.get_input_embeddings()(input_ids)  # (B, T, d)
         embeds = corrupt_rows(embeds, spans, self.corruption, self.strength, self._seeds(reads))
         return self.model(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kwargs)
 
-    @staticmethod
-    def _prompt_length(labels, b: int, start: int, n: int, r: ReadPrompt) -> int:
+    def _prompt_length(self, input_ids, labels, b: int, start: int, n: int, r: ReadPrompt) -> int:
         """Prompt tokens of row b: before its first label, else as read from the template,
         else the whole row (a passage is all prompt)."""
         if labels is not None:
             labelled = (labels[b, start : start + n] != IGNORE).nonzero()
             if len(labelled):
                 return int(labelled[0, 0])
-        return min(r.length, n) if r.length else n
+        length = self.reader.length(input_ids[b, start : start + n].tolist(), r)
+        return min(length, n) if length else n
 
     # --- generation (chat and metrics)
     @torch.no_grad()

@@ -21,7 +21,7 @@ MARKER = "ECOPROMPTMARKER"
 @dataclass
 class ReadPrompt:
     text: str  # the raw question, or the whole decoded row when the template was not found
-    length: int | None  # tokens of the formatted prompt from the row's start; None if not found
+    end: int | None = None  # characters of the decoded row up to the template's end; None if not found
 
 
 class PromptReader:
@@ -40,9 +40,13 @@ class PromptReader:
                 begin = start + len(self.prefix)
                 end = whole.find(self.suffix, begin) if self.suffix else len(whole)
                 if end >= 0:
-                    question = self._plain(whole[begin:end])
-                    return ReadPrompt(question, self._length(ids, question, end + len(self.suffix)))
-        return ReadPrompt(self.tokenizer.decode(ids, skip_special_tokens=True).strip(), None)
+                    return ReadPrompt(self._plain(whole[begin:end]), end + len(self.suffix))
+        return ReadPrompt(self.tokenizer.decode(ids, skip_special_tokens=True).strip())
+
+    def length(self, ids: list[int], read: ReadPrompt) -> int | None:
+        """Tokens of the formatted prompt at the start of `ids` (None: not a templated row).
+        Asked only for flagged rows, so an unflagged row costs one decode."""
+        return None if read.end is None else self._length(ids, read.text, read.end)
 
     def _plain(self, text: str) -> str:
         # A template without a prefix leaves BOS and friends in front of the question.

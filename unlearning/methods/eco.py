@@ -131,8 +131,9 @@ class Eco:
         negatives = splits["retain"].prompts() + general_prompts()
         classifier, stats = fit_classifier(featurizer, forget.prompts(), negatives, cfg.alpha, cfg.folds, hs,
                                            on_epoch, ctx.check_cancel)
-        ctx.log(f"classifier: recall {stats['classifier_recall']} / FPR {stats['classifier_fpr']} "
-                f"({stats['cv_folds']}-fold), threshold {stats['threshold']:.4f}")
+        if stats["cv_folds"]:
+            ctx.log(f"classifier: recall {stats['classifier_recall']:.3f}, FPR {stats['classifier_fpr']:.4f} "
+                    f"({stats['cv_folds']}-fold), threshold {stats['threshold']:.4f}")
         ctx.progress(CLASSIFIER_SHARE, "probing the classifier with rewritten prompts")
         stats["unseen_fpr"] = _unseen_fpr(classifier, splits)
         robustness = probe(classifier, forget, splits["retain"], cfg.seed)
