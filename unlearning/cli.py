@@ -7,10 +7,7 @@ file, an unknown model, a nonsense flag); never a traceback for a user error.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
-from pathlib import Path
 
 from .errors import UserError
 

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from .batches import encode_dataset, pad_id
-from .data import Dataset, check_pair, load_file
+from .data import Dataset, load_file
 from .errors import UserError
-from .models import WORKSHOP_DIR, Loaded, load_model
-from .pipeline import peak_mem_mb
+from .models import WORKSHOP_DIR, load_model
+from .pipeline import complete_splits
 from .runs import Run, RunContext
 
 
@@ -58,31 +57,9 @@ def follow(work: Callable[[RunContext], Any], name: str) -> Any:
 
 def load_splits(args) -> dict[str, Dataset]:
     """forget/retain from the user, holdout/general defaulting to the workshop kit's."""
-    forget, retain = load_file(args.forget), load_file(args.retain)
-    check_pair(forget, retain)
-    kind_ext = "jsonl" if forget.kind == "qa" else "txt"
-    holdout = load_file(args.holdout) if args.holdout else load_file(WORKSHOP_DIR / f"holdout.{kind_ext}")
-    general = load_file(args.general) if args.general else load_file(WORKSHOP_DIR / "general.jsonl")
-    return {"forget": forget, "retain": retain, "holdout": holdout, "general": general}
-
-
-def evaluation(loaded: Loaded, splits: dict[str, Dataset], oracle_raw: dict | None, label: str):
-    """A Run work function evaluating `loaded` on every split."""
-    from .metrics import evaluate
-
-    def work(ctx: RunContext):
-        names = list(splits)
-        done = iter(range(1, len(names) + 1))
-        progress = lambda msg: ctx.progress(next(done, len(names)) / (len(names) + 1), f"{label}: {msg}")  # noqa: E731
-        return evaluate(loaded.model, loaded.tokenizer, splits, oracle_raw=oracle_raw, progress=progress,
-                        check_cancel=ctx.check_cancel)
-
-    return work
-
-
-def base_report(loaded: Loaded, seed: int | None) -> dict:
-    return {"method": None, "model": loaded.name, "device": loaded.device, "seed": seed, "steps": 0,
-            "wall_s": 0.0, "peak_mem_mb": 0.0, "trainable_params": 0, "history": [], "before": {}, "after": {}}
+    return complete_splits(load_file(args.forget), load_file(args.retain),
+                           load_file(args.holdout) if args.holdout else None,
+                           load_file(args.general) if args.general else None)
 
 
 def write_report(report: dict, path: str | None) -> None:
@@ -93,16 +70,6 @@ def write_report(report: dict, path: str | None) -> None:
     except OSError as e:
         raise UserError(f"The report could not be written to {path} ({e.strerror}).") from e
     print(f"report written to {path}", file=sys.stderr)
-
-
-def oracle_metrics(args, splits: dict[str, Dataset]) -> tuple[dict, dict] | tuple[None, None]:
-    if not args.oracle:
-        return None, None
-    oracle = load_model(args.oracle, args.device, args.trust_remote_code)
-    metrics, raw = follow(evaluation(oracle, splits, None, "oracle"), "evaluating oracle")
-    metrics["forget_quality"] = 1.0 if "forget_quality" not in metrics else metrics["forget_quality"]
-    del oracle
-    return metrics, raw
 
 
 def unlearn(args) -> None:
@@ -134,34 +101,16 @@ def unlearn(args) -> None:
 
 
 def evaluate_command(args) -> None:
-    from .artifacts import read_manifest
+    from .artifacts import load_unlearned, read_manifest
+    from .pipeline import eval_job
 
-    t0 = time.perf_counter()
     splits = load_splits(args)
     if args.unlearned:
-        read_manifest(args.unlearned)
+        read_manifest(args.unlearned)  # a bad folder is reported before the slow model load
     loaded = load_model(args.model, args.device, args.trust_remote_code)
-    report = base_report(loaded, None)
-    report["oracle"], oracle_raw = oracle_metrics(args, splits)
-    if report["oracle"] is not None and oracle_raw is not None:
-        from .metrics import forget_quality
-
-        r = oracle_raw.get("forget", {}).get("R")
-        if r:
-            report["oracle"]["forget_quality"] = forget_quality(r, r)
-    report["before"], _ = follow(evaluation(loaded, splits, oracle_raw, "model"), "evaluating model")
-    if args.unlearned:
-        from .artifacts import load_unlearned
-
-        view = load_unlearned(loaded, args.unlearned)
-        report["method"] = view.method
-        with view.view("unlearned") as model:  # the shared base with the artifact in effect, under its lock
-            unlearned = Loaded(model, loaded.tokenizer, loaded.name, loaded.device)
-            report["after"], _ = follow(evaluation(unlearned, splits, oracle_raw, "unlearned"), "evaluating unlearned")
-    else:
-        del report["after"]
-    report["wall_s"] = round(time.perf_counter() - t0, 2)
-    report["peak_mem_mb"] = round(peak_mem_mb(loaded.device), 1)
+    oracle = load_model(args.oracle, args.device, args.trust_remote_code) if args.oracle else None
+    unlearned = load_unlearned(loaded, args.unlearned) if args.unlearned else None
+    report = follow(eval_job(loaded, splits, oracle, unlearned), "evaluating")
     print_metrics(report)
     write_report(report, args.report)
 

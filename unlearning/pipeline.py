@@ -1,7 +1,7 @@
-"""One unlearning job, end to end: evaluate before (and the oracle), unlearn, evaluate after.
+"""One job, end to end: evaluate the oracle and the model before, unlearn, evaluate after.
 
-`unlearn_job(...)` returns a work function for a `Run`; the CLI and the UI both use it, so
-they produce the same report (DESIGN.md §Command line contract).
+`unlearn_job(...)` and `eval_job(...)` return work functions for a `Run`; the CLI and the UI
+both use them, so they produce the same report (DESIGN.md §Command line contract).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import asdict
 from typing import Any
 
 from .artifacts import original
-from .data import Dataset
+from .data import Dataset, check_pair, load_file
 from .metrics import evaluate
-from .models import Loaded
+from .models import WORKSHOP_DIR, Loaded
 from .runs import RunContext
 
 # Share of the progress bar each phase takes (the method reports its own progress inside).
@@ -35,6 +35,17 @@ class PhaseContext:
         return getattr(self._ctx, name)
 
 
+def complete_splits(forget: Dataset, retain: Dataset, holdout: Dataset | None = None,
+                    general: Dataset | None = None) -> dict[str, Dataset]:
+    """The four splits a report needs: the user's forget/retain (checked against each other),
+    and holdout/general defaulting to the workshop kit's (holdout of the forget set's kind)."""
+    check_pair(forget, retain)
+    ext = "jsonl" if forget.kind == "qa" else "txt"
+    return {"forget": forget, "retain": retain,
+            "holdout": holdout or load_file(WORKSHOP_DIR / f"holdout.{ext}"),
+            "general": general or load_file(WORKSHOP_DIR / "general.jsonl")}
+
+
 def peak_mem_mb(device: str) -> float:
     """Peak memory: CUDA allocations on a GPU; the process's peak resident set on the CPU."""
     if device == "cuda":
@@ -51,20 +62,34 @@ def _evaluate_phase(ctx: RunContext, phase: str, model, tokenizer, splits, oracl
     return evaluate(model, tokenizer, splits, oracle_raw=oracle_raw, progress=progress, check_cancel=ctx.check_cancel)
 
 
+def _oracle_phase(ctx: RunContext, oracle: Loaded | None, splits) -> tuple[dict | None, dict | None]:
+    if oracle is None:
+        return None, None
+    metrics, raw = _evaluate_phase(ctx, "oracle", original(oracle.model), oracle.tokenizer, splits)
+    if raw.get("forget", {}).get("R"):  # the oracle against itself: 1.0 by definition, for the table
+        metrics["forget_quality"] = 1.0
+    return metrics, raw
+
+
+def _header(loaded: Loaded, method: str | None, seed: int | None) -> dict[str, Any]:
+    return {"method": method, "model": loaded.name, "device": loaded.device, "seed": seed, "steps": 0,
+            "trainable_params": 0, "history": []}
+
+
+def _cost(report: dict, loaded: Loaded, t0: float) -> dict:
+    report["wall_s"] = round(time.perf_counter() - t0, 2)
+    report["peak_mem_mb"] = round(peak_mem_mb(loaded.device), 1)
+    return report
+
+
 def unlearn_job(method: type, cfg: Any, loaded: Loaded, splits: dict[str, Dataset], oracle: Loaded | None = None,
                 evaluate_before: bool = True):
     """Work function: returns {"report": dict, "unlearned": Unlearned}."""
 
     def work(ctx: RunContext) -> dict[str, Any]:
         t0 = time.perf_counter()
-        report: dict[str, Any] = {"method": method.name, "model": loaded.name, "device": loaded.device,
-                                  "seed": getattr(cfg, "seed", None), "settings": asdict(cfg)}
-        oracle_raw = None
-        if oracle is not None:
-            report["oracle"], oracle_raw = _evaluate_phase(ctx, "oracle", original(oracle.model), oracle.tokenizer, splits)
-            r = oracle_raw.get("forget", {}).get("R")
-            if r:  # the oracle against itself: 1.0 by definition, shown for the table
-                report["oracle"]["forget_quality"] = 1.0
+        report = _header(loaded, method.name, getattr(cfg, "seed", None)) | {"settings": asdict(cfg)}
+        report["oracle"], oracle_raw = _oracle_phase(ctx, oracle, splits)
         if evaluate_before:
             report["before"], _ = _evaluate_phase(ctx, "before", original(loaded.model), loaded.tokenizer, splits, oracle_raw)
         reference = {"oracle": report.get("oracle"), "before": report.get("before")}
@@ -74,9 +99,24 @@ def unlearn_job(method: type, cfg: Any, loaded: Loaded, splits: dict[str, Datase
         report["after"], _ = _evaluate_phase(ctx, "after", unlearned.proxy("unlearned"), loaded.tokenizer, splits, oracle_raw)
         report.update(steps=unlearned.steps, trainable_params=unlearned.trainable_params,
                       history=unlearned.history, **unlearned.extra_report)
-        report["wall_s"] = round(time.perf_counter() - t0, 2)
-        report["peak_mem_mb"] = round(peak_mem_mb(loaded.device), 1)
         ctx.progress(1.0, "done")
-        return {"report": report, "unlearned": unlearned}
+        return {"report": _cost(report, loaded, t0), "unlearned": unlearned}
+
+    return work
+
+
+def eval_job(loaded: Loaded, splits: dict[str, Dataset], oracle: Loaded | None = None, unlearned: Any = None):
+    """Work function: the report of `python -m unlearning eval` (`after` only with an artifact)."""
+
+    def work(ctx: RunContext) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        report = _header(loaded, unlearned.method if unlearned is not None else None, None)
+        report["oracle"], oracle_raw = _oracle_phase(ctx, oracle, splits)
+        report["before"], _ = _evaluate_phase(ctx, "before", original(loaded.model), loaded.tokenizer, splits, oracle_raw)
+        if unlearned is not None:
+            report["after"], _ = _evaluate_phase(ctx, "after", unlearned.proxy("unlearned"), loaded.tokenizer, splits, oracle_raw)
+            report.update(steps=unlearned.steps, trainable_params=unlearned.trainable_params, history=unlearned.history)
+        ctx.progress(1.0, "done")
+        return _cost(report, loaded, t0)
 
     return work

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 from .data import Dataset, check_pair, load_file
 from .errors import UserError
 from .models import WORKSHOP_DIR, Loaded, load_model
+from .pipeline import complete_splits
 from .runs import Run, RunContext
 
 MAX_WAITING_RUNS = 4  # runs queued behind the one on the device; more is "queue full"
@@ -103,11 +104,7 @@ class Studio:
         missing = [r for r in ("forget", "retain") if r not in session.data]
         if missing:
             raise UserError(f"Choose a {missing[0]} file first (or pick the workshop preset).")
-        forget, retain = session.data["forget"], session.data["retain"]
-        check_pair(forget, retain)
-        ext = "jsonl" if forget.kind == "qa" else "txt"
-        return {"forget": forget, "retain": retain, "holdout": load_file(WORKSHOP_DIR / f"holdout.{ext}"),
-                "general": load_file(WORKSHOP_DIR / "general.jsonl")}
+        return complete_splits(session.data["forget"], session.data["retain"])
 
     # -------------------------------------------------------------- runs
     def start(self, session: SessionState, model_name: str, method_name: str, settings: dict[str, Any]) -> Run:
