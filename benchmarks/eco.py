@@ -1,7 +1,7 @@
 """Benchmark ECO prompts on the workshop preset (issue 4). Prints markdown.
 
     python benchmarks/eco.py                  # ~1 min on 2 CPU cores
-    python benchmarks/eco.py --cli            # also time the acceptance `unlearn` command (~1.5 min more)
+    python benchmarks/eco.py --cli            # also time the acceptance `unlearn` command twice (~3 min more)
     python benchmarks/eco.py --cli --record   # and write the tables into benchmarks/RESULTS.md (## ECO)
 
 In one process, side by side:
@@ -144,20 +144,22 @@ def novel_prompts(n: int) -> list[str]:
     return [f"Quick question, {p[0].lower()}{p[1:]}" for p in general_prompts()[:n]]
 
 
-def cli_acceptance() -> dict:
-    """The issue's command, timed as a user would run it; with the r.json checks."""
+def cli_acceptance(threads: int | None) -> dict:
+    """The issue's command, timed as a user would run it (torch's default threads, or
+    OMP_NUM_THREADS=threads); with the r.json checks."""
     out = Path("/tmp/eco-bench")
     out.mkdir(exist_ok=True)
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
     cmd = [sys.executable, "-m", "unlearning", "unlearn", "--method", "eco", "--model", "workshop",
            "--oracle", "workshop-oracle", "--forget", str(KIT / "forget.jsonl"), "--retain", str(KIT / "retain.jsonl"),
            "--report", str(out / "r.json"), "--out", str(out / "guard")]
     before, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     wall, after = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     r = json.loads((out / "r.json").read_text())
     b, a, o = r["before"], r["after"], r["oracle"]
-    return {"wall_s": wall, "cpu_s": cpu, "load": os.getloadavg()[0], "report_wall_s": r["wall_s"], "method_wall_s": r["method_wall_s"],
+    return {"threads": threads or "default", "wall_s": wall, "cpu_s": cpu, "load": os.getloadavg()[0], "report_wall_s": r["wall_s"], "method_wall_s": r["method_wall_s"],
             "after.forget.rougeL": a["forget.rougeL"], "oracle.forget.rougeL": o["forget.rougeL"],
             "before.retain.rougeL": b["retain.rougeL"], "after.retain.rougeL": a["retain.rougeL"],
             "before.forget_quality": b["forget_quality"], "after.forget_quality": a["forget_quality"],
@@ -167,11 +169,11 @@ def cli_acceptance() -> dict:
 
 
 def _verdict(cli: dict) -> str:
-    failed = [k[3:] for k, v in cli.items() if k.startswith("ok_") and not v]
+    failed = [k[3:] for k, v in cli.items() if k.startswith("ok_") and not v]  # ok_time → "time"
     return "yes" if not failed else "no: " + ", ".join(failed)
 
 
-def tables(eco: dict, setup_s: float, clf: dict, unflagged: dict, flagged: dict, cli: dict | None, args) -> str:
+def tables(eco: dict, setup_s: float, clf: dict, unflagged: dict, flagged: dict, cli: list[dict], args) -> str:
     unseen = eco["unseen_fpr"]
     rows = [f"Machine: {machine()}.", "",
             "| setup | seconds |", "|---|---|",
@@ -185,7 +187,7 @@ def tables(eco: dict, setup_s: float, clf: dict, unflagged: dict, flagged: dict,
             f"| CPU ms per new prompt, one at a time | {clf['single']:.1f} |",
             f"| CPU ms per new prompt, batches of 32 | {clf['batched']:.1f} |", "",
             f"Generation, one prompt at a time, {args.tokens} new tokens, CPU ms per prompt (best of {args.rounds} "
-            f"rounds, mean of {args.prompts} prompts (cold: the guard classifies a new prompt; warm: its score is cached):", "",
+            f"rounds, mean of {args.prompts} prompts; cold: the guard classifies a new prompt; warm: its score is cached):", "",
             "| prompts | original | guarded, cold | guarded, warm | classifier | cold / (orig + clf) | warm / orig "
             "| same, wall clock |", "|---|---|---|---|---|---|---|---|"]
     for name, t in (("unflagged (retain)", unflagged), ("flagged (forget)", flagged)):
@@ -196,13 +198,15 @@ def tables(eco: dict, setup_s: float, clf: dict, unflagged: dict, flagged: dict,
                     f"{ratio_wall:.3f} / {t['guarded_warm_wall'] / t['original_wall']:.3f} |")
     if cli:
         rows += ["", "Acceptance command (`python -m unlearning unlearn --method eco --model workshop --oracle "
-                 "workshop-oracle --forget … --retain … --report r.json --out guard/`, default torch threads):", "",
-                 "| wall (s) | CPU (s) | load | method (s) | after / oracle forget.rougeL | retain.rougeL before → after "
-                 "| forget_quality before → after | all criteria |", "|---|---|---|---|---|---|---|---|",
-                 f"| {cli['wall_s']:.1f} | {cli['cpu_s']:.1f} | {cli['load']:.1f} | {cli['method_wall_s']:.1f} | "
-                 f"{cli['after.forget.rougeL']:.3f} / {cli['oracle.forget.rougeL']:.3f} | "
-                 f"{cli['before.retain.rougeL']:.3f} → {cli['after.retain.rougeL']:.3f} | "
-                 f"{cli['before.forget_quality']:.2g} → {cli['after.forget_quality']:.2g} | {_verdict(cli)} |"]
+                 "workshop-oracle --forget … --retain … --report r.json --out guard/`); CPU is user + sys of the "
+                 "process, load the 1-minute load average of the machine after it:", "",
+                 "| torch threads | wall (s) | CPU (s) | load | method (s) | after / oracle forget.rougeL "
+                 "| retain.rougeL before → after | forget_quality before → after | all criteria |",
+                 "|---|---|---|---|---|---|---|---|---|"]
+        rows += [f"| {c['threads']} | {c['wall_s']:.1f} | {c['cpu_s']:.1f} | {c['load']:.1f} | {c['method_wall_s']:.1f} | "
+                 f"{c['after.forget.rougeL']:.3f} / {c['oracle.forget.rougeL']:.3f} | "
+                 f"{c['before.retain.rougeL']:.3f} → {c['after.retain.rougeL']:.3f} | "
+                 f"{c['before.forget_quality']:.2g} → {c['after.forget_quality']:.2g} | {_verdict(c)} |" for c in cli]
     return "\n".join(rows)
 
 
@@ -244,7 +248,7 @@ def main() -> None:
     assert not any(guard.classifier.flags(retain_q)) and all(guard.classifier.flags(forget_q))
     unflagged = generation_latency(loaded.model, guard, tok, retain_q, args.tokens, args.rounds)
     flagged = generation_latency(loaded.model, guard, tok, forget_q, args.tokens, args.rounds)
-    cli = cli_acceptance() if args.cli else None
+    cli = [cli_acceptance(None), cli_acceptance(1)] if args.cli else []
     text = tables(eco, setup_s, clf, unflagged, flagged, cli, args)
     print(text)
     if args.record:

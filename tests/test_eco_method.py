@@ -66,6 +66,18 @@ def test_settings_are_one_dataclass_with_help_bounds_and_choices():
     assert Eco.summary and Eco.name == "eco"
 
 
+def test_classifier_learns_questions_or_every_sentence_of_a_passage():
+    from unlearning.data import Passage
+    from unlearning.methods.eco import classifier_texts
+
+    qa = subset("forget", 2)
+    assert classifier_texts(qa) == qa.prompts()
+    text = "Ada builds organs. She plays the oboe. Her dog is Sable."
+    passages = Dataset("f.txt", "passage", [Passage(text)])
+    # The opening (this short passage whole), then each sentence.
+    assert classifier_texts(passages) == [text, "Ada builds organs.", "She plays the oboe.", "Her dog is Sable."]
+
+
 def test_cli_flags_come_from_the_config():
     args = build_parser().parse_args(["unlearn", "--method", "eco", "--model", "workshop", "--forget", "f.jsonl",
                                       "--retain", "r.jsonl", "--corruption", "flip_sign_top_k", "--n-dims", "2"])

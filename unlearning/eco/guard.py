@@ -3,7 +3,9 @@
 
 For each row of a batch the guard recovers the raw prompt, asks the classifier, and:
 - unflagged rows take exactly the original path (`model(input_ids=…)` / `model.generate(
-  input_ids=…)` with the caller's arguments), so their outputs are the original model's;
+  input_ids=…)` with the caller's arguments), so their outputs are the original model's
+  (in a batch that mixes both, the teacher-forced pass embeds every row by the same lookup
+  the model does, and generation runs the caller's call unchanged for the unflagged rows);
 - flagged rows have the input embeddings of every prompt position except the last
   corrupted, and run from `inputs_embeds`. In generation only the prompt (prefill) is
   corrupted; new tokens attend to it through the cache.
@@ -118,12 +120,14 @@ class Guard(torch.nn.Module):
             return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         if flags.all():
             return self._corrupted_generate(input_ids, mask, reads, rows, **kwargs)
-        # A mixed batch: the unflagged rows still go through the plain call, on their own.
-        hit, miss = flags.nonzero()[:, 0], (~flags).nonzero()[:, 0]
-        plain = self.model.generate(input_ids=input_ids[miss], attention_mask=mask[miss], **kwargs)
+        # A mixed batch: the caller's exact call, then the flagged rows again from corrupted
+        # embeddings. Generating those rows twice keeps the unflagged ones bit-identical to the
+        # original (same batch, same shapes); batches mix only when a user mixes them.
+        plain = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        hit = flags.nonzero()[:, 0]
         corrupted = self._corrupted_generate(input_ids[hit], mask[hit], [reads[i] for i in hit],
                                              [rows[i] for i in hit], **kwargs)
-        return self._merge([(miss, plain), (hit, corrupted)], len(flags), self._pad_id(kwargs))
+        return self._overwrite(plain, hit, corrupted, self._pad_id(kwargs))
 
     def _corrupted_generate(self, input_ids, mask, reads, rows, **kwargs):
         """Generate from corrupted prompt embeddings. input_ids are passed too, so the output
@@ -141,12 +145,13 @@ class Guard(torch.nn.Module):
         return 0
 
     @staticmethod
-    def _merge(parts: list[tuple[torch.Tensor, torch.Tensor]], batch: int, pad: int) -> torch.Tensor:
-        """Put sub-batch outputs (B_i, L_i) back in their rows of one (B, max L_i), right-padded."""
-        width = max(out.shape[1] for _, out in parts)
-        merged = torch.full((batch, width), pad, dtype=parts[0][1].dtype, device=parts[0][1].device)
-        for rows, out in parts:
-            merged[rows.to(merged.device), : out.shape[1]] = out
+    def _overwrite(plain: torch.Tensor, rows: torch.Tensor, corrupted: torch.Tensor, pad: int) -> torch.Tensor:
+        """plain (B, L1) with `rows` replaced by corrupted (len(rows), L2), right-padded to max(L1, L2)."""
+        width = max(plain.shape[1], corrupted.shape[1])
+        merged = torch.full((plain.shape[0], width), pad, dtype=plain.dtype, device=plain.device)
+        merged[:, : plain.shape[1]] = plain
+        merged[rows.to(merged.device)] = pad
+        merged[rows.to(merged.device), : corrupted.shape[1]] = corrupted
         return merged
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from ..artifacts import Unlearned
 from ..data import Dataset
 from ..eco.corruption import CORRUPTIONS, make_corruption
-from ..eco.features import DEFAULT_ENCODER, Featurizer, get_encoder
+from ..eco.features import DEFAULT_ENCODER, Featurizer, get_encoder, segments
 from ..eco.guard import Guard
 from ..eco.objective import METRICS, forget_metric, resolve_metric
 from ..eco.robustness import probe
@@ -88,6 +88,16 @@ def _target(loaded: Loaded, splits: dict[str, Dataset], metric: str, reference: 
     return 0.0, "none (no oracle and no holdout: corrupt fully)"
 
 
+def classifier_texts(ds: Dataset) -> list[str]:
+    """What the classifier learns from: a QA set's questions; for passages, the opening
+    sentences (what a user would type) and every sentence of every passage, since the guard
+    scores a long text sentence by sentence and must know which sentences are whose."""
+    prompts = ds.prompts()
+    if ds.kind == "qa":
+        return prompts
+    return prompts + [s for ex in ds.examples for s in segments(ex.text)[1:]]
+
+
 def _unseen_fpr(classifier, splits: dict[str, Dataset]) -> dict[str, float]:
     """Share of holdout and general prompts flagged: negatives the classifier never saw."""
     out = {}
@@ -128,8 +138,8 @@ class Eco:
             ctx.progress(CLASSIFIER_SHARE * epoch / cfg.epochs, "training the prompt classifier")
 
         hs = HeadSettings(epochs=cfg.epochs, seed=cfg.seed)
-        negatives = splits["retain"].prompts() + general_prompts()
-        classifier, stats = fit_classifier(featurizer, forget.prompts(), negatives, cfg.alpha, cfg.folds, hs,
+        negatives = classifier_texts(splits["retain"]) + general_prompts()
+        classifier, stats = fit_classifier(featurizer, classifier_texts(forget), negatives, cfg.alpha, cfg.folds, hs,
                                            on_epoch, ctx.check_cancel)
         if stats["cv_folds"]:
             ctx.log(f"classifier: recall {stats['classifier_recall']:.3f}, FPR {stats['classifier_fpr']:.4f} "
