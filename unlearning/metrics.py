@@ -194,8 +194,11 @@ def _tick(check_cancel: Callable[[], None] | None) -> None:
 def sequence_logprobs(model, tokenizer, items: list[Encoded], batch_size: int = 32,
                       check_cancel: Callable[[], None] | None = None) -> list[TokenScores]:
     """Per-token scores of each item's labelled tokens given the true prefix (teacher forcing)."""
-    device, out = next(model.parameters()).device, []
-    for batch in batches(items, batch_size, pad_id(tokenizer)):
+    device = next(model.parameters()).device
+    # Batches of similar lengths waste little on padding; results go back in input order.
+    order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
+    out: list[TokenScores | None] = [None] * len(items)
+    for start, batch in zip(range(0, len(order), batch_size), batches([items[i] for i in order], batch_size, pad_id(tokenizer))):
         _tick(check_cancel)
         logits = model(input_ids=batch["input_ids"].to(device),
                        attention_mask=batch["attention_mask"].to(device)).logits  # (B, T, V)
@@ -204,7 +207,8 @@ def sequence_logprobs(model, tokenizer, items: list[Encoded], batch_size: int = 
         for lp, ok, r in zip(logp, correct, row):
             rows[r].token_logprobs.append(lp)
             rows[r].correct.append(ok)
-        out.extend(rows)
+        for offset, scores in enumerate(rows):
+            out[order[start + offset]] = scores
     return out
 
 
