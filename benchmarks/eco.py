@@ -1,7 +1,7 @@
 """Benchmark ECO prompts on the workshop preset (issue 4). Prints markdown.
 
     python benchmarks/eco.py                  # ~1 min on 2 CPU cores
-    python benchmarks/eco.py --cli            # also time the acceptance `unlearn` command twice (~3 min more)
+    python benchmarks/eco.py --cli            # also time the acceptance `unlearn` command (~1.5 min more)
     python benchmarks/eco.py --cli --record   # and write the tables into benchmarks/RESULTS.md (## ECO)
 
 In one process, side by side:
@@ -144,22 +144,21 @@ def novel_prompts(n: int) -> list[str]:
     return [f"Quick question, {p[0].lower()}{p[1:]}" for p in general_prompts()[:n]]
 
 
-def cli_acceptance(threads: int | None) -> dict:
-    """The issue's command, timed as a user would run it (torch's default threads, or
-    OMP_NUM_THREADS=threads); with the r.json checks."""
+def cli_acceptance() -> dict:
+    """The issue's command, timed as a user would run it; with the r.json checks. (The
+    engine runs a model as small as the workshop's on one torch thread: models.set_cpu_threads.)"""
     out = Path("/tmp/eco-bench")
     out.mkdir(exist_ok=True)
-    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
     cmd = [sys.executable, "-m", "unlearning", "unlearn", "--method", "eco", "--model", "workshop",
            "--oracle", "workshop-oracle", "--forget", str(KIT / "forget.jsonl"), "--retain", str(KIT / "retain.jsonl"),
            "--report", str(out / "r.json"), "--out", str(out / "guard")]
     before, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
     wall, after = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     r = json.loads((out / "r.json").read_text())
     b, a, o = r["before"], r["after"], r["oracle"]
-    return {"threads": threads or "default", "wall_s": wall, "cpu_s": cpu, "load": os.getloadavg()[0], "report_wall_s": r["wall_s"], "method_wall_s": r["method_wall_s"],
+    return {"wall_s": wall, "cpu_s": cpu, "load": os.getloadavg()[0], "report_wall_s": r["wall_s"], "method_wall_s": r["method_wall_s"],
             "after.forget.rougeL": a["forget.rougeL"], "oracle.forget.rougeL": o["forget.rougeL"],
             "before.retain.rougeL": b["retain.rougeL"], "after.retain.rougeL": a["retain.rougeL"],
             "before.forget_quality": b["forget_quality"], "after.forget_quality": a["forget_quality"],
@@ -200,10 +199,10 @@ def tables(eco: dict, setup_s: float, clf: dict, unflagged: dict, flagged: dict,
         rows += ["", "Acceptance command (`python -m unlearning unlearn --method eco --model workshop --oracle "
                  "workshop-oracle --forget … --retain … --report r.json --out guard/`); CPU is user + sys of the "
                  "process, load the 1-minute load average of the machine after it:", "",
-                 "| torch threads | wall (s) | CPU (s) | load | method (s) | after / oracle forget.rougeL "
+                 "| wall (s) | CPU (s) | load | method (s) | after / oracle forget.rougeL "
                  "| retain.rougeL before → after | forget_quality before → after | all criteria |",
-                 "|---|---|---|---|---|---|---|---|---|"]
-        rows += [f"| {c['threads']} | {c['wall_s']:.1f} | {c['cpu_s']:.1f} | {c['load']:.1f} | {c['method_wall_s']:.1f} | "
+                 "|---|---|---|---|---|---|---|---|"]
+        rows += [f"| {c['wall_s']:.1f} | {c['cpu_s']:.1f} | {c['load']:.1f} | {c['method_wall_s']:.1f} | "
                  f"{c['after.forget.rougeL']:.3f} / {c['oracle.forget.rougeL']:.3f} | "
                  f"{c['before.retain.rougeL']:.3f} → {c['after.retain.rougeL']:.3f} | "
                  f"{c['before.forget_quality']:.2g} → {c['after.forget_quality']:.2g} | {_verdict(c)} |" for c in cli]
@@ -248,7 +247,7 @@ def main() -> None:
     assert not any(guard.classifier.flags(retain_q)) and all(guard.classifier.flags(forget_q))
     unflagged = generation_latency(loaded.model, guard, tok, retain_q, args.tokens, args.rounds)
     flagged = generation_latency(loaded.model, guard, tok, forget_q, args.tokens, args.rounds)
-    cli = [cli_acceptance(None), cli_acceptance(1)] if args.cli else []
+    cli = [cli_acceptance()] if args.cli else []
     text = tables(eco, setup_s, clf, unflagged, flagged, cli, args)
     print(text)
     if args.record:

@@ -161,3 +161,17 @@ def test_a_head_of_the_wrong_width_is_refused(ran, workshop, tmp_path):
     save_file({"weight": torch.zeros(1, 7), "bias": torch.zeros(1)}, str(tmp_path / "guard_head.safetensors"))
     with pytest.raises(UserError, match="does not hold a classifier head for 896 features"):
         load_unlearned(workshop, tmp_path)
+
+
+def test_target_is_the_oracle_else_the_holdout_surrogate(workshop, splits):
+    from unlearning.eco.objective import forget_metric
+    from unlearning.methods.eco import _target
+
+    assert _target(workshop, splits, "rougeL", {"oracle": {"forget.rougeL": 0.2}, "before": {"holdout.rougeL": 0.3}}) \
+        == (0.2, "oracle")
+    assert _target(workshop, splits, "rougeL", {"oracle": None, "before": {"holdout.rougeL": 0.3}}) \
+        == (0.3, "holdout (surrogate)")
+    value, source = _target(workshop, splits, "rougeL", None)  # measured on the holdout set here
+    assert source == "holdout (surrogate)"
+    assert value == forget_metric(workshop.model, workshop.tokenizer, splits["holdout"], "rougeL")
+    assert _target(workshop, {**splits, "holdout": Dataset("h", "qa", [])}, "rougeL", None)[0] == 0.0

@@ -1,6 +1,7 @@
-"""The scalar the strength search matches: one forget metric of a model (the guard, or the
-plain model for a surrogate target), computed the way unlearning/metrics.py computes the
-report's value of the same name, but only that one — the search evaluates it a dozen times.
+"""The scalar ECO's strength search matches (Liu et al., NeurIPS 2024, arXiv 2406.07933,
+§3.3): one forget metric of a model (the guard, or the plain model for a surrogate target),
+computed the way unlearning/metrics.py computes the report's value of the same name, but
+only that one — the search evaluates it a dozen times.
 
 - `rougeL`: ROUGE-L recall of greedy answers (QA). The report's acceptance metric, but a
   step function of the strength: an answer changes a word at a time.

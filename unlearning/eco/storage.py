@@ -1,6 +1,7 @@
-"""An ECO guard on disk: `guard.json` (encoder name, n-gram buckets, τ, corruption name and
-parameters, strength, seed) and `guard_head.safetensors` (the classifier head). The base
-model is not saved: the guard reattaches to the loaded base (DESIGN.md §One base model).
+"""An ECO guard (Liu et al., NeurIPS 2024, arXiv 2406.07933) on disk: `guard.json` (encoder
+name, n-gram buckets, τ, corruption name and parameters, strength, seed) and
+`guard_head.safetensors` (the classifier head). The base model is not saved: the guard
+reattaches to the loaded base (DESIGN.md §One base model).
 """
 
 from __future__ import annotations

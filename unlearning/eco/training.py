@@ -35,10 +35,11 @@ def general_prompts() -> list[str]:
 
 @dataclass
 class HeadSettings:
-    epochs: int = 30
-    lr: float = 0.01
+    # 20 epochs of 128 reach the recall/FPR of 30 of 64 on the workshop kit in half the time.
+    epochs: int = 20
+    lr: float = 0.02
     weight_decay: float = 1e-4
-    batch_size: int = 64
+    batch_size: int = 128
     seed: int = 0
 
 

@@ -45,7 +45,7 @@ class EcoConfig:
     grid_points: int = setting(7, "ECO: coarse grid points before the zeroth-order search", lo=1, hi=50, ui=False)
     search_steps: int = setting(6, "ECO: zeroth-order search steps after the grid", lo=0, hi=100, ui=False)
     tolerance: float = setting(0.02, "ECO: the search stops when |metric − target| is within this", lo=0.0, hi=1.0, ui=False)
-    epochs: int = setting(30, "ECO: training epochs of the classifier head", lo=1, hi=1000, ui=False)
+    epochs: int = setting(20, "ECO: training epochs of the classifier head", lo=1, hi=1000, ui=False)
     folds: int = setting(5, "ECO: k of the k-fold estimate of the classifier's recall and FPR", lo=2, hi=20, ui=False)
     encoder: str = setting(DEFAULT_ENCODER, "ECO: sentence encoder of the classifier (hub id or folder; "
                                             "the default ships offline)", ui=False)
@@ -74,10 +74,10 @@ class EcoUnlearned(Unlearned):
         save_guard(self.guard, folder, self.encoder, self.ngram_dims)
 
 
-def _target(loaded: Loaded, splits: dict[str, Dataset], metric: str, reference: dict) -> tuple[float, str]:
+def _target(loaded: Loaded, splits: dict[str, Dataset], metric: str, reference: dict | None) -> tuple[float, str]:
     """The oracle's forget value; else the surrogate of METHODS.md §ECO: the model's value on
     the holdout set (facts of the same kind it never saw)."""
-    oracle, before = reference.get("oracle") or {}, reference.get("before") or {}
+    oracle, before = (reference or {}).get("oracle") or {}, (reference or {}).get("before") or {}
     if f"forget.{metric}" in oracle:
         return float(oracle[f"forget.{metric}"]), "oracle"
     if f"holdout.{metric}" in before:
