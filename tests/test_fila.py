@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from unlearning.batches import collate, encode_dataset, pad_id
-from unlearning.batches import Encoded
 from unlearning.data import QA, Dataset
 from unlearning.errors import UserError
 from unlearning.fila import (EPS, ExactSVD, FisherStats, RandomizedSVD, accumulate_fisher, eps_share_message, fila_init,
@@ -160,8 +159,3 @@ def test_fila_step_zero_changes_no_logit(tiny):
     adapters.remove()
     assert not any("lora" in n for n, _ in model.named_parameters())
 
-
-def test_encoded_helpers_are_what_the_trainer_pairs():
-    # guards the assumption FILA makes: labels are -100 outside answers
-    item = Encoded([1, 2, 3], [-100, 2, 3], 1)
-    assert collate([item], 0)["labels"].tolist() == [[-100, 2, 3]]

@@ -95,6 +95,7 @@ def test_save_then_load_gives_identical_logits(name, loaded, tmp_path):
     with u.view("original") as m:
         original = logits(m, loaded.tokenizer)
     assert not torch.equal(trained, original)
+    assert torch.equal(logits(u.proxy("unlearned"), loaded.tokenizer), trained)  # the per-call view the pipeline uses
     u.save(tmp_path)
     u.release()
     assert not any("lora" in n for n, _ in loaded.model.named_parameters())

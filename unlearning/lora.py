@@ -192,8 +192,8 @@ class Adapters:
             config.save_pretrained(str(folder / sub))
             state = {}
             for module, layer in self._layers().items():
-                state[f"{PREFIX}{module}.lora_A.weight"] = layer.lora_A[name].weight.detach().contiguous()
-                state[f"{PREFIX}{module}.lora_B.weight"] = layer.lora_B[name].weight.detach().contiguous()
+                state[f"{PREFIX}{module}.lora_A.weight"] = layer.lora_A[name].weight.detach().cpu().contiguous()
+                state[f"{PREFIX}{module}.lora_B.weight"] = layer.lora_B[name].weight.detach().cpu().contiguous()
             save_file(state, str(folder / sub / WEIGHTS), metadata={"format": "pt"})
 
     @classmethod
