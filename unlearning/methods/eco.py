@@ -23,7 +23,7 @@ from ..eco.objective import METRICS, forget_metric, resolve_metric
 from ..eco.robustness import probe
 from ..eco.search import search
 from ..eco.storage import load_guard, save_guard
-from ..eco.training import HeadSettings, fit_classifier, general_prompts
+from ..eco.training import HeadSettings, fit_classifier, general_prompts, preload_general_embeddings
 from ..models import Loaded
 from ..settings import setting, validate
 from . import register
@@ -130,6 +130,7 @@ class Eco:
         t0 = time.perf_counter()
         ctx.progress(0.0, "loading the sentence encoder")
         featurizer = Featurizer(get_encoder(cfg.encoder, loaded.device), cfg.ngram_dims)
+        preload_general_embeddings(featurizer.encoder)
         history: list[dict[str, float]] = []
 
         def on_epoch(epoch: int, loss: float) -> None:
