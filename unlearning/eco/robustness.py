@@ -26,7 +26,7 @@ CONTEXT_BEFORE = ("I spent the morning repotting tomato plants and reading about
                   "My neighbour says it will rain tomorrow.")
 CONTEXT_AFTER = "After that I want to bake bread, walk the dog along the river and call my grandmother."
 PARAPHRASES = ("Could you tell me {lq}", "I was wondering: {q}", "Quick question, {lq}", "Do you happen to know {lq}")
-MAX_PER_SPLIT = 20  # prompts rewritten per split: a rate to 5 %, and the probe stays a few seconds
+MAX_PER_SPLIT = 12  # prompts rewritten per split: the probe must stay a second or two of a run
 
 
 def _lower_first(q: str) -> str:
