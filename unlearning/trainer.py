@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -122,13 +122,14 @@ class FisherInit:
 # ------------------------------------------------------------------- stopping
 
 
-def knowledge(model, tokenizer, ds: Dataset, items: list[Encoded]) -> dict[str, float]:
+def knowledge(model, tokenizer, ds: Dataset, items: list[Encoded],
+              check_cancel: Callable[[], None] | None = None) -> dict[str, float]:
     """How well `model` knows `ds`: mem_acc over its labelled tokens and, for passages, EL_n."""
     with torch.no_grad():
         if ds.kind == "passage":  # EL_n needs generations; evaluate_split has them
-            metrics, _ = evaluate_split(model, tokenizer, ds, "forget")
+            metrics, _ = evaluate_split(model, tokenizer, ds, "forget", check_cancel=check_cancel)
             return {k: metrics[k] for k in ("mem_acc", "extraction_n") if k in metrics}
-        scores = sequence_logprobs(model, tokenizer, items)
+        scores = sequence_logprobs(model, tokenizer, items, check_cancel=check_cancel)
     correct = [ok for s in scores for ok in s.correct]
     return {"mem_acc": sum(correct) / max(len(correct), 1)}
 
@@ -157,8 +158,8 @@ class HoldoutCriterion:
             target = {k: measured[k] for k in keys if k in measured}  # a QA holdout has no EL_n
         return cls(loaded.tokenizer, splits["forget"], forget_items, target)
 
-    def measure(self, model) -> dict[str, float]:
-        return knowledge(model, self.tokenizer, self.forget, self.items)
+    def measure(self, model, check_cancel: Callable[[], None] | None = None) -> dict[str, float]:
+        return knowledge(model, self.tokenizer, self.forget, self.items, check_cancel)
 
     def reached(self, measured: dict[str, float]) -> bool:
         return all(measured[k] <= v for k, v in self.target.items())
@@ -214,7 +215,7 @@ def train(ctx, loaded: Loaded, adapters: Adapters, terms: tuple[Term, ...], data
         ctx.progress(start + (1 - start) * step / cfg.steps, f"step {step}/{cfg.steps}")
         if criterion is not None and (step % cfg.check_every == 0 or step == cfg.steps):
             with adapters.use() as model:
-                measured = criterion.measure(model)
+                measured = criterion.measure(model, ctx.check_cancel)
             out.checks.append({"step": step, **measured})
             ctx.step("holdout", step, cfg.steps, {f"forget_{k}": v for k, v in measured.items()}
                      | {f"holdout_{k}": v for k, v in criterion.target.items()})
