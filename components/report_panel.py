@@ -55,9 +55,25 @@ def cost_line(report: dict | None) -> str:
             f"{report.get('trainable_params', 0):,} trainable parameters.")
 
 
+def eco_html(report: dict | None) -> str:
+    """ECO's classifier figures and its robustness probe (the method's known weak spot)."""
+    eco = (report or {}).get("eco")
+    if not eco:
+        return ""
+    head = (f"<p><b>ECO classifier</b>: recall {eco['classifier_recall']:.3f} ↑ (k-fold, forget prompts), "
+            f"false-positive rate {eco['classifier_fpr']:.4f} ↓ (target ≤ {eco.get('alpha', 0.01)}), threshold "
+            f"{eco['threshold']:.3f}; corruption {html.escape(str(eco['corruption']))} at strength {eco['strength']:.3g}.</p>")
+    probe = eco.get("robustness") or {}
+    rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{r['recall']:.2f}</td><td>{r.get('fpr', 0):.2f}</td>"
+                   f"<td>{html.escape(str(r.get('example', '')))}</td></tr>" for name, r in probe.items())
+    table = (f'<table class="us-report" id="eco-robustness"><tr><th>rewrite of forget prompts</th><th>recall ↑</th>'
+             f"<th>FPR ↓</th><th>example</th></tr>{rows}</table>") if rows else ""
+    return head + table
+
+
 # ------------------------------------------------------------------ handlers
 def show(session: SessionState):
-    return table_html(session.report), cost_line(session.report)
+    return table_html(session.report) + eco_html(session.report), cost_line(session.report)
 
 
 def downloader(studio: Studio):

@@ -60,3 +60,12 @@ def test_method_settings_are_collected_per_method():
     assert "rank" not in eco and set(eco) <= method_panel.fields_of("eco")
     assert "rank" in method_panel.collect("ihl-fila", names, values)
     assert method_panel.method_choices()[0][1] in ("eco", "ihl-fila")
+
+
+def test_eco_block_shows_classifier_and_robustness():
+    report = {"eco": {"classifier_recall": 1.0, "classifier_fpr": 0.002, "threshold": 0.14, "alpha": 0.01,
+                      "corruption": "rand_noise_first_n", "strength": 46.4,
+                      "robustness": {"paraphrase": {"recall": 1.0, "fpr": 0.0, "example": "<b>x</b>"}}}}
+    text = report_panel.eco_html(report)
+    assert "recall 1.000" in text and "paraphrase" in text and "&lt;b&gt;" in text
+    assert report_panel.eco_html({"before": {}}) == ""
