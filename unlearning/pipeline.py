@@ -13,7 +13,7 @@ from typing import Any
 
 from .artifacts import original
 from .data import Dataset, check_pair, load_file
-from .metrics import evaluate
+from .metrics import evaluate, forget_quality
 from .models import WORKSHOP_DIR, Loaded
 from .runs import RunContext
 
@@ -62,13 +62,32 @@ def _evaluate_phase(ctx: RunContext, phase: str, model, tokenizer, splits, oracl
     return evaluate(model, tokenizer, splits, oracle_raw=oracle_raw, progress=progress, check_cancel=ctx.check_cancel)
 
 
-def _oracle_phase(ctx: RunContext, oracle: Loaded | None, splits) -> tuple[dict | None, dict | None]:
-    if oracle is None:
-        return None, None
-    metrics, raw = _evaluate_phase(ctx, "oracle", original(oracle.model), oracle.tokenizer, splits)
-    if raw.get("forget", {}).get("R"):  # the oracle against itself: 1.0 by definition, for the table
-        metrics["forget_quality"] = 1.0
-    return metrics, raw
+def _reference_phases(ctx: RunContext, loaded: Loaded, oracle: Loaded | None, splits, before: bool):
+    """Evaluate the oracle and the model before unlearning: (oracle, oracle_raw, before).
+
+    The two are independent models, so on the CPU they run side by side on two threads
+    (each evaluation uses one core: see models.set_cpu_threads); forget_quality, which
+    compares the two, is filled in once both are done."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def oracle_work():
+        return _evaluate_phase(ctx, "oracle", original(oracle.model), oracle.tokenizer, splits)
+
+    def before_work():
+        return _evaluate_phase(ctx, "before", original(loaded.model), loaded.tokenizer, splits)
+
+    side_by_side = loaded.device == "cpu" and oracle is not None and before
+    with ThreadPoolExecutor(max_workers=2 if side_by_side else 1) as pool:
+        oracle_job = pool.submit(oracle_work) if oracle is not None else None
+        before_job = pool.submit(before_work) if before else None
+        oracle_metrics, oracle_raw = oracle_job.result() if oracle_job else (None, None)
+        before_metrics, before_raw = before_job.result() if before_job else (None, None)
+    r_oracle = (oracle_raw or {}).get("forget", {}).get("R")
+    if r_oracle:
+        oracle_metrics["forget_quality"] = 1.0  # the oracle against itself, by definition
+        if before_metrics is not None and before_raw.get("forget", {}).get("R"):
+            before_metrics["forget_quality"] = forget_quality(before_raw["forget"]["R"], r_oracle)
+    return oracle_metrics, oracle_raw, before_metrics
 
 
 def _header(loaded: Loaded, method: str | None, seed: int | None) -> dict[str, Any]:
@@ -89,9 +108,7 @@ def unlearn_job(method: type, cfg: Any, loaded: Loaded, splits: dict[str, Datase
     def work(ctx: RunContext) -> dict[str, Any]:
         t0 = time.perf_counter()
         report = _header(loaded, method.name, getattr(cfg, "seed", None)) | {"settings": asdict(cfg)}
-        report["oracle"], oracle_raw = _oracle_phase(ctx, oracle, splits)
-        if evaluate_before:
-            report["before"], _ = _evaluate_phase(ctx, "before", original(loaded.model), loaded.tokenizer, splits, oracle_raw)
+        report["oracle"], oracle_raw, report["before"] = _reference_phases(ctx, loaded, oracle, splits, evaluate_before)
         reference = {"oracle": report.get("oracle"), "before": report.get("before")}
         t_method = time.perf_counter()
         unlearned = method.run(PhaseContext(ctx, "method"), loaded, splits, cfg, reference)
@@ -111,8 +128,7 @@ def eval_job(loaded: Loaded, splits: dict[str, Dataset], oracle: Loaded | None =
     def work(ctx: RunContext) -> dict[str, Any]:
         t0 = time.perf_counter()
         report = _header(loaded, unlearned.method if unlearned is not None else None, None)
-        report["oracle"], oracle_raw = _oracle_phase(ctx, oracle, splits)
-        report["before"], _ = _evaluate_phase(ctx, "before", original(loaded.model), loaded.tokenizer, splits, oracle_raw)
+        report["oracle"], oracle_raw, report["before"] = _reference_phases(ctx, loaded, oracle, splits, True)
         if unlearned is not None:
             report["after"], _ = _evaluate_phase(ctx, "after", unlearned.proxy("unlearned"), loaded.tokenizer, splits, oracle_raw)
             report.update(steps=unlearned.steps, trainable_params=unlearned.trainable_params, history=unlearned.history)
