@@ -1,0 +1,171 @@
+"""Benchmark the five LoRA unlearning methods on the workshop preset (issue 3).
+
+    python benchmarks/methods.py                       # ~45 min on 2 shared CPU cores
+    python benchmarks/methods.py --steps 60 --seeds 0 1 2 --json /tmp/methods.json
+
+Every method gets the same seed, step budget and settings (the shared defaults of
+`trainer.LoraSettings`), and runs through the CLI, each in its own process so its
+`peak_mem_mb` is its own:
+1. `--stop holdout`: it stops as soon as the forget set's mem_acc falls to the holdout level
+   (the budget is the cap) — the metrics at the point each method declares "forgotten";
+2. `--stop steps`: the whole budget, whatever happens — what running on costs;
+3. `--stop holdout` with the longer `--ratio-steps` budget, so that every method gets to the
+   criterion and their utility can be compared at equal forgetting (the learning-rate
+   schedule stretches with the budget: 10% warm-up, linear decay).
+Then, in this process and without evaluation, the steps each method needs to meet the
+holdout criterion for every seed under the `--ratio-steps` budget, the ratio FILA / random init,
+and a check that the original view of the shared base still gives the same greedy tokens
+after each run. Prints markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+KIT = ROOT / "assets" / "workshop"
+METHODS = ("ihl-fila", "ihl", "gd", "ga", "gd-fila")
+PAIRS = (("ihl-fila", "ihl"), ("gd-fila", "gd"))  # FILA vs random init, same loss
+COLUMNS = ("forget_quality", "model_utility", "forget.rougeL", "forget.answer_prob", "retain.rougeL",
+           "retain.answer_prob", "forget.fluency")
+
+
+def cpu_name() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.machine()
+
+
+def cli_run(method: str, stop: str, steps: int, seed: int, out: Path, before: bool) -> dict:
+    report = out / f"{method}-{stop}-{steps}.json"
+    cmd = [sys.executable, "-m", "unlearning", "unlearn", "--method", method, "--model", "workshop",
+           "--oracle", "workshop-oracle", "--forget", str(KIT / "forget.jsonl"), "--retain", str(KIT / "retain.jsonl"),
+           "--report", str(report), "--steps", str(steps), "--seed", str(seed), "--stop", stop]
+    t0 = time.perf_counter()
+    subprocess.run(cmd + ([] if before else ["--no-before"]), cwd=ROOT, check=True, capture_output=True, text=True)
+    result = json.loads(report.read_text())
+    result["process_s"] = time.perf_counter() - t0
+    return result
+
+
+def steps_to_forget(seeds: list[int], steps: int) -> dict[str, list[int | None]]:
+    """Training only, stopping at the holdout criterion: the step at which each method meets
+    it, per seed (None: not within `steps`); and, after every run, whether the original view
+    still answers the forget questions token for token."""
+    import torch
+
+    from unlearning.data import load_file
+    from unlearning.generate import generate_ids, prompt_ids
+    from unlearning.methods import get_method
+    from unlearning.models import load_model
+    from unlearning.runs import Run
+    from unlearning.settings import build
+
+    torch.set_num_threads(2)
+    splits = {s: load_file(KIT / f"{s}.jsonl") for s in ("forget", "retain", "holdout", "general")}
+    loaded = load_model("workshop", "cpu")
+    prompts = [prompt_ids(loaded.tokenizer, ex.question) for ex in splits["forget"].examples]
+    before = generate_ids(loaded.model, loaded.tokenizer, prompts)
+    out: dict[str, list[int | None]] = {m: [] for m in METHODS}
+    unchanged = True
+    for seed in seeds:
+        for name in METHODS:
+            method = get_method(name)
+            cfg = build(method.Config, {"steps": steps, "seed": seed, "stop": "holdout"})
+            run = Run(lambda ctx: method.run(ctx, loaded, splits, cfg, {"oracle": None, "before": None})).start()
+            run.wait()
+            if run.state != "done":
+                raise SystemExit(f"{name} seed {seed}: {run.error}")
+            out[name].append(run.result.extra_report["stopping"]["reached_at"])
+            with run.result.view("original") as model:
+                unchanged &= generate_ids(model, loaded.tokenizer, prompts) == before
+            run.result.release()
+    out["original_view_unchanged"] = unchanged  # type: ignore[assignment]
+    return out
+
+
+def fmt(x) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        return f"{x:.2e}" if 0 < abs(x) < 1e-2 else f"{x:.3f}"
+    return str(x)
+
+
+def table(reports: dict[str, dict], before: dict, oracle: dict, steps: int) -> str:
+    head = ["method", *COLUMNS, "steps run", "steps to holdout criterion", "unlearn wall_s", "peak_mem_mb", "trainable params"]
+    rows = [["before", *(fmt(before.get(c)) for c in COLUMNS), "", "", "", "", ""],
+            ["oracle", *(fmt(oracle.get(c)) for c in COLUMNS), "", "", "", "", ""]]
+    for name, r in reports.items():
+        reached = r["stopping"]["reached_at"]
+        rows.append([name, *(fmt(r["after"].get(c)) for c in COLUMNS), str(r["steps"]),
+                     str(reached) if reached else f">{steps}", f"{r['method_wall_s']:.1f}", f"{r['peak_mem_mb']:.0f}",
+                     str(r["trainable_params"])])
+    return "\n".join("| " + " | ".join(row) + " |" for row in [head, ["---"] * len(head), *rows])
+
+
+def ratio_lines(reached: dict[str, list[int | None]], steps: int) -> list[str]:
+    lines = []
+    for fila, random_init in PAIRS:
+        pairs = list(zip(reached[fila], reached[random_init]))
+        shown = ", ".join(f"{a or f'>{steps}'}/{b or f'>{steps}'}" for a, b in pairs)
+        ratios = [a / b for a, b in pairs if a and b]
+        censored = sum(1 for a, b in pairs if a and not b)
+        mean = f"mean ratio {statistics.mean(ratios):.2f}" if ratios else "no seed where both met it"
+        extra = f"; in {censored} seed(s) only the FILA run met it within {steps} steps" if censored else ""
+        lines.append(f"- {fila} / {random_init} steps to forget, per seed: {shown} → {mean}{extra}")
+    return lines
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=60, help="step budget for every method")
+    p.add_argument("--seed", type=int, default=0, help="seed of the CLI runs")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds for steps-to-forget")
+    p.add_argument("--ratio-steps", type=int, default=300,
+                   help="budget for steps-to-forget, long enough for random-init LoRA to get there")
+    p.add_argument("--json", help="also write everything measured here")
+    args = p.parse_args()
+
+    import torch
+
+    print(f"machine: {cpu_name()}, {os.cpu_count()} CPU cores, python {platform.python_version()}, "
+          f"torch {torch.__version__}; budget {args.steps} steps, seed {args.seed}\n")
+    passes = (("holdout", args.steps, f"stop at the holdout criterion, budget {args.steps} steps as the cap"),
+              ("steps", args.steps, f"fixed budget: all {args.steps} steps"),
+              ("holdout", args.ratio_steps, f"stop at the holdout criterion, budget {args.ratio_steps} steps as the cap "
+                                            "(long enough for every method to get there)"))
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for stop, steps, title in passes:
+            reports = {m: cli_run(m, stop, steps, args.seed, Path(tmp), before="before" not in results) for m in METHODS}
+            before = results.setdefault("before", reports[METHODS[0]].get("before"))
+            oracle = reports[METHODS[0]]["oracle"]
+            results[f"{stop}-{steps}"] = reports
+            print(f"### {title}\n\n{table(reports, before, oracle, steps)}\n", flush=True)
+    reached = steps_to_forget(args.seeds, args.ratio_steps)
+    results["steps_to_forget"] = reached
+    print(f"### steps to meet the holdout criterion (budget {args.ratio_steps}, seeds {args.seeds})\n")
+    for name in METHODS:
+        print(f"- {name}: " + ", ".join(str(x) if x else f">{args.ratio_steps}" for x in reached[name]))
+    print("\n".join(ratio_lines(reached, args.ratio_steps)))
+    print(f"- original view gives the same greedy tokens after every run: {reached['original_view_unchanged']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
