@@ -76,3 +76,23 @@ def test_chat_streams_both_views_together(studio):
     assert parts[-1]["original"] == FORGET["answer"] and parts[-1]["unlearned"] != FORGET["answer"]
     assert parts[-1]["flag"]["flagged"] is True
     session.close()
+
+
+def test_teach_first_makes_uploaded_facts_known_and_trains_an_oracle(studio, tmp_path):
+    """Uploads the model never saw: "teach first" gives the session a taught model (knows
+    forget and retain) and an oracle (retain only); the shared base is untouched."""
+    before = logits(studio)
+    lines = (WORKSHOP_DIR / "holdout.jsonl").read_text(encoding="utf-8").splitlines(True)
+    (tmp_path / "f.jsonl").write_text("".join(lines[:10]))
+    (tmp_path / "r.jsonl").write_text("".join(lines[10:20]))
+    session = SessionState()
+    Studio.upload(session, "forget", str(tmp_path / "f.jsonl"), "f.jsonl")
+    Studio.upload(session, "retain", str(tmp_path / "r.jsonl"), "r.jsonl")
+    run = studio.teach_first(session, "workshop", epochs=40)
+    run.wait(300)
+    assert run.state == "done", run.error
+    first = json.loads(lines[0])
+    assert list(studio.chat(session, "workshop", first["question"]))[-1]["original"] == first["answer"]
+    assert studio.oracle(session, "workshop") is session.taught_oracle
+    assert torch.equal(logits(studio), before)
+    session.close()

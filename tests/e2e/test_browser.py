@@ -149,3 +149,18 @@ def test_html_in_replies_is_text(browser, app_url, shot, tmp_path):
     page.wait_for_timeout(2000)
     assert page.evaluate("window.__xss") is None
     context.close()
+
+
+def test_cancel_returns_to_idle_and_keeps_the_original(page, shot):
+    page.click("#use-preset")
+    page.wait_for_function("document.querySelector('#data-summary').innerText.includes('forget.jsonl')")
+    page.get_by_label("IHL + FILA (LoRA training)").check()
+    page.click("#start-run")
+    page.wait_for_function("document.querySelector('#loss-plot .scatterlayer .point') !== null", timeout=RUN_TIMEOUT_MS)
+    page.click("#cancel-run")
+    page.wait_for_function("document.querySelector('#run-state') && "
+                           "document.querySelector('#run-state').innerText.startsWith('cancelled')", timeout=30_000)
+    shot(page, "cancelled")
+    original, unlearned = chat(page, FORGET_Q["question"])
+    assert original == FORGET_Q["answer"]  # the shared base is exactly as before
+    assert "no unlearned model yet" in unlearned
