@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args) or 0
+        return run_command(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -126,35 +126,18 @@ def cmd_workshop(args) -> int:
     return 1 if failed else 0
 
 
-def cmd_teach(args) -> int:
-    from .commands import teach
+# Each command's work lives in commands.py, imported only when a command runs (so --help and
+# argument errors stay fast).
+COMMANDS = {"teach": "teach", "unlearn": "unlearn", "eval": "evaluate_command", "chat": "chat"}
 
-    teach(args)
+
+def run_command(args) -> int:
+    if args.command == "workshop":
+        return cmd_workshop(args)
+    from . import commands
+
+    getattr(commands, COMMANDS[args.command])(args)
     return 0
-
-
-def cmd_unlearn(args) -> int:
-    from .commands import unlearn
-
-    unlearn(args)
-    return 0
-
-
-def cmd_eval(args) -> int:
-    from .commands import evaluate_command
-
-    evaluate_command(args)
-    return 0
-
-
-def cmd_chat(args) -> int:
-    from .commands import chat
-
-    chat(args)
-    return 0
-
-
-COMMANDS = {"workshop": cmd_workshop, "teach": cmd_teach, "unlearn": cmd_unlearn, "eval": cmd_eval, "chat": cmd_chat}
 
 
 if __name__ == "__main__":

@@ -241,7 +241,7 @@ class LoraMethod:
 
     @classmethod
     def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
-        raise NotImplementedError
+        raise TypeError(f"{cls.__name__} must define objective(cfg): the method's loss terms")
 
     @classmethod
     def run(cls, ctx, loaded: Loaded, splits: dict[str, Dataset], cfg: LoraSettings,
