@@ -99,27 +99,28 @@ class RandNoiseTopK(Corruption):
         return e + _noise(tuple(e.shape), strength, generator) * mask
 
 
-class ZeroOutTopK(Corruption):
-    """Zero each position's k largest-|e| dims; the strength is k itself."""
+class _CountStrength(Corruption):
+    """Corruptions whose strength is a count of dims k: nothing else to save."""
 
-    name = "zero_out_top_k"
     integer_strength = True
 
     def params(self) -> dict:
         return {}
+
+
+class ZeroOutTopK(_CountStrength):
+    """Zero each position's k largest-|e| dims; the strength is k itself."""
+
+    name = "zero_out_top_k"
 
     def apply(self, e, strength, generator):
         return e.masked_fill(_top_k_mask(e, self._count(strength, e.shape[1])), 0.0)
 
 
-class FlipSignTopK(Corruption):
+class FlipSignTopK(_CountStrength):
     """Negate each position's k largest-|e| dims; the strength is k itself."""
 
     name = "flip_sign_top_k"
-    integer_strength = True
-
-    def params(self) -> dict:
-        return {}
 
     def apply(self, e, strength, generator):
         mask = _top_k_mask(e, self._count(strength, e.shape[1]))
