@@ -15,6 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from components import chat_panel, data_panel, method_panel, model_panel, report_panel, run_panel
+from unlearning import limits
 from unlearning.studio import SessionState, Studio
 
 CSS = (Path(__file__).parent / "assets" / "studio.css").read_text(encoding="utf-8")
@@ -28,7 +29,7 @@ def build(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title="Unlearning Studio") as demo:
         gr.Markdown(INTRO)
         # One SessionState per browser session; Gradio deletes it (and we clean up) on close.
-        state = gr.State(SessionState(), time_to_live=6 * 3600, delete_callback=lambda s: s.close())
+        state = gr.State(SessionState(), time_to_live=limits.SESSION_HOURS * 3600, delete_callback=lambda s: s.close())
         model = model_panel.render(studio)
         data = data_panel.render(state)
         method = method_panel.render()
@@ -46,9 +47,10 @@ def main() -> None:
                     trust_remote_code=os.environ.get("UNLEARNING_TRUST_REMOTE_CODE") == "1")
     studio.model_info(os.environ.get("UNLEARNING_MODEL", "workshop"))  # load before serving
     demo = build(studio)
-    demo.queue(default_concurrency_limit=8, max_size=64)
+    demo.queue(default_concurrency_limit=limits.APP_CONCURRENCY, max_size=limits.APP_QUEUE_SIZE)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-                server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), css=CSS)
+                server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), css=CSS,
+                max_file_size=limits.MAX_FILE_BYTES)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import gradio as gr
 
 from unlearning.data import Dataset
 from unlearning.errors import UserError
+from unlearning import limits
 from unlearning.limits import MAX_FILE_BYTES
 from unlearning.studio import SessionState, Studio
 
@@ -30,6 +31,12 @@ def preview_rows(ds: Dataset, n: int = PREVIEW_ROWS) -> list[list[str]]:
     if ds.kind == "qa":
         return [[ex.question, ex.answer] for ex in ds.examples[:n]]
     return [[ex.text[:200] + ("…" if len(ex.text) > 200 else ""), ""] for ex in ds.examples[:n]]
+
+
+def limits_table() -> str:
+    """The engine's limits, as the CLI's `limits` command prints them."""
+    rows = "\n".join(f"| {what} | {value} |" for what, value in limits.describe())
+    return "| limit | value |\n|---|---|\n" + rows
 
 
 def error_box(message: str) -> str:
@@ -88,6 +95,8 @@ def render(state: gr.State) -> dict:
     info = gr.Markdown("No data yet: upload files or use the preset.", elem_id="data-summary")
     preview = gr.Dataframe(headers=["forget: question / passage", "answer"], value=[], interactive=False,
                            wrap=True, label="Preview (first rows of the forget set)", elem_id="data-preview")
+    with gr.Accordion("Limits", open=False, elem_id="limits"):
+        gr.Markdown(limits_table())
 
     preset.click(use_preset, [kind, state], [state, info, preview, forget_error, retain_error], api_name="use_preset")
     forget_file.change(on_upload("forget"), [forget_file, state], [state, info, preview, forget_error], api_name="upload_forget")

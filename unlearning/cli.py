@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m unlearning", description="Unlearning Studio: make a language model forget.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    sub.add_parser("limits", help="print the limits on files, runs and the app")
+
     p = sub.add_parser("workshop", help="describe (build if missing) the offline workshop kit")
     p.add_argument("--build", action="store_true", help="rebuild the corpus and both models from scratch")
 
@@ -107,6 +109,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def cmd_limits(args) -> int:
+    from .limits import describe
+
+    rows = describe()
+    width = max(len(what) for what, _ in rows)
+    for what, value in rows:
+        print(f"{what:<{width}}  {value}")
+    return 0
+
+
 def cmd_workshop(args) -> int:
     from . import workshop
 
@@ -132,8 +144,8 @@ COMMANDS = {"teach": "teach", "unlearn": "unlearn", "eval": "evaluate_command", 
 
 
 def run_command(args) -> int:
-    if args.command == "workshop":
-        return cmd_workshop(args)
+    if args.command in ("workshop", "limits"):
+        return cmd_workshop(args) if args.command == "workshop" else cmd_limits(args)
     from . import commands
 
     getattr(commands, COMMANDS[args.command])(args)

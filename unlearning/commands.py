@@ -167,7 +167,9 @@ def chat(args) -> None:
     """Print the original answer, then (with --unlearned) the unlearned one."""
     from .artifacts import load_unlearned, read_manifest
     from .generate import stream_answer
+    from .studio import check_prompt
 
+    check_prompt(args.prompt)
     if args.unlearned:
         read_manifest(args.unlearned)  # a bad folder is reported before the slow model load
     loaded = load_model(args.model, args.device, args.trust_remote_code)

@@ -1,10 +1,54 @@
-"""Every limit the engine enforces, in one place (the UI and the CLI quote these)."""
+"""Every limit Unlearning Studio enforces, in one place.
 
+The engine enforces them (data.py, settings, runs, the studio's queue); the CLI prints them
+(`python -m unlearning limits`) and the app shows the same table (`describe()`), so a user
+reads one set of numbers everywhere. Code reads them as `limits.X` at call time, so a test
+can monkeypatch one. No torch here: the UI imports this module.
+"""
+
+from __future__ import annotations
+
+# -- data
 MAX_FILE_BYTES = 20 * 1024 * 1024  # one uploaded forget/retain file
 MAX_EXAMPLES = 20_000  # QA pairs or passages in one file
 MAX_FIELD_CHARS = 20_000  # one question, answer or passage before chunking
 MAX_LINE_CHARS = 200_000  # one JSONL line
 MAX_TOKENS = 512  # tokens per training/eval example; longer passages are chunked
+MAX_PROMPT_CHARS = 4_000  # one chat message
+
+# -- runs
 MAX_STEPS = 5_000  # unlearning or teaching steps in one run
 MAX_RANK = 64  # LoRA rank
 MAX_NEW_TOKENS = 256  # one generated reply
+MAX_RUN_SECONDS = 60 * 60  # one run on the device, from the moment it gets the device
+DEVICE_RUNS = 1  # training runs on the device at the same time (per process)
+MAX_WAITING_RUNS = 4  # runs queued behind those; one more is told "the queue is full"
+
+# -- the web app
+APP_CONCURRENCY = 8  # requests the app serves at once (chat, uploads, polling)
+APP_QUEUE_SIZE = 64  # requests waiting beyond those; more get "the queue is full"
+SESSION_HOURS = 6  # a browser session's data, runs and artifacts are deleted after this
+
+
+def _size(n: int) -> str:
+    return f"{n // (1024 * 1024)} MB" if n >= 1024 * 1024 else f"{n:,} bytes"
+
+
+def describe() -> list[tuple[str, str]]:
+    """(what, limit) rows, in the words shown to users by the CLI and the app."""
+    return [
+        ("size of one forget or retain file", _size(MAX_FILE_BYTES)),
+        ("examples (QA pairs or passages) in one file", f"{MAX_EXAMPLES:,}"),
+        ("characters in one question, answer or passage", f"{MAX_FIELD_CHARS:,}"),
+        ("characters in one JSONL line", f"{MAX_LINE_CHARS:,}"),
+        ("tokens per example (longer passages are split)", f"{MAX_TOKENS:,}"),
+        ("characters in one chat message", f"{MAX_PROMPT_CHARS:,}"),
+        ("steps in one run", f"{MAX_STEPS:,}"),
+        ("LoRA rank", f"{MAX_RANK}"),
+        ("new tokens in one reply", f"{MAX_NEW_TOKENS}"),
+        ("time of one run on the device", f"{MAX_RUN_SECONDS // 60} minutes"),
+        ("runs on the device at once", f"{DEVICE_RUNS}"),
+        ("runs waiting for the device", f"{MAX_WAITING_RUNS}"),
+        ("app requests served at once / waiting", f"{APP_CONCURRENCY} / {APP_QUEUE_SIZE}"),
+        ("a browser session's data is kept for", f"{SESSION_HOURS} hours"),
+    ]

@@ -19,6 +19,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from . import limits
 from .errors import Cancelled, UserError
 
 KINDS = ("progress", "step", "log", "result", "error", "cancelled")
@@ -61,8 +62,17 @@ class RunContext:
         self.emit("step", series=series, step=step, total=total, values=dict(values))
 
     def check_cancel(self) -> None:
+        """Stop here if the run was cancelled or has run past limits.MAX_RUN_SECONDS."""
         if self._run._cancel.is_set():
             raise Cancelled()
+        if time.monotonic() > self._run._deadline:
+            minutes = limits.MAX_RUN_SECONDS // 60
+            raise UserError(f"The run was stopped after {minutes} minutes, the limit for one run; "
+                            "use fewer steps or a smaller model.")
+
+    def restart_clock(self) -> None:
+        """Start the run's time limit now (the studio calls this once the run has the device)."""
+        self._run._deadline = time.monotonic() + limits.MAX_RUN_SECONDS
 
     def on_abort(self, undo: Callable[[], None]) -> None:
         """Register an action that restores shared state if the run fails or is cancelled."""
@@ -87,10 +97,12 @@ class Run:
         self._changed = threading.Condition()
         self._cancel = threading.Event()
         self._undo: list[Callable[[], None]] = []
+        self._deadline = float("inf")  # set by start(); see RunContext.check_cancel
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
     def start(self) -> "Run":
         self.state = "running"
+        self._deadline = time.monotonic() + limits.MAX_RUN_SECONDS
         self._thread.start()
         return self
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from . import limits
 from .data import Dataset, check_pair, load_file
 from .errors import UserError
 from .models import WORKSHOP_DIR, Loaded, load_model
 from .pipeline import complete_splits
 from .runs import Run, RunContext
 
-MAX_WAITING_RUNS = 4  # runs queued behind the one on the device; more is "queue full"
 
 
 @dataclass
@@ -57,7 +57,7 @@ class Studio:
         self.trust_remote_code = trust_remote_code
         self._models: dict[str, Loaded] = {}
         self._models_lock = threading.Lock()
-        self._device_slot = threading.Semaphore(1)  # one training run on the device at a time
+        self._device_slot = threading.Semaphore(limits.DEVICE_RUNS)  # training runs on the device at a time
         self._waiting = 0
         self._waiting_lock = threading.Lock()
 
@@ -141,8 +141,9 @@ class Studio:
         class Slot:
             def __enter__(self):
                 with studio._waiting_lock:
-                    if studio._waiting >= MAX_WAITING_RUNS:
-                        raise UserError("The run queue is full; try again when one of the running jobs has finished.")
+                    if studio._waiting >= limits.MAX_WAITING_RUNS:
+                        raise UserError(f"The run queue is full ({limits.MAX_WAITING_RUNS} runs are waiting for the device); "
+                                        "try again when one has finished.")
                     studio._waiting += 1
                 try:
                     while not studio._device_slot.acquire(timeout=0.5):
@@ -151,6 +152,7 @@ class Studio:
                 finally:
                     with studio._waiting_lock:
                         studio._waiting -= 1
+                ctx.restart_clock()  # the time limit counts from here, not from the queue
 
             def __exit__(self, *exc):
                 studio._device_slot.release()
@@ -230,6 +232,7 @@ class Studio:
         """
         from .generate import greedy_tokens, prompt_ids
 
+        check_prompt(prompt)
         base = session.taught or self.model(model_name)
         tok = base.tokenizer
         ids = prompt_ids(tok, prompt)
@@ -248,6 +251,14 @@ class Studio:
                 tokens[which].append(token)
                 texts[which] = tok.decode(tokens[which], skip_special_tokens=True).strip()
             yield {"original": texts["original"], "unlearned": texts["unlearned"] if unlearned else None, "flag": flag}
+
+
+def check_prompt(prompt: str) -> None:
+    """A chat message must have text and stay within limits.MAX_PROMPT_CHARS."""
+    if not prompt.strip():
+        raise UserError("Type a message first.")
+    if len(prompt) > limits.MAX_PROMPT_CHARS:
+        raise UserError(f"The message has {len(prompt):,} characters; the limit is {limits.MAX_PROMPT_CHARS:,}.")
 
 
 def _view_forward(base: Loaded, unlearned, which: str):
