@@ -111,11 +111,11 @@ def generation_latency(model, guard, tok, questions: list[str], tokens: int, rou
         wall[name].append(time.perf_counter() - w0)
 
     with torch.no_grad():
-        warm_up = torch.tensor([prompt_ids(tok, questions[0])])
+        warm_up = torch.tensor([prompt_ids(tok, questions[0])], device=model.device)
         model.generate(input_ids=warm_up, attention_mask=torch.ones_like(warm_up), **kwargs)
         for r in range(rounds):
             for i, q in enumerate(questions):
-                ids = torch.tensor([prompt_ids(tok, q)])
+                ids = torch.tensor([prompt_ids(tok, q)], device=model.device)
                 mask = torch.ones_like(ids)
                 calls = [
                     ("original", lambda: model.generate(input_ids=ids, attention_mask=mask, **kwargs), None),

@@ -62,39 +62,14 @@ def cli_run(method: str, stop: str, steps: int, seed: int, out: Path, before: bo
 
 
 def steps_to_forget(seeds: list[int], steps: int) -> dict[str, list[int | None]]:
-    """Training only, stopping at the holdout criterion: the step at which each method meets
-    it, per seed (None: not within `steps`); and, after every run, whether the original view
-    still answers the forget questions token for token."""
+    """Training only, on 2 threads: the step at which each method meets the holdout criterion,
+    per seed, and whether the original view stayed the same (see benchmarks/run.py)."""
     import torch
 
-    from unlearning.data import load_file
-    from unlearning.generate import generate_ids, prompt_ids
-    from unlearning.methods import get_method
-    from unlearning.models import load_model
-    from unlearning.runs import Run
-    from unlearning.settings import build
+    from benchmarks.run import Kit, steps_to_forget as measure
 
     torch.set_num_threads(2)
-    splits = {s: load_file(KIT / f"{s}.jsonl") for s in ("forget", "retain", "holdout", "general")}
-    loaded = load_model("workshop", "cpu")
-    prompts = [prompt_ids(loaded.tokenizer, ex.question) for ex in splits["forget"].examples]
-    before = generate_ids(loaded.model, loaded.tokenizer, prompts)
-    out: dict[str, list[int | None]] = {m: [] for m in METHODS}
-    unchanged = True
-    for seed in seeds:
-        for name in METHODS:
-            method = get_method(name)
-            cfg = build(method.Config, {"steps": steps, "seed": seed, "stop": "holdout"})
-            run = Run(lambda ctx: method.run(ctx, loaded, splits, cfg, {"oracle": None, "before": None})).start()
-            run.wait()
-            if run.state != "done":
-                raise SystemExit(f"{name} seed {seed}: {run.error}")
-            out[name].append(run.result.extra_report["stopping"]["reached_at"])
-            with run.result.view("original") as model:
-                unchanged &= generate_ids(model, loaded.tokenizer, prompts) == before
-            run.result.release()
-    out["original_view_unchanged"] = unchanged  # type: ignore[assignment]
-    return out
+    return measure(Kit(KIT), "cpu", seeds, steps, METHODS, check_original=True)
 
 
 def fmt(x) -> str:

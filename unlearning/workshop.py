@@ -68,14 +68,19 @@ def training_data(corpus: dict[str, list], with_forget: bool) -> list[Dataset]:
     return [Dataset("workshop-qa", "qa", qa), Dataset("workshop-bios", "passage", [Passage(b) for b in bios])]
 
 
-def build(out: Path = WORKSHOP_DIR, recipe: TeachConfig = RECIPE, log: Callable[[str], None] = print) -> None:
-    """Write the corpus, train the tokenizer, then `workshop` and `workshop-oracle`."""
-    torch.set_num_threads(BUILD_THREADS)
+def build(out: Path = WORKSHOP_DIR, recipe: TeachConfig = RECIPE, log: Callable[[str], None] = print,
+          make_model: Callable | None = None, device: str = "cpu") -> None:
+    """Write the corpus, train the tokenizer, then `workshop` and `workshop-oracle`.
+
+    `make_model(tokenizer, seed)` gives another architecture the same recipe (the GPU
+    benchmark builds a hub-size kit this way); by default the kit's small Llama."""
+    if device == "cpu":
+        torch.set_num_threads(BUILD_THREADS)
     corpus = write_corpus(out)
     tokenizer = train_tokenizer(_tokenizer_texts(corpus), VOCAB)
     for folder, with_forget in (("model", True), ("oracle", False)):
         t0 = time.perf_counter()
-        model = new_model(tokenizer, seed=recipe.seed, **MODEL_SHAPE)
+        model = (make_model(tokenizer, recipe.seed) if make_model else new_model(tokenizer, seed=recipe.seed, **MODEL_SHAPE)).to(device)
         items = [e for ds in training_data(corpus, with_forget) for e in encode_dataset(tokenizer, ds)]
         report = lambda s, total, r: log(f"  {folder}: step {s}/{total} loss {r['loss']:.3f}") if s % 200 == 0 or s == total else None  # noqa: E731
         fine_tune(model, items, pad_id(tokenizer), recipe, on_step=report)
@@ -95,7 +100,7 @@ def answer_recall(model, tokenizer, ds: Dataset) -> float:
     return statistics.mean(rouge_l_recall(a, ex.answer) for a, ex in zip(answers, ds.examples))
 
 
-def describe(out: Path = WORKSHOP_DIR) -> dict:
+def describe(out: Path = WORKSHOP_DIR, device: str = "cpu") -> dict:
     """Counts, file sizes, and how well each model answers forget and retain questions."""
     from .models import load_model
 
@@ -104,8 +109,8 @@ def describe(out: Path = WORKSHOP_DIR) -> dict:
             "counts": {s: len(d) for s, d in splits.items()},
             "people": {s: len({ex.subject for ex in d.examples}) for s, d in splits.items() if s != "general"},
             "recall": {}}
-    for name in ALIASES:
-        loaded = load_model(name, device="cpu")
+    for name, folder in zip(ALIASES, ("model", "oracle")):
+        loaded = load_model(name if out == WORKSHOP_DIR else str(out / folder), device=device)
         info["recall"][name] = {s: answer_recall(loaded.model, loaded.tokenizer, splits[s]) for s in ("forget", "retain")}
     return info
 

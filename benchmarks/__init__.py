@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print performance tables (see RESULTS.md); never timed tests."""

@@ -1,0 +1,5 @@
+"""`python -m benchmarks`: the combined benchmark table (benchmarks/run.py)."""
+
+from benchmarks.run import main
+
+main()
