@@ -7,6 +7,7 @@ moves exactly those directions first.
     stats = accumulate_fisher(model, weights, paired_batches(...))    # step 1, full model
     f_rel, eps_share = relative_importance(stats)                     # step 2
     A0, B0 = fila_init(W, row_weights(f_rel[name]), rank, alpha, seed)  # steps 3–5
+    init = fila_init_layers(weights, f_rel, rank, alpha, seed)       # the same, every layer
 
 Everything is computed in float32 whatever the model's dtype.
 """
@@ -152,6 +153,19 @@ def fila_init(w_mat: torch.Tensor, w: torch.Tensor, r: int, alpha: float, seed: 
     a0 = (v * root).T.contiguous()  # (r, in)
     b0 = (u * root) / (w.float() + ROW_EPS)[:, None]  # (out, r)
     return a0, b0
+
+
+def fila_init_layers(weights: dict[str, torch.Tensor], f_rel: dict[str, torch.Tensor], r: int, alpha: float,
+                     seed: int = 0, each_layer: Callable[[int], None] | None = None
+                     ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """fila_init of every layer, by name. `each_layer(i)` runs before layer i (progress,
+    cancellation): on a large model each SVD takes a while, and there are hundreds."""
+    init = {}
+    for i, (name, w_mat) in enumerate(weights.items()):
+        if each_layer is not None:
+            each_layer(i)
+        init[name] = fila_init(w_mat, row_weights(f_rel[name]), r, alpha, seed)
+    return init
 
 
 def eps_share_message(share: float) -> str:

@@ -30,7 +30,7 @@ import torch
 from .batches import Encoded, encode_dataset, pad_id, paired_batches
 from .data import Dataset
 from .errors import UserError
-from .fila import accumulate_fisher, eps_share_message, fila_init, relative_importance, row_weights
+from .fila import accumulate_fisher, eps_share_message, fila_init_layers, relative_importance
 from .limits import MAX_STEPS
 from .lora import Adapters, Init, LoraUnlearned, adapters_off, target_linears
 from .losses import Term, evaluate_terms, splits_of
@@ -106,16 +106,19 @@ class FisherInit:
         weights = {n: m.weight for n, m in linears.items()}
         n_batches = math.ceil(len(data.forget) / cfg.batch_size)
 
-        def each_batch(i: int) -> None:
+        def each_batch(i: int) -> None:  # the Fisher pass takes the first half of the init's share
             ctx.check_cancel()
-            ctx.progress(FISHER_SHARE * i / n_batches, f"Fisher information, batch {i + 1}/{n_batches}")
+            ctx.progress(FISHER_SHARE / 2 * i / n_batches, f"Fisher information, batch {i + 1}/{n_batches}")
+
+        def each_layer(i: int) -> None:  # and the SVDs the second half
+            ctx.check_cancel()
+            ctx.progress(FISHER_SHARE / 2 * (1 + i / len(weights)), f"FILA init: SVD of layer {i + 1}/{len(weights)}")
 
         batches = paired_batches(data.forget, data.retain, cfg.batch_size, data.pad, cfg.seed)
         stats = accumulate_fisher(loaded.model, weights, batches, each_batch, guard=lambda: adapters_off(loaded.model))
         f_rel, share = relative_importance(stats)
         ctx.log(eps_share_message(share))
-        init = {n: fila_init(weights[n], row_weights(f_rel[n]), cfg.rank, adapters.config.lora_alpha, cfg.seed)
-                for n in weights}
+        init = fila_init_layers(weights, f_rel, cfg.rank, adapters.config.lora_alpha, cfg.seed, each_layer)
         return init, {"eps_share": share, "forget_tokens": stats.n_forget, "retain_tokens": stats.n_retain}
 
 
