@@ -74,7 +74,8 @@ class EcoUnlearned(Unlearned):
         save_guard(self.guard, folder, self.encoder, self.ngram_dims)
 
 
-def _target(loaded: Loaded, splits: dict[str, Dataset], metric: str, reference: dict | None) -> tuple[float, str]:
+def _target(loaded: Loaded, splits: dict[str, Dataset], metric: str, reference: dict | None,
+            check_cancel=None) -> tuple[float, str]:
     """The oracle's forget value; else the surrogate of METHODS.md §ECO: the model's value on
     the holdout set (facts of the same kind it never saw)."""
     oracle, before = (reference or {}).get("oracle") or {}, (reference or {}).get("before") or {}
@@ -84,7 +85,7 @@ def _target(loaded: Loaded, splits: dict[str, Dataset], metric: str, reference: 
         return float(before[f"holdout.{metric}"]), "holdout (surrogate)"
     holdout = splits.get("holdout")
     if holdout is not None and len(holdout) and holdout.kind == splits["forget"].kind:
-        return forget_metric(loaded.model, loaded.tokenizer, holdout, metric), "holdout (surrogate)"
+        return forget_metric(loaded.model, loaded.tokenizer, holdout, metric, check_cancel=check_cancel), "holdout (surrogate)"
     return 0.0, "none (no oracle and no holdout: corrupt fully)"
 
 
@@ -145,14 +146,16 @@ class Eco:
         if stats["cv_folds"]:
             ctx.log(f"classifier: recall {stats['classifier_recall']:.3f}, FPR {stats['classifier_fpr']:.4f} "
                     f"({stats['cv_folds']}-fold), threshold {stats['threshold']:.4f}")
+        ctx.check_cancel()
         ctx.progress(CLASSIFIER_SHARE, "probing the classifier with rewritten prompts")
         stats["unseen_fpr"] = _unseen_fpr(classifier, splits)
         robustness = probe(classifier, forget, splits["retain"], cfg.seed)
         classifier_s = time.perf_counter() - t0
+        ctx.check_cancel()
 
         guard = Guard(loaded.model, tok, classifier, make_corruption(cfg.corruption, cfg.n_dims), cfg.strength, cfg.seed)
         ctx.progress(PROBE_SHARE, "finding the corruption strength")
-        target, source = _target(loaded, splits, metric, reference)
+        target, source = _target(loaded, splits, metric, reference, ctx.check_cancel)
         points = _choose_strength(ctx, guard, forget, metric, target, cfg, history)
         t_search = time.perf_counter() - t0 - classifier_s
 
