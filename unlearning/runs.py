@@ -150,27 +150,39 @@ class Run:
             self._events.append(event)
             self._changed.notify_all()
 
-    def _abort(self) -> None:
+    def _abort(self) -> bool:
+        """Run the undo actions, last first. One that fails does not stop the others; its
+        traceback is kept for the log. False if any failed."""
+        ok = True
         for undo in reversed(self._undo):
-            undo()
+            try:
+                undo()
+            except Exception:
+                ok = False
+                self.traceback = (self.traceback or "") + traceback.format_exc()
         self._undo.clear()
+        return ok
 
     def _main(self) -> None:
         ctx = RunContext(self)
         try:
             self.result = self._work(ctx)
         except Cancelled:
-            self._abort()
-            self._finish("cancelled", Event("cancelled", message="Cancelled; nothing was changed."))
+            state, message = "cancelled", "Cancelled; nothing was changed."
         except UserError as e:
-            self._abort()
-            self.error = str(e)
-            self._finish("failed", Event("error", message=self.error))
+            state, message = "failed", str(e)
         except Exception as e:  # a bug: keep the traceback for the log, show one line
             self.traceback = traceback.format_exc()
-            self._abort()
-            self.error = f"The run failed with an internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
-            self._finish("failed", Event("error", message=self.error))
+            state = "failed"
+            message = f"The run failed with an internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
         else:
             self._undo.clear()
             self._finish("done", Event("result", message="Finished."))
+            return
+        if not self._abort():  # the shared model may not be as it was: never say "nothing was changed"
+            why = "The run was cancelled" if state == "cancelled" else message.rstrip(".")
+            state, message = "failed", (f"{why}, and undoing its changes to the shared model failed "
+                                        "(an internal error); restart the app before the next run.")
+        if state == "failed":
+            self.error = message
+        self._finish(state, Event("cancelled" if state == "cancelled" else "error", message=message))
