@@ -6,6 +6,7 @@ import html
 from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from unlearning.data import Dataset
 from unlearning.errors import UserError
@@ -24,7 +25,8 @@ def summary(role: str, ds: Dataset) -> str:
     words = sum(len((f"{ex.question} {ex.answer}" if ds.kind == "qa" else ex.text).split()) for ex in ds.examples)
     subjects = {getattr(ex, "subject", None) for ex in ds.examples} - {None}
     about = f" about {len(subjects)} subjects" if subjects else ""
-    return f"**{role}** — `{html.escape(ds.name)}`: {len(ds)} {what}{about}, ~{words:,} words"
+    # <code>, not backticks: a code span would show the escaped name's entities literally.
+    return f"**{role}** — <code>{html.escape(ds.name)}</code>: {len(ds)} {what}{about}, ~{words:,} words"
 
 
 def preview_rows(ds: Dataset, n: int = PREVIEW_ROWS) -> list[list[str]]:
@@ -41,6 +43,13 @@ def limits_table() -> str:
 
 def error_box(message: str) -> str:
     return f'<div class="us-error" role="alert">⚠️ {html.escape(message)}</div>'
+
+
+def is_upload(path: Path) -> bool:
+    """Is `path` one of Gradio's uploads? They live in its upload folder: GRADIO_TEMP_DIR, or
+    <tempdir>/gradio (gradio.utils.get_upload_folder). Anything else — '/etc/passwd' sent by a
+    crafted API call, a symlink out of the folder — is not read."""
+    return path.resolve().is_relative_to(Path(get_upload_folder()).resolve())
 
 
 def describe_session_data(session: SessionState) -> tuple[str, list[list[str]]]:
@@ -65,6 +74,8 @@ def on_upload(role: str):
         path = Path(file if isinstance(file, str) else file.name)
         display = getattr(file, "orig_name", None) or path.name
         try:
+            if not is_upload(path):
+                raise UserError(f"{display} was not uploaded through this page, so it is not read.")
             Studio.upload(session, role, str(path), display)
             message = ""
         except UserError as e:

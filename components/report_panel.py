@@ -49,7 +49,7 @@ def table_html(report: dict | None) -> str:
 def cost_line(report: dict | None) -> str:
     if not report:
         return ""
-    return (f"**{html.escape(report['method'])}** on `{html.escape(report['model'])}` ({report['device']}): "
+    return (f"**{html.escape(report['method'])}** on <code>{html.escape(report['model'])}</code> ({report['device']}): "
             f"{report.get('steps', 0)} steps, {report.get('wall_s', 0):.1f} s in all "
             f"({report.get('method_wall_s', 0):.1f} s unlearning), peak memory {report.get('peak_mem_mb', 0):.0f} MB, "
             f"{report.get('trainable_params', 0):,} trainable parameters.")
