@@ -1,4 +1,5 @@
-"""1. Model — the workshop model (default) or a hub id / local folder; device and size shown."""
+"""1. Model — the workshop model (default) or a hub id (a local folder only if the operator allows
+it: UNLEARNING_LOCAL_MODELS=1, checked by Studio.model); device and size shown."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ def loader(studio: Studio):
 
 # ------------------------------------------------------------------ widgets
 def render(studio: Studio) -> dict:
-    gr.Markdown("## 1. Model\nThe offline **workshop** model (default), or a Hugging Face hub id / local folder "
-                "when this machine has the network or the files.")
+    gr.Markdown("## 1. Model\nThe offline **workshop** model (default), or a Hugging Face hub id when this machine "
+                "has the network (a folder on the server only where its operator allows local models).")
     with gr.Row():
         name = gr.Dropdown(CHOICES, value="workshop", allow_custom_value=True, label="Model", scale=3, elem_id="model-name")
         load = gr.Button("Load", scale=1, elem_id="load-model")
