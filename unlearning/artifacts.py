@@ -125,6 +125,8 @@ class Unlearned(ABC):
 
 def read_manifest(folder: str | Path) -> dict:
     path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"'{folder}' is a file, not an unlearning artifact folder.")
     if not path.is_dir():
         raise UserError(f"Unlearned artifact folder '{folder}' does not exist.")
     try:
@@ -133,8 +135,12 @@ def read_manifest(folder: str | Path) -> dict:
         raise UserError(f"'{folder}' is not an unlearning artifact: it has no {MANIFEST}.") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(f"'{folder}/{MANIFEST}' is corrupted (not valid JSON).") from None
+    except OSError as e:  # a folder in its place, no permission
+        raise UserError(f"'{folder}/{MANIFEST}' cannot be read ({e.strerror}).") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("method"), str):
         raise UserError(f"'{folder}/{MANIFEST}' does not name the method that made it.")
+    if not isinstance(manifest.get("settings") or {}, dict):
+        raise UserError(f"'{folder}/{MANIFEST}' is corrupted (its 'settings' is not an object).")
     return manifest
 
 

@@ -28,8 +28,10 @@ from typing import Any, Iterator
 import torch
 from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.lora import LoraLayer
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from . import limits
 from .artifacts import Unlearned, base_lock
 from .errors import UserError
 from .models import Loaded
@@ -228,12 +230,28 @@ class Adapters:
 
 
 def _read_adapter(folder: Path) -> tuple[LoraConfig, dict[str, torch.Tensor]]:
-    try:
+    """The adapter's config and weights; a missing or damaged file is one sentence naming it."""
+    for file in (folder / "adapter_config.json", folder / WEIGHTS):
+        if not file.is_file():
+            raise UserError(f"The LoRA adapter in {folder} is incomplete: '{file.name}' is missing.")
+    try:  # a damaged config: JSONDecodeError (a ValueError), or TypeError for fields of the wrong type
         config = LoraConfig.from_pretrained(str(folder))
+    except (OSError, TypeError, ValueError, KeyError) as e:
+        raise UserError(f"'{folder / 'adapter_config.json'}' is corrupted ({_short(e)}).") from None
+    rank_ok = isinstance(config.r, int) and 1 <= config.r <= limits.MAX_RANK  # a huge r would fill the memory
+    if not (rank_ok and isinstance(config.lora_alpha, (int, float))):
+        raise UserError(f"'{folder / 'adapter_config.json'}' is corrupted (its rank 'r' is not between 1 and "
+                        f"{limits.MAX_RANK}, or its 'lora_alpha' is not a number).")
+    try:
         state = load_file(str(folder / WEIGHTS))
-    except (OSError, ValueError, json.JSONDecodeError) as e:
-        raise UserError(f"The LoRA adapter in {folder} is missing or damaged ({type(e).__name__}).") from None
+    except (OSError, SafetensorError) as e:
+        raise UserError(f"'{folder / WEIGHTS}' is corrupted ({_short(e)}).") from None
     return config, state
+
+
+def _short(e: Exception, n: int = 100) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 class LoraUnlearned(Unlearned):
@@ -267,10 +285,21 @@ class LoraUnlearned(Unlearned):
     @classmethod
     def open(cls, loaded: Loaded, folder: Path, settings: dict[str, Any], method: str) -> "LoraUnlearned":
         """The artifact in `folder`, attached to `loaded` (the engine's `load`)."""
+        run = _read_run(folder / "run.json")  # before the adapters go on the shared base
         unlearned = cls(loaded, settings, method, Adapters.load(loaded.model, folder, method))
-        run_file = folder / "run.json"
-        if run_file.is_file():
-            run = json.loads(run_file.read_text(encoding="utf-8"))
-            unlearned.steps, unlearned.history = run.get("steps", 0), run.get("history", [])
+        unlearned.steps, unlearned.history = run.get("steps", 0), run.get("history", [])
         return unlearned
+
+
+def _read_run(path: Path) -> dict:
+    """run.json (steps and history, for the report); optional, but a damaged one is refused."""
+    if not path.exists():
+        return {}
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise UserError(f"'{path}' is corrupted ({_short(e)}).") from None
+    if not isinstance(run, dict) or not isinstance(run.get("steps", 0), int) or not isinstance(run.get("history", []), list):
+        raise UserError(f"'{path}' is corrupted (it is not an object with 'steps' and 'history').")
+    return run
 

@@ -34,13 +34,12 @@ def check_value(f: dataclasses.Field, value: Any) -> Any:
     """Coerce `value` to the field's type and check it; UserError names the flag."""
     kind = type(f.default)
     meta = f.metadata
+    shown = _shown(value)  # messages quote what the user typed, cut short
     try:
         if kind is bool:
             value = value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
         elif kind is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            value = int(str(value).strip()) if not isinstance(value, (int, float)) else int(value)
+            value = _whole(value)
         elif kind is float:
             value = float(value)
             if not math.isfinite(value):
@@ -48,14 +47,37 @@ def check_value(f: dataclasses.Field, value: Any) -> Any:
         else:
             value = str(value).strip()
     except (TypeError, ValueError):
-        raise UserError(f"{flag(f.name)} must be {'a whole number' if kind is int else 'a number'}, not '{value}'.") from None
+        raise UserError(f"{flag(f.name)} must be {'a whole number' if kind is int else 'a number'}, not '{shown}'.") from None
     if meta.get("choices") and value not in meta["choices"]:
-        raise UserError(f"{flag(f.name)} must be one of {', '.join(map(str, meta['choices']))}, not '{value}'.")
+        raise UserError(f"{flag(f.name)} must be one of {', '.join(map(str, meta['choices']))}, not '{shown}'.")
     if meta.get("lo") is not None and value < meta["lo"]:
-        raise UserError(f"{flag(f.name)} must be at least {meta['lo']}, not {value}.")
+        raise UserError(f"{flag(f.name)} must be at least {meta['lo']}, not {shown}.")
     if meta.get("hi") is not None and value > meta["hi"]:
-        raise UserError(f"{flag(f.name)} must be at most {meta['hi']}, not {value}.")
+        raise UserError(f"{flag(f.name)} must be at most {meta['hi']}, not {shown}.")
+    if kind is int and not isinstance(value, int):  # ±inf from _whole with no bound to refuse it
+        raise UserError(f"{flag(f.name)} must be a whole number, not '{shown}'.")
     return value
+
+
+def _whole(value: Any) -> int | float:
+    """5, 5.0, ' 5 ', '1e3' → an int; a string of digits too long for int() → ±inf (so the
+    bounds refuse it as too large); anything else that is not a whole number → ValueError."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("+-").isdigit() and len(text) > 100:
+            return -math.inf if text.startswith("-") else math.inf
+        try:
+            return int(text)
+        except ValueError:
+            value = float(text)  # '1e3', '5.0'; 'ten' raises ValueError
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError  # 2.5, nan and inf alike
+    return int(value)
+
+
+def _shown(value: Any, max_chars: int = 24) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
 
 
 def validate(cfg: Any) -> Any:

@@ -43,6 +43,8 @@ def read_spec(folder: Path) -> dict:
         raise UserError(f"'{path}' is missing, so '{folder}' is not a complete ECO guard.") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(f"'{path}' is corrupted (not valid JSON).") from None
+    except OSError as e:  # a folder in its place, no permission
+        raise UserError(f"'{path}' cannot be read ({e.strerror}).") from None
     checks = {"encoder": str, "ngram_dims": int, "threshold": (int, float), "corruption": str,
               "corruption_params": dict, "strength": (int, float), "seed": int}
     if not isinstance(spec, dict):
@@ -50,6 +52,9 @@ def read_spec(folder: Path) -> dict:
     for key, kind in checks.items():
         if not isinstance(spec.get(key), kind) or isinstance(spec.get(key), bool):
             raise UserError(f"'{path}' is corrupted (its '{key}' is missing or of the wrong type).")
+    for key in ("threshold", "strength"):  # NaN, Infinity (json reads both) and huge integers fail this
+        if not -1e300 < spec[key] < 1e300:
+            raise UserError(f"'{path}' is corrupted (its '{key}' is not a finite number).")
     if spec["ngram_dims"] < 0:
         raise UserError(f"'{path}' is corrupted (its 'ngram_dims' is negative).")
     if spec["corruption"] not in CORRUPTIONS:
