@@ -77,7 +77,8 @@ def test_forget_overlaps_retain(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("model, phrase", [
-    ("../../etc/passwd", "does not exist"),
+    ("../" * 12 + "etc/passwd", "is a file, not a model folder"),  # enough ../ to reach / from anywhere
+    ("../no/such/model", "does not exist"),
     ("owner/../model", "valid hub id"),
     ("no such thing!", "valid hub id"),
 ])

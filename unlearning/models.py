@@ -64,7 +64,7 @@ def resolve_source(name: str) -> str:
             raise UserError(f"Model folder '{name}' has no weights (model.safetensors or pytorch_model.bin).")
         return str(path)
     if name.startswith((".", "/", "~")) or "\\" in name:
-        raise UserError(f"Model folder '{name}' does not exist.")
+        raise UserError(f"'{name}' is a file, not a model folder." if path.exists() else f"Model folder '{name}' does not exist.")
     if not HUB_ID.match(name):
         raise UserError(f"'{name}' is neither a model folder nor a valid hub id like 'owner/model-name'.")
     return name
@@ -84,12 +84,17 @@ def load_model(name: str, device: str = "auto", trust_remote_code: bool = False)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=pick_dtype(dev), trust_remote_code=trust_remote_code)
     except UserError:
         raise
-    except ValueError as e:
-        if "trust_remote_code" in str(e):
+    except Exception as e:
+        if isinstance(e, ValueError) and "trust_remote_code" in str(e):
             raise UserError(f"Model '{name}' needs its own code from the Hub, which is off unless the operator enables trust_remote_code.") from e
-        raise UserError(f"Model '{name}' could not be loaded as a causal language model ({_short(e)}).") from e
-    except (OSError, EnvironmentError) as e:
-        raise UserError(f"Model '{name}' could not be loaded: it is not on this machine and the Hub could not be reached or has no such model ({_short(e)}).") from e
+        if Path(source).is_dir():  # the user's own files: whatever their reader raised, they are the problem
+            raise UserError(f"Model folder '{name}' could not be loaded from its files, which are damaged or not "
+                            f"a causal language model ({_short(e)}).") from e
+        if isinstance(e, ValueError):
+            raise UserError(f"Model '{name}' could not be loaded as a causal language model ({_short(e)}).") from e
+        if isinstance(e, OSError):
+            raise UserError(f"Model '{name}' could not be loaded: it is not on this machine and the Hub could not be reached or has no such model ({_short(e)}).") from e
+        raise
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(dev).eval()

@@ -254,11 +254,13 @@ class Studio:
 
 
 def check_prompt(prompt: str) -> None:
-    """A chat message must have text and stay within limits.MAX_PROMPT_CHARS."""
+    """A chat message must have text, stay within limits.MAX_PROMPT_CHARS and be valid text."""
     if not prompt.strip():
         raise UserError("Type a message first.")
     if len(prompt) > limits.MAX_PROMPT_CHARS:
         raise UserError(f"The message has {len(prompt):,} characters; the limit is {limits.MAX_PROMPT_CHARS:,}.")
+    if any("\ud800" <= ch <= "\udfff" for ch in prompt):  # invalid UTF-8 in argv, or a client's lone surrogate
+        raise UserError("The message is not valid text (it has broken UTF-8 or an unpaired surrogate); type it again.")
 
 
 def _view_forward(base: Loaded, unlearned, which: str):
