@@ -7,6 +7,7 @@ of each step land in test-artifacts/ (kept by CI as the tests' artifacts).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -41,32 +42,54 @@ def ensure_chromium() -> str:
     return CHROMIUM
 
 
+class Server:
+    """An app command on a free loopback port, started at once; `ready()` waits until it answers."""
+
+    def __init__(self, argv: list[str], log_path: Path):
+        self.argv, self.log_path = argv, log_path
+        port = _free_port()
+        env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log = open(log_path, "w")
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{port}/"
+        self.started = time.time()
+
+    def ready(self) -> str:
+        while time.time() < self.started + 180:
+            if self.proc.poll() is not None:
+                pytest.fail(f"{' '.join(self.argv)} exited with code {self.proc.returncode}; see {self.log_path.name}")
+            try:
+                urllib.request.urlopen(self.url, timeout=2)
+                return self.url
+            except OSError:
+                time.sleep(0.5)
+        self.proc.kill()
+        pytest.fail(f"{' '.join(self.argv)} did not answer within 180 s")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@contextlib.contextmanager
+def serve(argv: list[str], log_path: Path):
+    """Run an app command on a free loopback port; yield its URL once it answers, stop it after."""
+    server = Server(argv, log_path)
+    try:
+        yield server.ready()
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def app_url():
-    port = _free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    log = open(ROOT / "test-artifacts-server.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"app.py exited with code {proc.returncode}; see test-artifacts-server.log")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("app.py did not answer within 180 s")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with serve([sys.executable, "app.py"], ROOT / "test-artifacts-server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -93,3 +116,15 @@ def shot(request):
         return path
 
     return take
+
+
+# test_load.py stores its table here; it is printed at the end of the run (and in test-artifacts/load.txt).
+LOAD_TABLE = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    table = config.stash.get(LOAD_TABLE, None)
+    if table:
+        terminalreporter.section("load test (tests/e2e/test_load.py)")
+        for line in table.splitlines():
+            terminalreporter.write_line(line)
