@@ -245,3 +245,16 @@ def test_views_take_the_base_lock(loaded):
         assert not entered.wait(0.2)
     t.join(2)
     assert entered.is_set()
+
+
+def test_automatic_learning_rate_follows_the_model_size(tiny):
+    from types import SimpleNamespace
+
+    from unlearning.trainer import LARGE_MODEL_LR, SMALL_MODEL_LR, LoraSettings, learning_rate
+
+    model, _ = tiny
+    assert LoraSettings().lr == 0.0  # automatic by default
+    assert learning_rate(LoraSettings(), model) == SMALL_MODEL_LR == 1e-3
+    big = SimpleNamespace(parameters=lambda: [torch.empty(60_000_000, device="meta")])
+    assert learning_rate(LoraSettings(), big) == LARGE_MODEL_LR == 1e-4
+    assert learning_rate(LoraSettings(lr=5e-4), big) == 5e-4  # a chosen rate is kept
