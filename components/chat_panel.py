@@ -9,6 +9,8 @@ import gradio as gr
 from unlearning.errors import UserError
 from unlearning.studio import SessionState, Studio
 
+from . import gpu
+
 N_EXAMPLES = 4
 
 
@@ -37,7 +39,11 @@ def turn(prompt: str, reply: str) -> list[dict]:
 
 
 # ------------------------------------------------------------------ handlers
-def responder(studio: Studio):
+def responder(studio: Studio, chat=None):
+    """`chat(session, model_name, prompt)` yields the growing replies: studio.chat, or the
+    same inside a GPU call on ZeroGPU (gpu.chat)."""
+    chat = chat or studio.chat
+
     def respond(prompt: str, session: SessionState, model_name: str, left: list, right: list):
         prompt = (prompt or "").strip()
         if not prompt:
@@ -46,7 +52,7 @@ def responder(studio: Studio):
         left, right = list(left or []), list(right or [])
         note = "" if session.unlearned is not None else "(no unlearned model yet: run a method first)"
         try:
-            for part in studio.chat(session, (model_name or "workshop").strip(), prompt):
+            for part in chat(session, (model_name or "workshop").strip(), prompt):
                 yield (left + turn(prompt, part["original"]), right + turn(prompt, part["unlearned"] or note),
                        flag_badge(part["flag"]), "")
         except UserError as e:
@@ -75,6 +81,7 @@ def render(studio: Studio, state: gr.State, model_name) -> dict:
         right = gr.Chatbot(label="Unlearned", height=300, render_markdown=False, elem_id="chat-unlearned")
     examples.select(lambda p: p, [examples], [message])
     args = ([message, state, model_name, left, right], [left, right, badge, message])
-    send.click(responder(studio), *args, api_name="chat")
-    message.submit(responder(studio), *args, api_name=False)
+    respond = responder(studio, gpu.chat(studio))
+    send.click(respond, *args, api_name="chat")
+    message.submit(respond, *args, api_name=False)
     return {"examples": examples}

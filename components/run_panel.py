@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import html
+import time
 
 import gradio as gr
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from unlearning import detached
 from unlearning.errors import UserError
 from unlearning.runs import Event
 from unlearning.studio import SessionState, Studio
 
-from . import method_panel
+from . import gpu, method_panel
 
 POLL_SECONDS = 0.5
 HIDDEN_VALUES = {"lr", "elapsed_s", "target"}  # shown elsewhere, or not a loss
@@ -114,6 +116,62 @@ def poll(session: SessionState):
             gr.Timer(active=not ended), run.state if ended else gr.skip())
 
 
+# ------------------------------------------------------------------ handlers on ZeroGPU
+def gpu_starter(studio: Studio, names: list[str], call):
+    """Start as one GPU call that streams progress and plots until the run ends (no timer)."""
+    def start(session: SessionState, model_name: str, method: str, *values):
+        try:
+            settings = method_panel.collect(method, names, list(values))
+            job = detached.prepare(studio, session, "unlearn", (model_name or "workshop").strip(),
+                                   seconds=gpu.run_seconds(), method=method, settings=settings)
+        except UserError as e:
+            yield session, _error(e), gr.skip(), gr.skip()
+            return
+        yield from follow(session, call, job)
+
+    return start
+
+
+def gpu_teacher(studio: Studio, call):
+    def teach(session: SessionState, model_name: str):
+        try:
+            job = detached.prepare(studio, session, "teach", (model_name or "workshop").strip(),
+                                   seconds=gpu.run_seconds())
+        except UserError as e:
+            yield session, _error(e), gr.skip(), gr.skip()
+            return
+        yield from follow(session, call, job)
+
+    return teach
+
+
+def follow(session: SessionState, call, job):
+    """Feed the worker's messages to the session's run; show progress and plot every
+    POLL_SECONDS, and the end state last (which the report listens for)."""
+    run = session.run
+    yield session, progress_html([], run.state), gr.skip(), ""
+    shown = time.monotonic()
+    try:
+        for message in gpu.stream(call, job):
+            run.feed(message)
+            if time.monotonic() - shown >= POLL_SECONDS and not run.finished:
+                shown = time.monotonic()
+                fig = figure(run.since(0))
+                yield session, progress_html(run.since(0), run.state), fig if fig is not None else gr.skip(), gr.skip()
+    except UserError as e:
+        run.fail(str(e))
+    except GeneratorExit:  # the page went away: the worker would go on, so stop it
+        run.cancel()
+        raise
+    run.fail("The GPU worker ended before the run did.")  # no-op when the run reported its end
+    fig = figure(run.since(0))
+    yield session, progress_html(run.since(0), run.state), fig if fig is not None else gr.skip(), run.state
+
+
+def _error(e: UserError) -> str:
+    return progress_html([], "not started") + f'<div class="us-error" role="alert">⚠️ {html.escape(str(e))}</div>'
+
+
 # ------------------------------------------------------------------ widgets
 def render(studio: Studio, state: gr.State, model_name, method: dict) -> dict:
     gr.Markdown("## 4. Run\nUnlearning runs in the background; the plots update as it goes. "
@@ -127,9 +185,14 @@ def render(studio: Studio, state: gr.State, model_name, method: dict) -> dict:
     finished = gr.Textbox(visible=False, elem_id="run-finished")  # set when a run ends; others listen
     timer = gr.Timer(POLL_SECONDS, active=False)
 
-    start.click(starter(studio, method["names"]), [state, model_name, method["method"]] + method["controls"],
-                [state, bar, timer], api_name="start")
-    teach.click(teacher(studio), [state, model_name], [state, bar, timer], api_name="teach_first")
+    inputs = [state, model_name, method["method"]] + method["controls"]
+    call = gpu.runner(studio)  # None: runs go to a background thread that the timer polls
+    if call is None:
+        start.click(starter(studio, method["names"]), inputs, [state, bar, timer], api_name="start")
+        teach.click(teacher(studio), [state, model_name], [state, bar, timer], api_name="teach_first")
+    else:
+        start.click(gpu_starter(studio, method["names"], call), inputs, [state, bar, plot, finished], api_name="start")
+        teach.click(gpu_teacher(studio, call), [state, model_name], [state, bar, plot, finished], api_name="teach_first")
     stop.click(cancel, [state], [bar], api_name="cancel")
     timer.tick(poll, [state], [bar, plot, timer, finished], api_name="poll")
     return {"finished": finished, "bar": bar, "plot": plot}

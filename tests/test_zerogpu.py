@@ -1,0 +1,251 @@
+"""The app on a ZeroGPU Space, without one: tests/fake_spaces/spaces.py plays the `spaces`
+package (a forked worker per call, everything pickled across, idle workers reused, the app
+process unable to run a model after launch), so relying on memory shared with the worker
+fails here as it would on the Space.
+
+(1) the fake really is a process boundary; (2) the one place that decides; (3) teach, chat
+and the run's own stops go through workers and the session folder; (4) `python app.py` with
+SPACES_ZERO_GPU=1 driven by gradio_client: upload → ECO streamed → report → chat → cancel.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from components import gpu
+from unlearning import detached
+from unlearning.errors import UserError
+from unlearning.models import WORKSHOP_DIR, load_model
+from unlearning.studio import SessionState, Studio
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKE = ROOT / "tests" / "fake_spaces"
+FORGET = [json.loads(line) for line in (WORKSHOP_DIR / "forget.jsonl").read_text(encoding="utf-8").splitlines()]
+RETAIN = (WORKSHOP_DIR / "retain.jsonl").read_text(encoding="utf-8").splitlines(True)
+NOTE = "(no unlearned model yet: run a method first)"
+
+
+@pytest.fixture
+def spaces(monkeypatch):
+    """The fake `spaces`, imported fresh with SPACES_ZERO_GPU=1 (it reads it at import)."""
+    import gradio as gr
+
+    monkeypatch.setattr(gr.Blocks, "launch", gr.Blocks.launch)  # the fake wraps it; put it back after
+    monkeypatch.setenv("SPACES_ZERO_GPU", "1")
+    monkeypatch.delenv("UNLEARNING_ZERO_GPU", raising=False)
+    spec = importlib.util.spec_from_file_location("spaces", FAKE / "spaces.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "spaces", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ------------------------------------------------------------------ (1) the fake itself
+SHARED = {"value": "before"}
+
+
+def _mutate(box: dict):
+    box["value"] = "changed in the worker"
+    SHARED["value"] = "changed in the worker"
+    yield os.getpid()
+    yield SHARED["value"]
+
+
+def _read_shared():
+    return SHARED["value"], os.getpid()
+
+
+def _fail():
+    raise UserError("a sentence from the worker")
+
+
+def _slow(seconds: float):
+    time.sleep(seconds)
+    return "late"
+
+
+def test_fake_spaces_is_a_process_boundary(spaces):
+    mutate = spaces.GPU(duration=30)(_mutate)
+    box = {"value": "before"}
+    pid, seen = list(mutate(box))
+    assert pid != os.getpid() and seen == "changed in the worker"
+    assert box["value"] == "before" and SHARED["value"] == "before"  # nothing came back but the yields
+
+    read = spaces.GPU(_read_shared)
+    value, first = read()
+    SHARED["value"] = "changed in the app after the fork"
+    try:
+        value, again = read()  # the idle worker is reused and never sees the app's later memory
+        assert again == first and value == "before"
+    finally:
+        SHARED["value"] = "before"
+
+    with pytest.raises(UserError, match="a sentence from the worker"):
+        spaces.GPU(_fail)()
+    with pytest.raises(Exception, match="pickle"):
+        list(mutate(lambda: None))  # arguments are pickled
+    with pytest.raises(RuntimeError, match="GPU task aborted"):
+        spaces.GPU(duration=1)(_slow)(5)
+
+
+# ------------------------------------------------------------------ (2) the decision
+def test_zero_gpu_only_where_spaces_imports_and_it_is_asked_for(spaces, monkeypatch):
+    assert gpu.zero_gpu()  # SPACES_ZERO_GPU=1 and `spaces` imports
+    monkeypatch.setenv("UNLEARNING_ZERO_GPU", "0")
+    assert not gpu.zero_gpu()
+    monkeypatch.delenv("UNLEARNING_ZERO_GPU")
+    monkeypatch.delenv("SPACES_ZERO_GPU")
+    assert not gpu.zero_gpu() and gpu.runner(Studio(device="cpu")) is None
+    monkeypatch.setenv("UNLEARNING_ZERO_GPU", "1")
+    assert gpu.zero_gpu()
+    monkeypatch.setitem(sys.modules, "spaces", None)  # not installed
+    assert not gpu.zero_gpu()
+
+
+# ------------------------------------------------------------------ (3) engine paths through workers
+def _upload(session: SessionState, tmp_path: Path, lines: list[str], role: str) -> None:
+    (tmp_path / f"{role}.jsonl").write_text("".join(lines), encoding="utf-8")
+    Studio.upload(session, role, str(tmp_path / f"{role}.jsonl"), f"{role}.jsonl")
+
+
+def _drive(call, session: SessionState, job) -> list[dict]:
+    messages = []
+    for message in gpu.stream(call, job):
+        session.run.feed(message)
+        messages.append(message)
+    session.run.fail("ended early")  # no-op after a final message
+    return messages
+
+
+def test_teach_chat_and_stops_go_through_workers_and_the_folder(spaces, tmp_path):
+    studio = Studio(device="cpu")
+    call = gpu.on_gpu(studio, 300)
+    chat = gpu.chat(studio)
+    holdout = (WORKSHOP_DIR / "holdout.jsonl").read_text(encoding="utf-8").splitlines(True)
+    session = SessionState()
+    _upload(session, tmp_path, holdout[:8], "forget")
+    _upload(session, tmp_path, holdout[8:16], "retain")
+    question = json.loads(holdout[0])["question"]
+    base_reply = list(chat(session, "workshop", question))[-1]["original"]
+
+    _drive(call, session, detached.prepare(studio, session, "teach", "workshop", epochs=8))
+    assert session.run.state == "done", session.run.error
+    assert session.taught is None  # the taught models live in the worker and the folder, not here
+    here = SessionState(taught=load_model(str(session.folder / "taught" / "model"), "cpu"))
+    direct = list(studio.chat(here, "workshop", question))[-1]["original"]
+    here.close()
+    in_worker = list(chat(session, "workshop", question))[-1]["original"]
+    assert in_worker == direct != base_reply  # a worker found the taught model in the folder
+
+    _drive(call, session, detached.prepare(studio, session, "teach", "workshop", seconds=0.01))
+    assert session.run.state == "failed" and "stopped after 0 s" in session.run.error
+
+    with pytest.raises(UserError, match="Type a message"):
+        list(chat(session, "workshop", "  "))
+    job = detached.prepare(studio, session, "unlearn", "workshop", method="ihl-fila", settings={"steps": 50, "stop": "steps"})
+    with pytest.raises(UserError, match="already going"):
+        detached.prepare(studio, session, "teach", "workshop")
+    stream = gpu.stream(call, job)
+    session.run.feed(next(stream))  # the worker has started
+    session.close()  # the tab closed: the folder goes, and the worker stops at its next check
+    for message in stream:
+        session.run.feed(message)
+    assert session.run.state == "cancelled" and session.unlearned is None
+
+
+# ------------------------------------------------------------------ (4) python app.py on "ZeroGPU"
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def zero_app():
+    port = _free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+           "SPACES_ZERO_GPU": "1", "UNLEARNING_THREADS": "1", "UNLEARNING_GPU_SECONDS": "600",
+           "PYTHONPATH": os.pathsep.join([str(FAKE), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("UNLEARNING_ZERO_GPU", None)
+    log_path = ROOT / "test-artifacts" / "zerogpu-server.log"
+    log_path.parent.mkdir(exist_ok=True)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url, deadline = f"http://127.0.0.1:{port}/", time.time() + 180
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"app.py exited with code {proc.returncode}; see {log_path.name}")
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            proc.kill()
+            pytest.fail("app.py did not answer within 180 s")
+        yield url, log_path
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _text(message) -> str:
+    content = message["content"]
+    return content if isinstance(content, str) else content[0]["text"]
+
+
+def _settings(method: str, **overrides) -> list:
+    from components.method_panel import setting_specs
+
+    return ["workshop", method] + [overrides.get(n, s["default"]) for n, s in setting_specs().items()]
+
+
+def test_app_on_zero_gpu_streams_runs_chats_and_cancels(zero_app, tmp_path):
+    from gradio_client import Client, handle_file
+
+    url, log_path = zero_app
+    client = Client(url, verbose=False)
+    (tmp_path / "forget.jsonl").write_text("".join(json.dumps(f) + "\n" for f in FORGET[:10]), encoding="utf-8")
+    (tmp_path / "retain.jsonl").write_text("".join(RETAIN[:30]), encoding="utf-8")
+    client.predict(handle_file(str(tmp_path / "forget.jsonl")), api_name="/upload_forget")
+    info, *_ = client.predict(handle_file(str(tmp_path / "retain.jsonl")), api_name="/upload_retain")
+    assert "10 QA pairs" in info and "30 QA pairs" in info
+
+    job = client.submit(*_settings("eco"), api_name="/start")
+    bar, _plot, finished = job.result(timeout=500)
+    assert finished == "done", bar
+    streamed = [o for o in job.outputs()[:-1] if isinstance(o[0], str) and "running —" in o[0]]
+    percents = {int(o[0].split("running — ")[1].split("%")[0]) for o in streamed}
+    assert len(percents) >= 2, streamed  # progress reached the page while the worker ran
+    assert any(o[1] for o in streamed)  # and so did the live plot
+
+    table, cost = client.predict(api_name="/report")
+    assert "eco" in cost and "forget.rougeL" in table
+
+    left, right, badge, _ = client.predict(FORGET[0]["question"], "workshop", [], [], api_name="/chat")
+    assert _text(left[-1]) == FORGET[0]["answer"]
+    assert _text(right[-1]) and _text(right[-1]) != FORGET[0]["answer"] and "<b>flagged</b>" in badge
+
+    job = client.submit(*_settings("ihl-fila", steps=500, stop="steps"), api_name="/start")
+    deadline = time.time() + 300
+    while time.time() < deadline and not any("before:" in str(o[0]) or "step" in str(o[0]) for o in job.outputs()):
+        time.sleep(0.2)
+    t_cancel = time.time()
+    client.predict(api_name="/cancel")
+    bar, _plot, finished = job.result(timeout=120)
+    assert finished == "cancelled" and time.time() - t_cancel < 60, bar
+    left, right, _, _ = client.predict(FORGET[0]["question"], "workshop", [], [], api_name="/chat")
+    assert _text(left[-1]) == FORGET[0]["answer"] and _text(right[-1]) == NOTE
+    assert "fake ZeroGPU" not in log_path.read_text()  # the app process never ran the model
