@@ -3,8 +3,10 @@
     python app.py                        # http://127.0.0.1:7860, workshop model, offline
     UNLEARNING_MODEL=owner/name python app.py   # another default model (a Space sets this)
 
-On a Hugging Face Space with ZeroGPU, runs are wrapped with `spaces.GPU` when that package
-is installed (see Spaces.md); everywhere else the same file runs unchanged.
+On a Hugging Face ZeroGPU Space (SPACES_ZERO_GPU set and the `spaces` package installed) each
+run and each chat reply executes inside a `spaces.GPU` call in a forked worker that streams
+its progress back (components/gpu.py decides; Spaces.md §ZeroGPU); everywhere else runs go to a
+background thread the page polls. The same file serves both.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from components import chat_panel, data_panel, method_panel, model_panel, report_panel, run_panel
+from components import chat_panel, data_panel, gpu, method_panel, model_panel, report_panel, run_panel
 from unlearning import limits
 from unlearning.studio import SessionState, Studio
 
@@ -43,6 +45,7 @@ def build(studio: Studio) -> gr.Blocks:
 
 
 def main() -> None:
+    gpu.zero_gpu()  # on ZeroGPU this imports `spaces`, which must patch torch before a model loads
     studio = Studio(device=os.environ.get("UNLEARNING_DEVICE", "auto"),
                     trust_remote_code=os.environ.get("UNLEARNING_TRUST_REMOTE_CODE") == "1")
     studio.model_info(os.environ.get("UNLEARNING_MODEL", "workshop"))  # load before serving

@@ -8,10 +8,12 @@ own small artifact (adapters or an ECO guard) attached to that base.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -56,9 +58,15 @@ class Studio:
         self.device = device
         self.trust_remote_code = trust_remote_code
         self._models: dict[str, Loaded] = {}
+        self._new_locks()
+        self._waiting = 0
+        _live.add(self)
+
+    def _new_locks(self) -> None:
+        """Fresh locks; also in a forked GPU worker, where one held by another thread at the
+        fork would stay held forever (see detached.py)."""
         self._models_lock = threading.Lock()
         self._device_slot = threading.Semaphore(limits.DEVICE_RUNS)  # training runs on the device at a time
-        self._waiting = 0
         self._waiting_lock = threading.Lock()
 
     # -------------------------------------------------------------- models and data
@@ -251,6 +259,10 @@ class Studio:
                 tokens[which].append(token)
                 texts[which] = tok.decode(tokens[which], skip_special_tokens=True).strip()
             yield {"original": texts["original"], "unlearned": texts["unlearned"] if unlearned else None, "flag": flag}
+
+
+_live: "weakref.WeakSet[Studio]" = weakref.WeakSet()
+os.register_at_fork(after_in_child=lambda: [studio._new_locks() for studio in list(_live)])
 
 
 def check_prompt(prompt: str) -> None:
