@@ -12,6 +12,7 @@ background thread the page polls. The same file serves both.
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 
 import gradio as gr
@@ -41,14 +42,32 @@ def build(studio: Studio) -> gr.Blocks:
         # Cross-panel updates: new data refreshes the chat examples; a finished run the report.
         data["info"].change(chat_panel.refresh_examples, [state], [chat["examples"]])
         run["finished"].change(report["show"], [state], [report["table"], report["cost"]], api_name="report")
+        # A closed tab ends its session at once: its run stops and frees the device. Gradio itself
+        # deletes a closed session's state (and calls delete_callback) only an hour later.
+        demo.load(_remember, [state], None)
+        demo.unload(_end_session)
     return demo
+
+
+_open_sessions: "weakref.WeakValueDictionary[str, SessionState]" = weakref.WeakValueDictionary()
+
+
+def _remember(session: SessionState, request: gr.Request) -> None:
+    _open_sessions[request.session_hash] = session
+
+
+def _end_session(request: gr.Request) -> None:
+    session = _open_sessions.pop(request.session_hash, None)
+    if session is not None:
+        session.close()
 
 
 def main() -> None:
     gpu.zero_gpu()  # on ZeroGPU this imports `spaces`, which must patch torch before a model loads
     studio = Studio(device=os.environ.get("UNLEARNING_DEVICE", "auto"),
-                    trust_remote_code=os.environ.get("UNLEARNING_TRUST_REMOTE_CODE") == "1")
-    studio.model_info(os.environ.get("UNLEARNING_MODEL", "workshop"))  # load before serving
+                    trust_remote_code=os.environ.get("UNLEARNING_TRUST_REMOTE_CODE") == "1",
+                    local_models=os.environ.get("UNLEARNING_LOCAL_MODELS") == "1")
+    studio.model_info(os.environ.get("UNLEARNING_MODEL", "workshop"), operator=True)  # load before serving
     demo = build(studio)
     demo.queue(default_concurrency_limit=limits.APP_CONCURRENCY, max_size=limits.APP_QUEUE_SIZE)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

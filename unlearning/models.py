@@ -20,7 +20,8 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 WORKSHOP_DIR = ASSETS / "workshop"
 ALIASES = {"workshop": WORKSHOP_DIR / "model", "workshop-oracle": WORKSHOP_DIR / "oracle"}
 # owner/name as the Hub spells it: letters, digits, '-', '_', '.', never '..' or a leading dot.
-HUB_ID = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
+# \Z, not $: '$' would also accept a trailing newline.
+HUB_ID = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?\Z")
 SMALL_MODEL_PARAMS = 50_000_000
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
@@ -70,6 +71,21 @@ def resolve_source(name: str) -> str:
     return name
 
 
+def check_visitor_model(name: str) -> None:
+    """A model name typed by a website visitor may be an alias or a hub id, never a path.
+
+    `load_model` reads folders on this machine (the CLI's operator owns it); the app calls
+    this first unless its operator allowed local models, so a visitor can neither load nor
+    probe the server's files ('../', '/', '~', or a relative name that is a folder here).
+    """
+    name = name.strip()
+    if name in ALIASES:
+        return
+    if not HUB_ID.match(name) or Path(name).exists():
+        raise UserError(f"'{name}' is not a hub id like 'owner/model-name'; folders on the server can be opened "
+                        "only when its operator allows local models (UNLEARNING_LOCAL_MODELS=1).")
+
+
 def load_model(name: str, device: str = "auto", trust_remote_code: bool = False) -> Loaded:
     """Load model + tokenizer on `device` in the dtype that suits it, in eval mode."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -86,7 +102,8 @@ def load_model(name: str, device: str = "auto", trust_remote_code: bool = False)
         raise
     except Exception as e:
         if isinstance(e, ValueError) and "trust_remote_code" in str(e):
-            raise UserError(f"Model '{name}' needs its own code from the Hub, which is off unless the operator enables trust_remote_code.") from e
+            raise UserError(f"Model '{name}' needs to run its own Python code, which stays off unless the operator "
+                            "enables trust_remote_code.") from e
         if Path(source).is_dir():  # the user's own files: whatever their reader raised, they are the problem
             raise UserError(f"Model folder '{name}' could not be loaded from its files, which are damaged or not "
                             f"a causal language model ({_short(e)}).") from e

@@ -20,8 +20,8 @@ from typing import Any, Iterator
 
 from . import limits
 from .data import Dataset, check_pair, load_file
-from .errors import UserError
-from .models import WORKSHOP_DIR, Loaded, load_model
+from .errors import Cancelled, UserError
+from .models import WORKSHOP_DIR, Loaded, check_visitor_model, load_model
 from .pipeline import complete_splits
 from .runs import Run, RunContext
 
@@ -40,23 +40,32 @@ class SessionState:
     unlearned: Any = None  # artifacts.Unlearned of the last finished run
     report: dict | None = None
 
+    def __post_init__(self):
+        # Held by close() and by a run keeping its result, so a run that ends as the session
+        # closes either sees the cancel or has its artifact released by close(). Not a field:
+        # Gradio copies a State's dataclass fields, and a lock cannot be copied.
+        self.lock = threading.Lock()
+
     def __deepcopy__(self, memo):  # gr.State deep-copies its initial value; ours is per session
         return SessionState()
 
     def close(self) -> None:
-        if self.run is not None and not self.run.finished:
-            self.run.cancel()
-        if self.unlearned is not None:
-            self.unlearned.release()
+        with self.lock:
+            if self.run is not None and not self.run.finished:
+                self.run.cancel()
+            unlearned, self.unlearned = self.unlearned, None
+        if unlearned is not None:
+            unlearned.release()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class Studio:
     """Process-wide: the loaded base models and the device's run queue."""
 
-    def __init__(self, device: str = "auto", trust_remote_code: bool = False):
+    def __init__(self, device: str = "auto", trust_remote_code: bool = False, local_models: bool = False):
         self.device = device
         self.trust_remote_code = trust_remote_code
+        self.local_models = local_models  # may visitors name folders on this machine? (the operator's choice)
         self._models: dict[str, Loaded] = {}
         self._new_locks()
         self._waiting = 0
@@ -70,16 +79,20 @@ class Studio:
         self._waiting_lock = threading.Lock()
 
     # -------------------------------------------------------------- models and data
-    def model(self, name: str) -> Loaded:
-        """The shared base model called `name`, loaded once per process."""
+    def model(self, name: str, operator: bool = False) -> Loaded:
+        """The shared base model called `name`, loaded once per process. A visitor's name must
+        be a hub id or an alias unless the operator allowed local models; `operator=True` is
+        for the name the operator chose (the app's default model), which may be a folder."""
         name = name.strip() or "workshop"
         with self._models_lock:
             if name not in self._models:
+                if not (operator or self.local_models):
+                    check_visitor_model(name)
                 self._models[name] = load_model(name, self.device, self.trust_remote_code)
             return self._models[name]
 
-    def model_info(self, name: str) -> dict:
-        loaded = self.model(name)
+    def model_info(self, name: str, operator: bool = False) -> dict:
+        loaded = self.model(name, operator)
         params = sum(p.numel() for p in loaded.model.parameters())
         dtype = str(next(loaded.model.parameters()).dtype).replace("torch.", "")
         return {"name": loaded.name, "device": loaded.device, "dtype": dtype, "params": params}
@@ -136,7 +149,10 @@ class Studio:
         def work(ctx: RunContext):
             with self._queued(ctx):
                 result = job(ctx)
-            session.unlearned, session.report = result["unlearned"], result["report"]
+            with session.lock:
+                if ctx.cancelled:  # cancelled, or the session closed, after the job's last check
+                    raise Cancelled()  # so its undo releases the artifact
+                session.unlearned, session.report = result["unlearned"], result["report"]
             return result["report"]
 
         session.run = Run(work, name=f"{method.name}-{session.id}").start()
@@ -222,13 +238,15 @@ class Studio:
         if session.unlearned is None:
             raise UserError("There is no unlearned model yet: run a method first.")
         folder = session.unlearned.save(session.folder / "artifact")
-        api = HfApi()
+        api, failure = HfApi(), None
         try:
             api.create_repo(repo_id, token=token.strip(), exist_ok=True)
             api.upload_folder(repo_id=repo_id, folder_path=str(folder), token=token.strip(),
                               commit_message=f"Unlearning Studio: {session.unlearned.method} artifact")
         except Exception as e:  # network, auth, permissions: one sentence, never the token
-            raise UserError(f"The push to {repo_id} failed ({type(e).__name__}); check the token's write access and the network.") from None
+            failure = type(e).__name__
+        if failure:  # raised out here, so the error does not carry the original (which may quote the token) as its context
+            raise UserError(f"The push to {repo_id} failed ({failure}); check the token's write access and the network.")
         return f"https://huggingface.co/{repo_id}"
 
     # -------------------------------------------------------------- chat

@@ -48,7 +48,10 @@ class Server:
     def __init__(self, argv: list[str], log_path: Path):
         self.argv, self.log_path = argv, log_path
         port = _free_port()
-        env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+        # UNLEARNING_LOCAL_MODELS: the operator's switch that lets the Model box open a folder
+        # here (the XSS test teaches a model into tmp_path); tests/test_security.py checks it is off by default.
+        env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+               "UNLEARNING_LOCAL_MODELS": "1"}
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)

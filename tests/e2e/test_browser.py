@@ -164,3 +164,43 @@ def test_cancel_returns_to_idle_and_keeps_the_original(page, shot):
     original, unlearned = chat(page, FORGET_Q["question"])
     assert original == FORGET_Q["answer"]  # the shared base is exactly as before
     assert "no unlearned model yet" in unlearned
+
+
+def test_closing_the_tab_mid_run_frees_the_device(browser, app_url, shot):
+    """A tab closed mid-run cancels its run at once, so another session's run gets the device
+    (Gradio alone would delete the closed session only an hour later). The first run is made
+    endless (5,000 steps at a learning rate too small to forget) so only the cancel can end it."""
+    first_context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    first = first_context.new_page()
+    first.goto(app_url)
+    first.wait_for_selector("#use-preset", timeout=60_000)
+    first.click("#use-preset")
+    first.wait_for_function("document.querySelector('#data-summary').innerText.includes('forget.jsonl')")
+    first.get_by_label("IHL + FILA (LoRA training)").check()
+    first.fill("#set-steps input", "5000")
+    first.fill("#set-lr input", "1e-7")
+    first.press("#set-lr input", "Tab")
+    first.click("#start-run")
+    first.wait_for_function("document.querySelector('#loss-plot .scatterlayer .point') !== null", timeout=RUN_TIMEOUT_MS)
+    shot(first, "endless-run")
+
+    second_context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    second = second_context.new_page()
+    second.goto(app_url)
+    second.wait_for_selector("#use-preset", timeout=60_000)
+    second.click("#use-preset")
+    second.wait_for_function("document.querySelector('#data-summary').innerText.includes('forget.jsonl')")
+    second.get_by_label("ECO prompts (no training)").check()
+    second.click("#start-run")
+    second.wait_for_function("document.querySelector('#run-state') && "
+                             "document.querySelector('#run-state').innerText.includes('waiting for another run')",
+                             timeout=30_000)
+    first_context.close()  # the tab goes away mid-run
+    second.wait_for_function("document.querySelector('#run-state') && "
+                             "!document.querySelector('#run-state').innerText.includes('waiting for another run')",
+                             timeout=45_000)
+    shot(second, "got-the-device")
+    second.click("#cancel-run")
+    second.wait_for_function("document.querySelector('#run-state') && "
+                             "/^(cancelled|done)/.test(document.querySelector('#run-state').innerText)", timeout=60_000)
+    second_context.close()
