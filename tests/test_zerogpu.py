@@ -47,7 +47,8 @@ def spaces(monkeypatch):
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "spaces", module)
     spec.loader.exec_module(module)
-    return module
+    yield module
+    module.shutdown()
 
 
 # ------------------------------------------------------------------ (1) the fake itself

@@ -102,11 +102,24 @@ def _decorate(task, duration):
     return handler
 
 
+_workers: list = []  # every worker started, for shutdown()
+
+
+def shutdown() -> None:
+    """End every worker (a test's teardown): forked from the test process, an idle worker holds
+    copies of its pipes — Playwright's among them, whose driver then never sees them close."""
+    for worker in _workers:
+        worker.process.kill()
+        worker.process.join(5)
+    _workers.clear()
+
+
 class _Worker:
     def __init__(self, task, generator: bool):
         self.conn, child = _fork.Pipe()
         self.process = _fork.Process(target=_serve, args=(task, generator, child, _app_pid), daemon=True)
         self.process.start()
+        _workers.append(self)
 
     def alive(self) -> bool:
         return self.process.is_alive()
