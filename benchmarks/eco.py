@@ -211,15 +211,9 @@ def tables(eco: dict, setup_s: float, clf: dict, unflagged: dict, flagged: dict,
 
 def record(text: str, command: str) -> None:
     """Replace (or add) the ## ECO section of RESULTS.md; other sections are left alone."""
-    body = f"{SECTION}\n\n`{command}` ({time.strftime('%Y-%m-%d')})\n\n{text}\n"
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    start = old.find(SECTION + "\n")
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + body
-    else:
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + body + (old[end + 1 :] if end >= 0 else "")
-    RESULTS.write_text(new, encoding="utf-8")
+    from benchmarks.run import record as record_section
+
+    record_section(f"`{command}` ({time.strftime('%Y-%m-%d')})\n\n{text}", SECTION)
 
 
 def main() -> None:

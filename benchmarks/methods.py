@@ -34,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.run import fmt  # noqa: E402
+
 KIT = ROOT / "assets" / "workshop"
 METHODS = ("ihl-fila", "ihl", "gd", "ga", "gd-fila")
 PAIRS = (("ihl-fila", "ihl"), ("gd-fila", "gd"))  # FILA vs random init, same loss
@@ -70,14 +72,6 @@ def steps_to_forget(seeds: list[int], steps: int) -> dict[str, list[int | None]]
 
     torch.set_num_threads(2)
     return measure(Kit(KIT), "cpu", seeds, steps, METHODS, check_original=True)
-
-
-def fmt(x) -> str:
-    if x is None:
-        return "—"
-    if isinstance(x, float):
-        return f"{x:.2e}" if 0 < abs(x) < 1e-2 else f"{x:.3f}"
-    return str(x)
 
 
 def table(reports: dict[str, dict], before: dict, oracle: dict, steps: int) -> str:

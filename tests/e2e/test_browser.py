@@ -20,12 +20,23 @@ FORGET_Q = json.loads((ROOT / "assets/workshop/forget.jsonl").read_text(encoding
 RUN_TIMEOUT_MS = 300_000
 
 
-@pytest.fixture
-def page(browser, app_url):
+def open_app(browser, app_url):
+    """A new browser context (its own session) with the app loaded: (context, page)."""
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     page.goto(app_url)
     page.wait_for_selector("#use-preset", timeout=60_000)
+    return context, page
+
+
+def use_preset(page) -> None:
+    page.click("#use-preset")
+    page.wait_for_function("document.querySelector('#data-summary').innerText.includes('forget.jsonl')")
+
+
+@pytest.fixture
+def page(browser, app_url):
+    context, page = open_app(browser, app_url)
     yield page
     context.close()
 
@@ -36,8 +47,7 @@ def plot_points(page) -> int:
 
 
 def run_method(page, shot, method_label: str) -> None:
-    page.click("#use-preset")
-    page.wait_for_function("document.querySelector('#data-summary').innerText.includes('forget.jsonl')")
+    use_preset(page)
     shot(page, "preset")
     page.get_by_label(method_label).check()
     page.click("#start-run")
@@ -152,8 +162,7 @@ def test_html_in_replies_is_text(browser, app_url, shot, tmp_path):
 
 
 def test_cancel_returns_to_idle_and_keeps_the_original(page, shot):
-    page.click("#use-preset")
-    page.wait_for_function("document.querySelector('#data-summary').innerText.includes('forget.jsonl')")
+    use_preset(page)
     page.get_by_label("IHL + FILA (LoRA training)").check()
     page.click("#start-run")
     page.wait_for_function("document.querySelector('#loss-plot .scatterlayer .point') !== null", timeout=RUN_TIMEOUT_MS)
@@ -170,12 +179,8 @@ def test_closing_the_tab_mid_run_frees_the_device(browser, app_url, shot):
     """A tab closed mid-run cancels its run at once, so another session's run gets the device
     (Gradio alone would delete the closed session only an hour later). The first run is made
     endless (5,000 steps at a learning rate too small to forget) so only the cancel can end it."""
-    first_context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    first = first_context.new_page()
-    first.goto(app_url)
-    first.wait_for_selector("#use-preset", timeout=60_000)
-    first.click("#use-preset")
-    first.wait_for_function("document.querySelector('#data-summary').innerText.includes('forget.jsonl')")
+    first_context, first = open_app(browser, app_url)
+    use_preset(first)
     first.get_by_label("IHL + FILA (LoRA training)").check()
     first.fill("#set-steps input", "5000")
     first.fill("#set-lr input", "1e-7")
@@ -184,12 +189,8 @@ def test_closing_the_tab_mid_run_frees_the_device(browser, app_url, shot):
     first.wait_for_function("document.querySelector('#loss-plot .scatterlayer .point') !== null", timeout=RUN_TIMEOUT_MS)
     shot(first, "endless-run")
 
-    second_context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    second = second_context.new_page()
-    second.goto(app_url)
-    second.wait_for_selector("#use-preset", timeout=60_000)
-    second.click("#use-preset")
-    second.wait_for_function("document.querySelector('#data-summary').innerText.includes('forget.jsonl')")
+    second_context, second = open_app(browser, app_url)
+    use_preset(second)
     second.get_by_label("ECO prompts (no training)").check()
     second.click("#start-run")
     second.wait_for_function("document.querySelector('#run-state') && "
