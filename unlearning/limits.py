@@ -27,7 +27,7 @@ MAX_WAITING_RUNS = 4  # runs queued behind those; one more is told "the queue is
 # -- the web app
 APP_CONCURRENCY = 8  # requests the app serves at once (chat, uploads, polling)
 APP_QUEUE_SIZE = 64  # requests waiting beyond those; more get "the queue is full"
-SESSION_HOURS = 6  # a browser session's data, runs and artifacts are deleted after this
+SESSION_HOURS = 6  # a session's data, runs and artifacts are deleted after this (or when its tab closes)
 
 
 def _size(n: int) -> str:
@@ -50,5 +50,5 @@ def describe() -> list[tuple[str, str]]:
         ("runs on the device at once", f"{DEVICE_RUNS}"),
         ("runs waiting for the device", f"{MAX_WAITING_RUNS}"),
         ("app requests served at once / waiting", f"{APP_CONCURRENCY} / {APP_QUEUE_SIZE}"),
-        ("a browser session's data is kept for", f"{SESSION_HOURS} hours"),
+        ("a browser session's data is deleted", f"when its tab closes, or after {SESSION_HOURS} hours"),
     ]
