@@ -34,21 +34,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import fmt  # noqa: E402
+from benchmarks.run import cpu_name, fmt  # noqa: E402
 
 KIT = ROOT / "assets" / "workshop"
 METHODS = ("ihl-fila", "ihl", "gd", "ga", "gd-fila")
 PAIRS = (("ihl-fila", "ihl"), ("gd-fila", "gd"))  # FILA vs random init, same loss
 COLUMNS = ("forget_quality", "model_utility", "forget.rougeL", "forget.answer_prob", "retain.rougeL",
            "retain.answer_prob", "forget.fluency")
-
-
-def cpu_name() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.machine()
 
 
 def cli_run(method: str, stop: str, steps: int, seed: int, out: Path, before: bool) -> dict:

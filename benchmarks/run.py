@@ -68,17 +68,20 @@ class Kit:
         return {s: load_file(self.folder / f"{s}.jsonl") for s in ("forget", "retain", "holdout", "general")}
 
 
+def cpu_name() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.machine()
+
+
 def machine(device: str) -> str:
     import torch
 
     if device == "cuda":
         return f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}"
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.machine()
-    return f"{cpu}, {os.cpu_count()} CPU cores, torch {torch.__version__}, load {os.getloadavg()[0]:.1f}"
+    return f"{cpu_name()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, load {os.getloadavg()[0]:.1f}"
 
 
 # ------------------------------------------------------------------ 1. methods, through the CLI

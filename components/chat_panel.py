@@ -72,7 +72,7 @@ def render(studio: Studio, state: gr.State, model_name) -> dict:
     examples = gr.Dropdown([], label="Example prompts (forget, then retain)", allow_custom_value=False,
                            elem_id="chat-examples")
     with gr.Row():
-        message = gr.Textbox(label="Message", placeholder="Ask about someone in the forget set…", scale=4,
+        message = gr.Textbox(label="Message", info="Ask about someone in the forget set…", scale=4,
                              elem_id="chat-input")
         send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
     badge = gr.HTML(elem_id="chat-flag")

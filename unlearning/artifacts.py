@@ -123,20 +123,26 @@ class Unlearned(ABC):
         """Drop what this artifact added to the shared base (adapters), e.g. when a session ends."""
 
 
+def read_json(path: Path, missing: str) -> Any:
+    """A JSON file of an artifact; each way reading it can fail is one sentence naming it
+    (`missing` is the sentence for a file that is not there)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(missing) from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"'{path}' is corrupted (not valid JSON).") from None
+    except OSError as e:  # a folder in its place, no permission
+        raise UserError(f"'{path}' cannot be read ({e.strerror}).") from None
+
+
 def read_manifest(folder: str | Path) -> dict:
     path = Path(folder)
     if path.exists() and not path.is_dir():
         raise UserError(f"'{folder}' is a file, not an unlearning artifact folder.")
     if not path.is_dir():
         raise UserError(f"Unlearned artifact folder '{folder}' does not exist.")
-    try:
-        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"'{folder}' is not an unlearning artifact: it has no {MANIFEST}.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UserError(f"'{folder}/{MANIFEST}' is corrupted (not valid JSON).") from None
-    except OSError as e:  # a folder in its place, no permission
-        raise UserError(f"'{folder}/{MANIFEST}' cannot be read ({e.strerror}).") from None
+    manifest = read_json(path / MANIFEST, f"'{folder}' is not an unlearning artifact: it has no {MANIFEST}.")
     if not isinstance(manifest, dict) or not isinstance(manifest.get("method"), str):
         raise UserError(f"'{folder}/{MANIFEST}' does not name the method that made it.")
     if not isinstance(manifest.get("settings") or {}, dict):

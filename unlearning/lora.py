@@ -32,7 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import limits
-from .artifacts import Unlearned, base_lock
+from .artifacts import Unlearned, base_lock, read_json
 from .errors import UserError
 from .models import Loaded
 
@@ -303,10 +303,7 @@ def _read_run(path: Path) -> dict:
     """run.json (steps and history, for the report); optional, but a damaged one is refused."""
     if not path.exists():
         return {}
-    try:
-        run = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise UserError(f"'{path}' is corrupted ({_short(e)}).") from None
+    run = read_json(path, f"'{path}' is missing.")
     if not isinstance(run, dict) or not isinstance(run.get("steps", 0), int) or not isinstance(run.get("history", []), list):
         raise UserError(f"'{path}' is corrupted (it is not an object with 'steps' and 'history').")
     return run

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ..artifacts import read_json
 from ..errors import UserError
 from .classifier import PromptClassifier
 from .corruption import CORRUPTIONS, make_corruption
@@ -37,14 +38,7 @@ def save_guard(guard: Guard, folder: Path, encoder: str, ngram_dims: int) -> Non
 def read_spec(folder: Path) -> dict:
     """guard.json, checked field by field; a problem is one sentence naming the file."""
     path = folder / SETTINGS_FILE
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"'{path}' is missing, so '{folder}' is not a complete ECO guard.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UserError(f"'{path}' is corrupted (not valid JSON).") from None
-    except OSError as e:  # a folder in its place, no permission
-        raise UserError(f"'{path}' cannot be read ({e.strerror}).") from None
+    spec = read_json(path, f"'{path}' is missing, so '{folder}' is not a complete ECO guard.")
     checks = {"encoder": str, "ngram_dims": int, "threshold": (int, float), "corruption": str,
               "corruption_params": dict, "strength": (int, float), "seed": int}
     if not isinstance(spec, dict):
