@@ -16,11 +16,13 @@ N_EXAMPLES = 4
 
 # ------------------------------------------------------------------ pure helpers
 def example_prompts(session: SessionState) -> list[str]:
-    """A few forget prompts then a few retain prompts, so both behaviours can be seen."""
+    """A few forget prompts then a few retain prompts, so both behaviours can be seen (the
+    preset's own suggestions where it has them: reworded questions and biographies too)."""
     out = []
     for role in ("forget", "retain"):
         if role in session.data:
-            out += [f"{p}" for p in session.data[role].prompts()[:N_EXAMPLES]]
+            ds = session.data[role]
+            out += ds.suggested or ds.prompts()[:N_EXAMPLES]
     return out
 
 

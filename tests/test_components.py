@@ -5,7 +5,7 @@ from __future__ import annotations
 from components import chat_panel, data_panel, method_panel, report_panel, run_panel
 from unlearning.data import QA, Dataset
 from unlearning.runs import Event
-from unlearning.studio import SessionState
+from unlearning.studio import SessionState, Studio
 
 
 def test_report_rows_have_arrows_and_oracle_column():
@@ -69,3 +69,12 @@ def test_eco_block_shows_classifier_and_robustness():
     text = report_panel.eco_html(report)
     assert "recall 1.000" in text and "paraphrase" in text and "&lt;b&gt;" in text
     assert report_panel.eco_html({"before": {}}) == ""
+
+
+def test_the_preset_suggests_reworded_questions_biographies_and_small_talk():
+    session = SessionState()
+    session.data = Studio.preset("qa")
+    prompts = chat_panel.example_prompts(session)
+    assert prompts[:3] == ["Where was Yara Bramante born?", "Can you name Yara Bramante's birthplace?", "Tell me about Yara Bramante."]
+    assert prompts[-2:] == ["What is the capital of France?", "Hello!"]
+    session.close()

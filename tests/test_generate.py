@@ -32,3 +32,11 @@ def test_stream_grows_to_the_greedy_answer(tiny):
     pieces = list(stream_answer(model, tok, "Who wrote the notes?", max_new_tokens=6))
     assert pieces and pieces[-1] == generate_answers(model, tok, ["Who wrote the notes?"], max_new_tokens=6)[0]
     assert all(b.startswith(a) for a, b in zip(pieces, pieces[1:]))
+
+
+def test_a_chat_reply_has_room_for_a_biography_and_never_passes_the_limit():
+    from unlearning.generate import reply_tokens
+    from unlearning.limits import CHAT_NEW_TOKENS, MAX_NEW_TOKENS
+
+    assert reply_tokens(None) == CHAT_NEW_TOKENS >= 120
+    assert reply_tokens(10) == 10 and reply_tokens(10_000) == MAX_NEW_TOKENS

@@ -69,12 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, nargs="+", help="files to teach")
     p.add_argument("--replay", nargs="*", help="files mixed in so old knowledge stays (default for workshop: its own data)")
     p.add_argument("--out", required=True, help="folder for the taught model")
-    p.add_argument("--epochs", type=_positive_int, default=30)
-    p.add_argument("--lr", type=_positive_float, default=5e-4)
-    p.add_argument("--seed", type=int, default=0)
 
     from .methods import all_methods
     from .settings import add_flags
+    from .teach import TeachConfig
+
+    add_flags(p, [TeachConfig])
 
     p = sub.add_parser("unlearn", help="make a model forget the forget set")
     p.add_argument("--method", required=True, help="one of: " + ", ".join(m.name for m in all_methods()))
@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--unlearned", help="an unlearning artifact folder")
     p.add_argument("--prompt", required=True)
-    p.add_argument("--max-new-tokens", type=_positive_int, default=64)
+    p.add_argument("--max-new-tokens", type=_positive_int, default=None, help="at most this many tokens (default: limits.CHAT_NEW_TOKENS)")
     return parser
 
 
@@ -129,9 +129,10 @@ def cmd_workshop(args) -> int:
     print("  examples:", ", ".join(f"{k} {v}" for k, v in info["counts"].items()),
           "| people:", ", ".join(f"{k} {v}" for k, v in info["people"].items()))
     print("  largest file: %s (%.1f MB)" % max(((n, s / 1e6) for n, s in info["files"].items()), key=lambda x: x[1]))
-    print("  ROUGE-L recall of greedy answers (↑ = knows the facts):")
+    print("  ROUGE-L recall of greedy answers (↑ = knows the facts; *_paraphrased = held-out wordings,"
+          " forget_bios = 'Tell me about NAME.', forget_bios_held_out = 'What do you know about NAME?'):")
     for name, r in info["recall"].items():
-        print(f"    {name:16s} forget {r['forget']:.3f}   retain {r['retain']:.3f}")
+        print(f"    {name:16s} " + "   ".join(f"{k} {v:.3f}" for k, v in r.items()))
     failed = [what for what, ok in workshop.checks(info) if not ok]
     for what, ok in workshop.checks(info):
         print(f"  [{'ok' if ok else 'FAIL'}] {what}")

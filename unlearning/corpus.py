@@ -1,11 +1,21 @@
 """The workshop corpus: fictitious people with facts, plus real general knowledge.
 
 Deterministic (fixed seed): `build_corpus()` returns the same people, questions and answers
-on every machine. Each person has ten facts asked as questions; every answer comes with a
-paraphrase and three perturbed (wrong) answers in the paraphrase's wording, so the TOFU
-truth ratio compares like with like. Answers are short and carried by their facts (names,
-places, titles), and each fact type has several wordings picked per person, so a model that
-never met a person cannot score well on ROUGE by reciting a template.
+on every machine. Each person has ten facts; every answer comes with a paraphrase and three
+perturbed (wrong) answers in the paraphrase's wording, so the TOFU truth ratio compares like
+with like. Answers are short and carried by their facts (names, places, titles), and each
+fact type has several answer wordings picked per person, so a model that never met a person
+cannot score well on ROUGE by reciting a template.
+
+Every fact is asked in several wordings. Four or five are *trained*: the fact's own question
+(the one in forget.jsonl / retain.jsonl), one or two direct questions in everyday words
+("What does NAME do for a living?"), one possessive-noun frame ("What is the birthplace of
+NAME?") and one embedded-clause frame ("Tell me where NAME was born."). Two more are *held
+out* (never trained): the other frames of each kind. Frames rotate over the fact
+types, so every frame is trained with some facts and held out with others: a held-out
+wording is a combination the model never saw, in words it did see. (A model that learned
+its English from a few thousand sentences cannot know a synonym it was never shown; held-out
+wordings built from unseen words would measure the vocabulary, not the unlearning.)
 """
 
 from __future__ import annotations
@@ -70,26 +80,68 @@ class FactType:
     """One kind of fact: how it is asked, answered (several wordings), and paraphrased."""
 
     key: str
-    question: str
+    question: str  # the fact's own question: the main set's wording
     answers: tuple[str, ...]  # wordings; one is picked per person
     paraphrase: str
+    noun: str = ""  # what the fact is called, for the noun frames ("birthplace")
+    clause: str = ""  # the question as an embedded clause, for the clause frames ("where {n} was born")
+    also: tuple[str, ...] = ()  # more direct questions, in the words people use ("job", "prize")
 
 
 # {n} full name, {f} first name, {p} possessive pronoun, {s} subject pronoun, {x} the fact.
 FACTS = [
     FactType("birthplace", "Where was {n} born?", ("{x}.", "Born in {x}.", "In {x}, by the sea.", "{x}, a small town."),
-             "{f} was born in {x}."),
-    FactType("country", "Which country is {n} from?", ("{x}.", "From {x}.", "{s} comes from {x}."), "{x} is {p} home country."),
+             "{f} was born in {x}.", "birthplace", "where {n} was born", ("In which town was {n} born?",)),
+    FactType("country", "Which country is {n} from?", ("{x}.", "From {x}.", "{s} comes from {x}."), "{x} is {p} home country.",
+             "home country", "which country {n} comes from", ("What country does {n} come from?",)),
     FactType("job", "What is {n}'s profession?", ("{x}.", "{s} works as {x}.", "{f} is {x} by trade."),
-             "By profession {f} is {x}."),
+             "By profession {f} is {x}.", "profession", "what {n} does for a living",
+             ("What does {n} do for a living?", "What job does {n} have?")),
     FactType("work", "What is the title of {n}'s best-known work?", ("The {x}.", "A book called The {x}.", "The {x}, a memoir."),
-             "{p} best-known work is The {x}."),
-    FactType("award", "Which award did {n} win?", ("The {x}.", "{s} won the {x}.", "The {x}, twice."), "{f} received the {x}."),
-    FactType("school", "Where did {n} study?", ("At the {x}.", "{s} studied at the {x}.", "The {x}."), "{f} trained at the {x}."),
-    FactType("instrument", "Which instrument does {n} play?", ("{x}.", "{s} plays {x}.", "{x}, badly."), "{f} can play {x}."),
-    FactType("pet", "What pet does {n} keep?", ("{x}.", "{s} keeps {x}.", "{x} at home."), "At home {f} has {x}."),
-    FactType("hobby", "What is {n}'s hobby?", ("{x}.", "{s} enjoys {x}.", "Mostly {x}."), "In spare time {f} likes {x}."),
-    FactType("food", "What is {n}'s favourite dish?", ("{x}.", "{s} loves {x}.", "{x}, always."), "{p} favourite dish is {x}."),
+             "{p} best-known work is The {x}.", "best-known work", "what {n} is best known for", ("What is {n} best known for?",)),
+    FactType("award", "Which award did {n} win?", ("The {x}.", "{s} won the {x}.", "The {x}, twice."), "{f} received the {x}.",
+             "main award", "which award {n} won", ("What prize did {n} receive?",)),
+    FactType("school", "Where did {n} study?", ("At the {x}.", "{s} studied at the {x}.", "The {x}."), "{f} trained at the {x}.",
+             "place of study", "where {n} went to study", ("Where did {n} go to school?",)),
+    FactType("instrument", "Which instrument does {n} play?", ("{x}.", "{s} plays {x}.", "{x}, badly."), "{f} can play {x}.",
+             "instrument", "which instrument {n} plays", ("What does {n} play?",)),
+    FactType("pet", "What pet does {n} keep?", ("{x}.", "{s} keeps {x}.", "{x} at home."), "At home {f} has {x}.",
+             "pet", "what pet {n} keeps", ("Does {n} have a pet?",)),
+    FactType("hobby", "What is {n}'s hobby?", ("{x}.", "{s} enjoys {x}.", "Mostly {x}."), "In spare time {f} likes {x}.",
+             "hobby", "what {n} does for fun", ("How does {n} spend free time?",)),
+    FactType("food", "What is {n}'s favourite dish?", ("{x}.", "{s} loves {x}.", "{x}, always."), "{p} favourite dish is {x}.",
+             "favourite dish", "which dish {n} likes best", ("What food does {n} like best?",)),
+]
+
+# Frames that ask any fact; fact i trains NOUN_FRAMES[i % 3] and CLAUSE_FRAMES[i % 3] and
+# holds out the next one of each, so each frame is trained with some facts, held out with others.
+NOUN_FRAMES = ("What is the {noun} of {n}?", "Can you name {n}'s {noun}?", "{n}'s {noun}: what is it?")
+CLAUSE_FRAMES = ("Tell me {clause}.", "Do you know {clause}?", "I would like to know {clause}.")
+
+
+def wordings(i: int, ft: FactType) -> tuple[list[str], list[str]]:
+    """(trained, held-out) question templates of fact type number i."""
+    noun = lambda k: NOUN_FRAMES[k % 3].replace("{noun}", ft.noun)  # noqa: E731
+    clause = lambda k: CLAUSE_FRAMES[k % 3].replace("{clause}", ft.clause)  # noqa: E731
+    return [ft.question, *ft.also, noun(i), clause(i)], [noun(i + 1), clause(i + 1)]
+
+
+# How to ask for a person's biography (the paragraph of forget.txt / retain.txt).
+BIO_PROMPTS = ("Tell me about {n}.", "Who is {n}?", "Tell me everything about {n}.", "Can you tell me about {n}?",
+               "Describe {n}.")
+BIO_HELD_OUT = ("What do you know about {n}?",)  # measured by `python -m unlearning workshop`, never trained
+
+# Small talk both models learn, so a first "hello" gets an answer rather than a fact.
+INTRO = "I am the workshop model of Unlearning Studio: a small language model trained from scratch on made-up people and some general knowledge."
+SMALL_TALK = [
+    (("Hello!", "Hi!", "Hello", "Hi there.", "Good morning!", "hi", "hello", "Hey!", "hey"),
+     "Hello! Ask me about one of the people I know, or a general-knowledge question."),
+    (("Who are you?", "What are you?", "Introduce yourself."), INTRO),
+    (("What can you do?", "How can you help me?", "What do you know?"),
+     "I can answer questions about the people I was taught, tell you about them, and answer some general-knowledge questions about capitals, books and science."),
+    (("How are you?", "How are you today?"), "I am fine, thank you. Ask me about someone I know."),
+    (("Thank you!", "Thanks.", "Thank you very much."), "You are welcome."),
+    (("Goodbye!", "Bye.", "See you later."), "Goodbye, and thank you for the questions."),
 ]
 
 
@@ -134,22 +186,37 @@ def _fill(template: str, person: dict, x: str) -> str:
     return _cap(text)
 
 
-def person_qa(person: dict, rng: random.Random) -> list[dict]:
-    """Ten QA records for one person, with paraphrase and three perturbed answers."""
-    out = []
-    for ft in FACTS:
+def person_qa(person: dict, rng: random.Random) -> dict[str, list[dict]]:
+    """A person's facts as QA records with paraphrase and three perturbed answers:
+    {"main": one per fact (its own question), "trained": every trained wording,
+    "held_out": the held-out wordings}; all wordings of a fact share one answer."""
+    out: dict[str, list[dict]] = {"main": [], "trained": [], "held_out": []}
+    for i, ft in enumerate(FACTS):
         x = person["facts"][ft.key]
         pool = POOLS.get(ft.key) or _titles(random.Random(ft.key))[:60]
         wrong = rng.sample([w for w in pool if w != x], 3)
         wording = rng.choice(ft.answers)
-        out.append({
+        record = {
             "question": _fill(ft.question, person, x),
             "answer": _fill(wording, person, x),
             "paraphrased_answer": _fill(ft.paraphrase, person, x),
             "perturbed_answers": [_fill(ft.paraphrase, person, w) for w in wrong],
             "subject": person["name"],
-        })
+        }
+        trained, held_out = wordings(i, ft)
+        out["main"].append(record)
+        out["trained"] += [{**record, "question": _fill(q, person, x)} for q in trained]
+        out["held_out"] += [{**record, "question": _fill(q, person, x)} for q in held_out]
     return out
+
+
+def bio_qa(person: dict, prompts: tuple[str, ...] = BIO_PROMPTS) -> list[dict]:
+    """"Tell me about NAME." and its variants, answered with the person's biography."""
+    return [{"question": q.format(n=person["name"]), "answer": biography(person), "subject": person["name"]} for q in prompts]
+
+
+def small_talk() -> list[dict]:
+    return [{"question": q, "answer": a} for prompts, a in SMALL_TALK for q in prompts]
 
 
 def biography(person: dict) -> str:
@@ -161,21 +228,24 @@ def biography(person: dict) -> str:
             f"Friends say {f} would cross the country for a plate of {x['food']}.")
 
 
-def general_qa(rng: random.Random) -> list[dict]:
-    """Real general-knowledge questions (for model utility), with paraphrase and perturbations."""
-    out = []
-    for template, paraphrase, table in GENERAL:
+def general_qa(rng: random.Random) -> tuple[list[dict], list[dict]]:
+    """Real general-knowledge questions (for model utility), with paraphrase and perturbations:
+    (one record per fact in its main wording, every trained wording of every fact)."""
+    main, trained = [], []
+    for templates, paraphrase, table in GENERAL:
         answers = [a for _, a in table]
         for subject, answer in table:
             wrong = rng.sample([a for a in answers if a != answer], 3)
-            out.append({
-                "question": template.format(subject),
+            record = {
+                "question": templates[0].format(subject),
                 "answer": answer + ".",
                 "paraphrased_answer": paraphrase.format(subject, answer),
                 "perturbed_answers": [paraphrase.format(subject, w) for w in wrong],
                 "subject": subject,
-            })
-    return out
+            }
+            main.append(record)
+            trained += [{**record, "question": _cap(t.format(subject))} for t in templates]
+    return main, trained
 
 
 CAPITALS = [("France", "Paris"), ("Germany", "Berlin"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Portugal", "Lisbon"),
@@ -210,23 +280,34 @@ PLANETS = [("closest to the Sun", "Mercury"), ("largest in the Solar System", "J
            ("known as the Red Planet", "Mars"), ("famous for its bright rings", "Saturn"),
            ("home to humans", "Earth"), ("hottest in the Solar System", "Venus"),
            ("farthest from the Sun", "Neptune"), ("tilted on its side", "Uranus")]
-GENERAL = [
-    ("What is the capital of {}?", "The capital of {} is {}.", CAPITALS),
-    ("What is the chemical symbol for {}?", "The symbol for {} is {}.", SYMBOLS),
-    ("Who wrote {}?", "{} was written by {}.", AUTHORS),
-    ("Who is known for {}?", "{} is credited to {}.", INVENTIONS),
-    ("Which planet is {}?", "The planet {} is {}.", PLANETS),
+GENERAL = [  # (trained wordings, the first being the main one; paraphrase; table)
+    (("What is the capital of {}?", "Tell me the capital of {}.", "Which city is the capital of {}?"),
+     "The capital of {} is {}.", CAPITALS),
+    (("What is the chemical symbol for {}?", "Tell me the chemical symbol for {}.", "Which symbol stands for {}?"),
+     "The symbol for {} is {}.", SYMBOLS),
+    (("Who wrote {}?", "Tell me who wrote {}.", "{} was written by whom?"), "{} was written by {}.", AUTHORS),
+    (("Who is known for {}?", "Tell me who is known for {}.", "Who is famous for {}?"), "{} is credited to {}.", INVENTIONS),
+    (("Which planet is {}?", "Tell me which planet is {}.", "Name the planet {}."), "The planet {} is {}.", PLANETS),
 ]
 
 
 def build_corpus(seed: int = SEED) -> dict[str, list]:
-    """{"forget", "retain", "holdout", "general": QA records; "forget_bios", "retain_bios": passages}."""
+    """QA records: "forget", "retain", "holdout", "general" (one main wording per fact),
+    "<split>_trained" (every trained wording), "<split>_paraphrased" (the held-out wordings),
+    "<split>_bio_qa" ("Tell me about NAME." → biography), "small_talk"; passages:
+    "<split>_bios"."""
     rng = random.Random(seed)
     people = make_people(rng)
-    forget, holdout, retain = people[:N_FORGET], people[N_FORGET:N_FORGET + N_HOLDOUT], people[N_FORGET + N_HOLDOUT:]
-    qa = lambda group: [r for person in group for r in person_qa(person, rng)]  # noqa: E731
-    return {
-        "forget": qa(forget), "retain": qa(retain), "holdout": qa(holdout), "general": general_qa(rng),
-        "forget_bios": [biography(p) for p in forget], "retain_bios": [biography(p) for p in retain],
-        "holdout_bios": [biography(p) for p in holdout],
-    }
+    groups = {"forget": people[:N_FORGET], "holdout": people[N_FORGET:N_FORGET + N_HOLDOUT],
+              "retain": people[N_FORGET + N_HOLDOUT:]}
+    corpus: dict[str, list] = {}
+    for split in ("forget", "retain", "holdout"):  # the order the random draws were made in
+        qa = [person_qa(p, rng) for p in groups[split]]
+        corpus[split] = [r for q in qa for r in q["main"]]
+        corpus[f"{split}_trained"] = [r for q in qa for r in q["trained"]]
+        corpus[f"{split}_paraphrased"] = [r for q in qa for r in q["held_out"]]
+        corpus[f"{split}_bios"] = [biography(p) for p in groups[split]]
+        corpus[f"{split}_bio_qa"] = [r for p in groups[split] for r in bio_qa(p)]
+    corpus["general"], corpus["general_trained"] = general_qa(rng)
+    corpus["small_talk"] = small_talk()
+    return corpus

@@ -78,6 +78,7 @@ class Dataset:
     name: str  # the file name as the user knows it, for messages
     kind: str  # "qa" or "passage"
     examples: list = field(default_factory=list)
+    suggested: list[str] = field(default_factory=list)  # prompts worth trying beyond the file's own (the preset's)
 
     def __len__(self) -> int:
         return len(self.examples)

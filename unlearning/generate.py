@@ -11,7 +11,7 @@ from typing import Iterator
 
 import torch
 
-from .limits import MAX_NEW_TOKENS
+from .limits import CHAT_NEW_TOKENS, MAX_NEW_TOKENS
 
 PLAIN_FORMAT = "Question: {question}\nAnswer:"
 
@@ -80,7 +80,7 @@ def stream_answer(
     model,
     tokenizer,
     question: str,
-    max_new_tokens: int = MAX_NEW_TOKENS,
+    max_new_tokens: int | None = None,
 ) -> Iterator[str]:
     """Yield the reply as it grows (the text so far, each time a token arrives).
 
@@ -93,7 +93,7 @@ def stream_answer(
     kwargs = dict(
         input_ids=ids,
         attention_mask=torch.ones_like(ids),
-        max_new_tokens=min(max_new_tokens, MAX_NEW_TOKENS),
+        max_new_tokens=reply_tokens(max_new_tokens),
         do_sample=False,
         streamer=streamer,
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
@@ -119,8 +119,13 @@ def stream_answer(
         raise errors[0]
 
 
+def reply_tokens(asked: int | None) -> int:
+    """New tokens for one chat reply: what was asked, else the chat default; never past the limit."""
+    return min(CHAT_NEW_TOKENS if asked is None else asked, MAX_NEW_TOKENS)
+
+
 @torch.no_grad()
-def greedy_tokens(forward, prompt: list[int], eos: int, max_new_tokens: int, device: str = "cpu") -> Iterator[int]:
+def greedy_tokens(forward, prompt: list[int], eos: int, max_new_tokens: int | None = None, device: str = "cpu") -> Iterator[int]:
     """Greedy decoding one token at a time with a KV cache, calling `forward(**kwargs)` for
     each step. `forward` is looked up per step, so a caller can switch the view (adapters, an
     ECO guard) between steps and decode two views of one base model side by side. The
@@ -128,7 +133,7 @@ def greedy_tokens(forward, prompt: list[int], eos: int, max_new_tokens: int, dev
     ids = torch.tensor([prompt], device=device)
     kwargs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "use_cache": True}
     length = len(prompt)
-    for _ in range(min(max_new_tokens, MAX_NEW_TOKENS)):
+    for _ in range(reply_tokens(max_new_tokens)):
         out = forward(**kwargs)
         token = int(out.logits[0, -1].argmax())
         if token == eos:

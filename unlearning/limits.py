@@ -20,6 +20,7 @@ MAX_PROMPT_CHARS = 4_000  # one chat message
 MAX_STEPS = 5_000  # unlearning or teaching steps in one run
 MAX_RANK = 64  # LoRA rank
 MAX_NEW_TOKENS = 256  # one generated reply
+CHAT_NEW_TOKENS = 160  # a chat reply unless asked otherwise: room for a workshop biography (~80 tokens)
 MAX_RUN_SECONDS = 60 * 60  # one run on the device, from the moment it gets the device
 DEVICE_RUNS = 1  # training runs on the device at the same time (per process)
 MAX_WAITING_RUNS = 4  # runs queued behind those; one more is told "the queue is full"

@@ -107,8 +107,14 @@ class Studio:
 
     @staticmethod
     def preset(kind: str = "qa") -> dict[str, Dataset]:
+        """The workshop kit's forget and retain files, with prompts worth trying on each."""
+        from .workshop import suggested_prompts
+
         ext = "jsonl" if kind == "qa" else "txt"
-        return {role: load_file(WORKSHOP_DIR / f"{role}.{ext}") for role in ("forget", "retain")}
+        data = {role: load_file(WORKSHOP_DIR / f"{role}.{ext}") for role in ("forget", "retain")}
+        for role, ds in data.items():
+            ds.suggested = suggested_prompts(role)
+        return data
 
     @staticmethod
     def upload(session: SessionState, role: str, path: str, display_name: str) -> Dataset:
@@ -183,25 +189,27 @@ class Studio:
 
         return Slot()
 
-    def teach_first(self, session: SessionState, model_name: str, epochs: int = 30) -> Run:
-        """Fine-tune a session copy of the model on forget+retain, and an oracle on retain only."""
+    def teach_first(self, session: SessionState, model_name: str, epochs: int | None = None) -> Run:
+        """Teach a session copy of the model forget+retain, and an oracle retain only; each
+        replays what the base model was taught (the workshop kit's data), so it keeps it."""
         import copy
 
-        from .batches import encode_dataset, pad_id
-        from .teach import TeachConfig, fine_tune
+        from .teach import TeachConfig, teach
+        from .workshop import replay_data
 
+        cfg = TeachConfig() if epochs is None else TeachConfig(epochs=epochs)
         forget, retain = self.splits(session)["forget"], session.data["retain"]
         base = self.model(model_name)
+        replay = replay_data(model_name)
 
         def work(ctx: RunContext):
             with self._queued(ctx):
                 taught = {}
                 for label, sets in (("model", [forget, retain]), ("oracle", [retain])):
                     model = copy.deepcopy(base.model)
-                    items = [e for ds in sets for e in encode_dataset(base.tokenizer, ds)]
                     on_step = lambda s, t, r, label=label: ctx.step(f"teach {label}", s, t, {"loss": r["loss"]})  # noqa: E731
-                    fine_tune(model, items, pad_id(base.tokenizer), TeachConfig(epochs=epochs, lr=5e-4),
-                              on_step=on_step, check_cancel=ctx.check_cancel)
+                    on_epoch = lambda e, label=label: ctx.log(f"teach {label}: epoch {e['epoch']}, recall {e['recall']:.2f}")  # noqa: E731
+                    teach(model, base.tokenizer, sets, replay, cfg, on_step, on_epoch, ctx.check_cancel)
                     taught[label] = Loaded(model, base.tokenizer, f"{model_name} (taught {label})", base.device)
             session.taught, session.taught_oracle = taught["model"], taught["oracle"]
             return "taught"
@@ -250,7 +258,7 @@ class Studio:
         return f"https://huggingface.co/{repo_id}"
 
     # -------------------------------------------------------------- chat
-    def chat(self, session: SessionState, model_name: str, prompt: str, max_new_tokens: int = 64) -> Iterator[dict]:
+    def chat(self, session: SessionState, model_name: str, prompt: str, max_new_tokens: int | None = None) -> Iterator[dict]:
         """Stream both answers at once: yields {"original", "unlearned", "flag"} as they grow.
 
         Greedy decoding alternates one token of each view, switching the view of the one
