@@ -43,11 +43,12 @@ COLUMNS = ("forget_quality", "model_utility", "forget.rougeL", "forget.answer_pr
            "retain.answer_prob", "forget.fluency")
 
 
-def cli_run(method: str, stop: str, steps: int, seed: int, out: Path, before: bool) -> dict:
-    report = out / f"{method}-{stop}-{steps}.json"
+def cli_run(method: str, stop: str, steps: int, seed: int, out: Path, before: bool, lr: float = 0.0) -> dict:
+    """One `unlearn` command on the workshop preset; its report plus `process_s`. lr 0: automatic."""
+    report = out / f"{method}-{stop}-{steps}-{seed}-{lr:g}.json"
     cmd = [sys.executable, "-m", "unlearning", "unlearn", "--method", method, "--model", "workshop",
            "--oracle", "workshop-oracle", "--forget", str(KIT / "forget.jsonl"), "--retain", str(KIT / "retain.jsonl"),
-           "--report", str(report), "--steps", str(steps), "--seed", str(seed), "--stop", stop]
+           "--report", str(report), "--steps", str(steps), "--seed", str(seed), "--stop", stop, "--lr", f"{lr:g}"]
     t0 = time.perf_counter()
     subprocess.run(cmd + ([] if before else ["--no-before"]), cwd=ROOT, check=True, capture_output=True, text=True)
     result = json.loads(report.read_text())

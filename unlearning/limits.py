@@ -47,6 +47,7 @@ def describe() -> list[tuple[str, str]]:
         ("steps in one run", f"{MAX_STEPS:,}"),
         ("LoRA rank", f"{MAX_RANK}"),
         ("new tokens in one reply", f"{MAX_NEW_TOKENS}"),
+        ("new tokens in a chat reply unless asked otherwise", f"{CHAT_NEW_TOKENS}"),
         ("time of one run on the device", f"{MAX_RUN_SECONDS // 60} minutes"),
         ("runs on the device at once", f"{DEVICE_RUNS}"),
         ("runs waiting for the device", f"{MAX_WAITING_RUNS}"),
