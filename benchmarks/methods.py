@@ -1,7 +1,7 @@
 """Benchmark the five LoRA unlearning methods on the workshop preset (issue 3).
 
     python benchmarks/methods.py                       # ~45 min on 2 shared CPU cores
-    python benchmarks/methods.py --steps 60 --seeds 0 1 2 --json /tmp/methods.json
+    python benchmarks/methods.py --steps 100 --seeds 0 1 2 --json /tmp/methods.json
 
 Every method gets the same seed, step budget and settings (the shared defaults of
 `trainer.LoraSettings`), and runs through the CLI, each in its own process so its
@@ -94,7 +94,7 @@ def ratio_lines(reached: dict[str, list[int | None]], steps: int) -> list[str]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=60, help="step budget for every method")
+    p.add_argument("--steps", type=int, default=100, help="step budget for every method (the LoRA default)")
     p.add_argument("--seed", type=int, default=0, help="seed of the CLI runs")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds for steps-to-forget")
     p.add_argument("--ratio-steps", type=int, default=300,

@@ -8,7 +8,7 @@ What runs, in this order:
 1. each method through the CLI (`python -m unlearning unlearn --method M …`) with its default
    settings, each in its own process so `peak_mem_mb` is its own: the report's evaluations
    give the forget/retain metrics, `method_wall_s` the method's own time (no evaluation),
-   `steps` what it ran (the LoRA methods stop at the holdout criterion, at most 60 steps);
+   `steps` what it ran (the LoRA methods: their 100 default steps, benchmarks/defaults.py);
 2. FILA / random-init steps to forget: the same loss with FILA and with peft's default
    initialisation, training only, stopping at the holdout criterion within `--ratio-steps`
    (long enough for random init to get there), for each seed;

@@ -193,7 +193,7 @@ def _step_values(model, terms: tuple[Term, ...], batch: dict, device) -> dict[st
 # sweeps recorded in benchmarks/RESULTS.md. On a 0.5 B model (Qwen2.5-0.5B's shape, H100,
 # bf16) 1e-3 wrecked the model in 6 IHL+FILA steps (model_utility 0.74 → 0.00) while 1e-4 kept
 # 0.66. On the workshop model of kit 2 (every fact in 4–5 wordings) 1e-3 cut retain rougeL to
-# ≤ 0.77 however long it ran, and the holdout criterion stopped every learning rate while
+# ≤ 0.79 however long it ran, and the holdout criterion stopped every learning rate while
 # forget rougeL was still 0.35–0.41 (the oracle's: 0.20); 2e-4 for 100 steps reached
 # 0.14–0.21 with retain 0.92–0.99 over seeds 0–2.
 SMALL_MODEL_LR, LARGE_MODEL_LR = 2e-4, 1e-4

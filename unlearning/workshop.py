@@ -29,6 +29,7 @@ from .batches import encode_dataset, pad_id
 from .corpus import BIO_HELD_OUT, BIO_PROMPTS, SMALL_TALK, build_corpus
 from .data import QA, Dataset, Passage, load_file
 from .generate import generate_answers
+from .limits import CHAT_NEW_TOKENS
 from .metrics import rouge_l_recall
 from .models import ALIASES, WORKSHOP_DIR
 from .teach import TeachConfig, fine_tune
@@ -124,7 +125,7 @@ def build(out: Path = WORKSHOP_DIR, recipe: TeachConfig = RECIPE, log: Callable[
 
 
 def is_built(out: Path = WORKSHOP_DIR) -> bool:
-    names = [f"{s}.jsonl" for s in QA_SPLITS] + ["forget.txt", "model/model.safetensors", "oracle/model.safetensors"]
+    names = [f"{s}.jsonl" for s in (*QA_SPLITS, *PARAPHRASED)] + ["forget.txt", "model/model.safetensors", "oracle/model.safetensors"]
     return all((out / n).is_file() for n in names)
 
 
@@ -132,9 +133,6 @@ def answer_recall(model, tokenizer, ds: Dataset, max_new_tokens: int = 32) -> fl
     """Mean ROUGE-L recall of greedy answers against the gold answers."""
     answers = generate_answers(model, tokenizer, [ex.question for ex in ds.examples], max_new_tokens)
     return statistics.mean(rouge_l_recall(a, ex.answer) for a, ex in zip(answers, ds.examples))
-
-
-BIO_TOKENS = 160  # a biography is ~80 tokens of the kit's tokenizer
 
 
 def bio_prompts(out: Path = WORKSHOP_DIR, template: str = BIO_PROMPTS[0]) -> Dataset:
@@ -160,8 +158,8 @@ def describe(out: Path = WORKSHOP_DIR, device: str = "cpu") -> dict:
     for name, folder in zip(ALIASES, ("model", "oracle")):
         loaded = load_model(name if out == WORKSHOP_DIR else str(out / folder), device=device)
         recall = {s: answer_recall(loaded.model, loaded.tokenizer, splits[s]) for s in ("forget", "retain", "general", *PARAPHRASED)}
-        recall["forget_bios"] = answer_recall(loaded.model, loaded.tokenizer, bio_prompts(out), BIO_TOKENS)
-        recall["forget_bios_held_out"] = answer_recall(loaded.model, loaded.tokenizer, bio_prompts(out, BIO_HELD_OUT[0]), BIO_TOKENS)
+        recall["forget_bios"] = answer_recall(loaded.model, loaded.tokenizer, bio_prompts(out), CHAT_NEW_TOKENS)
+        recall["forget_bios_held_out"] = answer_recall(loaded.model, loaded.tokenizer, bio_prompts(out, BIO_HELD_OUT[0]), CHAT_NEW_TOKENS)
         info["recall"][name] = recall
     return info
 
