@@ -35,12 +35,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--record", action="store_true", help="write the table into RESULTS.md")
     args = p.parse_args()
-    rows, first = [], True
+    rows, before = [], None
     with tempfile.TemporaryDirectory() as tmp:
         for lr, stop, steps, seeds in GRID:
             for seed in seeds:
-                r = cli_run("ihl-fila", stop, steps, seed, Path(tmp), before=first, lr=lr)
-                before, first = (r["before"] if first else before), False
+                r = cli_run("ihl-fila", stop, steps, seed, Path(tmp), before=before is None, lr=lr)
+                before = before or r["before"]  # measured by the first run only
                 a, oracle = r["after"], r["oracle"]
                 ok = abs(a["forget.rougeL"] - oracle["forget.rougeL"]) <= 0.1 and a["retain.rougeL"] >= 0.9 * before["retain.rougeL"]
                 mark = " (default)" if (lr, stop, steps) == DEFAULT else " (kit 1's default)" if (lr, stop, steps) == OLD_DEFAULT else ""
