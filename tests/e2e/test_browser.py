@@ -2,7 +2,8 @@
 
 (a) preset → IHL + FILA → live plot → chat → report; (b) the same with ECO and its flag
 badge; (c) a bad upload shows the engine's sentence; (d) two sessions never see each
-other's data; (e) HTML in a model reply or a message is shown as text, never executed.
+other's data; (e) HTML in a model reply or a message is shown as text, never executed;
+(f) the preset's example prompts offer a reworded question, a biography and small talk.
 """
 
 from __future__ import annotations
@@ -205,3 +206,18 @@ def test_closing_the_tab_mid_run_frees_the_device(browser, app_url, shot):
     second.wait_for_function("document.querySelector('#run-state') && "
                              "/^(cancelled|done)/.test(document.querySelector('#run-state').innerText)", timeout=60_000)
     second_context.close()
+
+
+def test_the_preset_suggests_reworded_questions_and_biographies(page, shot):
+    """After the preset, the chat's example prompts hold a held-out wording of a forget fact,
+    "Tell me about NAME." and small talk; picking one fills the message box."""
+    use_preset(page)
+    page.click("#chat-examples input")
+    options = page.get_by_role("option")
+    options.first.wait_for(timeout=30_000)
+    texts = options.all_inner_texts()
+    shot(page, "examples")
+    assert "Can you name Yara Bramante's birthplace?" in texts and "Tell me about Yara Bramante." in texts
+    assert "Hello!" in texts
+    page.get_by_role("option", name="Tell me about Yara Bramante.").click()
+    page.wait_for_function("[...document.querySelectorAll('textarea')].some(t => t.value === 'Tell me about Yara Bramante.')")
