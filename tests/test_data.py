@@ -1,6 +1,7 @@
-"""unlearning/data.py: every format parses, and every bad input gets its own one-line UserError
-naming the file. Files are written byte for byte into tmp_path; limits are monkeypatched small
-rather than writing 20 MB (except one sparse file that proves the size check comes first)."""
+"""unlearning/data.py and formats.py: every format parses, and every bad input gets its own
+one-line UserError naming the file. Files are written byte for byte into tmp_path; limits are
+monkeypatched small rather than writing 20 MB (except one sparse file that proves the size
+check comes first)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import zipfile
 
 import pytest
 
-from unlearning import data, limits
+from unlearning import formats, limits
 from unlearning.data import QA, Dataset, Passage, check_pair, load_file, opening_sentences
 from unlearning.errors import UserError
 
@@ -226,7 +227,7 @@ def test_file_over_the_real_limit_is_refused_before_reading(tmp_path, monkeypatc
     path = tmp_path / "huge.jsonl"
     with open(path, "wb") as f:
         f.truncate(limits.MAX_FILE_BYTES + 1)  # sparse: costs no disk, no time
-    monkeypatch.setattr(data, "_read_bytes", lambda *a: pytest.fail("read a file that is too big"))
+    monkeypatch.setattr(formats, "read_bytes", lambda *a: pytest.fail("read a file that is too big"))
     start = time.perf_counter()
     refused(path, "huge.jsonl", "over the 20.0 MB limit for one file (20.0 MB)")
     assert time.perf_counter() - start < 0.5
@@ -236,7 +237,7 @@ def test_read_is_bounded_even_if_the_file_grew_after_stat(tmp_path, monkeypatch)
     path = put(tmp_path, "grew.txt", "x" * 50)
     monkeypatch.setattr(limits, "MAX_FILE_BYTES", 10)
     with pytest.raises(UserError, match="grew.txt is over the 10 bytes limit"):
-        data._read_bytes(path, "grew.txt")
+        formats.read_bytes(path, "grew.txt")
 
 
 def test_no_raw_exception_escapes_on_garbage(tmp_path):
