@@ -7,12 +7,18 @@ a bug and may raise whatever it raises.
 """
 
 
+def one_line(text: object, limit: int | None = 300) -> str:
+    """`text` (an exception, say) with its whitespace collapsed to single spaces, cut to
+    `limit` characters (None: not cut): safe to put inside a one-line message."""
+    return " ".join(str(text).split())[:limit]
+
+
 class UserError(Exception):
     """A problem the user can fix; `str(err)` is one plain sentence, shown as it is."""
 
     def __init__(self, message: str):
         # Keep it one line whatever the caller passed: the CLI promises "one line on stderr".
-        super().__init__(" ".join(str(message).split()))
+        super().__init__(one_line(message, limit=None))
 
 
 class Cancelled(Exception):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from . import limits
-from .errors import Cancelled, UserError
+from .errors import Cancelled, UserError, one_line
 
 KINDS = ("progress", "step", "log", "result", "error", "cancelled")
 
@@ -174,7 +174,7 @@ class Run:
         except Exception as e:  # a bug: keep the traceback for the log, show one line
             self.traceback = traceback.format_exc()
             state = "failed"
-            message = f"The run failed with an internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+            message = f"The run failed with an internal error: {type(e).__name__}: {one_line(e)}"
         else:
             self._undo.clear()
             self._finish("done", Event("result", message="Finished."))

@@ -22,11 +22,10 @@ import zlib
 
 import torch
 
+from ..batches import IGNORE
 from .classifier import PromptClassifier
 from .corruption import Corruption, corrupt_rows
 from .prompts import PromptReader, ReadPrompt
-
-IGNORE = -100
 
 
 class Guard(torch.nn.Module):
