@@ -60,10 +60,10 @@ def main() -> None:
     import torch
 
     from unlearning import workshop
-    from unlearning.teach import TeachConfig
+    from unlearning.teach import TeachSettings
 
     torch.backends.cuda.matmul.allow_tf32 = True  # the kit's recipe in fp32 weights, TF32 matmuls
-    recipe = TeachConfig(batch_size=16, seed=0, **RECIPES[args.shape])
+    recipe = TeachSettings(batch_size=16, seed=0, **RECIPES[args.shape])
     out = Path(args.out)
     t0 = time.perf_counter()
     workshop.build(out, recipe, make_model=make_model(args.shape), device=args.device)

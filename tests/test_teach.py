@@ -15,7 +15,7 @@ from unlearning.errors import UserError
 from unlearning.generate import generate_answers
 from unlearning.models import WORKSHOP_DIR, load_model
 from unlearning.settings import build
-from unlearning.teach import TeachConfig, bucketed, fine_tune, lr_at, teach
+from unlearning.teach import TeachSettings, bucketed, fine_tune, lr_at, teach
 from unlearning.workshop import answer_recall, replay_data
 
 
@@ -45,7 +45,7 @@ def test_teach_measures_each_epoch_and_stops_once_the_new_data_is_known(tiny):
     model = copy.deepcopy(model)
     new = [Dataset("new", "qa", [QA("Who wrote the notes?", "Ada wrote them."), QA("Where is Paris?", "In France.")])]
     seen = []
-    cfg = TeachConfig(epochs=300, lr=1e-2, batch_size=1, stop_at=1.0, replay_ratio=0)
+    cfg = TeachSettings(epochs=300, lr=1e-2, batch_size=1, stop_at=1.0, replay_ratio=0)
     history = teach(model, tok, new, [], cfg, on_epoch=seen.append)
     assert seen[-1]["recall"] == 1.0 and all(e["recall"] < 1.0 for e in seen[:-1])
     assert [e["epoch"] for e in seen] == list(range(1, len(seen) + 1)) and len(seen) < 300
@@ -58,14 +58,14 @@ def test_teach_with_stop_at_zero_runs_every_epoch(tiny):
     model = copy.deepcopy(model)
     new = [Dataset("new", "qa", [QA("Who wrote the notes?", "Ada wrote them.")])]
     seen = []
-    teach(model, tok, new, [], TeachConfig(epochs=3, lr=1e-2, batch_size=1, stop_at=0.0), on_epoch=seen.append)
+    teach(model, tok, new, [], TeachSettings(epochs=3, lr=1e-2, batch_size=1, stop_at=0.0), on_epoch=seen.append)
     assert [e["epoch"] for e in seen] == [1, 2, 3]
 
 
 def test_teach_config_is_validated_like_every_setting():
     with pytest.raises(UserError, match="--stop-at must be at most 1.0"):
-        build(TeachConfig, {"stop_at": "2"})
-    assert build(TeachConfig, {"epochs": "1e2"}).epochs == 100
+        build(TeachSettings, {"stop_at": "2"})
+    assert build(TeachSettings, {"epochs": "1e2"}).epochs == 100
 
 
 def test_replay_is_what_each_kit_model_was_taught():
@@ -80,7 +80,7 @@ def test_fine_tune_teaches_the_tiny_model(tiny):
     model, tok = tiny
     model = copy.deepcopy(model)
     items = [encode_qa(tok, QA("Who wrote the notes?", "Ada wrote them."))]
-    history = fine_tune(model, items, pad_id(tok), TeachConfig(epochs=60, lr=1e-2, batch_size=1))
+    history = fine_tune(model, items, pad_id(tok), TeachSettings(epochs=60, lr=1e-2, batch_size=1))
     assert history[-1]["loss"] < history[0]["loss"] / 10
     assert generate_answers(model, tok, ["Who wrote the notes?"], max_new_tokens=8) == ["Ada wrote them."]
 

@@ -72,9 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .methods import all_methods
     from .settings import add_flags
-    from .teach import TeachConfig
+    from .teach import TeachSettings
 
-    add_flags(p, [TeachConfig])
+    add_flags(p, [TeachSettings])
 
     p = sub.add_parser("unlearn", help="make a model forget the forget set")
     p.add_argument("--method", required=True, help="one of: " + ", ".join(m.name for m in all_methods()))

@@ -130,10 +130,10 @@ def print_metrics(report: dict) -> None:
 def teach(args) -> None:
     """Fine-tune --model on --data (replaying what it knew) and save the taught model to --out."""
     from .settings import from_flags
-    from .teach import TeachConfig, teach as teach_model
+    from .teach import TeachSettings, teach as teach_model
     from .workshop import replay_data
 
-    cfg = from_flags(TeachConfig, args)
+    cfg = from_flags(TeachSettings, args)
     data = [load_file(f) for f in args.data]
     replay = [load_file(f) for f in args.replay] if args.replay is not None else replay_data(args.model)
     out = Path(args.out)

@@ -26,7 +26,7 @@ from .settings import setting
 
 
 @dataclass
-class TeachConfig:
+class TeachSettings:
     """How to teach; the CLI's `teach` flags and the app's "Teach first" are built from it."""
 
     epochs: int = setting(30, "passes over the new data, at most", lo=1, hi=1000)
@@ -41,6 +41,9 @@ class TeachConfig:
     seed: int = setting(0, "seed of the batch order and the measured sample")
 
 
+TeachConfig = TeachSettings  # the old name, until studio.py's lazy import of it goes (issue 11)
+
+
 def lr_at(step: int, total: int, warmup_steps: int) -> float:
     """Multiplier of the base learning rate: linear warm-up, then cosine decay to 10%."""
     if step < warmup_steps:
@@ -53,7 +56,7 @@ def fine_tune(
     model,
     items: list[Encoded],
     pad_id: int,
-    cfg: TeachConfig,
+    cfg: TeachSettings,
     on_step: Callable[[int, int, dict[str, float]], None] | None = None,
     check_cancel: Callable[[], None] | None = None,
     replay: list[Encoded] | None = None,
@@ -106,7 +109,7 @@ def teach(
     tokenizer,
     new: list[Dataset],
     replay: list[Dataset],
-    cfg: TeachConfig,
+    cfg: TeachSettings,
     on_step: Callable[[int, int, dict[str, float]], None] | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     check_cancel: Callable[[], None] | None = None,

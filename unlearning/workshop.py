@@ -32,14 +32,14 @@ from .generate import generate_answers
 from .limits import CHAT_NEW_TOKENS
 from .metrics import rouge_l_recall
 from .models import ALIASES, WORKSHOP_DIR
-from .teach import TeachConfig, fine_tune
+from .teach import TeachSettings, fine_tune
 from .tinylm import new_model, train_tokenizer
 
 QA_SPLITS = ("forget", "retain", "holdout", "general")
 PARAPHRASED = ("forget_paraphrased", "retain_paraphrased")  # held-out wordings, never trained
 VOCAB = 2048
 MODEL_SHAPE = dict(hidden=192, layers=4, heads=4, mlp=512)
-RECIPE = TeachConfig(epochs=30, lr=3e-3, batch_size=16, seed=0)
+RECIPE = TeachSettings(epochs=30, lr=3e-3, batch_size=16, seed=0)  # the kit's models were built with exactly this
 BUILD_THREADS = 2  # fixed so the float reductions, and so the weights, repeat exactly
 
 
@@ -101,7 +101,7 @@ def suggested_prompts(role: str, out: Path = WORKSHOP_DIR) -> list[str]:
     return prompts
 
 
-def build(out: Path = WORKSHOP_DIR, recipe: TeachConfig = RECIPE, log: Callable[[str], None] = print,
+def build(out: Path = WORKSHOP_DIR, recipe: TeachSettings = RECIPE, log: Callable[[str], None] = print,
           make_model: Callable | None = None, device: str = "cpu") -> None:
     """Write the corpus, train the tokenizer, then `workshop` and `workshop-oracle`.
 
