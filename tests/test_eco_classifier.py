@@ -8,7 +8,8 @@ import torch
 
 from unlearning.data import load_file
 from unlearning.eco.features import DEFAULT_ENCODER, Featurizer, char_ngrams, get_encoder, segments, squashed
-from unlearning.eco.training import HeadSettings, conformal_threshold, fit_classifier, general_prompts, train_head
+from unlearning.eco.training import (HeadSettings, conformal_threshold, fit_classifier, general_prompts, new_head,
+                                     train_head)
 from unlearning.models import WORKSHOP_DIR
 
 
@@ -73,12 +74,39 @@ def test_train_head_separates_and_reports_each_epoch():
     assert not any(p.requires_grad for p in head.parameters())
 
 
-def test_fit_classifier_calibrates_on_held_out_negatives():
+def small_prompt_sets() -> tuple[list[str], list[str]]:
+    """(positives, negatives): 10 questions about two people, 120 about 40 others + 100 general."""
     names = ["Yara Bramante", "Ravi Ostrander"]
     questions = ["Where was {} born?", "What does {} do?", "Who taught {}?", "What pet does {} keep?", "Where does {} live?"]
     positives = [q.format(n) for n in names for q in questions]
     others = [f"Person{i} Example{i}" for i in range(40)]
-    negatives = [q.format(n) for n in others for q in questions[:3]] + general_prompts()[:100]
+    return positives, [q.format(n) for n in others for q in questions[:3]] + general_prompts()[:100]
+
+
+def test_new_head_draws_what_the_global_seed_drew_without_touching_it():
+    """The head's initial weights are torch's default init from a local generator: the same
+    numbers `torch.manual_seed(seed); Linear(dim, 1)` gave, so results did not move."""
+    state = torch.random.get_rng_state()
+    head = new_head(384, 7)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        reference = torch.nn.Linear(384, 1)
+    assert torch.equal(head.weight, reference.weight) and torch.equal(head.bias, reference.bias)
+
+
+def test_fit_classifier_leaves_the_global_rng_alone_and_repeats_with_its_seed():
+    positives, negatives = small_prompt_sets()
+    featurizer = Featurizer(NoEmbedding(), 1024)
+    state = torch.random.get_rng_state()
+    (clf, stats), (again, stats_again) = [fit_classifier(featurizer, positives, negatives, alpha=0.05, folds=3,
+                                                         hs=HeadSettings(epochs=5)) for _ in range(2)]
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert stats == stats_again and torch.equal(clf.head.weight, again.head.weight)
+
+
+def test_fit_classifier_calibrates_on_held_out_negatives():
+    positives, negatives = small_prompt_sets()
     clf, stats = fit_classifier(Featurizer(NoEmbedding(), 1024), positives, negatives, alpha=0.05, folds=5,
                                 hs=HeadSettings(epochs=15))
     assert stats["positives"] == 10 and stats["negatives_train"] + stats["negatives_calibration"] == 220

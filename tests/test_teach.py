@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import copy
+import random
 
 import pytest
-
-import random
+import torch
 
 from unlearning.batches import Encoded, encode_qa, pad_id
 from unlearning.cli import main
@@ -60,6 +60,26 @@ def test_teach_with_stop_at_zero_runs_every_epoch(tiny):
     seen = []
     teach(model, tok, new, [], TeachSettings(epochs=3, lr=1e-2, batch_size=1, stop_at=0.0), on_epoch=seen.append)
     assert [e["epoch"] for e in seen] == [1, 2, 3]
+
+
+def test_teach_leaves_the_global_rng_alone_and_repeats_with_its_seed(tiny):
+    """No torch.manual_seed on a shared server: the batch order and the replayed sample come
+    from the seed alone, and torch's global generator is the same before and after."""
+    model, tok = tiny
+    new = [Dataset("new", "qa", [QA("Who wrote the notes?", "Ada wrote them."), QA("Where is Paris?", "In France.")])]
+    old = [Dataset("old", "qa", [QA(f"What is fact {i}?", f"Fact {i} is true.") for i in range(6)])]
+
+    def run(seed: int):
+        taught = copy.deepcopy(model)
+        cfg = TeachSettings(epochs=3, lr=1e-2, batch_size=2, stop_at=0.0, seed=seed)
+        history = teach(taught, tok, new, old, cfg)
+        return [r["loss"] for r in history], [p.detach().clone() for p in taught.parameters()]
+
+    state = torch.random.get_rng_state()
+    (losses, params), (losses_again, params_again) = run(0), run(0)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert losses == losses_again and all(torch.equal(a, b) for a, b in zip(params, params_again))
+    assert run(1)[0] != losses  # the seed is what orders the batches
 
 
 def test_teach_config_is_validated_like_every_setting():

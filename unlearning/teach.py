@@ -67,8 +67,11 @@ def fine_tune(
     `replay` holds what the model already knows: each epoch mixes in a fresh seeded sample of
     `cfg.replay_ratio` old examples per new one, so over the epochs the whole of it is
     rehearsed and the new facts do not overwrite the old ones. `after_epoch(epoch, epochs)` is
-    called after each epoch with the model in eval mode (to measure it); True stops early."""
-    torch.manual_seed(cfg.seed)
+    called after each epoch with the model in eval mode (to measure it); True stops early.
+
+    The batch order comes from a local `random.Random(cfg.seed)`; torch's global generator is
+    neither seeded nor drawn from here (a server's sessions share it). A model with dropout
+    draws its masks from it, so such a model's teaching does not repeat bit for bit."""
     rng = random.Random(cfg.seed)
     replay = replay or []
     n_replay = min(len(replay), cfg.replay_ratio * len(items))

@@ -96,14 +96,25 @@ def balanced_bce(logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -
     return (bce * weights).sum() / weights.sum()
 
 
+def new_head(dim: int, seed: int) -> torch.nn.Linear:
+    """Linear(dim, 1) initialised as torch initialises it, but from a local generator: the
+    weights `torch.manual_seed(seed)` would give, without touching the global RNG."""
+    g = torch.Generator().manual_seed(seed)
+    head = torch.nn.utils.skip_init(torch.nn.Linear, dim, 1)  # no init draw from the global RNG
+    torch.nn.init.kaiming_uniform_(head.weight, a=math.sqrt(5), generator=g)  # torch's default for Linear
+    bound = 1 / math.sqrt(dim)
+    torch.nn.init.uniform_(head.bias, -bound, bound, generator=g)
+    return head
+
+
 def train_head(x: torch.Tensor, y: torch.Tensor, hs: HeadSettings,
                on_epoch: Callable[[int, float], None] | None = None,
                check_cancel: Callable[[], None] | None = None) -> torch.nn.Linear:
     """A logistic head on features x: (N, D) with labels y: (N,) in {0, 1}; AdamW on
     shuffled mini-batches. `on_epoch(epoch, loss)` gets the class-balanced loss over all N
-    after each epoch."""
-    torch.manual_seed(hs.seed)
-    head = torch.nn.Linear(x.shape[1], 1)
+    after each epoch. Every random draw comes from generators seeded by `hs.seed`, never
+    from torch's global one (the server's other sessions share it)."""
+    head = new_head(x.shape[1], hs.seed)
     opt = torch.optim.AdamW(head.parameters(), lr=hs.lr, weight_decay=hs.weight_decay)
     n_pos = float(y.sum())
     w = torch.where(y > 0, 0.5 / max(n_pos, 1.0), 0.5 / max(len(y) - n_pos, 1.0))  # (N,) class-balanced
