@@ -16,11 +16,20 @@ from unlearning.methods import all_methods, get_method
 from unlearning.models import Loaded
 from unlearning.runs import Run
 from unlearning.settings import build
-from unlearning.trainer import LoraMethod, lr_factor
+from unlearning.trainer import LoraMethod, LoraSettings, lr_factor
 
-LORA_METHODS = [m.name for m in all_methods() if issubclass(m, LoraMethod)]
-TERMS = {"ihl-fila": {"forget_ihl", "retain_nll"}, "ihl": {"forget_ihl", "retain_nll"},
-         "gd": {"forget_ga", "retain_nll"}, "gd-fila": {"forget_ga", "retain_nll"}, "ga": {"forget_ga"}}
+
+def lora_methods() -> list[str]:
+    """Every registered LoRA method, in menu order: what the parametrised tests run."""
+    return [m.name for m in all_methods() if issubclass(m, LoraMethod)]
+
+
+def terms(name: str) -> set[str]:
+    """The loss terms a method's history records, from its own objective."""
+    return {t.name for t in get_method(name).objective(LoraSettings())}
+
+
+LORA_METHODS = lora_methods()
 
 
 def qa(n: int, offset: int = 0) -> Dataset:
@@ -50,10 +59,13 @@ def logits(model, tok, texts=("Who wrote note 1?", "Marie Curie won")) -> torch.
 
 
 def test_every_method_of_the_issue_is_registered():
-    assert LORA_METHODS == ["ihl-fila", "ihl", "gd", "ga", "gd-fila"]
-    for name in LORA_METHODS:
+    paper = ["ihl-fila", "ihl", "gd", "ga", "gd-fila"]  # in menu order (another test may add one for a while)
+    assert [n for n in LORA_METHODS if n in paper] == paper
+    assert terms("ihl-fila") == terms("ihl") == {"forget_ihl", "retain_nll"} and terms("ga") == {"forget_ga"}
+    for name in paper:
         m = get_method(name)
         assert m.summary and len(m.summary.split()) > 15
+        assert m.label and m.label != name and isinstance(m.order, int)
 
 
 @pytest.mark.parametrize("name", LORA_METHODS)
@@ -74,7 +86,7 @@ def test_method_trains_only_its_adapter(name, loaded, monkeypatch):
     u = run.result
     assert u.steps == 3 and len(u.history) == 3
     for record in u.history:
-        assert set(record) == {"step", "total", "lr", "elapsed_s"} | TERMS[name]
+        assert set(record) == {"step", "total", "lr", "elapsed_s"} | terms(name)
         assert all(math.isfinite(v) for v in record.values())
     steps = [e for e in events if e.kind == "step" and e.series == "train"]
     assert [e.step for e in steps] == [1, 2, 3] and set(steps[0].values) == set(u.history[0]) - {"step"}
@@ -82,7 +94,7 @@ def test_method_trains_only_its_adapter(name, loaded, monkeypatch):
     assert all(torch.equal(p, p0) for p, p0 in zip(u.adapters.parameters(u.adapters.offset), at_init["offset"]))
     assert all(torch.equal(p, p0) for p, p0 in base)  # the shared base weights never move
     assert u.trainable_params == sum(p.numel() for p in at_init["train"]) > 0
-    assert ("fila" in u.extra_report) == name.endswith("fila")
+    assert ("fila" in u.extra_report) == get_method(name).init.offset
 
 
 @pytest.mark.parametrize("name", LORA_METHODS)
@@ -106,7 +118,7 @@ def test_save_then_load_gives_identical_logits(name, loaded, tmp_path):
     with again.view("original") as m:
         assert torch.equal(logits(m, loaded.tokenizer), original)
     assert (tmp_path / "adapter" / "adapter_config.json").is_file()
-    assert (tmp_path / "offset").is_dir() == name.endswith("fila")
+    assert (tmp_path / "offset").is_dir() == get_method(name).init.offset
 
 
 def test_load_finds_every_layer_when_peft_shortens_the_target_list(tiny, tmp_path):

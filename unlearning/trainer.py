@@ -36,6 +36,7 @@ from .lora import Adapters, Init, LoraUnlearned, adapters_off, target_linears
 from .losses import Term, evaluate_terms, splits_of
 from .metrics import evaluate_split, sequence_logprobs
 from .models import SMALL_MODEL_PARAMS, Loaded
+from .report import Block, Line, Plot, Report
 from .settings import setting, validate
 
 FISHER_SHARE = 0.1  # of the method's progress bar, for inits that need a pass over the data
@@ -255,13 +256,31 @@ def train(ctx, loaded: Loaded, adapters: Adapters, terms: tuple[Term, ...], data
 
 
 class LoraMethod:
-    """Subclasses set `name`, `summary`, `init` and `objective(cfg)`; `Config` may be
-    replaced by a subclass of LoraSettings with other defaults."""
+    """Subclasses set `name`, `label`, `order`, `summary`, `init` and `objective(cfg)`;
+    `Config` may be replaced by a subclass of LoraSettings with other defaults."""
 
     name = ""
+    label = ""  # the UI menu's label
+    order = 100  # position in the menu (and in every list of methods)
     summary = ""
     Config = LoraSettings
     init: RandomInit | FisherInit = RandomInit()  # a stateless strategy
+    plots = (Plot("train", "losses per step", hidden=("lr", "elapsed_s")),
+             Plot("holdout", "holdout criterion: forget falls to the holdout level"))
+
+    @classmethod
+    def report_blocks(cls, report: Report) -> list[Block]:
+        """The adapter and how the run stopped (the `lora`, `stopping` and `fila` blocks)."""
+        lora, stopping, fila = report.section("lora"), report.section("stopping"), report.section("fila")
+        if not (lora or stopping or fila):
+            return []
+        lines = [Line("adapter rank r", lora.get("rank")), Line("adapted layers", lora.get("layers")),
+                 Line("stopping rule", stopping.get("rule")),
+                 Line("holdout criterion met at step", stopping.get("reached_at"))]
+        if fila:
+            lines.append(Line("FILA: weight entries where ε exceeds F_r/N_r", fila.get("eps_share"),
+                              "↓ (high: the retain set barely shapes the init)", ".1%"))
+        return [Block("LoRA training", tuple(lines), id="lora-block")]
 
     @classmethod
     def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:

@@ -1,31 +1,52 @@
-"""The unlearning methods, registered by name (one file each).
+"""The unlearning methods: one module each in this package, found and registered on import.
 
-A method is a class with a `name`, a `Config` dataclass (defaults, help text, validation;
-the CLI flags and UI controls are built from it), a `summary` for the UI, and:
+A method is a class, registered with `@register`, that describes itself and does its work:
 
-    run(ctx, loaded, data, cfg) -> Unlearned     # do the unlearning inside a Run
-    load(loaded, folder, settings) -> Unlearned  # attach a saved artifact
+    name, label, order, summary   # registry key; the UI menu's label and position; the UI's text
+    Config                        # settings dataclass (defaults, help, validation): CLI flags, UI controls
+    plots                         # report.Plot specs of the live plots its step events feed
+    report_blocks(report)         # optional: report.Block list, its own part of the report
+    run(ctx, loaded, data, cfg, reference) -> Unlearned   # do the unlearning inside a Run
+    load(loaded, folder, settings) -> Unlearned           # attach a saved artifact
 
-`data` is {"forget", "retain", "holdout", "general"}: validated Datasets.
+`data` is {"forget", "retain", "holdout", "general"}: validated Datasets. Adding a method is
+one new module here: the CLI, the UI menu, the benchmarks and the tests read the registry.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from ..errors import UserError
 
 _REGISTRY: dict[str, type] = {}
+REQUIRED = ("name", "label", "order", "summary", "Config", "plots", "run", "load")
 
 
 def register(cls: type) -> type:
     """Class decorator: make a method available under `cls.name`."""
+    missing = [a for a in REQUIRED if not hasattr(cls, a)]
+    if missing or not cls.name:
+        raise TypeError(f"method class {cls.__name__} lacks {', '.join(missing) or 'a name'}")
     if cls.name in _REGISTRY:
         raise ValueError(f"method {cls.name!r} registered twice")
     _REGISTRY[cls.name] = cls
     return cls
 
 
+def unregister(name: str) -> None:
+    """Forget a method (tests that add a throwaway one clean up with this)."""
+    _REGISTRY.pop(name, None)
+
+
+def all_methods() -> list[type]:
+    """Every registered method in menu order (`order`, then name)."""
+    return sorted(_REGISTRY.values(), key=lambda m: (m.order, m.name))
+
+
 def method_names() -> list[str]:
-    return list(_REGISTRY)
+    return [m.name for m in all_methods()]
 
 
 def get_method(name: str) -> type:
@@ -34,14 +55,15 @@ def get_method(name: str) -> type:
     return _REGISTRY[name]
 
 
-def all_methods() -> list[type]:
-    return list(_REGISTRY.values())
+def discover() -> list[str]:
+    """Import every module of this package not imported yet (each registers its method on
+    import); the names of the methods that are new."""
+    importlib.invalidate_caches()  # a module written since the last look must be seen
+    known = set(_REGISTRY)
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+    return [n for n in method_names() if n not in known]
 
 
-# Each method module registers itself on import (one line per method, in menu order).
-from . import ihl_fila  # noqa: E402,F401
-from . import ihl  # noqa: E402,F401
-from . import gd  # noqa: E402,F401
-from . import ga  # noqa: E402,F401
-from . import gd_fila  # noqa: E402,F401
-from . import eco  # noqa: E402,F401
+discover()

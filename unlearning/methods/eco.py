@@ -25,6 +25,7 @@ from ..eco.search import search
 from ..eco.storage import load_guard, save_guard
 from ..eco.training import HeadSettings, fit_classifier, general_prompts, preload_general_embeddings
 from ..models import Loaded
+from ..report import Block, Line, Plot, Report, Table
 from ..settings import setting, validate
 from . import register
 
@@ -113,6 +114,8 @@ def _unseen_fpr(classifier, splits: dict[str, Dataset]) -> dict[str, float]:
 @register
 class Eco:
     name = "eco"
+    label = "ECO prompts (no training)"
+    order = 10
     summary = (
         "ECO (embedding-corrupted prompts) leaves the model's weights alone. A small classifier learns to "
         "recognise questions about the forget set; when one arrives, the question's word embeddings are "
@@ -122,6 +125,28 @@ class Eco:
         "to recognise is answered from the intact model (the report's robustness probe shows how often)."
     )
     Config = EcoConfig
+    plots = (Plot("classifier", "ECO classifier training loss"),
+             Plot("search", "ECO strength search (metric vs target)", x="strength", mode="markers"))
+
+    @classmethod
+    def report_blocks(cls, report: Report) -> list[Block]:
+        """The classifier's figures and its robustness probe (the method's known weak spot)."""
+        eco = report.eco
+        if eco is None:
+            return []
+        alpha = eco.alpha if eco.alpha is not None else report.settings.get("alpha")
+        lines = (Line("classifier recall (k-fold, forget prompts)", eco.classifier_recall, "↑", ".3f"),
+                 Line("false-positive rate (k-fold, benign prompts)", eco.classifier_fpr,
+                      f"↓ (target ≤ {alpha})" if alpha is not None else "↓", ".4f"),
+                 Line("threshold", eco.threshold, "", ".3f"),
+                 Line("corruption", eco.corruption),
+                 Line("strength", eco.strength, "", ".3g"),
+                 Line(f"forget {eco.metric or 'metric'} the strength search aimed for", eco.target,
+                      f"from {eco.target_source}" if eco.target_source else "", ".3f"))
+        rows = tuple((name, p.recall, p.fpr, p.example) for name, p in eco.robustness.items())
+        table = Table(("rewrite of forget prompts", "recall ↑", "FPR ↓", "example"), rows, ".2f",
+                      id="eco-robustness") if rows else None
+        return [Block("ECO classifier", lines, table, id="eco-block")]
 
     @staticmethod
     def run(ctx, loaded: Loaded, splits: dict[str, Dataset], cfg: EcoConfig, reference: dict) -> EcoUnlearned:

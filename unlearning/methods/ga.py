@@ -15,6 +15,8 @@ from . import register
 @register
 class Ga(LoraMethod):
     name = "ga"
+    label = "baseline: gradient ascent"
+    order = 50
     summary = (
         "Gradient ascent: make the forget answers less likely and nothing else. The simplest baseline; with "
         "no retain term it often damages what the model should keep."

@@ -15,6 +15,8 @@ from . import register
 @register
 class Gd(LoraMethod):
     name = "gd"
+    label = "baseline: gradient difference"
+    order = 40
     summary = (
         "Gradient difference: make the forget answers less likely (gradient ascent) while keeping the retain "
         "answers likely. A standard baseline; the ascent has no floor, so watch fluency and retain scores."

@@ -15,6 +15,8 @@ from . import register
 @register
 class GdFila(LoraMethod):
     name = "gd-fila"
+    label = "baseline: GD + FILA"
+    order = 60
     summary = (
         "Gradient difference on Fisher-initialised LoRA adapters: the GD baseline with the FILA start. "
         "Compare it with GD to see the effect of the initialisation, and with IHL + FILA to see the effect "

@@ -14,6 +14,8 @@ from . import register
 @register
 class Ihl(LoraMethod):
     name = "ihl"
+    label = "baseline: IHL, random-init LoRA"
+    order = 30
     summary = (
         "Inverted Hinge Loss on ordinary LoRA adapters: the same bounded, fluency-keeping objective as "
         "IHL + FILA, but the adapters start from a random init. It usually needs more steps to forget; "

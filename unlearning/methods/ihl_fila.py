@@ -17,6 +17,9 @@ from . import register
 @register
 class IhlFila(LoraMethod):
     name = "ihl-fila"
+    label = "IHL + FILA (LoRA training)"
+    order = 20
+    default = True  # the method the menu starts on
     summary = (
         "Inverted Hinge Loss on Fisher-initialised LoRA adapters (Cha et al., ICLR 2025). It pushes each "
         "forgotten answer token below its runner-up instead of pushing it to zero, so answers stay fluent, "

@@ -1,0 +1,169 @@
+"""What the app shows of the methods and of a report, ready to render.
+
+    for m in catalog.methods(): m.name, m.label, m.summary, m.settings, m.plots
+    view = catalog.report_view(session.report)   # headline, rows, blocks, cost; None-safe
+
+Each method describes itself (methods/__init__.py); this module only reads the registry, so a
+new method file shows up here with nothing else to edit. The registry imports torch (through
+the trainer), so it is imported inside the functions: importing this module stays torch-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import UserError
+from ..report import Block, Line, Plot, Report, Table
+
+__all__ = ["Block", "Cost", "Line", "MethodInfo", "MetricRow", "Plot", "Report", "ReportView", "Table", "UserError",
+           "better", "default_method", "method", "methods", "plots", "report_view"]
+
+
+# ------------------------------------------------------------------ methods
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    label: str  # the menu's label
+    order: int  # the menu's order
+    summary: str
+    settings: tuple[dict[str, Any], ...]  # settings.describe(Config): name, default, type, help, lo, hi, choices
+    plots: tuple[Plot, ...]
+    default: bool = False  # the method the menu starts on
+
+    @property
+    def setting_names(self) -> set[str]:
+        return {s["name"] for s in self.settings}
+
+
+def _info(cls: type) -> MethodInfo:
+    from ..settings import describe
+
+    return MethodInfo(cls.name, cls.label or cls.name, cls.order, cls.summary, tuple(describe(cls.Config)),
+                      tuple(cls.plots), bool(getattr(cls, "default", False)))
+
+
+def methods() -> list[MethodInfo]:
+    """Every registered method, in menu order."""
+    from ..methods import all_methods
+
+    return [_info(m) for m in all_methods()]
+
+
+def method(name: str) -> MethodInfo:
+    """One method; UserError naming the known ones when `name` is not one."""
+    from ..methods import get_method
+
+    return _info(get_method(name))
+
+
+def default_method() -> MethodInfo | None:
+    """The method the menu starts on: the one marked `default`, else the first; None if none."""
+    known = methods()
+    return next((m for m in known if m.default), known[0] if known else None)
+
+
+def plots(name: str | None = None) -> tuple[Plot, ...]:
+    """The plot specs of method `name`; with None, of every method (the first spec of a series wins)."""
+    if name is not None:
+        return method(name).plots
+    specs: dict[str, Plot] = {}
+    for m in methods():
+        for p in m.plots:
+            specs.setdefault(p.series, p)
+    return tuple(specs.values())
+
+
+# ------------------------------------------------------------------ metrics: which way is better
+
+SPLITS = ("forget", "retain", "holdout", "general")
+HEADLINE = ("forget_quality", "model_utility", "mia_auc")
+KEEP = "≈ before"
+# metrics.METRIC_INFO's arrows, said per split. Only the forget split should move; retain and
+# general are what the model should keep, holdout is text it never saw (the forget split's
+# reference), so on those "≈ before" is better whatever the metric.
+ON_FORGET = {"answer_prob": "↓ (to oracle)", "nll": "↑", "ppl": "↑", "rougeL": "↓ (to oracle)",
+             "truth_ratio": "↑ (TOFU)", "mem_acc": "↓ (to holdout level)", "extraction_n": "↓",
+             "fluency": KEEP, "distinct2": KEEP}
+CROSS_SPLIT = {"forget_quality": "↑ (1 = like the oracle)", "model_utility": KEEP, "mia_auc": "→ 0.5"}
+
+
+def better(key: str) -> str:
+    """Which way is better after unlearning for a report key ("forget.rougeL", "mia_auc");
+    "" for a key we know nothing of."""
+    split, _, metric = key.rpartition(".")
+    if not split:
+        return CROSS_SPLIT.get(key, "")
+    if split not in SPLITS or metric not in ON_FORGET:
+        return ""
+    return ON_FORGET[metric] if split == "forget" else KEEP
+
+
+# ------------------------------------------------------------------ a report, ready to render
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    metric: str
+    better: str
+    before: float | None = None
+    after: float | None = None
+    oracle: float | None = None
+
+
+@dataclass(frozen=True)
+class Cost:
+    method: str | None = None
+    model: str | None = None
+    device: str | None = None
+    steps: int | None = None
+    wall_s: float | None = None
+    method_wall_s: float | None = None
+    peak_mem_mb: float | None = None
+    trainable_params: int | None = None
+
+
+@dataclass(frozen=True)
+class ReportView:
+    """Everything the report panel shows; `report` None means there is no report yet."""
+
+    report: Report | None = None
+    label: str | None = None  # the method's menu label, when it is a registered method
+    headline: tuple[MetricRow, ...] = ()
+    rows: tuple[MetricRow, ...] = ()  # every metric, headline ones first, then by split
+    blocks: tuple[Block, ...] = ()  # the method's own part (report_blocks)
+    cost: Cost = field(default_factory=Cost)
+
+    @property
+    def empty(self) -> bool:
+        return self.report is None
+
+
+def _rank(key: str) -> tuple[int, int, str]:
+    split = key.rpartition(".")[0]
+    if key in HEADLINE:
+        return (0, HEADLINE.index(key), key)
+    return (1, SPLITS.index(split) if split in SPLITS else len(SPLITS), key)
+
+
+def metric_rows(report: Report) -> tuple[MetricRow, ...]:
+    columns = [report.before or {}, report.after or {}, report.oracle or {}]
+    keys = sorted(set().union(*columns), key=_rank)
+    return tuple(MetricRow(k, better(k), *(c.get(k) for c in columns)) for k in keys)
+
+
+def report_view(report: dict | Report | None) -> ReportView:
+    """The view of a report dict (or typed Report): missing or malformed parts are left out."""
+    if not report:
+        return ReportView()
+    r = report if isinstance(report, Report) else Report.from_dict(report)
+    from ..methods import all_methods
+
+    cls = next((m for m in all_methods() if m.name == r.method), None)
+    blocks = tuple(cls.report_blocks(r)) if cls is not None and hasattr(cls, "report_blocks") else ()
+    rows = metric_rows(r)
+    cost = Cost(r.method, r.model, r.device, r.steps, r.wall_s, r.method_wall_s, r.peak_mem_mb, r.trainable_params)
+    return ReportView(r, (cls.label or cls.name) if cls is not None else None,
+                      tuple(row for row in rows if row.metric in HEADLINE), rows, blocks, cost)
