@@ -1,4 +1,4 @@
-"""Benchmark the five LoRA unlearning methods on the workshop preset (issue 3).
+"""Benchmark every LoRA unlearning method (the registry's) on the workshop preset (issue 3).
 
     python benchmarks/methods.py                       # ~45 min on 2 shared CPU cores
     python benchmarks/methods.py --steps 100 --seeds 0 1 2 --json /tmp/methods.json
@@ -34,11 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import cpu_name, fmt  # noqa: E402
+from benchmarks.run import cpu_name, fila_pairs, fmt, lora_methods  # noqa: E402
 
 KIT = ROOT / "assets" / "workshop"
-METHODS = ("ihl-fila", "ihl", "gd", "ga", "gd-fila")
-PAIRS = (("ihl-fila", "ihl"), ("gd-fila", "gd"))  # FILA vs random init, same loss
 COLUMNS = ("forget_quality", "model_utility", "forget.rougeL", "forget.answer_prob", "retain.rougeL",
            "retain.answer_prob", "forget.fluency")
 
@@ -64,7 +62,7 @@ def steps_to_forget(seeds: list[int], steps: int) -> dict[str, list[int | None]]
     from benchmarks.run import Kit, steps_to_forget as measure
 
     torch.set_num_threads(2)
-    return measure(Kit(KIT), "cpu", seeds, steps, METHODS, check_original=True)
+    return measure(Kit(KIT), "cpu", seeds, steps, lora_methods(), check_original=True)
 
 
 def table(reports: dict[str, dict], before: dict, oracle: dict, steps: int) -> str:
@@ -81,7 +79,7 @@ def table(reports: dict[str, dict], before: dict, oracle: dict, steps: int) -> s
 
 def ratio_lines(reached: dict[str, list[int | None]], steps: int) -> list[str]:
     lines = []
-    for fila, random_init in PAIRS:
+    for fila, random_init in fila_pairs():
         pairs = list(zip(reached[fila], reached[random_init]))
         shown = ", ".join(f"{a or f'>{steps}'}/{b or f'>{steps}'}" for a, b in pairs)
         ratios = [a / b for a, b in pairs if a and b]
@@ -110,18 +108,19 @@ def main() -> None:
               ("steps", args.steps, f"fixed budget: all {args.steps} steps"),
               ("holdout", args.ratio_steps, f"stop at the holdout criterion, budget {args.ratio_steps} steps as the cap "
                                             "(long enough for every method to get there)"))
+    methods = lora_methods()
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for stop, steps, title in passes:
-            reports = {m: cli_run(m, stop, steps, args.seed, Path(tmp), before="before" not in results) for m in METHODS}
-            before = results.setdefault("before", reports[METHODS[0]].get("before"))
-            oracle = reports[METHODS[0]]["oracle"]
+            reports = {m: cli_run(m, stop, steps, args.seed, Path(tmp), before="before" not in results) for m in methods}
+            before = results.setdefault("before", reports[methods[0]].get("before"))
+            oracle = reports[methods[0]]["oracle"]
             results[f"{stop}-{steps}"] = reports
             print(f"### {title}\n\n{table(reports, before, oracle, steps)}\n", flush=True)
     reached = steps_to_forget(args.seeds, args.ratio_steps)
     results["steps_to_forget"] = reached
     print(f"### steps to meet the holdout criterion (budget {args.ratio_steps}, seeds {args.seeds})\n")
-    for name in METHODS:
+    for name in methods:
         print(f"- {name}: " + ", ".join(str(x) if x else f">{args.ratio_steps}" for x in reached[name]))
     print("\n".join(ratio_lines(reached, args.ratio_steps)))
     print(f"- original view gives the same greedy tokens after every run: {reached['original_view_unchanged']}")

@@ -39,12 +39,41 @@ sys.path.insert(0, str(ROOT))
 
 WORKSHOP = ROOT / "assets" / "workshop"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
-METHODS = ("eco", "ihl-fila", "ihl", "gd", "ga", "gd-fila")
-PAIRS = (("ihl-fila", "ihl"), ("gd-fila", "gd"))  # FILA vs random init, same loss
 # (report key, label with the better direction)
 COLUMNS = (("forget.rougeL", "forget rougeL ↓"), ("forget.answer_prob", "forget answer_prob ↓"),
            ("forget_quality", "forget_quality ↑"), ("retain.rougeL", "retain rougeL ↑"),
            ("retain.answer_prob", "retain answer_prob ↑"), ("model_utility", "model_utility ↑"))
+
+
+def methods() -> list[str]:
+    """Every registered method, in menu order: a new method file joins the table."""
+    from unlearning.methods import method_names
+
+    return method_names()
+
+
+def lora_methods() -> list[str]:
+    from unlearning.methods import all_methods
+    from unlearning.trainer import LoraMethod
+
+    return [m.name for m in all_methods() if issubclass(m, LoraMethod)]
+
+
+def fila_pairs() -> list[tuple[str, str]]:
+    """(FILA method, random-init method with the same loss terms): what FILA buys, same loss."""
+    from unlearning.methods import get_method
+    from unlearning.trainer import LoraSettings
+
+    def loss(name: str) -> set:
+        return {(t.name, t.split, t.fn) for t in get_method(name).objective(LoraSettings())}
+
+    lora = lora_methods()
+    pairs = []
+    for fila in (n for n in lora if get_method(n).init.offset):
+        twin = next((n for n in lora if not get_method(n).init.offset and loss(n) == loss(fila)), None)
+        if twin is not None:
+            pairs.append((fila, twin))
+    return pairs
 
 
 class Kit:
@@ -100,18 +129,19 @@ def cli_run(kit: Kit, method: str, device: str, out: Path, before: bool) -> dict
 
 
 # ------------------------------------------------------------------ 2. steps to forget
-def steps_to_forget(kit: Kit, device: str, seeds: list[int], steps: int, methods=tuple(itertools.chain(*PAIRS)),
+def steps_to_forget(kit: Kit, device: str, seeds: list[int], steps: int, methods: list[str] | None = None,
                     check_original: bool = False) -> dict:
-    """Training only, stopping at the holdout criterion: the step at which each method meets
-    it, per seed (None: not within `steps`). With `check_original`, also whether the original
-    view of the shared base still gives the same greedy tokens on the forget questions after
-    every run (key "original_view_unchanged")."""
+    """Training only, stopping at the holdout criterion: the step at which each method (by
+    default those of `fila_pairs()`) meets it, per seed (None: not within `steps`). With
+    `check_original`, also whether the original view of the shared base still gives the same
+    greedy tokens on the forget questions after every run (key "original_view_unchanged")."""
     from unlearning.generate import generate_ids, prompt_ids
     from unlearning.methods import get_method
     from unlearning.models import load_model
     from unlearning.runs import Run
     from unlearning.settings import build
 
+    methods = methods if methods is not None else list(itertools.chain(*fila_pairs()))
     splits = kit.splits()
     loaded = load_model(kit.model, device)
     prompts = [prompt_ids(loaded.tokenizer, ex.question) for ex in splits["forget"].examples]
@@ -138,7 +168,7 @@ def steps_to_forget(kit: Kit, device: str, seeds: list[int], steps: int, methods
 
 def fila_ratios(reached: dict, steps: int) -> list[tuple[str, str]]:
     rows = []
-    for fila, random_init in PAIRS:
+    for fila, random_init in fila_pairs():
         pairs = list(zip(reached[fila], reached[random_init]))
         shown = ", ".join(f"{a or f'>{steps}'}/{b or f'>{steps}'}" for a, b in pairs)
         ratios = [a / b for a, b in pairs if a and b]
@@ -250,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     p.add_argument("--kit", type=Path, default=WORKSHOP, help="a workshop-style kit folder (default: the bundled one)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--methods", nargs="+", default=methods(), choices=methods())
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds for steps-to-forget")
     p.add_argument("--ratio-steps", type=int, default=300, help="step budget for steps-to-forget")
     p.add_argument("--tokens", type=int, default=32, help="new tokens per generation in the latency test")
