@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
 from .data import Dataset, load_file
 from .errors import UserError
 from .models import load_model
@@ -85,8 +83,6 @@ def unlearn(args) -> None:
         raise UserError(f"--out {args.out} is a file, not a folder.")
     loaded = load_model(args.model, args.device, args.trust_remote_code)
     oracle = load_model(args.oracle, args.device, args.trust_remote_code) if args.oracle else None
-    if loaded.device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
     result = follow(unlearn_job(method, cfg, loaded, splits, oracle, evaluate_before=not args.no_before), f"unlearn ({method.name})")
     report = result["report"]
     if out is not None:

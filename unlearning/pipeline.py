@@ -6,13 +6,13 @@ both use them, so they produce the same report (DESIGN.md §Command line contrac
 
 from __future__ import annotations
 
-import resource
 import time
 from dataclasses import asdict
 from typing import Any
 
 from .artifacts import original
 from .data import Dataset, check_pair, load_file
+from .memory import MemoryWatch
 from .metrics import evaluate, forget_quality
 from .models import WORKSHOP_DIR, Loaded
 from .runs import RunContext
@@ -44,15 +44,6 @@ def complete_splits(forget: Dataset, retain: Dataset, holdout: Dataset | None = 
     return {"forget": forget, "retain": retain,
             "holdout": holdout or load_file(WORKSHOP_DIR / f"holdout.{ext}"),
             "general": general or load_file(WORKSHOP_DIR / "general.jsonl")}
-
-
-def peak_mem_mb(device: str) -> float:
-    """Peak memory: CUDA allocations on a GPU; the process's peak resident set on the CPU."""
-    if device == "cuda":
-        import torch
-
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def _evaluate_phase(ctx: RunContext, phase: str, model, tokenizer, splits, oracle_raw=None):
@@ -95,9 +86,10 @@ def _header(loaded: Loaded, method: str | None, seed: int | None) -> dict[str, A
             "trainable_params": 0, "history": []}
 
 
-def _cost(report: dict, loaded: Loaded, t0: float) -> dict:
+def _cost(report: dict, t0: float, memory: MemoryWatch) -> dict:
+    """The run's own cost: its wall time and its peak memory (not the process's lifetime peak)."""
     report["wall_s"] = round(time.perf_counter() - t0, 2)
-    report["peak_mem_mb"] = round(peak_mem_mb(loaded.device), 1)
+    report["peak_mem_mb"] = round(memory.peak_mb, 1)
     return report
 
 
@@ -108,16 +100,17 @@ def unlearn_job(method: type, cfg: Any, loaded: Loaded, splits: dict[str, Datase
     def work(ctx: RunContext) -> dict[str, Any]:
         t0 = time.perf_counter()
         report = _header(loaded, method.name, getattr(cfg, "seed", None)) | {"settings": asdict(cfg)}
-        report["oracle"], oracle_raw, report["before"] = _reference_phases(ctx, loaded, oracle, splits, evaluate_before)
-        reference = {"oracle": report.get("oracle"), "before": report.get("before")}
-        t_method = time.perf_counter()
-        unlearned = method.run(PhaseContext(ctx, "method"), loaded, splits, cfg, reference)
-        report["method_wall_s"] = round(time.perf_counter() - t_method, 2)
-        report["after"], _ = _evaluate_phase(ctx, "after", unlearned.proxy("unlearned"), loaded.tokenizer, splits, oracle_raw)
+        with MemoryWatch(loaded.device) as memory:
+            report["oracle"], oracle_raw, report["before"] = _reference_phases(ctx, loaded, oracle, splits, evaluate_before)
+            reference = {"oracle": report.get("oracle"), "before": report.get("before")}
+            t_method = time.perf_counter()
+            unlearned = method.run(PhaseContext(ctx, "method"), loaded, splits, cfg, reference)
+            report["method_wall_s"] = round(time.perf_counter() - t_method, 2)
+            report["after"], _ = _evaluate_phase(ctx, "after", unlearned.proxy("unlearned"), loaded.tokenizer, splits, oracle_raw)
         report.update(steps=unlearned.steps, trainable_params=unlearned.trainable_params,
                       history=unlearned.history, **unlearned.extra_report)
         ctx.progress(1.0, "done")
-        return {"report": _cost(report, loaded, t0), "unlearned": unlearned}
+        return {"report": _cost(report, t0, memory), "unlearned": unlearned}
 
     return work
 
@@ -128,11 +121,13 @@ def eval_job(loaded: Loaded, splits: dict[str, Dataset], oracle: Loaded | None =
     def work(ctx: RunContext) -> dict[str, Any]:
         t0 = time.perf_counter()
         report = _header(loaded, unlearned.method if unlearned is not None else None, None)
-        report["oracle"], oracle_raw, report["before"] = _reference_phases(ctx, loaded, oracle, splits, True)
-        if unlearned is not None:
-            report["after"], _ = _evaluate_phase(ctx, "after", unlearned.proxy("unlearned"), loaded.tokenizer, splits, oracle_raw)
-            report.update(steps=unlearned.steps, trainable_params=unlearned.trainable_params, history=unlearned.history)
+        with MemoryWatch(loaded.device) as memory:
+            report["oracle"], oracle_raw, report["before"] = _reference_phases(ctx, loaded, oracle, splits, True)
+            if unlearned is not None:
+                view = unlearned.proxy("unlearned")
+                report["after"], _ = _evaluate_phase(ctx, "after", view, loaded.tokenizer, splits, oracle_raw)
+                report.update(steps=unlearned.steps, trainable_params=unlearned.trainable_params, history=unlearned.history)
         ctx.progress(1.0, "done")
-        return _cost(report, loaded, t0)
+        return _cost(report, t0, memory)
 
     return work
