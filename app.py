@@ -5,8 +5,8 @@
 
 On a Hugging Face ZeroGPU Space (SPACES_ZERO_GPU set and the `spaces` package installed) each
 run and each chat reply executes inside a `spaces.GPU` call in a forked worker that streams
-its progress back (components/gpu.py decides; Spaces.md §ZeroGPU); everywhere else runs go to a
-background thread the page polls. The same file serves both.
+its progress back; everywhere else runs go to a background thread. The service layer decides
+(unlearning/service/backends.py; Spaces.md §ZeroGPU); the panels have one code path for both.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from components import chat_panel, data_panel, gpu, method_panel, model_panel, report_panel, run_panel
-from unlearning import limits
-from unlearning.studio import SessionState, Studio
+from components import chat_panel, data_panel, method_panel, model_panel, report_panel, run_panel
+from unlearning.service import Backend, ModelCache, Session, Studio, choose_backend, limits, zero_gpu
 
 CSS = (Path(__file__).parent / "assets" / "studio.css").read_text(encoding="utf-8")
 INTRO = """# Unlearning Studio
@@ -28,17 +27,17 @@ Make a language model forget: pick the data to forget and to keep, choose **ECO 
 with the original and the unlearned model side by side and read the before/after report."""
 
 
-def build(studio: Studio) -> gr.Blocks:
+def build(backend: Backend) -> gr.Blocks:
     with gr.Blocks(title="Unlearning Studio") as demo:
         gr.Markdown(INTRO)
-        # One SessionState per browser session; Gradio deletes it (and we clean up) on close.
-        state = gr.State(SessionState(), time_to_live=limits.SESSION_HOURS * 3600, delete_callback=lambda s: s.close())
-        model = model_panel.render(studio)
+        # One Session per browser session; Gradio deletes it (and we clean up) on close.
+        state = gr.State(Session(), time_to_live=limits.SESSION_HOURS * 3600, delete_callback=lambda s: s.close())
+        model = model_panel.render(backend)
         data = data_panel.render(state)
         method = method_panel.render()
-        run = run_panel.render(studio, state, model["name"], method)
-        chat = chat_panel.render(studio, state, model["name"])
-        report = report_panel.render(studio, state)
+        run = run_panel.render(backend, state, model["name"], method)
+        chat = chat_panel.render(backend, state, model["name"])
+        report = report_panel.render(state)
         # Cross-panel updates: new data refreshes the chat examples; a finished run the report.
         data["info"].change(chat_panel.refresh_examples, [state], [chat["examples"]])
         run["finished"].change(report["show"], [state], [report["table"], report["cost"]], api_name="report")
@@ -49,10 +48,10 @@ def build(studio: Studio) -> gr.Blocks:
     return demo
 
 
-_open_sessions: "weakref.WeakValueDictionary[str, SessionState]" = weakref.WeakValueDictionary()
+_open_sessions: "weakref.WeakValueDictionary[str, Session]" = weakref.WeakValueDictionary()
 
 
-def _remember(session: SessionState, request: gr.Request) -> None:
+def _remember(session: Session, request: gr.Request) -> None:
     _open_sessions[request.session_hash] = session
 
 
@@ -63,12 +62,12 @@ def _end_session(request: gr.Request) -> None:
 
 
 def main() -> None:
-    gpu.zero_gpu()  # on ZeroGPU this imports `spaces`, which must patch torch before a model loads
-    studio = Studio(device=os.environ.get("UNLEARNING_DEVICE", "auto"),
-                    trust_remote_code=os.environ.get("UNLEARNING_TRUST_REMOTE_CODE") == "1",
-                    local_models=os.environ.get("UNLEARNING_LOCAL_MODELS") == "1")
-    studio.model_info(os.environ.get("UNLEARNING_MODEL", "workshop"), operator=True)  # load before serving
-    demo = build(studio)
+    zero_gpu()  # on ZeroGPU this imports `spaces`, which must patch torch before a model loads
+    models = ModelCache(device=os.environ.get("UNLEARNING_DEVICE", "auto"),
+                        trust_remote_code=os.environ.get("UNLEARNING_TRUST_REMOTE_CODE") == "1",
+                        local_models=os.environ.get("UNLEARNING_LOCAL_MODELS") == "1")
+    models.get(os.environ.get("UNLEARNING_MODEL", "workshop"), operator=True)  # load before serving
+    demo = build(choose_backend(Studio(models)))
     demo.queue(default_concurrency_limit=limits.APP_CONCURRENCY, max_size=limits.APP_QUEUE_SIZE)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), css=CSS,

@@ -6,16 +6,15 @@ import html
 
 import gradio as gr
 
-from unlearning.errors import UserError
-from unlearning.studio import SessionState, Studio
+from unlearning.service import Backend, ChatJob, Session, UserError, model_name
 
-from . import gpu
+from .common import error_box
 
 N_EXAMPLES = 4
 
 
 # ------------------------------------------------------------------ pure helpers
-def example_prompts(session: SessionState) -> list[str]:
+def example_prompts(session: Session) -> list[str]:
     """A few forget prompts then a few retain prompts, so both behaviours can be seen (the
     preset's own suggestions where it has them: reworded questions and biographies too)."""
     out = []
@@ -41,35 +40,31 @@ def turn(prompt: str, reply: str) -> list[dict]:
 
 
 # ------------------------------------------------------------------ handlers
-def responder(studio: Studio, chat=None):
-    """`chat(session, model_name, prompt)` yields the growing replies: studio.chat, or the
-    same inside a GPU call on ZeroGPU (gpu.chat)."""
-    chat = chat or studio.chat
-
-    def respond(prompt: str, session: SessionState, model_name: str, left: list, right: list):
+def responder(backend: Backend):
+    def respond(prompt: str, session: Session, name: str, left: list, right: list):
         prompt = (prompt or "").strip()
         if not prompt:
             yield left, right, gr.skip(), ""
             return
         left, right = list(left or []), list(right or [])
-        note = "" if session.unlearned is not None else "(no unlearned model yet: run a method first)"
+        note = "" if session.artifact is not None else "(no unlearned model yet: run a method first)"
         try:
-            for part in chat(session, (model_name or "workshop").strip(), prompt):
-                yield (left + turn(prompt, part["original"]), right + turn(prompt, part["unlearned"] or note),
-                       flag_badge(part["flag"]), "")
+            for reply in backend.chat(session, ChatJob(model_name(name), prompt)):
+                yield (left + turn(prompt, reply.original), right + turn(prompt, reply.unlearned or note),
+                       flag_badge(reply.flag), "")
         except UserError as e:
-            yield left, right, f'<div class="us-error" role="alert">⚠️ {html.escape(str(e))}</div>', ""
+            yield left, right, error_box(str(e)), ""
 
     return respond
 
 
-def refresh_examples(session: SessionState):
+def refresh_examples(session: Session):
     prompts = example_prompts(session)
     return gr.Dropdown(choices=prompts, value=None)
 
 
 # ------------------------------------------------------------------ widgets
-def render(studio: Studio, state: gr.State, model_name) -> dict:
+def render(backend: Backend, state: gr.State, model) -> dict:
     gr.Markdown("## 5. Chat\nAsk once; the original and the unlearned model answer side by side (greedy).")
     examples = gr.Dropdown([], label="Example prompts (forget, then retain)", allow_custom_value=False,
                            elem_id="chat-examples")
@@ -82,8 +77,8 @@ def render(studio: Studio, state: gr.State, model_name) -> dict:
         left = gr.Chatbot(label="Original", height=300, render_markdown=False, elem_id="chat-original")
         right = gr.Chatbot(label="Unlearned", height=300, render_markdown=False, elem_id="chat-unlearned")
     examples.select(lambda p: p, [examples], [message])
-    args = ([message, state, model_name, left, right], [left, right, badge, message])
-    respond = responder(studio, gpu.chat(studio))
+    args = ([message, state, model, left, right], [left, right, badge, message])
+    respond = responder(backend)
     send.click(respond, *args, api_name="chat")
     message.submit(respond, *args, api_name=False)
     return {"examples": examples}

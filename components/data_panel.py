@@ -8,11 +8,9 @@ from pathlib import Path
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from unlearning.data import Dataset
-from unlearning.errors import UserError
-from unlearning import limits
-from unlearning.limits import MAX_FILE_BYTES
-from unlearning.studio import SessionState, Studio
+from unlearning.service import Dataset, Session, UserError, limits
+
+from .common import error_box
 
 PREVIEW_ROWS = 5
 ACCEPTED = [".txt", ".md", ".jsonl", ".json", ".csv"]
@@ -41,10 +39,6 @@ def limits_table() -> str:
     return "| limit | value |\n|---|---|\n" + rows
 
 
-def error_box(message: str) -> str:
-    return f'<div class="us-error" role="alert">⚠️ {html.escape(message)}</div>'
-
-
 def is_upload(path: Path) -> bool:
     """Is `path` one of Gradio's uploads? They live in its upload folder: GRADIO_TEMP_DIR, or
     <tempdir>/gradio (gradio.utils.get_upload_folder). Anything else — '/etc/passwd' sent by a
@@ -52,23 +46,23 @@ def is_upload(path: Path) -> bool:
     return path.resolve().is_relative_to(Path(get_upload_folder()).resolve())
 
 
-def describe_session_data(session: SessionState) -> tuple[str, list[list[str]]]:
+def describe_session_data(session: Session) -> tuple[str, list[list[str]]]:
     lines = [summary(role, session.data[role]) for role in ("forget", "retain") if role in session.data]
     rows = preview_rows(session.data["forget"]) if "forget" in session.data else []
     return "<br>".join(lines) or "No data yet: upload files or use the preset.", rows
 
 
 # ------------------------------------------------------------------ handlers
-def use_preset(kind: str, session: SessionState):
-    session.data = Studio.preset("qa" if kind.startswith("QA") else "passage")
+def use_preset(kind: str, session: Session):
+    session.use_preset("qa" if kind.startswith("QA") else "passage")
     text, rows = describe_session_data(session)
     return session, text, rows, "", ""
 
 
 def on_upload(role: str):
-    def handler(file, session: SessionState):
+    def handler(file, session: Session):
         if file is None:
-            session.data.pop(role, None)
+            session.remove(role)
             text, rows = describe_session_data(session)
             return session, text, rows, ""
         path = Path(file if isinstance(file, str) else file.name)
@@ -76,10 +70,10 @@ def on_upload(role: str):
         try:
             if not is_upload(path):
                 raise UserError(f"{display} was not uploaded through this page, so it is not read.")
-            Studio.upload(session, role, str(path), display)
+            session.upload(role, path, display)
             message = ""
         except UserError as e:
-            session.data.pop(role, None)
+            session.remove(role)
             message = error_box(str(e))
         text, rows = describe_session_data(session)
         return session, text, rows, message
@@ -91,7 +85,7 @@ def on_upload(role: str):
 def render(state: gr.State) -> dict:
     gr.Markdown("## 2. Data\nUpload a **forget** file (what the model should forget) and a **retain** file "
                 f"(what it must keep), or take the workshop preset. Accepted: {', '.join(ACCEPTED)} — "
-                f"up to {MAX_FILE_BYTES // 2**20} MB each.")
+                f"up to {limits.MAX_FILE_BYTES // 2**20} MB each.")
     with gr.Row():
         kind = gr.Radio(["QA (questions and answers)", "Passages (biographies)"], value="QA (questions and answers)",
                         label="Preset kind", scale=2)

@@ -3,58 +3,72 @@
 from __future__ import annotations
 
 import html
-import time
 
 import gradio as gr
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from unlearning import detached
-from unlearning.errors import UserError
-from unlearning.runs import Event
-from unlearning.studio import SessionState, Studio
+from unlearning.service import Backend, Event, Session, TeachJob, UnlearnJob, UserError, model_name
+from unlearning.service import catalog
 
-from . import gpu, method_panel
+from . import method_panel
+from .common import error_box
 
 POLL_SECONDS = 0.5
-HIDDEN_VALUES = {"lr", "elapsed_s", "target"}  # shown elsewhere, or not a loss
+Points = dict[str, dict[str, tuple[list, list]]]  # {series: {value name: (xs, ys)}}
 
 
 # ------------------------------------------------------------------ pure helpers
-def series_points(events: list[Event]) -> dict[str, dict[str, tuple[list, list]]]:
-    """{series: {value name: (xs, ys)}} from step events, in arrival order."""
-    out: dict[str, dict[str, tuple[list, list]]] = {}
+def _specs(plots: tuple[catalog.Plot, ...] | None) -> dict[str, catalog.Plot]:
+    """Plot spec by series: the given ones (a method's `MethodInfo.plots`), or with None every
+    method's (whatever ran). A series no spec names is drawn as is: every value per step."""
+    return {p.series: p for p in (catalog.plots() if plots is None else plots)}
+
+
+def _spec(specs: dict[str, catalog.Plot], series: str) -> catalog.Plot:
+    return specs.get(series) or catalog.Plot(series, series)
+
+
+def _points(events: list[Event], specs: dict[str, catalog.Plot]) -> Points:
+    out: Points = {}
     for ev in events:
         if ev.kind != "step":
             continue
-        for name, value in ev.values.items():
-            if name in HIDDEN_VALUES and not (ev.series == "search" and name == "target"):
-                continue
+        spec = _spec(specs, ev.series)
+        x = ev.step if spec.x == "step" else ev.values.get(spec.x)
+        if x is None:
+            continue
+        for name in spec.traces(ev.values):
             xs, ys = out.setdefault(ev.series, {}).setdefault(name, ([], []))
-            xs.append(ev.values.get("strength", ev.step) if ev.series == "search" else ev.step)
-            ys.append(value)
-    for series in out.values():  # the search's x axis is the strength itself
-        series.pop("strength", None)
+            xs.append(x)
+            ys.append(ev.values[name])
     return out
 
 
-def figure(events: list[Event]) -> go.Figure | None:
-    points = series_points(events)
+def series_points(events: list[Event], plots: tuple[catalog.Plot, ...] | None = None) -> Points:
+    """{series: {value name: (xs, ys)}} from step events, in arrival order, as the plot specs
+    say: the x axis (the step, or a value such as ECO's strength) and the values not drawn."""
+    return _points(events, _specs(plots))
+
+
+def figure(events: list[Event], plots: tuple[catalog.Plot, ...] | None = None) -> go.Figure | None:
+    """One subplot per series seen, titled, with the axis and mode its spec gives."""
+    specs = _specs(plots)
+    points = _points(events, specs)
     if not points:
         return None
-    fig = make_subplots(rows=1, cols=len(points), subplot_titles=[_title(s) for s in points])
+    fig = make_subplots(rows=1, cols=len(points), subplot_titles=[_title(s, specs) for s in points])
     for col, (series, values) in enumerate(points.items(), start=1):
+        spec = _spec(specs, series)
         for name, (xs, ys) in values.items():
-            mode = "markers" if series == "search" else "lines+markers"
-            fig.add_trace(go.Scatter(x=xs, y=ys, name=f"{series}: {name}", mode=mode), row=1, col=col)
-        fig.update_xaxes(title_text="strength" if series == "search" else "step", row=1, col=col)
+            fig.add_trace(go.Scatter(x=xs, y=ys, name=f"{series}: {name}", mode=spec.mode), row=1, col=col)
+        fig.update_xaxes(title_text=spec.x, row=1, col=col)
     fig.update_layout(height=340, margin=dict(l=40, r=10, t=40, b=40), uirevision="keep", legend=dict(orientation="h"))
     return fig
 
 
-def _title(series: str) -> str:
-    return {"train": "losses per step", "classifier": "ECO classifier training loss",
-            "search": "ECO strength search (metric vs target)"}.get(series, series)
+def _title(series: str, specs: dict[str, catalog.Plot] | None = None) -> str:
+    return _spec(_specs(None) if specs is None else specs, series).title
 
 
 def progress_html(events: list[Event], state: str) -> str:
@@ -75,36 +89,44 @@ def progress_html(events: list[Event], state: str) -> str:
 
 
 # ------------------------------------------------------------------ handlers
-def starter(studio: Studio, names: list[str]):
-    def start(session: SessionState, model_name: str, method: str, *values):
+def starter(backend: Backend, names: list[str]):
+    """Start a run; the timer shows it. On ZeroGPU this request also carries the run's GPU
+    call to its end (`drive`); here the run carries itself and the request ends at once."""
+    def start(session: Session, name: str, method: str, *values):
         try:
             settings = method_panel.collect(method, names, list(values))
-            studio.start(session, (model_name or "workshop").strip(), method, settings)
+            run = backend.start(session, UnlearnJob(model_name(name), method, settings))
         except UserError as e:
-            return session, progress_html([], "not started") + f'<div class="us-error" role="alert">⚠️ {html.escape(str(e))}</div>', gr.Timer(active=False)
-        return session, progress_html([], "running"), gr.Timer(active=True)
+            yield session, progress_html([], "not started") + error_box(str(e)), gr.Timer(active=False)
+            return
+        yield session, progress_html([], "running"), gr.Timer(active=True)
+        run.drive()
 
     return start
 
 
-def teacher(studio: Studio):
-    def teach(session: SessionState, model_name: str):
+def teacher(backend: Backend):
+    def teach(session: Session, name: str):
         try:
-            studio.teach_first(session, (model_name or "workshop").strip())
+            run = backend.start(session, TeachJob(model_name(name)))
         except UserError as e:
-            return session, f'<div class="us-error" role="alert">⚠️ {html.escape(str(e))}</div>', gr.Timer(active=False)
-        return session, progress_html([], "teaching"), gr.Timer(active=True)
+            yield session, progress_html([], "not started") + error_box(str(e)), gr.Timer(active=False)
+            return
+        yield session, progress_html([], "teaching"), gr.Timer(active=True)
+        run.drive()
 
     return teach
 
 
-def cancel(session: SessionState):
-    if session.run is not None:
-        session.run.cancel()
-    return "cancelling…"
+def cancel(session: Session):
+    """Ask the run to stop; the bar says so (and says so at once when there is nothing to stop)."""
+    message = session.cancel()
+    events = session.run.since(0) if session.run is not None else []
+    state = session.run.state if session.run is not None else "idle"
+    return progress_html(events, state) + (f'<div class="us-note">{html.escape(message)}</div>')
 
 
-def poll(session: SessionState):
+def poll(session: Session):
     """Timer tick: progress and plot while running; stop the timer when the run ended."""
     run = session.run
     if run is None:
@@ -116,64 +138,8 @@ def poll(session: SessionState):
             gr.Timer(active=not ended), run.state if ended else gr.skip())
 
 
-# ------------------------------------------------------------------ handlers on ZeroGPU
-def gpu_starter(studio: Studio, names: list[str], call):
-    """Start as one GPU call that streams progress and plots until the run ends (no timer)."""
-    def start(session: SessionState, model_name: str, method: str, *values):
-        try:
-            settings = method_panel.collect(method, names, list(values))
-            job = detached.prepare(studio, session, "unlearn", (model_name or "workshop").strip(),
-                                   seconds=gpu.run_seconds(), method=method, settings=settings)
-        except UserError as e:
-            yield session, _error(e), gr.skip(), gr.skip()
-            return
-        yield from follow(session, call, job)
-
-    return start
-
-
-def gpu_teacher(studio: Studio, call):
-    def teach(session: SessionState, model_name: str):
-        try:
-            job = detached.prepare(studio, session, "teach", (model_name or "workshop").strip(),
-                                   seconds=gpu.run_seconds())
-        except UserError as e:
-            yield session, _error(e), gr.skip(), gr.skip()
-            return
-        yield from follow(session, call, job)
-
-    return teach
-
-
-def follow(session: SessionState, call, job):
-    """Feed the worker's messages to the session's run; show progress and plot every
-    POLL_SECONDS, and the end state last (which the report listens for)."""
-    run = session.run
-    yield session, progress_html([], run.state), gr.skip(), ""
-    shown = time.monotonic()
-    try:
-        for message in gpu.stream(call, job):
-            run.feed(message)
-            if time.monotonic() - shown >= POLL_SECONDS and not run.finished:
-                shown = time.monotonic()
-                fig = figure(run.since(0))
-                yield session, progress_html(run.since(0), run.state), fig if fig is not None else gr.skip(), gr.skip()
-    except UserError as e:
-        run.fail(str(e))
-    except GeneratorExit:  # the page went away: the worker would go on, so stop it
-        run.cancel()
-        raise
-    run.fail("The GPU worker ended before the run did.")  # no-op when the run reported its end
-    fig = figure(run.since(0))
-    yield session, progress_html(run.since(0), run.state), fig if fig is not None else gr.skip(), run.state
-
-
-def _error(e: UserError) -> str:
-    return progress_html([], "not started") + f'<div class="us-error" role="alert">⚠️ {html.escape(str(e))}</div>'
-
-
 # ------------------------------------------------------------------ widgets
-def render(studio: Studio, state: gr.State, model_name, method: dict) -> dict:
+def render(backend: Backend, state: gr.State, model, method: dict) -> dict:
     gr.Markdown("## 4. Run\nUnlearning runs in the background; the plots update as it goes. "
                 "Uploaded facts the model never learned can be taught first (and an oracle trained on retain only).")
     with gr.Row():
@@ -185,14 +151,9 @@ def render(studio: Studio, state: gr.State, model_name, method: dict) -> dict:
     finished = gr.Textbox(visible=False, elem_id="run-finished")  # set when a run ends; others listen
     timer = gr.Timer(POLL_SECONDS, active=False)
 
-    inputs = [state, model_name, method["method"]] + method["controls"]
-    call = gpu.runner(studio)  # None: runs go to a background thread that the timer polls
-    if call is None:
-        start.click(starter(studio, method["names"]), inputs, [state, bar, timer], api_name="start")
-        teach.click(teacher(studio), [state, model_name], [state, bar, timer], api_name="teach_first")
-    else:
-        start.click(gpu_starter(studio, method["names"], call), inputs, [state, bar, plot, finished], api_name="start")
-        teach.click(gpu_teacher(studio, call), [state, model_name], [state, bar, plot, finished], api_name="teach_first")
+    inputs = [state, model, method["method"]] + method["controls"]
+    start.click(starter(backend, method["names"]), inputs, [state, bar, timer], api_name="start")
+    teach.click(teacher(backend), [state, model], [state, bar, timer], api_name="teach_first")
     stop.click(cancel, [state], [bar], api_name="cancel")
     timer.tick(poll, [state], [bar, plot, timer, finished], api_name="poll")
     return {"finished": finished, "bar": bar, "plot": plot}

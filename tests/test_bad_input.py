@@ -37,7 +37,8 @@ from unlearning.errors import UserError
 from unlearning.methods import get_method
 from unlearning.models import WORKSHOP_DIR, load_model
 from unlearning.settings import build
-from unlearning.studio import SessionState, Studio, check_prompt
+from unlearning.service import LocalBackend, ModelCache, Session, Studio
+from unlearning.service.chat import check_prompt
 
 FORGET, RETAIN = str(WORKSHOP_DIR / "forget.jsonl"), str(WORKSHOP_DIR / "retain.jsonl")
 MB = 2**20
@@ -176,12 +177,12 @@ def run_cli(capsys, *argv: str) -> str:
 
 @pytest.fixture(scope="module")
 def studio():
-    return Studio(device="cpu")
+    return Studio(ModelCache(device="cpu"))
 
 
 @pytest.fixture
 def session():
-    state = SessionState()
+    state = Session()
     yield state
     state.close()
 
@@ -195,7 +196,7 @@ def uploads(tmp_path, monkeypatch) -> Path:
     return folder
 
 
-def upload(session: SessionState, role: str, path: Path) -> str:
+def upload(session: Session, role: str, path: Path) -> str:
     """What the data panel shows after Gradio hands it an uploaded file: the error box ('' if none)."""
     state, summary, rows, message = data_panel.on_upload(role)(str(path), session)
     assert state is session and isinstance(summary, str) and isinstance(rows, list)
@@ -209,7 +210,7 @@ def shows(box: str, *phrases: str) -> None:
     one_sentence(text, *phrases)
 
 
-def still_usable(session: SessionState, uploads: Path) -> None:
+def still_usable(session: Session, uploads: Path) -> None:
     """The session recovers: the workshop preset loads, then a valid upload replaces its forget set."""
     state, _, rows, *errors = data_panel.use_preset("QA (questions and answers)", session)
     assert state is session and errors == ["", ""] and len(rows) == data_panel.PREVIEW_ROWS
@@ -334,7 +335,7 @@ def test_setting_app(case: Setting, studio, session, uploads):
     specs = method_panel.setting_specs()
     names = list(specs)
     values = [case.value if n == field(case) else specs[n]["default"] for n in names]
-    state, bar, timer = run_panel.starter(studio, names)(session, "workshop", "ihl-fila", *values)
+    state, bar, timer = next(run_panel.starter(LocalBackend(studio), names)(session, "workshop", "ihl-fila", *values))
     assert state is session and session.run is None and timer.active is False
     assert "not started" in bar
     shows(bar[bar.index('<div class="us-error"'):], case.phrase)
@@ -348,7 +349,7 @@ def test_unknown_method_everywhere(studio, session, uploads, capsys):
     line = run_cli(capsys, "unlearn", "--method", "../../eco", "--model", "workshop", "--forget", FORGET, "--retain", RETAIN)
     one_sentence(line, "Unknown method '../../eco'")
     data_panel.use_preset("QA (questions and answers)", session)
-    _, bar, _ = run_panel.starter(studio, [])(session, "workshop", "../../eco")
+    _, bar, _ = next(run_panel.starter(LocalBackend(studio), [])(session, "workshop", "../../eco"))
     shows(bar[bar.index('<div class="us-error"'):], "Unknown method '../../eco'")
     still_usable(session, uploads)
 
@@ -416,8 +417,8 @@ def test_model_app(case: Model, studio, session, tmp_path, uploads):
     """The model panel's Load button, and a chat message sent with that model name: one sentence
     naming the model (the app may refuse a path before looking at it, so not always the CLI's words)."""
     name = model_name(case, tmp_path)
-    shows(model_panel.loader(studio)(name), f"'{name}'")
-    replies = list(chat_panel.responder(studio)("Who wrote the notes?", session, name, [], []))
+    shows(model_panel.loader(LocalBackend(studio))(name), f"'{name}'")
+    replies = list(chat_panel.responder(LocalBackend(studio))("Who wrote the notes?", session, name, [], []))
     assert len(replies) == 1 and replies[0][:2] == ([], [])
     shows(replies[0][2], f"'{name}'")
     still_usable(session, uploads)
@@ -574,7 +575,7 @@ def test_prompt_app(case: Prompt, studio, session, uploads):
     """The chat panel: a refused message shows the reason and leaves both conversations as they were;
     a blank one is ignored."""
     history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
-    replies = list(chat_panel.responder(studio)(case.text, session, "workshop", history, history))
+    replies = list(chat_panel.responder(LocalBackend(studio))(case.text, session, "workshop", history, history))
     assert len(replies) == 1
     left, right, badge, box = replies[0]
     assert left == history and right == history and box == ""

@@ -21,7 +21,7 @@ last set (1 s only when GRADIO_IS_E2E_TEST is set, gradio's own test mode), and 
 calls delete_callback runs once a second. So in the real app a disconnected client's run is
 cancelled up to an hour later, not within a test's time; an e2e test could pass only in
 gradio's test mode, which would test gradio and not the app. The disconnect is therefore
-tested here at the Studio level: SessionState.close() is what the callback calls.
+tested here at the Studio level: Session.close() is what the callback calls.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from unlearning.errors import UserError
 from unlearning.generate import prompt_ids
 from unlearning.models import WORKSHOP_DIR
 from unlearning.runs import Run, RunContext
-from unlearning.studio import SessionState, Studio
+from unlearning.service import Session, Studio, ModelCache, UnlearnJob, ChatJob
 
 FORGET = load_file(WORKSHOP_DIR / "forget.jsonl").examples
 RETAIN = load_file(WORKSHOP_DIR / "retain.jsonl").examples
@@ -58,20 +58,20 @@ WAIT = 120  # seconds a run may take here before the test gives up
 @pytest.fixture(scope="module", autouse=True)
 def small_splits():
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Studio, "splits", staticmethod(lambda session: dict(SPLITS)))
+        mp.setattr(Session, "splits", lambda session: dict(SPLITS))
         yield
 
 
 @pytest.fixture(scope="module")
 def studio():
-    return Studio(device="cpu")
+    return Studio(ModelCache(device="cpu"))
 
 
 @pytest.fixture(scope="module")
 def bystander(studio):
     """Another session whose finished artifact sits on the shared base throughout."""
-    session = SessionState()
-    finish(studio.start(session, "workshop", "ihl", {**LORA, "steps": 1}), "done")
+    session = Session()
+    finish(studio.start(session, UnlearnJob("workshop", "ihl", {**LORA, "steps": 1})), "done")
     yield session
     session.close()
 
@@ -82,13 +82,13 @@ def finish(run: Run, state: str) -> Run:
     return run
 
 
-def fingerprint(studio: Studio, bystander: SessionState) -> dict:
-    base = studio.model("workshop")
+def fingerprint(studio: Studio, bystander: Session) -> dict:
+    base = studio.models.get("workshop")
     model = base.model
     ids = torch.tensor([prompt_ids(base.tokenizer, FORGET[0].question)])
     with torch.no_grad():
         logits = {"plain": model(input_ids=ids).logits, "original": original(model)(input_ids=ids).logits,
-                  "bystander": bystander.unlearned.proxy("unlearned")(input_ids=ids).logits}
+                  "bystander": bystander.artifact.proxy("unlearned")(input_ids=ids).logits}
     return {"logits": logits, "modules": [n for n, _ in model.named_modules()], "training": model.training,
             "requires_grad": [p.requires_grad for p in model.parameters()],
             "adapters": sorted(getattr(model, "peft_config", {}))}
@@ -100,11 +100,11 @@ def assert_unchanged(before: dict, after: dict) -> None:
     assert {k: v for k, v in after.items() if k != "logits"} == {k: v for k, v in before.items() if k != "logits"}
 
 
-def assert_usable(studio: Studio, session: SessionState, before: dict, bystander: SessionState) -> None:
+def assert_usable(studio: Studio, session: Session, before: dict, bystander: Session) -> None:
     """A new run in the same session finishes; closing the session then leaves the base as before."""
-    assert session.unlearned is None and session.report is None  # nothing half-made was kept
-    finish(studio.start(session, "workshop", "ihl", {**LORA, "steps": 1}), "done")
-    assert session.unlearned is not None and "forget.rougeL" in session.report["after"]
+    assert session.artifact is None and session.report is None  # nothing half-made was kept
+    finish(studio.start(session, UnlearnJob("workshop", "ihl", {**LORA, "steps": 1})), "done")
+    assert session.artifact is not None and "forget.rougeL" in session.report["after"]
     session.close()
     assert_unchanged(before, fingerprint(studio, bystander))
 
@@ -149,8 +149,8 @@ def events_after(run: Run, message: str) -> list[str]:
 
 
 def test_an_error_in_a_training_step_fails_the_run_and_restores_everything(studio, bystander, monkeypatch):
-    before, session = fingerprint(studio, bystander), SessionState()
-    finish(studio.start(session, "workshop", "ihl", {**LORA, "steps": 1}), "done")  # a previous artifact
+    before, session = fingerprint(studio, bystander), Session()
+    finish(studio.start(session, UnlearnJob("workshop", "ihl", {**LORA, "steps": 1})), "done")  # a previous artifact
     step_values, calls = unlearning.trainer._step_values, []
 
     def third_step_fails(*args):
@@ -160,22 +160,22 @@ def test_an_error_in_a_training_step_fails_the_run_and_restores_everything(studi
         return step_values(*args)
 
     monkeypatch.setattr(unlearning.trainer, "_step_values", third_step_fails)
-    run = finish(studio.start(session, "workshop", "ihl-fila", LORA), "failed")
+    run = finish(studio.start(session, UnlearnJob("workshop", "ihl-fila", LORA)), "failed")
     assert run.error == "The run failed with an internal error: RuntimeError: injected fault at step 3"
     assert run.since(0)[-1].kind == "error" and run.since(0)[-1].message == run.error
     assert "Traceback (most recent call last)" in run.traceback and "_step_values" in run.traceback
     assert [e.step for e in run.since(0) if e.kind == "step" and e.series == "train"] == [1, 2]
     # The previous artifact was let go when the run started, the new adapters when it failed.
     assert_unchanged(before, fingerprint(studio, bystander))
-    chat = list(studio.chat(session, "workshop", FORGET[0].question))[-1]
-    assert chat["original"] == FORGET[0].answer and chat["unlearned"] is None
+    chat = list(studio.chat(session, ChatJob("workshop", FORGET[0].question)))[-1]
+    assert chat.original == FORGET[0].answer and chat.unlearned is None
     monkeypatch.undo()
     assert_usable(studio, session, before, bystander)
 
 
 def test_an_error_in_the_evaluation_fails_the_run(studio, bystander, monkeypatch):
     """In the evaluation after unlearning, with the run's trained adapters attached."""
-    before, session = fingerprint(studio, bystander), SessionState()
+    before, session = fingerprint(studio, bystander), Session()
     armed = when_progress(monkeypatch, "after: evaluating forget", lambda run: None)
     generate_answers = unlearning.metrics.generate_answers
 
@@ -185,7 +185,7 @@ def test_an_error_in_the_evaluation_fails_the_run(studio, bystander, monkeypatch
         return generate_answers(*args)
 
     monkeypatch.setattr(unlearning.metrics, "generate_answers", fails_after)
-    run = finish(studio.start(session, "workshop", "ihl", LORA), "failed")
+    run = finish(studio.start(session, UnlearnJob("workshop", "ihl", LORA)), "failed")
     assert run.error == "The run failed with an internal error: ValueError: injected evaluation fault"
     assert "generate_answers" not in run.error and "fails_after" in run.traceback
     assert_unchanged(before, fingerprint(studio, bystander))
@@ -194,7 +194,7 @@ def test_an_error_in_the_evaluation_fails_the_run(studio, bystander, monkeypatch
 
 
 def test_an_error_in_the_eco_search_fails_the_run(studio, bystander, monkeypatch):
-    before, session = fingerprint(studio, bystander), SessionState()
+    before, session = fingerprint(studio, bystander), Session()
     forget_metric, calls = unlearning.methods.eco.forget_metric, []
 
     def second_point_fails(*args, **kwargs):
@@ -204,7 +204,7 @@ def test_an_error_in_the_eco_search_fails_the_run(studio, bystander, monkeypatch
         return forget_metric(*args, **kwargs)
 
     monkeypatch.setattr(unlearning.methods.eco, "forget_metric", second_point_fails)
-    run = finish(studio.start(session, "workshop", "eco", ECO), "failed")
+    run = finish(studio.start(session, UnlearnJob("workshop", "eco", ECO)), "failed")
     assert run.error == "The corruption made the model produce nothing." and run.traceback is None
     assert len([e for e in run.since(0) if e.kind == "step" and e.series == "search"]) == 1
     assert_unchanged(before, fingerprint(studio, bystander))
@@ -244,7 +244,7 @@ PHASES = {  # phase: (method, settings, the phase's first progress message, its 
 @pytest.mark.parametrize("phase", list(PHASES))
 def test_cancel_at_every_phase_stops_inside_it_and_leaves_nothing(phase, studio, bystander, monkeypatch):
     method, settings, first, (module, name) = PHASES[phase]
-    before, session = fingerprint(studio, bystander), SessionState()
+    before, session = fingerprint(studio, bystander), Session()
     fired = when_progress(monkeypatch, first, lambda run: run.cancel())
     escaped = spy(monkeypatch, module, name)
     fila_init, svds = fila.fila_init, []
@@ -254,7 +254,7 @@ def test_cancel_at_every_phase_stops_inside_it_and_leaves_nothing(phase, studio,
         return fila_init(*args)
 
     monkeypatch.setattr(fila, "fila_init", counted_svd)
-    run = finish(studio.start(session, "workshop", method, settings), "cancelled")
+    run = finish(studio.start(session, UnlearnJob("workshop", method, settings)), "cancelled")
     assert fired, f"the run never reached {first!r}"
     assert escaped == ["Cancelled"]  # the phase itself noticed the cancel
     assert events_after(run, fired[0]) == ["cancelled"]  # at its next check: no batch, step or point more
@@ -272,12 +272,12 @@ def test_cancel_at_every_phase_stops_inside_it_and_leaves_nothing(phase, studio,
 def test_closing_a_session_mid_run_cancels_it_and_frees_the_device(studio, bystander, monkeypatch):
     """What the app's gr.State delete_callback does when a client has gone."""
     before = fingerprint(studio, bystander)
-    leaving, staying = SessionState(), SessionState()
+    leaving, staying = Session(), Session()
     training, closed = threading.Event(), threading.Event()
     when_progress(monkeypatch, "step 1/", lambda run: (training.set(), closed.wait(WAIT)))
-    gone = studio.start(leaving, "workshop", "ihl", LORA)
+    gone = studio.start(leaving, UnlearnJob("workshop", "ihl", LORA))
     assert training.wait(WAIT)  # the leaving session's run holds the device, at step 1
-    waiting = studio.start(staying, "workshop", "ihl", {**LORA, "steps": 1})
+    waiting = studio.start(staying, UnlearnJob("workshop", "ihl", {**LORA, "steps": 1}))
     deadline = time.time() + 30
     while not any(e.message == "waiting for another run to finish" for e in waiting.since(0)):
         assert time.time() < deadline, "the second run never queued for the device"
@@ -285,10 +285,10 @@ def test_closing_a_session_mid_run_cancels_it_and_frees_the_device(studio, bysta
     leaving.close()
     closed.set()
     finish(gone, "cancelled")
-    assert not leaving.folder.exists() and leaving.unlearned is None
+    assert not leaving.folder.exists() and leaving.artifact is None
     assert [e.step for e in gone.since(0) if e.kind == "step" and e.series == "train"] == [1]
     finish(waiting, "done")  # it got the device the cancelled run gave back
-    assert staying.unlearned is not None
+    assert staying.artifact is not None
     staying.close()
     assert_unchanged(before, fingerprint(studio, bystander))
 
@@ -297,8 +297,8 @@ def test_closing_as_the_run_finishes_keeps_nothing_attached(studio, bystander, m
     """The close arrives after the job's last check but before the studio keeps its result:
     the result must not be kept by a session that is gone (its adapters would stay on the
     shared base for good)."""
-    before, session = fingerprint(studio, bystander), SessionState()
+    before, session = fingerprint(studio, bystander), Session()
     when_progress(monkeypatch, "done", lambda run: session.close())
-    finish(studio.start(session, "workshop", "ihl", {**LORA, "steps": 1}), "cancelled")
-    assert session.unlearned is None and session.report is None and not session.folder.exists()
+    finish(studio.start(session, UnlearnJob("workshop", "ihl", {**LORA, "steps": 1})), "cancelled")
+    assert session.artifact is None and session.report is None and not session.folder.exists()
     assert_unchanged(before, fingerprint(studio, bystander))

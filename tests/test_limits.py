@@ -8,7 +8,7 @@ from unlearning import limits
 from unlearning.cli import main
 from unlearning.errors import UserError
 from unlearning.runs import Run
-from unlearning.studio import check_prompt
+from unlearning.service.chat import check_prompt
 
 
 def test_describe_covers_every_limit():

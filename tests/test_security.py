@@ -28,7 +28,8 @@ from components import chat_panel, data_panel, method_panel, model_panel, report
 from unlearning import cli
 from unlearning.errors import UserError
 from unlearning.models import HUB_ID, check_visitor_model, load_model
-from unlearning.studio import SessionState, Studio
+from unlearning.service import (ChatJob, LocalBackend, ModelCache, Reply, Session, Studio, TeachJob, UnlearnJob, artifact_zip,
+                                push_to_hub)
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_sEcReTtOkEn0123456789abcdefXYZ"
@@ -56,7 +57,7 @@ def files_under(folder: Path) -> set[Path]:
 
 @pytest.fixture
 def session():
-    s = SessionState()
+    s = Session()
     yield s
     s.close()
 
@@ -82,23 +83,23 @@ def flow(tmp_path_factory, model_dir):
     files = {"forget": gradio_upload(uploads, "forget.jsonl", qa_lines("Ann")),
              "retain": gradio_upload(uploads, "retain.jsonl", qa_lines("Bob"))}
     before = files_under(root)
-    studio = Studio(device="cpu", local_models=True)
+    studio = Studio(ModelCache(device="cpu", local_models=True))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GRADIO_TEMP_DIR", str(uploads))
         mp.setattr(tempfile, "tempdir", str(tmp))
         mp.chdir(cwd)
-        session = SessionState()
+        session = Session()
         data_panel.use_preset("QA (questions and answers)", session)
         for role, path in files.items():
             session, _, _, message = data_panel.on_upload(role)(str(path), session)
             assert message == ""
-        run = studio.start(session, str(model_dir), "eco", FAST_ECO)
+        run = studio.start(session, TeachJob(str(model_dir), epochs=1))
         run.wait(120)
         assert run.state == "done", run.error
-        run = studio.teach_first(session, str(model_dir), epochs=1)
+        run = studio.start(session, UnlearnJob(str(model_dir), "eco", FAST_ECO))
         run.wait(120)
         assert run.state == "done", run.error
-        zip_path = Path(Studio.artifact_zip(session))
+        zip_path = Path(artifact_zip(session))
     yield SimpleNamespace(root=root, tmp=tmp, cwd=cwd, before=before, studio=studio, session=session, zip=zip_path)
     session.close()
 
@@ -139,8 +140,8 @@ def test_remote_code_is_refused_and_never_runs(remote_code_model, how, capsys):
         message = capsys.readouterr().err
     else:
         load = {"load_model": lambda: load_model(folder, "cpu"),
-                "studio, local models allowed": lambda: Studio(device="cpu", local_models=True).model(folder),
-                "studio, operator's default": lambda: Studio(device="cpu").model(folder, operator=True)}[how]
+                "studio, local models allowed": lambda: ModelCache(device="cpu", local_models=True).get(folder),
+                "studio, operator's default": lambda: ModelCache(device="cpu").get(folder, operator=True)}[how]
         with pytest.raises(UserError) as err:
             load()
         message = str(err.value)
@@ -170,7 +171,7 @@ def test_the_app_takes_its_switches_from_the_operator_only(monkeypatch, env, tru
 
     made = {}
 
-    class Anything:  # stands in for the studio and the demo: every call is accepted
+    class Anything:  # stands in for the model cache and the demo: every call is accepted
         def __init__(self, *args, **kwargs):
             made.update(kwargs)
 
@@ -181,8 +182,8 @@ def test_the_app_takes_its_switches_from_the_operator_only(monkeypatch, env, tru
         monkeypatch.delenv(var, raising=False)
     for var, value in env.items():
         monkeypatch.setenv(var, value)
-    monkeypatch.setattr(app, "Studio", Anything)
-    monkeypatch.setattr(app, "build", lambda studio: Anything())
+    monkeypatch.setattr(app, "ModelCache", Anything)
+    monkeypatch.setattr(app, "build", lambda backend: Anything())
     app.main()
     assert made.get("trust_remote_code", False) is trusted and made.get("local_models", False) is local
 
@@ -241,7 +242,7 @@ def bytes_of(folder: Path) -> dict[str, bytes]:
 
 
 def assert_token_nowhere(flow, logs, capsys, *texts: str) -> None:
-    Studio.artifact_zip(flow.session)  # the zip and report.json, as a download after the push would make them
+    artifact_zip(flow.session)  # the zip and report.json, as a download after the push would make them
     logged = logs.text + "".join(f"{r.getMessage()} {r.args} {r.exc_text}" for r in logs.records)
     out = capsys.readouterr()
     state = repr(flow.session) + repr(vars(flow.session)) + repr(vars(flow.studio)) + json.dumps(flow.session.report, default=str)
@@ -254,7 +255,7 @@ def assert_token_nowhere(flow, logs, capsys, *texts: str) -> None:
 
 def test_the_token_is_used_for_the_push_and_kept_nowhere(flow, monkeypatch, loud_logs, capsys):
     calls = fake_hub(monkeypatch)
-    url = Studio.push_to_hub(flow.session, "owner/unlearned", f"  {TOKEN}\n")
+    url = push_to_hub(flow.session, "owner/unlearned", f"  {TOKEN}\n")
     assert url == "https://huggingface.co/owner/unlearned"
     assert [c[:3] for c in calls] == [("create_repo", "owner/unlearned", TOKEN), ("upload_folder", "owner/unlearned", TOKEN)]
     assert "unlearning.json" in calls[1][3]
@@ -264,7 +265,7 @@ def test_the_token_is_used_for_the_push_and_kept_nowhere(flow, monkeypatch, loud
 def test_a_failed_push_does_not_quote_the_token(flow, monkeypatch, loud_logs, capsys):
     calls = fake_hub(monkeypatch, fail=True)
     with pytest.raises(UserError) as err:
-        Studio.push_to_hub(flow.session, "owner/unlearned", TOKEN)
+        push_to_hub(flow.session, "owner/unlearned", TOKEN)
     assert calls[0][2] == TOKEN and "push to owner/unlearned failed (RuntimeError)" in str(err.value)
     chain, e = [], err.value
     while e is not None:  # the error must not carry the original as its cause or context either
@@ -276,7 +277,7 @@ def test_a_failed_push_does_not_quote_the_token(flow, monkeypatch, loud_logs, ca
 @pytest.mark.parametrize("fail", [False, True])
 def test_the_push_button_clears_the_token_box(flow, monkeypatch, loud_logs, capsys, fail):
     calls = fake_hub(monkeypatch, fail=fail)
-    message, token_box = report_panel.pusher(flow.studio)(flow.session, "owner/unlearned", TOKEN)
+    message, token_box = report_panel.push(flow.session, "owner/unlearned", TOKEN)
     assert calls and calls[0][2] == TOKEN
     assert token_box == "" and ("failed" in message) is fail
     assert_token_nowhere(flow, loud_logs, capsys, message)
@@ -287,7 +288,7 @@ def test_the_push_button_clears_the_token_box(flow, monkeypatch, loud_logs, caps
                                      "owner/na me", ""])
 def test_a_push_needs_exactly_owner_slash_name(flow, monkeypatch, repo_id):
     calls = fake_hub(monkeypatch)
-    message, token_box = report_panel.pusher(flow.studio)(flow.session, repo_id, TOKEN)
+    message, token_box = report_panel.push(flow.session, repo_id, TOKEN)
     assert "is not a repository id like" in message and token_box == "" and calls == []
 
 
@@ -322,8 +323,8 @@ def test_a_session_writes_only_in_its_own_folder(flow, monkeypatch):
     fake_hub(monkeypatch)
     monkeypatch.chdir(flow.cwd)
     monkeypatch.setattr(tempfile, "tempdir", str(flow.tmp))
-    Studio.push_to_hub(flow.session, "owner/unlearned", TOKEN)
-    Studio.artifact_zip(flow.session)
+    push_to_hub(flow.session, "owner/unlearned", TOKEN)
+    artifact_zip(flow.session)
     new = files_under(flow.root) - flow.before
     assert flow.session.folder.is_relative_to(flow.tmp) and flow.zip.is_relative_to(flow.session.folder)
     assert {p for p in new if not p.is_relative_to(flow.session.folder)} == set()
@@ -351,16 +352,16 @@ def test_a_visitor_may_name_hub_ids_and_aliases(tmp_path, monkeypatch):
 
 def test_local_folders_load_only_when_the_operator_allows(model_dir, session):
     folder = str(model_dir)
-    studio = Studio(device="cpu")
-    for attempt in (lambda: studio.model(folder), lambda: studio.model_info(f" {folder} "),
-                    lambda: list(studio.chat(session, folder, "Ada"))):
+    studio = Studio(ModelCache(device="cpu"))
+    for attempt in (lambda: studio.models.get(folder), lambda: studio.models.info(f" {folder} "),
+                    lambda: list(studio.chat(session, ChatJob(folder, "Ada")))):
         with pytest.raises(UserError, match="folders on the server can be opened only when its operator allows"):
             attempt()
-    message = model_panel.loader(studio)(folder)
+    message = model_panel.loader(LocalBackend(studio))(folder)
     assert "us-error" in message and "UNLEARNING_LOCAL_MODELS=1" in message
-    assert Studio(device="cpu", local_models=True).model(folder).name == folder
-    assert studio.model(folder, operator=True).name == folder  # the operator's own default model
-    assert studio.model(folder).name == folder  # and, once loaded, it is shared like any other
+    assert ModelCache(device="cpu", local_models=True).get(folder).name == folder
+    assert studio.models.get(folder, operator=True).name == folder  # the operator's own default model
+    assert studio.models.get(folder).name == folder  # and, once loaded, it is shared like any other
 
 
 def test_the_cli_still_loads_local_folders(model_dir, capsys):
@@ -407,19 +408,19 @@ def test_error_messages_escape_the_file_name(uploads, session):
 
 
 def test_chat_replies_and_chat_errors_are_escaped():
-    class FakeStudio:
+    class FakeBackend:
         def __init__(self, error=None):
             self.error = error
 
-        def chat(self, session, model_name, prompt):
+        def chat(self, session, job):
             if self.error:
                 raise UserError(self.error)
-            yield {"original": SCRIPT, "unlearned": IMG, "flag": None}
+            yield Reply(SCRIPT, IMG, None)
 
-    session = SimpleNamespace(unlearned=object())
-    left, right, badge, box = list(chat_panel.responder(FakeStudio())(f"<b>{IMG}</b>", session, "workshop", [], []))[-1]
+    session = SimpleNamespace(artifact=object())
+    left, right, badge, box = list(chat_panel.responder(FakeBackend())(f"<b>{IMG}</b>", session, "workshop", [], []))[-1]
     assert_escaped(json.dumps([left, right], ensure_ascii=False), IMG, SCRIPT, "<b>")
-    _, _, badge, _ = list(chat_panel.responder(FakeStudio(f"'{IMG}' is not a hub id"))("hi", session, "workshop", [], []))[-1]
+    _, _, badge, _ = list(chat_panel.responder(FakeBackend(f"'{IMG}' is not a hub id"))("hi", session, "workshop", [], []))[-1]
     assert "us-error" in badge
     assert_escaped(badge, IMG)
 
@@ -432,4 +433,4 @@ def test_the_report_and_model_lines_are_escaped():
     assert_escaped(table, IMG, SCRIPT)
     assert_escaped(cost, IMG, SCRIPT)
     assert_escaped(model_panel.model_line({"name": IMG, "device": "cpu", "dtype": "float32", "params": 1e6}), IMG)
-    assert_escaped(model_panel.loader(Studio(device="cpu"))(IMG), IMG)
+    assert_escaped(model_panel.loader(LocalBackend(Studio(ModelCache(device="cpu"))))(IMG), IMG)

@@ -11,18 +11,19 @@ import torch
 
 from unlearning.errors import UserError
 from unlearning.models import WORKSHOP_DIR
-from unlearning.studio import SessionState, Studio
+from unlearning.service import Session, Studio, ModelCache, UnlearnJob, TeachJob, ChatJob
+from unlearning.service.session import preset
 
 FORGET = json.loads((WORKSHOP_DIR / "forget.jsonl").read_text(encoding="utf-8").splitlines()[0])
 
 
 @pytest.fixture(scope="module")
 def studio():
-    return Studio(device="cpu")
+    return Studio(ModelCache(device="cpu"))
 
 
 def logits(studio: Studio) -> torch.Tensor:
-    base = studio.model("workshop")
+    base = studio.models.get("workshop")
     ids = torch.tensor([[1, 40, 50, 60, 70]])
     with torch.no_grad():
         return base.model(input_ids=ids).logits.clone()
@@ -30,26 +31,26 @@ def logits(studio: Studio) -> torch.Tensor:
 
 def test_start_needs_data(studio):
     with pytest.raises(UserError, match="Choose a forget file"):
-        studio.start(SessionState(), "workshop", "ihl-fila", {})
+        studio.start(Session(), UnlearnJob("workshop", "ihl-fila", {}))
 
 
 def test_uploads_stay_in_their_session(studio, tmp_path):
-    a, b = SessionState(), SessionState()
+    a, b = Session(), Session()
     f = tmp_path / "mine.jsonl"
     f.write_text(json.dumps({"question": "What is Ann's code?", "answer": "1234."}) + "\n")
-    Studio.upload(a, "forget", str(f), "mine.jsonl")
+    a.upload("forget", str(f), "mine.jsonl")
     assert "forget" in a.data and "forget" not in b.data
     with pytest.raises(UserError, match="same examples"):
-        Studio.upload(a, "retain", str(f), "mine-too.jsonl")
+        a.upload("retain", str(f), "mine-too.jsonl")
     a.close()
     assert not a.folder.exists()
 
 
 def test_cancel_stops_within_a_step_and_leaves_the_base_unchanged(studio):
     before = logits(studio)
-    session = SessionState()
-    session.data = Studio.preset("qa")
-    run = studio.start(session, "workshop", "ihl-fila", {"steps": 60, "stop": "steps"})
+    session = Session()
+    session.data = preset("qa")
+    run = studio.start(session, UnlearnJob("workshop", "ihl-fila", {"steps": 60, "stop": "steps"}))
     deadline = time.time() + 300
     while time.time() < deadline and not any(e.kind == "step" and e.series == "train" for e in run.since(0)):
         time.sleep(0.05)
@@ -58,23 +59,23 @@ def test_cancel_stops_within_a_step_and_leaves_the_base_unchanged(studio):
     run.wait(60)
     steps = [e.step for e in run.since(0) if e.kind == "step" and e.series == "train"]
     assert run.state == "cancelled" and max(steps) <= cancelled_at + 1
-    assert session.unlearned is None
+    assert session.artifact is None
     assert torch.equal(logits(studio), before)
-    chat = list(studio.chat(session, "workshop", FORGET["question"]))
-    assert chat[-1]["original"] == FORGET["answer"] and chat[-1]["unlearned"] is None
+    chat = list(studio.chat(session, ChatJob("workshop", FORGET["question"])))
+    assert chat[-1].original == FORGET["answer"] and chat[-1].unlearned is None
 
 
 def test_chat_streams_both_views_together(studio):
-    session = SessionState()
-    session.data = Studio.preset("qa")
-    run = studio.start(session, "workshop", "eco", {})
+    session = Session()
+    session.data = preset("qa")
+    run = studio.start(session, UnlearnJob("workshop", "eco", {}))
     run.wait(300)
     assert run.state == "done", run.error
-    parts = list(studio.chat(session, "workshop", FORGET["question"]))
+    parts = list(studio.chat(session, ChatJob("workshop", FORGET["question"])))
     assert len(parts) >= 2
-    assert parts[0]["original"] and parts[0]["unlearned"]  # both grew from the first step
-    assert parts[-1]["original"] == FORGET["answer"] and parts[-1]["unlearned"] != FORGET["answer"]
-    assert parts[-1]["flag"]["flagged"] is True
+    assert parts[0].original and parts[0].unlearned  # both grew from the first step
+    assert parts[-1].original == FORGET["answer"] and parts[-1].unlearned != FORGET["answer"]
+    assert parts[-1].flag["flagged"] is True
     session.close()
 
 
@@ -85,14 +86,14 @@ def test_teach_first_makes_uploaded_facts_known_and_trains_an_oracle(studio, tmp
     lines = (WORKSHOP_DIR / "holdout.jsonl").read_text(encoding="utf-8").splitlines(True)
     (tmp_path / "f.jsonl").write_text("".join(lines[:10]))
     (tmp_path / "r.jsonl").write_text("".join(lines[10:20]))
-    session = SessionState()
-    Studio.upload(session, "forget", str(tmp_path / "f.jsonl"), "f.jsonl")
-    Studio.upload(session, "retain", str(tmp_path / "r.jsonl"), "r.jsonl")
-    run = studio.teach_first(session, "workshop", epochs=40)
+    session = Session()
+    session.upload("forget", str(tmp_path / "f.jsonl"), "f.jsonl")
+    session.upload("retain", str(tmp_path / "r.jsonl"), "r.jsonl")
+    run = studio.start(session, TeachJob("workshop", epochs=40))
     run.wait(300)
     assert run.state == "done", run.error
     first = json.loads(lines[0])
-    assert list(studio.chat(session, "workshop", first["question"]))[-1]["original"] == first["answer"]
+    assert list(studio.chat(session, ChatJob("workshop", first["question"])))[-1].original == first["answer"]
     assert studio.oracle(session, "workshop") is session.taught_oracle
     assert torch.equal(logits(studio), before)
     session.close()

@@ -5,7 +5,8 @@ fails here as it would on the Space.
 
 (1) the fake really is a process boundary; (2) the one place that decides; (3) teach, chat
 and the run's own stops go through workers and the session folder; (4) `python app.py` with
-SPACES_ZERO_GPU=1 driven by gradio_client: upload → ECO streamed → report → chat → cancel.
+SPACES_ZERO_GPU=1 driven by gradio_client: upload → ECO (progress and plot read by /poll while
+the GPU call streams) → report → chat → cancel.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from components import gpu
-from unlearning import detached
+import threading
+
 from unlearning.errors import UserError
 from unlearning.models import WORKSHOP_DIR, load_model
-from unlearning.studio import SessionState, Studio
+from unlearning.service import (ChatJob, LocalBackend, ModelCache, Session, Studio, TeachJob, UnlearnJob,
+                                choose_backend, zero_gpu)
+from unlearning.service.zerogpu import ZeroGpuBackend, gpu_call
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE = ROOT / "tests" / "fake_spaces"
@@ -101,67 +104,67 @@ def test_fake_spaces_is_a_process_boundary(spaces):
 
 # ------------------------------------------------------------------ (2) the decision
 def test_zero_gpu_only_where_spaces_imports_and_it_is_asked_for(spaces, monkeypatch):
-    assert gpu.zero_gpu()  # SPACES_ZERO_GPU=1 and `spaces` imports
+    studio = Studio(ModelCache(device="cpu"))
+    assert zero_gpu() and isinstance(choose_backend(studio), ZeroGpuBackend)  # SPACES_ZERO_GPU=1, `spaces` imports
     monkeypatch.setenv("UNLEARNING_ZERO_GPU", "0")
-    assert not gpu.zero_gpu()
+    assert not zero_gpu()
     monkeypatch.delenv("UNLEARNING_ZERO_GPU")
     monkeypatch.delenv("SPACES_ZERO_GPU")
-    assert not gpu.zero_gpu() and gpu.runner(Studio(device="cpu")) is None
+    assert not zero_gpu() and isinstance(choose_backend(studio), LocalBackend)
     monkeypatch.setenv("UNLEARNING_ZERO_GPU", "1")
-    assert gpu.zero_gpu()
+    assert zero_gpu()
     monkeypatch.setitem(sys.modules, "spaces", None)  # not installed
-    assert not gpu.zero_gpu()
+    assert not zero_gpu()
 
 
 # ------------------------------------------------------------------ (3) engine paths through workers
-def _upload(session: SessionState, tmp_path: Path, lines: list[str], role: str) -> None:
+def _upload(session: Session, tmp_path: Path, lines: list[str], role: str) -> None:
     (tmp_path / f"{role}.jsonl").write_text("".join(lines), encoding="utf-8")
-    Studio.upload(session, role, str(tmp_path / f"{role}.jsonl"), f"{role}.jsonl")
+    session.upload(role, tmp_path / f"{role}.jsonl", f"{role}.jsonl")
 
 
-def _drive(call, session: SessionState, job) -> list[dict]:
-    messages = []
-    for message in gpu.stream(call, job):
-        session.run.feed(message)
-        messages.append(message)
-    session.run.fail("ended early")  # no-op after a final message
-    return messages
+def _reply(backend, session: Session, question: str) -> str:
+    return list(backend.chat(session, ChatJob("workshop", question)))[-1].original
 
 
 def test_teach_chat_and_stops_go_through_workers_and_the_folder(spaces, tmp_path):
-    studio = Studio(device="cpu")
-    call = gpu.on_gpu(studio, 300)
-    chat = gpu.chat(studio)
+    studio = Studio(ModelCache(device="cpu"))
+    backend = ZeroGpuBackend(studio, gpu_call(studio, 300), gpu_call(studio, 300))
     holdout = (WORKSHOP_DIR / "holdout.jsonl").read_text(encoding="utf-8").splitlines(True)
-    session = SessionState()
+    session = Session()
     _upload(session, tmp_path, holdout[:8], "forget")
     _upload(session, tmp_path, holdout[8:16], "retain")
     question = json.loads(holdout[0])["question"]
-    base_reply = list(chat(session, "workshop", question))[-1]["original"]
+    base_reply = _reply(backend, session, question)
 
-    _drive(call, session, detached.prepare(studio, session, "teach", "workshop", epochs=8))
-    assert session.run.state == "done", session.run.error
+    run = backend.start(session, TeachJob("workshop", epochs=8))
+    run.drive()
+    assert run.state == "done", run.error
     assert session.taught is None  # the taught models live in the worker and the folder, not here
-    here = SessionState(taught=load_model(str(session.folder / "taught" / "model"), "cpu"))
-    direct = list(studio.chat(here, "workshop", question))[-1]["original"]
+    here = Session(taught=load_model(str(session.folder / "taught" / "model"), "cpu"))
+    direct = list(studio.chat(here, ChatJob("workshop", question)))[-1].original
     here.close()
-    in_worker = list(chat(session, "workshop", question))[-1]["original"]
-    assert in_worker == direct != base_reply  # a worker found the taught model in the folder
+    assert _reply(backend, session, question) == direct != base_reply  # a worker found the taught model in the folder
 
-    _drive(call, session, detached.prepare(studio, session, "teach", "workshop", seconds=0.01))
-    assert session.run.state == "failed" and "stopped after 0 s" in session.run.error
+    backend.run_seconds = 0.01
+    run = backend.start(session, TeachJob("workshop"))
+    run.drive()
+    assert run.state == "failed" and "stopped after 0 s" in run.error
 
     with pytest.raises(UserError, match="Type a message"):
-        list(chat(session, "workshop", "  "))
-    job = detached.prepare(studio, session, "unlearn", "workshop", method="ihl-fila", settings={"steps": 50, "stop": "steps"})
+        list(backend.chat(session, ChatJob("workshop", "  ")))
+    backend.run_seconds = 300
+    run = backend.start(session, UnlearnJob("workshop", "ihl-fila", {"steps": 50, "stop": "steps"}))
     with pytest.raises(UserError, match="already going"):
-        detached.prepare(studio, session, "teach", "workshop")
-    stream = gpu.stream(call, job)
-    session.run.feed(next(stream))  # the worker has started
+        backend.start(session, TeachJob("workshop"))  # one run per session, whichever kind
+    driver = threading.Thread(target=run.drive)
+    driver.start()
+    deadline = time.time() + 120
+    while not run.since(0) and time.time() < deadline:  # the worker has started
+        time.sleep(0.05)
     session.close()  # the tab closed: the folder goes, and the worker stops at its next check
-    for message in stream:
-        session.run.feed(message)
-    assert session.run.state == "cancelled" and session.unlearned is None
+    driver.join(120)
+    assert run.state == "cancelled" and session.artifact is None
 
 
 # ------------------------------------------------------------------ (4) python app.py on "ZeroGPU"
@@ -213,6 +216,20 @@ def _settings(method: str, **overrides) -> list:
     return ["workshop", method] + [overrides.get(n, s["default"]) for n, s in setting_specs().items()]
 
 
+def _poll_until_end(client, seconds: float, until=lambda bar: False) -> tuple[list[tuple[str, object]], str | None]:
+    """/poll until the run ends (or `until(bar)`): every (bar, plot) seen, and the end state."""
+    seen, deadline = [], time.time() + seconds
+    while time.time() < deadline:
+        bar, plot, _timer, finished = client.predict(api_name="/poll")
+        # gr.skip() (no run yet, or nothing new) reaches the client as an update dict
+        bar, finished = (bar if isinstance(bar, str) else ""), (finished if isinstance(finished, str) else "")
+        seen.append((bar, plot))
+        if finished or until(bar):
+            return seen, finished or None
+        time.sleep(0.3)
+    return seen, None
+
+
 def test_app_on_zero_gpu_streams_runs_chats_and_cancels(zero_app, tmp_path):
     from gradio_client import Client, handle_file
 
@@ -224,13 +241,13 @@ def test_app_on_zero_gpu_streams_runs_chats_and_cancels(zero_app, tmp_path):
     info, *_ = client.predict(handle_file(str(tmp_path / "retain.jsonl")), api_name="/upload_retain")
     assert "10 QA pairs" in info and "30 QA pairs" in info
 
-    job = client.submit(*_settings("eco"), api_name="/start")
-    bar, _plot, finished = job.result(timeout=500)
-    assert finished == "done", bar
-    streamed = [o for o in job.outputs()[:-1] if isinstance(o[0], str) and "running —" in o[0]]
-    percents = {int(o[0].split("running — ")[1].split("%")[0]) for o in streamed}
-    assert len(percents) >= 2, streamed  # progress reached the page while the worker ran
-    assert any(o[1] for o in streamed)  # and so did the live plot
+    job = client.submit(*_settings("eco"), api_name="/start")  # the request carries the GPU call
+    seen, finished = _poll_until_end(client, 500)
+    job.result(timeout=60)
+    assert finished == "done", seen[-1][0] if seen else "no poll answered"
+    percents = {int(bar.split("running — ")[1].split("%")[0]) for bar, _ in seen if "running —" in bar}
+    assert len(percents) >= 2, seen  # progress reached the page while the worker ran
+    assert any(plot for bar, plot in seen if "running —" in bar)  # and so did the live plot
 
     table, cost = client.predict(api_name="/report")
     assert "eco" in cost and "forget.rougeL" in table
@@ -240,13 +257,12 @@ def test_app_on_zero_gpu_streams_runs_chats_and_cancels(zero_app, tmp_path):
     assert _text(right[-1]) and _text(right[-1]) != FORGET[0]["answer"] and "<b>flagged</b>" in badge
 
     job = client.submit(*_settings("ihl-fila", steps=500, stop="steps"), api_name="/start")
-    deadline = time.time() + 300
-    while time.time() < deadline and not any("before:" in str(o[0]) or "step" in str(o[0]) for o in job.outputs()):
-        time.sleep(0.2)
+    _poll_until_end(client, 300, until=lambda bar: "before:" in bar or "step" in bar)
     t_cancel = time.time()
     client.predict(api_name="/cancel")
-    bar, _plot, finished = job.result(timeout=120)
-    assert finished == "cancelled" and time.time() - t_cancel < 60, bar
+    seen, finished = _poll_until_end(client, 120)
+    job.result(timeout=60)
+    assert finished == "cancelled" and time.time() - t_cancel < 60, seen[-1][0]
     left, right, _, _ = client.predict(FORGET[0]["question"], "workshop", [], [], api_name="/chat")
     assert _text(left[-1]) == FORGET[0]["answer"] and _text(right[-1]) == NOTE
     assert "fake ZeroGPU" not in log_path.read_text()  # the app process never ran the model

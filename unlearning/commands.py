@@ -154,15 +154,14 @@ def teach(args) -> None:
 def chat(args) -> None:
     """Print the original answer, then (with --unlearned) the unlearned one."""
     from .artifacts import load_unlearned, read_manifest
-    from .generate import stream_answer
-    from .studio import check_prompt
+    from .service.chat import check_prompt
 
     check_prompt(args.prompt)
     if args.unlearned:
         read_manifest(args.unlearned)  # a bad folder is reported before the slow model load
     loaded = load_model(args.model, args.device, args.trust_remote_code)
     if not args.unlearned:
-        print("original:", _reply(stream_answer(loaded.model, loaded.tokenizer, args.prompt, args.max_new_tokens)))
+        print("original:", _reply(loaded.model, loaded, args))
         return
     unlearned = load_unlearned(loaded, args.unlearned)
     flag = unlearned.flag(args.prompt)
@@ -170,11 +169,15 @@ def chat(args) -> None:
         print(f"classifier: {'FLAGGED' if flag['flagged'] else 'not flagged'} (score {flag['score']:.3f}, threshold {flag['threshold']:.3f})")
     for which in ("original", "unlearned"):
         with unlearned.view(which) as model:
-            print(f"{which}:", _reply(stream_answer(model, loaded.tokenizer, args.prompt, args.max_new_tokens)))
+            print(f"{which}:", _reply(model, loaded, args))
 
 
-def _reply(stream) -> str:
+def _reply(model, loaded, args) -> str:
+    """The whole reply, decoded as the app's chat decodes it (generate.reply_texts)."""
+    from .generate import prompt_ids, reply_texts
+
+    ids = prompt_ids(loaded.tokenizer, args.prompt)
     text = ""
-    for text in stream:
+    for text in reply_texts(model, loaded.tokenizer, ids, args.max_new_tokens, loaded.device):
         pass
     return text

@@ -86,8 +86,9 @@ class RunContext:
 class Run:
     """Runs `work(ctx)` on a daemon thread; states: pending → running → done|failed|cancelled."""
 
-    def __init__(self, work: Callable[[RunContext], Any], name: str = "run"):
+    def __init__(self, work: Callable[[RunContext], Any], name: str = "run", method: str | None = None):
         self.name = name
+        self.method = method  # the unlearning method it runs, if any (the UI draws its plots)
         self.state = "pending"
         self.result: Any = None
         self.error: str | None = None  # one sentence for the user
@@ -113,6 +114,9 @@ class Run:
     @property
     def finished(self) -> bool:
         return self.state in ("done", "failed", "cancelled")
+
+    def drive(self) -> None:
+        """Nothing to do: the run's own thread carries it (service.jobs.RunHandle)."""
 
     def since(self, index: int) -> list[Event]:
         """Events from position `index` on (non-blocking): the UI polls with this."""

@@ -1,4 +1,36 @@
-"""The service layer: everything the app (and only the app) needs from the engine.
+"""The service layer: the multi-user face of the engine, and all the app reaches it through.
 
-Being written (issue 11); the modules are described here once they land.
+    models.py    ModelCache: one base model per name per process, per-name load locks,
+                 a bounded cache of the models visitors name
+    queue.py     DeviceQueue: training runs take turns on the device
+    session.py   Session: one browser tab's data, run, artifact and report, and its folder
+    export.py    the session's artifact as a zip, or pushed to the Hub
+    jobs.py      the typed jobs (UnlearnJob, TeachJob, ChatJob), Reply, and the RunHandle
+                 and Artifact protocols both backends honour
+    studio.py    Studio: a job's checks (all in one place) and its work, in this process
+    chat.py      the side-by-side chat stream
+    backends.py  Backend: ONE interface; LocalBackend (threads) and the choice of ZeroGPU
+    zerogpu.py   ZeroGpuBackend, RemoteRun, SavedArtifact: the app's side of GPU workers
+    worker.py    what a GPU worker does with one job
+    catalog.py   what the UI shows of the methods and of a report
+
+Importing this package never imports torch (the engine loads it when a model is needed).
 """
+
+from __future__ import annotations
+
+from .. import limits
+from ..data import Dataset
+from ..errors import UserError
+from ..runs import Event
+from .backends import Backend, LocalBackend, choose_backend, zero_gpu
+from .export import artifact_zip, push_to_hub
+from .jobs import Artifact, ChatJob, Reply, RunHandle, RunJob, TeachJob, UnlearnJob
+from .models import DEFAULT_MODEL, ModelCache, model_name
+from .queue import DeviceQueue
+from .session import Session
+from .studio import Studio
+
+__all__ = ["Artifact", "Backend", "ChatJob", "DEFAULT_MODEL", "Dataset", "DeviceQueue", "Event", "LocalBackend",
+           "ModelCache", "Reply", "RunHandle", "RunJob", "Session", "Studio", "TeachJob", "UnlearnJob", "UserError",
+           "artifact_zip", "choose_backend", "limits", "model_name", "push_to_hub", "zero_gpu"]

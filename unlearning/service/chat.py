@@ -1,0 +1,56 @@
+"""Side-by-side chat: one message, the original and the unlearned answer growing together.
+
+Greedy decoding alternates one token of each view, switching the view of the one shared
+base model between steps (under its lock), so the two replies grow together and other
+sessions' calls interleave with them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from .. import limits
+from ..errors import UserError
+from .jobs import Reply
+
+if TYPE_CHECKING:
+    from ..artifacts import Unlearned
+    from ..models import Loaded
+
+VIEWS = ("original", "unlearned")
+
+
+def check_prompt(prompt: str) -> None:
+    """A chat message must have text, stay within limits.MAX_PROMPT_CHARS and be valid text."""
+    if not prompt.strip():
+        raise UserError("Type a message first.")
+    if len(prompt) > limits.MAX_PROMPT_CHARS:
+        raise UserError(f"The message has {len(prompt):,} characters; the limit is {limits.MAX_PROMPT_CHARS:,}.")
+    if any("\ud800" <= ch <= "\udfff" for ch in prompt):  # invalid UTF-8 in argv, or a client's lone surrogate
+        raise UserError("The message is not valid text (it has broken UTF-8 or an unpaired surrogate); type it again.")
+
+
+def chat_stream(base: Loaded, artifact: Unlearned | None, prompt: str, max_new_tokens: int | None = None) -> Iterator[Reply]:
+    """Yield a Reply each time either answer grows; the unlearned side only with an artifact
+    (an Unlearned attached to `base`)."""
+    from ..artifacts import original
+    from ..generate import greedy_tokens, prompt_ids
+
+    check_prompt(prompt)
+    tok = base.tokenizer
+    ids = prompt_ids(tok, prompt)
+    views = VIEWS if artifact is not None else VIEWS[:1]
+    flag = artifact.flag(prompt) if artifact is not None else None
+    streams = {which: greedy_tokens(original(base.model) if artifact is None else artifact.proxy(which), ids,
+                                    tok.eos_token_id, max_new_tokens, device=base.device) for which in views}
+    tokens: dict[str, list[int]] = {which: [] for which in views}
+    texts = {which: "" for which in views}
+    while streams:
+        for which in list(streams):
+            token = next(streams[which], None)
+            if token is None:
+                del streams[which]
+                continue
+            tokens[which].append(token)
+            texts[which] = tok.decode(tokens[which], skip_special_tokens=True).strip()
+        yield Reply(texts["original"], texts.get("unlearned"), flag)

@@ -1,0 +1,95 @@
+"""The model cache: one loaded base model per name per process, shared by every session.
+
+    models = ModelCache(device="auto")
+    base = models.get("workshop")                  # loaded once, then shared
+    models.get("owner/model", operator=False)      # a visitor's name: a hub id or an alias
+
+Each name loads under its own lock, so a slow download of one model never makes another
+session wait for a model that is already here. Models a visitor named (anything but the
+operator's own and the workshop aliases) are kept up to `limits.MAX_VISITOR_MODELS`; loading
+one more evicts the least recently used of them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from .. import limits
+
+if TYPE_CHECKING:
+    from ..models import Loaded
+
+DEFAULT_MODEL = "workshop"
+
+
+def model_name(name: str | None) -> str:
+    """The model a request means: what was typed, trimmed, or the workshop model."""
+    return (name or "").strip() or DEFAULT_MODEL
+
+
+class ModelCache:
+    def __init__(self, device: str = "auto", trust_remote_code: bool = False, local_models: bool = False):
+        self.device = device
+        self.trust_remote_code = trust_remote_code
+        self.local_models = local_models  # may visitors name folders on this machine? (the operator's choice)
+        self._loaded: OrderedDict[str, Loaded] = OrderedDict()  # least recently used first
+        self._pinned: set[str] = set()  # the operator's models: never evicted
+        self._new_locks()
+        _live.add(self)
+
+    def _new_locks(self) -> None:
+        """Fresh locks; also in a forked GPU worker, where one held by another thread at the
+        fork would stay held forever (service/worker.py)."""
+        self._lock = threading.Lock()  # guards the dicts only, never held during a load
+        self._loading: dict[str, threading.Lock] = {}
+
+    def get(self, name: str | None, operator: bool = False) -> Loaded:
+        """The shared base model called `name`. A visitor's name must be a hub id or an alias
+        unless the operator allowed local models; `operator=True` is for the operator's own
+        choice (the app's default model), which may be a folder and is never evicted."""
+        from ..models import ALIASES, check_visitor_model, load_model
+
+        name = model_name(name)
+        if not (operator or self.local_models or name in self._pinned):  # the operator's model is anyone's once loaded
+            check_visitor_model(name)
+        with self._lock:
+            if operator or name in ALIASES:
+                self._pinned.add(name)
+            if name in self._loaded:
+                self._loaded.move_to_end(name)
+                return self._loaded[name]
+            loading = self._loading.setdefault(name, threading.Lock())
+        with loading:  # one load per name; other names go on meanwhile
+            with self._lock:
+                if name in self._loaded:
+                    return self._loaded[name]
+            loaded = load_model(name, self.device, self.trust_remote_code)
+            with self._lock:
+                self._loaded[name] = loaded
+                self._evict()
+                self._loading.pop(name, None)
+            return loaded
+
+    def _evict(self) -> None:
+        visitors = [n for n in self._loaded if n not in self._pinned]
+        for name in visitors[: max(0, len(visitors) - limits.MAX_VISITOR_MODELS)]:
+            del self._loaded[name]  # sessions holding it keep their reference; memory goes with the last
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._loaded)
+
+    def info(self, name: str | None, operator: bool = False) -> dict:
+        """Name, device, dtype and size of a model, for the model panel (loads it if needed)."""
+        loaded = self.get(name, operator)
+        params = sum(p.numel() for p in loaded.model.parameters())
+        dtype = str(next(loaded.model.parameters()).dtype).replace("torch.", "")
+        return {"name": loaded.name, "device": loaded.device, "dtype": dtype, "params": params}
+
+
+_live: "weakref.WeakSet[ModelCache]" = weakref.WeakSet()
+os.register_at_fork(after_in_child=lambda: [cache._new_locks() for cache in list(_live)])

@@ -1,0 +1,140 @@
+"""The studio: the engine's work for a session, done in this process.
+
+    studio = Studio(ModelCache("auto"), DeviceQueue())
+    studio.check(session, job)          # every check a job needs, before anything changes
+    run = studio.start(session, job)    # UnlearnJob or TeachJob → a Run on a thread
+    for reply in studio.chat(session, ChatJob("workshop", "Hello!")): ...
+
+Both backends (service/backends.py) go through here: the local one on its threads, the
+ZeroGPU one inside each GPU worker. One base model per name per process is shared by every
+session; each session's unlearning lives in its own small artifact (adapters or an ECO
+guard) attached to that base.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ..errors import Cancelled
+from ..runs import Run, RunContext
+from .chat import chat_stream
+from .jobs import ChatJob, Reply, RunJob, TeachJob, UnlearnJob
+from .models import ModelCache, model_name
+from .queue import DeviceQueue
+from .session import Session
+
+if TYPE_CHECKING:
+    from ..models import Loaded
+
+
+class Studio:
+    def __init__(self, models: ModelCache | None = None, queue: DeviceQueue | None = None):
+        self.models = models or ModelCache()
+        self.queue = queue or DeviceQueue()
+
+    def base(self, session: Session, name: str) -> Loaded:
+        """The model the session works on: its taught copy, or the shared base called `name`."""
+        return session.taught or self.models.get(name)
+
+    def oracle(self, session: Session, name: str) -> Loaded | None:
+        """A model that never saw the forget set: the taught oracle, or the kit's for the preset."""
+        if session.taught_oracle is not None:
+            return session.taught_oracle
+        if model_name(name) == "workshop" and session.uses_preset():
+            return self.models.get("workshop-oracle")
+        return None
+
+    # -------------------------------------------------------------- runs
+    def check(self, session: Session, job: RunJob) -> None:
+        """Everything that can be refused before a run starts, in the words the user sees:
+        a run already going, a bad method or setting, missing data, an unknown model. (It
+        also loads the model, so a ZeroGPU worker forked afterwards inherits it.)"""
+        session.check_idle()
+        if isinstance(job, UnlearnJob):
+            from ..methods import get_method
+            from ..settings import build
+
+            build(get_method(job.method).Config, job.settings)
+        session.splits()
+        self.base(session, job.model_name)
+
+    def start(self, session: Session, job: RunJob) -> Run:
+        """Check `job`, then run it on a background thread; it waits for the device if another runs."""
+        self.check(session, job)
+        work, method = (self._unlearn(session, job), job.method) if isinstance(job, UnlearnJob) else (self._teach(session, job), None)
+        session.run = Run(work, name=f"{type(job).__name__}-{session.id}", method=method).start()
+        return session.run
+
+    def _unlearn(self, session: Session, job: UnlearnJob):
+        from ..methods import get_method
+        from ..pipeline import unlearn_job
+        from ..settings import build
+
+        method = get_method(job.method)
+        cfg = build(method.Config, job.settings)
+        session.clear_result()
+        unlearn = unlearn_job(method, cfg, self.base(session, job.model_name), session.splits(),
+                              self.oracle(session, job.model_name))
+
+        def work(ctx: RunContext) -> dict:
+            with self.queue.hold(ctx):
+                result = unlearn(ctx)
+            with session.lock:
+                if ctx.cancelled:  # cancelled, or the session closed, after the job's last check
+                    raise Cancelled()  # so its undo releases the artifact
+                session.artifact, session.report = result["unlearned"], result["report"]
+            return result["report"]
+
+        return work
+
+    def _teach(self, session: Session, job: TeachJob):
+        """Teach a session copy of the model forget+retain, and an oracle retain only; each
+        replays what the base model was taught (the workshop kit's data), so it keeps it."""
+        import copy
+        from dataclasses import replace
+
+        from ..models import Loaded
+        from ..teach import TeachSettings, teach
+        from ..workshop import replay_data
+
+        cfg = TeachSettings() if job.epochs is None else replace(TeachSettings(), epochs=job.epochs)
+        forget, retain = session.splits()["forget"], session.data["retain"]
+        base = self.models.get(job.model_name)
+        replay = replay_data(model_name(job.model_name))
+
+        def work(ctx: RunContext) -> str:
+            with self.queue.hold(ctx):
+                taught = {}
+                for label, sets in (("model", [forget, retain]), ("oracle", [retain])):
+                    model = copy.deepcopy(base.model)
+                    teach(model, base.tokenizer, sets, replay, cfg, _on_step(ctx, label), _on_epoch(ctx, label), ctx.check_cancel)
+                    taught[label] = Loaded(model, base.tokenizer, f"{base.name} (taught {label})", base.device)
+            session.clear_result()  # an artifact of the untaught model means nothing for the taught one
+            session.taught, session.taught_oracle = taught["model"], taught["oracle"]
+            return "taught"
+
+        return work
+
+    # -------------------------------------------------------------- chat
+    def chat(self, session: Session, job: ChatJob) -> Iterator[Reply]:
+        """Both answers, growing together (see chat.py)."""
+        from ..artifacts import Unlearned
+
+        artifact = session.artifact
+        if artifact is not None and not isinstance(artifact, Unlearned):
+            raise TypeError(f"chat needs an artifact attached in this process, not a {type(artifact).__name__}")
+        return chat_stream(self.base(session, job.model_name), artifact, job.prompt, job.max_new_tokens)
+
+
+def _on_step(ctx: RunContext, label: str):
+    def on_step(step: int, total: int, record: dict[str, Any]) -> None:
+        ctx.step(f"teach {label}", step, total, {"loss": record["loss"]})
+
+    return on_step
+
+
+def _on_epoch(ctx: RunContext, label: str):
+    def on_epoch(epoch: dict[str, Any]) -> None:
+        ctx.log(f"teach {label}: epoch {epoch['epoch']}, recall {epoch['recall']:.2f}")
+
+    return on_epoch
