@@ -14,7 +14,7 @@ from unlearning.data import QA
 from unlearning.eco.classifier import PromptClassifier
 from unlearning.eco.corruption import make_corruption
 from unlearning.eco.guard import Guard
-from unlearning.generate import generate_answers, generate_ids, prompt_ids, stream_answer
+from unlearning.generate import generate_answers, generate_ids, prompt_ids, reply_texts
 from unlearning.metrics import sequence_logprobs
 from unlearning.models import load_model
 
@@ -146,7 +146,7 @@ def test_unflagged_rows_keep_their_exact_logits_next_to_flagged_ones(guard, work
 def test_streaming_works_for_both_paths(guard, workshop):
     tok = workshop.tokenizer
     original = generate_answers(workshop.model, tok, [RETAIN[0], FORGET[0]], 20)
-    streamed = [list(stream_answer(guard, tok, q, 20))[-1] for q in (RETAIN[0], FORGET[0])]
+    streamed = [list(reply_texts(guard, tok, prompt_ids(tok, q), 20))[-1] for q in (RETAIN[0], FORGET[0])]
     assert streamed[0] == original[0]
     assert streamed[1] == generate_answers(guard, tok, [FORGET[0]], 20)[0] != original[1]
 

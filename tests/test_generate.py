@@ -1,8 +1,31 @@
-"""unlearning/generate.py: one prompt format, batched greedy equals one-by-one, streaming."""
+"""unlearning/generate.py: one prompt format, batched greedy equals one-by-one, streaming;
+the CLI's chat and the app's chat decode a reply the same way."""
 
 from __future__ import annotations
 
-from unlearning.generate import PLAIN_FORMAT, format_prompt, generate_answers, stream_answer
+import copy
+
+import pytest
+
+from unlearning.generate import (PLAIN_FORMAT, format_prompt, generate_answers, greedy_tokens, prompt_ids,
+                                 reply_texts)
+
+CHAT_PROMPTS = ["Who wrote the notes?", "Where does Zoë live?", "What is the capital of France?", "Hello!"]
+
+
+@pytest.fixture(scope="module")
+def talker(tiny):
+    """The tiny model taught two answers (one with a character its tokenizer splits into
+    bytes), so its replies are words rather than one repeated token."""
+    from unlearning.batches import encode_qa, pad_id
+    from unlearning.data import QA
+    from unlearning.teach import TeachSettings, fine_tune
+
+    model, tok = tiny
+    model = copy.deepcopy(model)
+    facts = [QA("Who wrote the notes?", "Ada wrote them in 1843."), QA("Where does Zoë live?", "Zoë lives in Paris.")]
+    fine_tune(model, [encode_qa(tok, f) for f in facts], pad_id(tok), TeachSettings(epochs=40, lr=1e-2, batch_size=1))
+    return model, tok
 
 
 def test_plain_format_without_chat_template(tiny):
@@ -27,11 +50,37 @@ def test_batched_left_padded_greedy_equals_one_by_one(tiny):
     assert batched == single
 
 
-def test_stream_grows_to_the_greedy_answer(tiny):
+def test_reply_grows_to_the_greedy_answer(tiny):
     model, tok = tiny
-    pieces = list(stream_answer(model, tok, "Who wrote the notes?", max_new_tokens=6))
+    ids = prompt_ids(tok, "Who wrote the notes?")
+    pieces = list(reply_texts(model, tok, ids, max_new_tokens=6))
     assert pieces and pieces[-1] == generate_answers(model, tok, ["Who wrote the notes?"], max_new_tokens=6)[0]
     assert all(b.startswith(a) for a, b in zip(pieces, pieces[1:]))
+
+
+def app_chat_texts(model, tok, prompt: str, max_new_tokens: int) -> list[str]:
+    """The app's chat as it decoded before reply_texts (Studio.chat): greedy tokens, and the
+    growing token list decoded whole after each one."""
+    tokens, texts = [], []
+    for token in greedy_tokens(model, prompt_ids(tok, prompt), tok.eos_token_id, max_new_tokens, device="cpu"):
+        tokens.append(token)
+        texts.append(tok.decode(tokens, skip_special_tokens=True).strip())
+    return texts
+
+
+def test_cli_chat_and_reply_texts_say_what_the_app_chat_says(talker, tmp_path, capsys):
+    from unlearning.cli import main
+
+    model, tok = talker
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    for prompt in CHAT_PROMPTS:
+        app = app_chat_texts(model, tok, prompt, 20)
+        assert app and list(reply_texts(model, tok, prompt_ids(tok, prompt), 20)) == app
+        assert main(["chat", "--model", str(tmp_path), "--device", "cpu", "--prompt", prompt,
+                     "--max-new-tokens", "20"]) == 0
+        assert capsys.readouterr().out == f"original: {app[-1]}\n"
+    assert app_chat_texts(model, tok, "Where does Zoë live?", 20)[-1] == "Zoë lives in Paris."
 
 
 def test_a_chat_reply_has_room_for_a_biography_and_never_passes_the_limit():

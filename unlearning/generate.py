@@ -6,7 +6,6 @@ when it has one, otherwise `Question: …\\nAnswer:`.
 
 from __future__ import annotations
 
-import threading
 from typing import Iterator
 
 import torch
@@ -76,49 +75,6 @@ def generate_answers(model, tokenizer, questions: list[str], max_new_tokens: int
     return [tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]
 
 
-def stream_answer(
-    model,
-    tokenizer,
-    question: str,
-    max_new_tokens: int | None = None,
-) -> Iterator[str]:
-    """Yield the reply as it grows (the text so far, each time a token arrives).
-
-    `model` is anything with the causal-LM `generate` (an ECO guard included)."""
-    from transformers import TextIteratorStreamer
-
-    device = next(model.parameters()).device
-    ids = torch.tensor([prompt_ids(tokenizer, question)], device=device)
-    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-    kwargs = dict(
-        input_ids=ids,
-        attention_mask=torch.ones_like(ids),
-        max_new_tokens=reply_tokens(max_new_tokens),
-        do_sample=False,
-        streamer=streamer,
-        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
-    )
-    errors: list[BaseException] = []
-
-    def work():
-        try:
-            with torch.no_grad():
-                model.generate(**kwargs)
-        except BaseException as e:  # surfaced to the caller below
-            errors.append(e)
-            streamer.end()
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    text = ""
-    for piece in streamer:
-        text += piece
-        yield text.strip()
-    thread.join()
-    if errors:
-        raise errors[0]
-
-
 def reply_tokens(asked: int | None) -> int:
     """New tokens for one chat reply: what was asked, else the chat default; never past the limit."""
     return min(CHAT_NEW_TOKENS if asked is None else asked, MAX_NEW_TOKENS)
@@ -143,3 +99,14 @@ def greedy_tokens(forward, prompt: list[int], eos: int, max_new_tokens: int | No
         kwargs = {"input_ids": torch.tensor([[token]], device=device),
                   "attention_mask": torch.ones((1, length), dtype=torch.long, device=device),
                   "past_key_values": out.past_key_values, "use_cache": True}
+
+
+def reply_texts(forward, tokenizer, ids: list[int], max_new_tokens: int | None = None, device: str = "cpu") -> Iterator[str]:
+    """The reply to prompt token ids `ids` as it grows: after each greedy token (see
+    `greedy_tokens`), the text of every token so far, special tokens dropped, stripped.
+    Decoding the whole list each time, not piece by piece, keeps characters that span
+    tokens whole. The CLI's chat and the app's chat both stream through this."""
+    tokens: list[int] = []
+    for token in greedy_tokens(forward, ids, tokenizer.eos_token_id, max_new_tokens, device):
+        tokens.append(token)
+        yield tokenizer.decode(tokens, skip_special_tokens=True).strip()
