@@ -4,42 +4,31 @@ from __future__ import annotations
 
 import gradio as gr
 
-from unlearning.methods import all_methods, get_method
-from unlearning.settings import describe
-
-LABELS = {
-    "eco": "ECO prompts (no training)",
-    "ihl-fila": "IHL + FILA (LoRA training)",
-    "ihl": "baseline: IHL, random-init LoRA",
-    "gd": "baseline: gradient difference",
-    "ga": "baseline: gradient ascent",
-    "gd-fila": "baseline: GD + FILA",
-}
+from unlearning.service import catalog
 
 
 # ------------------------------------------------------------------ pure helpers
 def method_choices() -> list[tuple[str, str]]:
-    names = [m.name for m in all_methods()]
-    ordered = [n for n in LABELS if n in names] + [n for n in names if n not in LABELS]
-    return [(LABELS.get(n, n), n) for n in ordered]
+    """(label, name) of every registered method, in the methods' own menu order."""
+    return [(m.label, m.name) for m in catalog.methods()]
 
 
 def setting_specs() -> dict[str, dict]:
     """Every user-facing setting across methods, by name (same name, same meaning)."""
     specs: dict[str, dict] = {}
-    for m in all_methods():
-        for spec in describe(m.Config):
+    for m in catalog.methods():
+        for spec in m.settings:
             specs.setdefault(spec["name"], spec)
     return specs
 
 
 def fields_of(method: str) -> set[str]:
-    return {s["name"] for s in describe(get_method(method).Config)}
+    return catalog.method(method).setting_names
 
 
 def explain(method: str) -> str:
-    m = get_method(method)
-    return f"**{LABELS.get(method, method)}** — {m.summary}"
+    m = catalog.method(method)
+    return f"**{m.label}** — {m.summary}"
 
 
 def collect(method: str, names: list[str], values: list) -> dict:
@@ -65,7 +54,7 @@ def _control(spec: dict):
 def render() -> dict:
     gr.Markdown("## 3. Method")
     choices = method_choices()
-    default = "ihl-fila" if any(v == "ihl-fila" for _, v in choices) else (choices[0][1] if choices else None)
+    default = getattr(catalog.default_method(), "name", None)
     method = gr.Radio(choices, value=default, label="Method", elem_id="method")
     about = gr.Markdown(explain(default) if default else "No methods are registered.", elem_id="method-about")
     specs = setting_specs()
