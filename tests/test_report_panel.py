@@ -1,0 +1,72 @@
+"""The report panel renders whatever report it is given: every optional part absent, None or
+of the wrong type, and the two crashes of issue 11 (ECO's recall None; a probe's FPR None)."""
+
+from __future__ import annotations
+
+import pytest
+
+from components import report_panel
+from tests.reports import ECO, LORA, keys, without
+
+
+def render(report) -> str:
+    """Everything the panel shows of a report (what `show` returns, joined)."""
+    return report_panel.report_html(report) + report_panel.cost_line(report)
+
+
+@pytest.mark.parametrize("source", [ECO, LORA], ids=["eco", "lora"])
+@pytest.mark.parametrize("replacement", [..., None, "wrong", {"a": 1}], ids=["missing", "None", "str", "dict"])
+def test_a_report_renders_with_any_part_missing_or_malformed(source, replacement):
+    for key in keys(source):
+        text = render(without(source, key, replacement))
+        assert "<script" not in text and 'id="report-table"' in text, key
+
+
+@pytest.mark.parametrize("report", [None, {}], ids=["None", "empty"])
+def test_no_report_yet(report):
+    assert "No report yet" in report_panel.report_html(report) and report_panel.cost_line(report) == ""
+
+
+def test_an_eco_run_on_a_one_question_forget_file():
+    """Too few forget prompts to cross-validate: recall and FPR are None (issue 11, crash 1)."""
+    report = without(without(ECO, "eco.classifier_recall", None), "eco.classifier_fpr", None)
+    text = report_panel.report_html(report)
+    assert "<td>classifier recall (k-fold, forget prompts)</td><td>—</td>" in text
+    assert "<td>false-positive rate (k-fold, benign prompts)</td><td>—</td>" in text
+
+
+def test_a_probe_no_retain_prompt_takes_has_no_fpr():
+    """Forget data with a subject, retain data without: the rewrite has no FPR (issue 11, crash 2)."""
+    text = report_panel.report_html(ECO)
+    assert "<tr><td>subject_swap</td><td>0.90</td><td>—</td><td>Who is Y?</td></tr>" in text
+    assert "&lt;b&gt;Who&lt;/b&gt;" in text and "<b>Who</b>" not in text  # every value escaped
+
+
+def test_an_every_key_absent_report_shows_dashes():
+    text = render({"method": None, "before": {"forget.rougeL": None}})
+    assert "<td>forget.rougeL</td><td>↓ (to oracle)</td><td>—</td><td>—</td><td>—</td>" in text
+    assert "— steps, — s in all (— s unlearning), peak memory — MB, — trainable parameters." in text
+
+
+def test_the_eco_block_and_the_lora_block():
+    eco = report_panel.report_html(ECO)
+    assert 'id="eco-block"' in eco and 'id="eco-robustness"' in eco and "0.980" in eco and "↓ (target ≤ 0.01)" in eco
+    lora = report_panel.report_html(LORA)
+    assert 'id="lora-block"' in lora and "12.0%" in lora and "eco-robustness" not in lora
+    assert "12,288 trainable parameters" in report_panel.cost_line(LORA)
+
+
+def test_block_values_and_ids_are_escaped():
+    from unlearning.service.catalog import Block, Line, Table
+
+    block = Block("<i>t</i>", (Line("<l>", "<v>", "<b>"),), Table(("<h>",), (("<c>",),), id='x" onclick="y'), id="<id>")
+    text = report_panel.block_html(block)
+    assert "<i>" not in text and "<l>" not in text and "<v>" not in text and "<c>" not in text and "<h>" not in text
+    assert 'onclick="y' not in text and "&lt;id&gt;" in text
+
+
+@pytest.mark.parametrize("value, spec, shown", [(None, "", "—"), (float("nan"), ".3f", "—"), (0.12345, "", "0.1235"),
+                                                (12345.6, "", "1.235e+04"), (3, "", "3"), (0.5, ".1%", "50.0%"),
+                                                ("text", ".3f", "text"), (True, "", "True"), (7, "bad", "7")])
+def test_fmt(value, spec, shown):
+    assert report_panel.fmt(value, spec) == shown
