@@ -8,72 +8,97 @@ import math
 import gradio as gr
 
 from unlearning.errors import UserError
-from unlearning.metrics import METRIC_INFO
+from unlearning.service import catalog
 from unlearning.studio import SessionState, Studio
 
-SPLIT_ORDER = ("forget", "retain", "holdout", "general")
-HEADLINE = ("forget_quality", "model_utility", "mia_auc")
-
-
 # ------------------------------------------------------------------ pure helpers
-def rows(report: dict) -> list[list[str]]:
-    """[metric, better, before, after, oracle] per metric, headline metrics first."""
-    keys = set()
-    for col in ("before", "after", "oracle"):
-        keys |= set((report.get(col) or {}).keys())
-    order = [k for k in HEADLINE if k in keys]
-    order += sorted((k for k in keys if k not in HEADLINE), key=lambda k: (_split_rank(k), k))
-    return [[k, METRIC_INFO.get(k.split(".")[-1], ("", ""))[0], *(_fmt((report.get(c) or {}).get(k)) for c in ("before", "after", "oracle"))]
-            for k in order]
+def _view(report) -> catalog.ReportView:
+    """The view of a report dict (or None); a view already made is taken as it is."""
+    return report if isinstance(report, catalog.ReportView) else catalog.report_view(report)
 
 
-def _split_rank(key: str) -> int:
-    split = key.split(".")[0]
-    return SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER)
+def _esc(value) -> str:
+    return html.escape(str(value), quote=True)
 
 
-def _fmt(value) -> str:
+def fmt(value, spec: str = "") -> str:
+    """A value as text: None or NaN as "—", a number by `spec` (else 4 decimals), anything else as str."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    return f"{value:.4f}" if abs(value) < 1000 else f"{value:.4g}"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if spec:
+            try:
+                return format(value, spec)
+            except ValueError:  # a spec for another kind of number: fall back to ours
+                pass
+        if isinstance(value, int):
+            return str(value)
+        return f"{value:.4f}" if abs(value) < 1000 else f"{value:.4g}"
+    return str(value)
 
 
-def table_html(report: dict | None) -> str:
-    if not report:
+def _id(elem_id: str) -> str:
+    return f' id="{_esc(elem_id)}"' if elem_id else ""
+
+
+def rows(report) -> list[list[str]]:
+    """[metric, better, before, after, oracle] per metric, headline metrics first."""
+    return [[r.metric, r.better, fmt(r.before), fmt(r.after), fmt(r.oracle)] for r in _view(report).rows]
+
+
+def table_html(report) -> str:
+    view = _view(report)
+    if view.empty:
         return "<p>No report yet: run a method.</p>"
     head = "<tr><th>metric</th><th>better</th><th>before</th><th>after</th><th>oracle</th></tr>"
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows(report))
+    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in r) + "</tr>" for r in rows(view))
     return f'<table class="us-report" id="report-table">{head}{body}</table>'
 
 
-def cost_line(report: dict | None) -> str:
-    if not report:
-        return ""
-    return (f"**{html.escape(report['method'])}** on <code>{html.escape(report['model'])}</code> ({report['device']}): "
-            f"{report.get('steps', 0)} steps, {report.get('wall_s', 0):.1f} s in all "
-            f"({report.get('method_wall_s', 0):.1f} s unlearning), peak memory {report.get('peak_mem_mb', 0):.0f} MB, "
-            f"{report.get('trainable_params', 0):,} trainable parameters.")
+def headline_html(report) -> str:
+    """The key metrics in one line: before → after, and the oracle's value to aim for."""
+    parts = [f"<b>{_esc(r.metric)}</b> {_esc(r.better)}: {fmt(r.before)} → {fmt(r.after)} (oracle {fmt(r.oracle)})"
+             for r in _view(report).headline]
+    return f'<p class="us-headline" id="report-headline">{" · ".join(parts)}</p>' if parts else ""
 
 
-def eco_html(report: dict | None) -> str:
-    """ECO's classifier figures and its robustness probe (the method's known weak spot)."""
-    eco = (report or {}).get("eco")
-    if not eco:
+def block_html(block: catalog.Block) -> str:
+    """A method's block, drawn without knowing the method: its lines (label, value, which way
+    is better) and its table."""
+    out = f"<p><b>{_esc(block.title)}</b></p>"
+    if block.lines:
+        out += '<table class="us-report us-lines">' + "".join(
+            f"<tr><td>{_esc(ln.label)}</td><td>{_esc(fmt(ln.value, ln.fmt))}</td><td>{_esc(ln.better)}</td></tr>"
+            for ln in block.lines) + "</table>"
+    t = block.table
+    if t is not None:
+        head = "".join(f"<th>{_esc(h)}</th>" for h in t.headers)
+        body = "".join("<tr>" + "".join(f"<td>{_esc(fmt(c, t.fmt))}</td>" for c in row) + "</tr>" for row in t.rows)
+        out += f'<table class="us-report"{_id(t.id)}><tr>{head}</tr>{body}</table>'
+    return f'<div class="us-block"{_id(block.id)}>{out}</div>'
+
+
+def report_html(report) -> str:
+    """The panel's body: the key metrics, every metric, then the method's own blocks."""
+    view = _view(report)
+    return headline_html(view) + table_html(view) + "".join(block_html(b) for b in view.blocks)
+
+
+def cost_line(report) -> str:
+    view = _view(report)
+    if view.empty:
         return ""
-    head = (f"<p><b>ECO classifier</b>: recall {eco['classifier_recall']:.3f} ↑ (k-fold, forget prompts), "
-            f"false-positive rate {eco['classifier_fpr']:.4f} ↓ (target ≤ {eco.get('alpha', 0.01)}), threshold "
-            f"{eco['threshold']:.3f}; corruption {html.escape(str(eco['corruption']))} at strength {eco['strength']:.3g}.</p>")
-    probe = eco.get("robustness") or {}
-    rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{r['recall']:.2f}</td><td>{r.get('fpr', 0):.2f}</td>"
-                   f"<td>{html.escape(str(r.get('example', '')))}</td></tr>" for name, r in probe.items())
-    table = (f'<table class="us-report" id="eco-robustness"><tr><th>rewrite of forget prompts</th><th>recall ↑</th>'
-             f"<th>FPR ↓</th><th>example</th></tr>{rows}</table>") if rows else ""
-    return head + table
+    c = view.cost
+    params = f"{c.trainable_params:,}" if c.trainable_params is not None else "—"
+    return (f"**{_esc(fmt(c.method))}** on <code>{_esc(fmt(c.model))}</code> ({_esc(fmt(c.device))}): "
+            f"{fmt(c.steps)} steps, {fmt(c.wall_s, '.1f')} s in all ({fmt(c.method_wall_s, '.1f')} s unlearning), "
+            f"peak memory {fmt(c.peak_mem_mb, '.0f')} MB, {params} trainable parameters.")
 
 
 # ------------------------------------------------------------------ handlers
 def show(session: SessionState):
-    return table_html(session.report) + eco_html(session.report), cost_line(session.report)
+    view = catalog.report_view(session.report)
+    return report_html(view), cost_line(view)
 
 
 def downloader(studio: Studio):

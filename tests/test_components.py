@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+
 from components import chat_panel, data_panel, method_panel, report_panel, run_panel
 from unlearning.data import QA, Dataset
 from unlearning.runs import Event
+from unlearning.service import catalog
 from unlearning.studio import SessionState, Studio
 
 
@@ -60,15 +64,36 @@ def test_method_settings_are_collected_per_method():
     assert "rank" not in eco and set(eco) <= method_panel.fields_of("eco")
     assert "rank" in method_panel.collect("ihl-fila", names, values)
     assert method_panel.method_choices()[0][1] in ("eco", "ihl-fila")
+    assert ("IHL + FILA (LoRA training)", "ihl-fila") in method_panel.method_choices()  # the browser tests pick it
+    assert method_panel.explain("eco").startswith("**ECO prompts (no training)** — ")
 
 
-def test_eco_block_shows_classifier_and_robustness():
-    report = {"eco": {"classifier_recall": 1.0, "classifier_fpr": 0.002, "threshold": 0.14, "alpha": 0.01,
-                      "corruption": "rand_noise_first_n", "strength": 46.4,
-                      "robustness": {"paraphrase": {"recall": 1.0, "fpr": 0.0, "example": "<b>x</b>"}}}}
-    text = report_panel.eco_html(report)
-    assert "recall 1.000" in text and "paraphrase" in text and "&lt;b&gt;" in text
-    assert report_panel.eco_html({"before": {}}) == ""
+def test_plot_specs_drive_the_points():
+    """ECO's search is drawn against the strength with its target; a spec's hidden values are
+    not drawn; a series no spec names shows every value per step."""
+    eco = catalog.method("eco").plots
+    events = [Event("step", series="search", step=1, values={"strength": 0.5, "metric": 0.9, "target": 0.2}),
+              Event("step", series="search", step=2, values={"strength": 2.0, "metric": 0.4, "target": 0.2}),
+              Event("step", series="classifier", step=1, values={"loss": 0.7})]
+    points = run_panel.series_points(events, eco)
+    assert points["search"] == {"metric": ([0.5, 2.0], [0.9, 0.4]), "target": ([0.5, 2.0], [0.2, 0.2])}
+    assert points["classifier"] == {"loss": ([1], [0.7])}
+    fig = run_panel.figure(events, eco)
+    assert fig.layout.xaxis.title.text == "strength" and fig.layout.xaxis2.title.text == "step"
+    assert fig.layout.annotations[0].text == "ECO strength search (metric vs target)"
+    assert {t.mode for t in fig.data if t.name.startswith("search")} == {"markers"}
+    own = (catalog.Plot("train", "by lr", x="lr", hidden=("total",)),)
+    train = [Event("step", series="train", step=1, values={"total": 2.0, "lr": 0.1, "forget_ga": 1.0})]
+    assert run_panel.series_points(train, own) == {"train": {"forget_ga": ([0.1], [1.0])}}
+    teach = [Event("step", series="teach forget", step=3, values={"loss": 1.0})]
+    assert run_panel.series_points(teach, own) == {"teach forget": {"loss": ([3], [1.0])}}
+
+
+def test_the_panels_name_no_series_and_reach_the_engine_through_the_catalog():
+    helpers = inspect.getsource(run_panel).split("# " + "-" * 66 + " handlers")[0]
+    assert all(f'"{p.series}"' not in helpers for p in catalog.plots())
+    for panel in (method_panel, report_panel, run_panel):
+        assert not re.search(r"unlearning\.(methods|settings|metrics)\b", inspect.getsource(panel)), panel.__name__
 
 
 def test_the_preset_suggests_reworded_questions_biographies_and_small_talk():
