@@ -41,9 +41,6 @@ class TeachSettings:
     seed: int = setting(0, "seed of the batch order and the measured sample")
 
 
-TeachConfig = TeachSettings  # the old name, until studio.py's lazy import of it goes (issue 11)
-
-
 def lr_at(step: int, total: int, warmup_steps: int) -> float:
     """Multiplier of the base learning rate: linear warm-up, then cosine decay to 10%."""
     if step < warmup_steps:
