@@ -11,6 +11,7 @@ from unlearning.errors import UserError
 from unlearning.service import catalog
 from unlearning.studio import SessionState, Studio
 
+
 # ------------------------------------------------------------------ pure helpers
 def _view(report) -> catalog.ReportView:
     """The view of a report dict (or None); a view already made is taken as it is."""
