@@ -28,6 +28,7 @@ MAX_WAITING_RUNS = 4  # runs queued behind those; one more is told "the queue is
 # -- the web app
 APP_CONCURRENCY = 8  # requests the app serves at once (chat, uploads, polling)
 APP_QUEUE_SIZE = 64  # requests waiting beyond those; more get "the queue is full"
+MODEL_LOAD_SECONDS = 300  # a request waits this long for a model to load (it goes on loading after)
 MAX_VISITOR_MODELS = 2  # hub models named by visitors kept loaded at once; one more evicts the least recently used
 SESSION_HOURS = 6  # a session's data, runs and artifacts are deleted after this (or when its tab closes)
 
@@ -52,6 +53,7 @@ def describe() -> list[tuple[str, str]]:
         ("time of one run on the device", f"{MAX_RUN_SECONDS // 60} minutes"),
         ("runs on the device at once", f"{DEVICE_RUNS}"),
         ("runs waiting for the device", f"{MAX_WAITING_RUNS}"),
+        ("time a request waits for a model to load", f"{MODEL_LOAD_SECONDS // 60} minutes"),
         ("models named by visitors kept loaded at once", f"{MAX_VISITOR_MODELS}"),
         ("app requests served at once / waiting", f"{APP_CONCURRENCY} / {APP_QUEUE_SIZE}"),
         ("a browser session's data is deleted", f"when its tab closes, or after {SESSION_HOURS} hours"),

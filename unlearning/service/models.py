@@ -4,8 +4,9 @@
     base = models.get("workshop")                  # loaded once, then shared
     models.get("owner/model", operator=False)      # a visitor's name: a hub id or an alias
 
-Each name loads under its own lock, so a slow download of one model never makes another
-session wait for a model that is already here. Models a visitor named (anything but the
+Each name loads on its own thread, so a slow download of one model never makes another
+session wait for a model that is already here; whoever waits for it longer than
+`limits.MODEL_LOAD_SECONDS` gets one sentence, and the load goes on for the next request. Models a visitor named (anything but the
 operator's own and the workshop aliases) are kept up to `limits.MAX_VISITOR_MODELS`; loading
 one more evicts the least recently used of them.
 """
@@ -16,9 +17,10 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .. import limits
+from ..errors import UserError
 
 if TYPE_CHECKING:
     from ..models import Loaded
@@ -45,7 +47,7 @@ class ModelCache:
         """Fresh locks; also in a forked GPU worker, where one held by another thread at the
         fork would stay held forever (service/worker.py)."""
         self._lock = threading.Lock()  # guards the dicts only, never held during a load
-        self._loading: dict[str, threading.Lock] = {}
+        self._loading: dict[str, _Load] = {}
 
     def get(self, name: str | None, operator: bool = False) -> Loaded:
         """The shared base model called `name`. A visitor's name must be a hub id or an alias
@@ -62,17 +64,19 @@ class ModelCache:
             if name in self._loaded:
                 self._loaded.move_to_end(name)
                 return self._loaded[name]
-            loading = self._loading.setdefault(name, threading.Lock())
-        with loading:  # one load per name; other names go on meanwhile
-            with self._lock:
-                if name in self._loaded:
-                    return self._loaded[name]
-            loaded = load_model(name, self.device, self.trust_remote_code)
-            with self._lock:
+            load = self._loading.get(name)
+            if load is None:  # the first to ask starts the load; later askers wait for the same one
+                load = self._loading[name] = _Load(name, lambda: load_model(name, self.device, self.trust_remote_code))
+                load.on_done = lambda loaded: self._keep(name, loaded)
+                load.start()
+        return load.result(limits.MODEL_LOAD_SECONDS)
+
+    def _keep(self, name: str, loaded: Loaded | None) -> None:
+        with self._lock:
+            self._loading.pop(name, None)
+            if loaded is not None:
                 self._loaded[name] = loaded
                 self._evict()
-                self._loading.pop(name, None)
-            return loaded
 
     def _evict(self) -> None:
         visitors = [n for n in self._loaded if n not in self._pinned]
@@ -93,3 +97,34 @@ class ModelCache:
 
 _live: "weakref.WeakSet[ModelCache]" = weakref.WeakSet()
 os.register_at_fork(after_in_child=lambda: [cache._new_locks() for cache in list(_live)])
+
+
+class _Load:
+    """One model loading on its own thread; any number of requests wait for its result."""
+
+    def __init__(self, name: str, load: Callable[[], Loaded]):
+        self.name, self._load = name, load
+        self.on_done: Callable[[Loaded | None], None] = lambda loaded: None
+        self._done = threading.Event()
+        self._loaded: Loaded | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        threading.Thread(target=self._main, name=f"load {self.name}", daemon=True).start()
+
+    def _main(self) -> None:
+        try:
+            self._loaded = self._load()
+        except BaseException as e:  # handed to every waiting request
+            self._error = e
+        self.on_done(self._loaded)
+        self._done.set()
+
+    def result(self, timeout: float) -> Loaded:
+        if not self._done.wait(timeout):
+            raise UserError(f"Model '{self.name}' is still loading after {timeout:.0f} s (a large download, or a "
+                            "slow network); try again in a few minutes.")
+        if self._error is not None:
+            raise self._error
+        assert self._loaded is not None
+        return self._loaded
