@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..report import Block, Line, Plot, Report, Table
+from ..settings import describe
 
 __all__ = ["Block", "Cost", "Line", "MethodInfo", "MetricRow", "Plot", "Report", "ReportView", "Table", "UserError",
            "better", "default_method", "method", "methods", "plots", "report_view"]
@@ -39,8 +40,6 @@ class MethodInfo:
 
 
 def _info(cls: type) -> MethodInfo:
-    from ..settings import describe
-
     return MethodInfo(cls.name, cls.label or cls.name, cls.order, cls.summary, tuple(describe(cls.Config)),
                       tuple(cls.plots), bool(getattr(cls, "default", False)))
 
