@@ -18,7 +18,7 @@ from pathlib import Path
 import gradio as gr
 
 from components import chat_panel, data_panel, method_panel, model_panel, report_panel, run_panel
-from unlearning.service import Backend, ModelCache, Session, Studio, choose_backend, limits, zero_gpu
+from unlearning.service import Backend, ModelCache, Session, Studio, choose_backend, limits
 
 CSS = (Path(__file__).parent / "assets" / "studio.css").read_text(encoding="utf-8")
 INTRO = """# Unlearning Studio
@@ -62,12 +62,12 @@ def _end_session(request: gr.Request) -> None:
 
 
 def main() -> None:
-    zero_gpu()  # on ZeroGPU this imports `spaces`, which must patch torch before a model loads
     models = ModelCache(device=os.environ.get("UNLEARNING_DEVICE", "auto"),
                         trust_remote_code=os.environ.get("UNLEARNING_TRUST_REMOTE_CODE") == "1",
                         local_models=os.environ.get("UNLEARNING_LOCAL_MODELS") == "1")
+    backend = choose_backend(Studio(models))  # first: on ZeroGPU it imports `spaces`, which must patch torch before a model loads
     models.get(os.environ.get("UNLEARNING_MODEL", "workshop"), operator=True)  # load before serving
-    demo = build(choose_backend(Studio(models)))
+    demo = build(backend)
     demo.queue(default_concurrency_limit=limits.APP_CONCURRENCY, max_size=limits.APP_QUEUE_SIZE)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), css=CSS,

@@ -1,0 +1,66 @@
+"""The layers' rules, checked on the source: the UI reaches the engine only through
+unlearning.service and never imports torch; the engine never imports gradio; the panels have
+no branch on whether ZeroGPU is in use; no module is over 400 lines."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+UI = [ROOT / "app.py", *sorted((ROOT / "components").glob("*.py"))]
+ENGINE = sorted((ROOT / "unlearning").rglob("*.py"))
+MAX_LINES = 400
+
+
+def imported_modules(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.append(node.module)
+    return out
+
+
+def test_the_ui_reaches_the_engine_only_through_the_service_layer():
+    for path in UI:
+        for module in imported_modules(path):
+            assert module.split(".")[0] != "torch", f"{path.name} imports {module}"
+            if module.split(".")[0] == "unlearning":
+                assert module == "unlearning.service" or module.startswith("unlearning.service."), f"{path.name} imports {module}"
+
+
+def test_the_ui_imports_without_torch():
+    """With torch made unimportable, the app and every panel still import (the engine loads
+    torch only when a model is needed)."""
+    code = "import sys; sys.modules['torch'] = None; import app, components.run_panel, components.report_panel"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_engine_never_imports_gradio():
+    for path in ENGINE:
+        assert not any(m.split(".")[0] == "gradio" for m in imported_modules(path)), path
+
+
+def test_no_panel_branches_on_zero_gpu():
+    """No name, attribute or import in a panel (or app.py) is about ZeroGPU or GPUs: the
+    backend the service chose is the only thing that knows (comments may explain it)."""
+    for path in UI:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            words = {ast.Name: lambda n: [n.id], ast.Attribute: lambda n: [n.attr], ast.arg: lambda n: [n.arg],
+                     ast.FunctionDef: lambda n: [n.name], ast.alias: lambda n: [n.name]}.get(type(node), lambda n: [])(node)
+            for word in words:
+                low = word.lower()
+                assert not any(bad in low for bad in ("gpu", "spaces", "remote", "worker")), \
+                    f"{path.name}: {word}"
+
+
+def test_no_module_is_over_400_lines():
+    for path in UI + ENGINE:
+        n = len(path.read_text(encoding="utf-8").splitlines())
+        assert n <= MAX_LINES, f"{path.relative_to(ROOT)} has {n} lines"
