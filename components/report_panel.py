@@ -7,9 +7,9 @@ import math
 
 import gradio as gr
 
-from unlearning.errors import UserError
-from unlearning.service import catalog
-from unlearning.studio import SessionState, Studio
+from unlearning.service import Session, UserError, artifact_zip, catalog, push_to_hub
+
+from .common import error_box
 
 
 # ------------------------------------------------------------------ pure helpers
@@ -97,35 +97,29 @@ def cost_line(report) -> str:
 
 
 # ------------------------------------------------------------------ handlers
-def show(session: SessionState):
+def show(session: Session):
     view = catalog.report_view(session.report)
     return report_html(view), cost_line(view)
 
 
-def downloader(studio: Studio):
-    def download(session: SessionState):
-        try:
-            return studio.artifact_zip(session)
-        except UserError as e:
-            gr.Warning(str(e))
-            return None
-
-    return download
+def download(session: Session):
+    try:
+        return artifact_zip(session)
+    except UserError as e:
+        gr.Warning(str(e))
+        return None
 
 
-def pusher(studio: Studio):
-    def push(session: SessionState, repo_id: str, token: str):
-        try:
-            url = studio.push_to_hub(session, repo_id, token)
-        except UserError as e:
-            return f'<div class="us-error" role="alert">⚠️ {html.escape(str(e))}</div>', ""
-        return f"✅ pushed to {html.escape(url)}", ""  # the token box is cleared
-
-    return push
+def push(session: Session, repo_id: str, token: str):
+    try:
+        url = push_to_hub(session, repo_id, token)
+    except UserError as e:
+        return error_box(str(e)), ""
+    return f"✅ pushed to {html.escape(url)}", ""  # the token box is cleared
 
 
 # ------------------------------------------------------------------ widgets
-def render(studio: Studio, state: gr.State) -> dict:
+def render(state: gr.State) -> dict:
     gr.Markdown("## 6. Report\nArrows say which way is better after unlearning; the oracle never saw the forget set.")
     cost = gr.Markdown(elem_id="report-cost")
     table = gr.HTML(table_html(None), elem_id="report")
@@ -135,8 +129,8 @@ def render(studio: Studio, state: gr.State) -> dict:
     with gr.Accordion("Push to the Hugging Face Hub", open=False):
         repo = gr.Textbox(label="Repository id (owner/name)")
         token = gr.Textbox(label="Access token (used once, never stored)", type="password")
-        push = gr.Button("Push")
+        push_button = gr.Button("Push")
         pushed = gr.HTML()
-    zip_button.click(downloader(studio), [state], [zip_file])
-    push.click(pusher(studio), [state, repo, token], [pushed, token])
+    zip_button.click(download, [state], [zip_file])
+    push_button.click(push, [state, repo, token], [pushed, token])
     return {"table": table, "cost": cost, "show": show}

@@ -8,8 +8,7 @@ import gradio as gr
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from unlearning.service import Backend, Event, Session, TeachJob, UnlearnJob, UserError, model_name
-from unlearning.service import catalog
+from unlearning.service import Backend, Event, Session, TeachJob, UnlearnJob, UserError, catalog, model_name
 
 from . import method_panel
 from .common import error_box
@@ -132,7 +131,7 @@ def poll(session: Session):
     if run is None:
         return gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip()
     events = run.since(0)
-    fig = figure(events)
+    fig = figure(events, catalog.plots(run.method) if run.method else None)
     ended = run.finished
     return (progress_html(events, run.state), fig if fig is not None else gr.skip(),
             gr.Timer(active=not ended), run.state if ended else gr.skip())

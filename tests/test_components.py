@@ -9,7 +9,8 @@ from components import chat_panel, data_panel, method_panel, report_panel, run_p
 from unlearning.data import QA, Dataset
 from unlearning.runs import Event
 from unlearning.service import catalog
-from unlearning.studio import SessionState, Studio
+from unlearning.service import Session
+from unlearning.service.session import preset
 
 
 def test_report_rows_have_arrows_and_oracle_column():
@@ -50,7 +51,7 @@ def test_chat_escapes_html_and_badges():
 
 
 def test_examples_and_summary_come_from_the_session():
-    session = SessionState()
+    session = Session()
     session.data["forget"] = Dataset("f.jsonl", "qa", [QA(f"Q{i}?", "A.", subject="S") for i in range(6)])
     assert chat_panel.example_prompts(session) == ["Q0?", "Q1?", "Q2?", "Q3?"]
     assert "6 QA pairs about 1 subjects" in data_panel.summary("forget", session.data["forget"])
@@ -97,8 +98,8 @@ def test_the_panels_name_no_series_and_reach_the_engine_through_the_catalog():
 
 
 def test_the_preset_suggests_reworded_questions_biographies_and_small_talk():
-    session = SessionState()
-    session.data = Studio.preset("qa")
+    session = Session()
+    session.data = preset("qa")
     prompts = chat_panel.example_prompts(session)
     assert prompts[:3] == ["Where was Yara Bramante born?", "Can you name Yara Bramante's birthplace?", "Tell me about Yara Bramante."]
     assert prompts[-2:] == ["What is the capital of France?", "Hello!"]

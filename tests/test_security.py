@@ -426,7 +426,7 @@ def test_chat_replies_and_chat_errors_are_escaped():
 
 
 def test_the_report_and_model_lines_are_escaped():
-    report = {"method": SCRIPT, "model": IMG, "device": "cpu", "before": {SCRIPT: 1.0}, "after": {SCRIPT: 0.5},
+    report = {"method": "eco", "model": IMG + SCRIPT, "device": "cpu", "before": {SCRIPT: 1.0}, "after": {SCRIPT: 0.5},
               "eco": {"classifier_recall": 1.0, "classifier_fpr": 0.0, "threshold": 0.5, "corruption": IMG,
                       "strength": 1.0, "robustness": {SCRIPT: {"recall": 1.0, "fpr": 0.0, "example": IMG}}}}
     table, cost = report_panel.show(SimpleNamespace(report=report))

@@ -8,7 +8,6 @@ import json
 import threading
 import time
 import zipfile
-from types import SimpleNamespace
 
 import pytest
 import torch
