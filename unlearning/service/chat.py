@@ -34,23 +34,20 @@ def chat_stream(base: Loaded, artifact: Unlearned | None, prompt: str, max_new_t
     """Yield a Reply each time either answer grows; the unlearned side only with an artifact
     (an Unlearned attached to `base`)."""
     from ..artifacts import original
-    from ..generate import greedy_tokens, prompt_ids
+    from ..generate import prompt_ids, reply_texts
 
     check_prompt(prompt)
-    tok = base.tokenizer
-    ids = prompt_ids(tok, prompt)
+    ids = prompt_ids(base.tokenizer, prompt)
     views = VIEWS if artifact is not None else VIEWS[:1]
     flag = artifact.flag(prompt) if artifact is not None else None
-    streams = {which: greedy_tokens(original(base.model) if artifact is None else artifact.proxy(which), ids,
-                                    tok.eos_token_id, max_new_tokens, device=base.device) for which in views}
-    tokens: dict[str, list[int]] = {which: [] for which in views}
+    streams = {which: reply_texts(original(base.model) if artifact is None else artifact.proxy(which), base.tokenizer,
+                                  ids, max_new_tokens, device=base.device) for which in views}
     texts = {which: "" for which in views}
     while streams:
         for which in list(streams):
-            token = next(streams[which], None)
-            if token is None:
+            text = next(streams[which], None)
+            if text is None:
                 del streams[which]
                 continue
-            tokens[which].append(token)
-            texts[which] = tok.decode(tokens[which], skip_special_tokens=True).strip()
+            texts[which] = text
         yield Reply(texts["original"], texts.get("unlearned"), flag)
