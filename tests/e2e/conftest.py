@@ -45,13 +45,13 @@ def ensure_chromium() -> str:
 class Server:
     """An app command on a free loopback port, started at once; `ready()` waits until it answers."""
 
-    def __init__(self, argv: list[str], log_path: Path):
+    def __init__(self, argv: list[str], log_path: Path, extra_env: dict[str, str] | None = None):
         self.argv, self.log_path = argv, log_path
         port = _free_port()
         # UNLEARNING_LOCAL_MODELS: the operator's switch that lets the Model box open a folder
         # here (the XSS test teaches a model into tmp_path); tests/test_security.py checks it is off by default.
         env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-               "UNLEARNING_LOCAL_MODELS": "1"}
+               "UNLEARNING_LOCAL_MODELS": "1", **(extra_env or {})}
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -80,9 +80,9 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(argv: list[str], log_path: Path):
+def serve(argv: list[str], log_path: Path, extra_env: dict[str, str] | None = None):
     """Run an app command on a free loopback port; yield its URL once it answers, stop it after."""
-    server = Server(argv, log_path)
+    server = Server(argv, log_path, extra_env)
     try:
         yield server.ready()
     finally:
@@ -92,6 +92,16 @@ def serve(argv: list[str], log_path: Path):
 @pytest.fixture(scope="session")
 def app_url():
     with serve([sys.executable, "app.py"], ROOT / "test-artifacts-server.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def zero_gpu_url():
+    """The same app as on a ZeroGPU Space: tests/fake_spaces plays `spaces` (a forked worker per
+    run and per reply), so the page drives the other backend through the same handlers."""
+    env = {"SPACES_ZERO_GPU": "1", "UNLEARNING_THREADS": "1", "UNLEARNING_GPU_SECONDS": "600",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "fake_spaces"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    with serve([sys.executable, "app.py"], ROOT / "test-artifacts" / "zerogpu-browser-server.log", env) as url:
         yield url
 
 

@@ -3,7 +3,8 @@
 (a) preset → IHL + FILA → live plot → chat → report; (b) the same with ECO and its flag
 badge; (c) a bad upload shows the engine's sentence; (d) two sessions never see each
 other's data; (e) HTML in a model reply or a message is shown as text, never executed;
-(f) the preset's example prompts offer a reworded question, a biography and small talk.
+(f) the preset's example prompts offer a reworded question, a biography and small talk;
+(g) the same page on the ZeroGPU backend (tests/fake_spaces): a run, its plot, chat and cancel.
 """
 
 from __future__ import annotations
@@ -221,3 +222,26 @@ def test_the_preset_suggests_reworded_questions_and_biographies(page, shot):
     assert "Hello!" in texts
     page.get_by_role("option", name="Tell me about Yara Bramante.").click()
     page.wait_for_function("[...document.querySelectorAll('textarea')].some(t => t.value === 'Tell me about Yara Bramante.')")
+
+
+def test_the_same_page_drives_the_zero_gpu_backend(browser, zero_gpu_url, shot):
+    """The panels have one set of handlers: on the ZeroGPU backend (every run and reply in a
+    forked worker) the page shows the same live plot, report, chat with its flag, and cancel."""
+    context, page = open_app(browser, zero_gpu_url)
+    state, points = run_method(page, shot, "ECO prompts (no training)")
+    assert state.startswith("running") and points >= 1, (state, points)
+    original, unlearned = chat(page, FORGET_Q["question"])
+    shot(page, "chat")
+    assert original == FORGET_Q["answer"] and unlearned != original
+    assert "flagged" in page.inner_text("#eco-flag") and "not flagged" not in page.inner_text("#eco-flag")
+    assert report_value(page, "forget.rougeL", 3) < report_value(page, "forget.rougeL", 2)
+    page.get_by_label("IHL + FILA (LoRA training)").check()
+    page.fill("#set-steps input", "5000")
+    page.press("#set-steps input", "Tab")
+    page.click("#start-run")
+    page.wait_for_function("document.querySelector('#run-state').innerText.includes('before:') || "
+                           "document.querySelector('#run-state').innerText.includes('step')", timeout=RUN_TIMEOUT_MS)
+    page.click("#cancel-run")
+    page.wait_for_function("document.querySelector('#run-state').innerText.startsWith('cancelled')", timeout=60_000)
+    shot(page, "cancelled")
+    context.close()
