@@ -1,0 +1,74 @@
+"""unlearning/service/registry.py: a page that drops its connection and reloads finds its
+session; one that never comes back has it closed after the grace period; a duplicated tab
+gets a session of its own."""
+
+from __future__ import annotations
+
+import time
+
+from unlearning.service import Session
+from unlearning.service.registry import Sessions
+
+
+def closed(session: Session) -> bool:
+    return not session.folder.exists()
+
+
+def test_a_reloaded_page_gets_its_session_back():
+    sessions = Sessions()
+    first, token = sessions.attach(Session(), None)
+    first.data["forget"] = "kept"  # stands in for uploaded data, a run, an artifact
+    sessions.lost(token, grace=5)  # the connection dropped …
+    fresh = Session()
+    again, same = sessions.attach(fresh, token)  # … and the page reloaded with its token
+    assert again is first and same == token and again.data["forget"] == "kept"
+    assert closed(fresh) and not closed(first)  # the reload's empty session is let go
+    time.sleep(0.1)
+    assert not closed(first) and len(sessions) == 1
+    sessions.close_all()
+    assert closed(first)
+
+
+def test_a_page_that_never_comes_back_has_its_session_closed_after_the_grace():
+    sessions = Sessions()
+    session, token = sessions.attach(Session(), None)
+    sessions.lost(token, grace=0.2)
+    time.sleep(0.1)
+    assert not closed(session)
+    time.sleep(0.4)
+    assert closed(session) and len(sessions) == 0
+    fresh = Session()
+    other, new_token = sessions.attach(fresh, token)  # too late: a fresh session, a new token
+    assert other is fresh and new_token != token
+    sessions.close_all()
+
+
+def test_a_request_from_the_page_cancels_the_close():
+    sessions = Sessions()
+    session, token = sessions.attach(Session(), None)
+    sessions.lost(token, grace=0.2)
+    sessions.seen(token)  # e.g. the page's keep-alive arrived: only the heartbeat had dropped
+    time.sleep(0.4)
+    assert not closed(session)
+    sessions.close_all()
+
+
+def test_a_duplicated_tab_gets_its_own_session():
+    """sessionStorage is copied into a duplicated tab: its token names a session whose page
+    is still there, which it must not take over."""
+    sessions = Sessions()
+    first, token = sessions.attach(Session(), None)
+    second, other = sessions.attach(Session(), token)
+    assert second is not first and other != token and not closed(first)
+    sessions.close_all()
+
+
+def test_a_session_closes_when_the_last_page_holding_it_is_dropped():
+    sessions = Sessions()
+    session, token = sessions.attach(Session(), None)
+    sessions.lost(token, grace=5)
+    same, _ = sessions.attach(Session(), token)  # the reloaded page holds it too
+    sessions.dropped(session)  # the old page's state expires: the new page still holds it
+    assert not closed(session)
+    sessions.dropped(same)
+    assert closed(session) and len(sessions) == 0
