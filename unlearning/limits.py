@@ -30,6 +30,8 @@ APP_CONCURRENCY = 8  # requests the app serves at once (chat, uploads, polling)
 APP_QUEUE_SIZE = 64  # requests waiting beyond those; more get "the queue is full"
 MODEL_LOAD_SECONDS = 300  # a request waits this long for a model to load (it goes on loading after)
 MAX_VISITOR_MODELS = 2  # hub models named by visitors kept loaded at once; one more evicts the least recently used
+RECONNECT_SECONDS = 20  # a page whose connection dropped has this long to come back before its session closes
+KEEPALIVE_SECONDS = 5  # how often an open page tells the app it is still there
 SESSION_HOURS = 6  # a session's data, runs and artifacts are deleted after this (or when its tab closes)
 
 
@@ -56,5 +58,7 @@ def describe() -> list[tuple[str, str]]:
         ("time a request waits for a model to load", f"{MODEL_LOAD_SECONDS // 60} minutes"),
         ("models named by visitors kept loaded at once", f"{MAX_VISITOR_MODELS}"),
         ("app requests served at once / waiting", f"{APP_CONCURRENCY} / {APP_QUEUE_SIZE}"),
-        ("a browser session's data is deleted", f"when its tab closes, or after {SESSION_HOURS} hours"),
+        ("an open page tells the app it is still there", f"every {KEEPALIVE_SECONDS} s"),
+        ("a browser session's data is deleted", f"{RECONNECT_SECONDS} s after its tab closes (a reloaded tab gets it "
+                                                f"back), or after {SESSION_HOURS} hours"),
     ]
