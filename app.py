@@ -48,7 +48,7 @@ def build(backend: Backend) -> gr.Blocks:
     return demo
 
 
-_open_sessions: "weakref.WeakValueDictionary[str, Session]" = weakref.WeakValueDictionary()
+_open_sessions: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDictionary()
 
 
 def _remember(session: Session, request: gr.Request) -> None:

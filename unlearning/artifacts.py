@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .errors import UserError
 from .models import Loaded
@@ -91,9 +92,8 @@ class Unlearned(ABC):
         """
         if which not in ("original", "unlearned"):
             raise ValueError(which)
-        with self.lock:
-            with self._activate(which) as model:
-                yield model
+        with self.lock, self._activate(which) as model:
+            yield model
 
     @abstractmethod
     def _activate(self, which: str):

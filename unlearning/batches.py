@@ -9,8 +9,8 @@ and EOS carry labels, the prompt and padding are -100. A passage is chunked to a
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .data import Dataset, load_file
 from .errors import UserError
@@ -126,7 +127,8 @@ def print_metrics(report: dict) -> None:
 def teach(args) -> None:
     """Fine-tune --model on --data (replaying what it knew) and save the taught model to --out."""
     from .settings import from_flags
-    from .teach import TeachSettings, teach as teach_model
+    from .teach import TeachSettings
+    from .teach import teach as teach_model
     from .workshop import replay_data
 
     cfg = from_flags(TeachSettings, args)
@@ -138,8 +140,8 @@ def teach(args) -> None:
     loaded = load_model(args.model, args.device, args.trust_remote_code)
 
     def work(ctx: RunContext):
-        on_step = lambda s, total, r: ctx.step("train", s, total, {"loss": r["loss"], "lr": r["lr"]})  # noqa: E731
-        on_epoch = lambda e: ctx.log(f"epoch {e['epoch']}/{e['epochs']}: {e['elapsed_s']:.0f}s, "  # noqa: E731
+        on_step = lambda s, total, r: ctx.step("train", s, total, {"loss": r["loss"], "lr": r["lr"]})
+        on_epoch = lambda e: ctx.log(f"epoch {e['epoch']}/{e['epochs']}: {e['elapsed_s']:.0f}s, "
                                      f"ROUGE-L recall of the new data {e['recall']:.3f} (a sample of {cfg.probe_size})")
         return teach_model(loaded.model, loaded.tokenizer, data, replay, cfg, on_step, on_epoch, ctx.check_cancel)
 

@@ -121,8 +121,8 @@ CLAUSE_FRAMES = ("Tell me {clause}.", "Do you know {clause}?", "I would like to 
 
 def wordings(i: int, ft: FactType) -> tuple[list[str], list[str]]:
     """(trained, held-out) question templates of fact type number i."""
-    noun = lambda k: NOUN_FRAMES[k % 3].replace("{noun}", ft.noun)  # noqa: E731
-    clause = lambda k: CLAUSE_FRAMES[k % 3].replace("{clause}", ft.clause)  # noqa: E731
+    noun = lambda k: NOUN_FRAMES[k % 3].replace("{noun}", ft.noun)
+    clause = lambda k: CLAUSE_FRAMES[k % 3].replace("{clause}", ft.clause)
     return [ft.question, *ft.also, noun(i), clause(i)], [noun(i + 1), clause(i + 1)]
 
 

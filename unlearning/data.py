@@ -14,9 +14,9 @@ the problem, never a raw decoder or parser exception. Tokenisation and batching 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from . import limits  # read as limits.X at call time, so tests can monkeypatch a limit
 from .errors import UserError

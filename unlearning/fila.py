@@ -14,9 +14,9 @@ Everything is computed in float32 whatever the model's dtype.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
 
 import torch
 

@@ -17,8 +17,8 @@ import io
 import json
 import re
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from . import limits  # read as limits.X at call time, so tests can monkeypatch a limit
 from .errors import UserError
@@ -43,7 +43,7 @@ _MAGIC = (
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 _CODEC_NAMES = {"utf-8": "UTF-8", "utf-16-le": "UTF-16", "utf-16-be": "UTF-16"}
 # A paragraph: a run of lines that each hold something other than whitespace.
-_PARAGRAPH = re.compile(r"(?:^[^\S\n]*\S.*(?:\n|\Z))+", re.M)
+_PARAGRAPH = re.compile(r"(?:^[^\S\n]*\S.*(?:\n|\Z))+", re.MULTILINE)
 _LIKE = '{"question": ..., "answer": ...}'  # what an example looks like, for messages
 
 Record = tuple[str, dict]  # (where a user finds it: "line 7", "row 3"; its fields)

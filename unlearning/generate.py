@@ -6,7 +6,7 @@ when it has one, otherwise `Question: …\\nAnswer:`.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

@@ -21,9 +21,10 @@ import copy
 import json
 import uuid
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from peft import LoraConfig, inject_adapter_in_model
@@ -118,7 +119,7 @@ class Adapters:
 
     @classmethod
     def create(cls, model: torch.nn.Module, tag: str, rank: int, alpha: float, with_offset: bool,
-               targets: list[str] | None = None) -> "Adapters":
+               targets: list[str] | None = None) -> Adapters:
         """Add this run's adapters (disabled) to every target layer of the shared model."""
         targets = targets or list(target_linears(model))
         config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, bias="none", target_modules=targets)
@@ -207,7 +208,7 @@ class Adapters:
             save_file(state, str(folder / sub / WEIGHTS), metadata={"format": "pt"})
 
     @classmethod
-    def load(cls, model: torch.nn.Module, folder: Path, tag: str) -> "Adapters":
+    def load(cls, model: torch.nn.Module, folder: Path, tag: str) -> Adapters:
         """Attach a saved adapter (and its offset) to the shared model under fresh names."""
         config, state = _read_adapter(folder / "adapter")
         offset_state = _read_adapter(folder / "offset")[1] if (folder / "offset").is_dir() else None
@@ -291,7 +292,7 @@ class LoraUnlearned(Unlearned):
         self.adapters.remove()
 
     @classmethod
-    def open(cls, loaded: Loaded, folder: Path, settings: dict[str, Any], method: str) -> "LoraUnlearned":
+    def open(cls, loaded: Loaded, folder: Path, settings: dict[str, Any], method: str) -> LoraUnlearned:
         """The artifact in `folder`, attached to `loaded` (the engine's `load`)."""
         run = _read_run(folder / "run.json")  # before the adapters go on the shared base
         unlearned = cls(loaded, settings, method, Adapters.load(loaded.model, folder, method))

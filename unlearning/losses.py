@@ -15,8 +15,8 @@ trainer evaluates them and reports every term by name, plus `total`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

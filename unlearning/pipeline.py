@@ -49,7 +49,7 @@ def complete_splits(forget: Dataset, retain: Dataset, holdout: Dataset | None = 
 def _evaluate_phase(ctx: RunContext, phase: str, model, tokenizer, splits, oracle_raw=None):
     pctx = PhaseContext(ctx, phase)
     names = iter(range(len(splits)))
-    progress = lambda msg: pctx.progress(next(names, 0) / len(splits), f"{phase}: {msg}")  # noqa: E731
+    progress = lambda msg: pctx.progress(next(names, 0) / len(splits), f"{phase}: {msg}")
     return evaluate(model, tokenizer, splits, oracle_raw=oracle_raw, progress=progress, check_cancel=ctx.check_cancel)
 
 

@@ -117,7 +117,7 @@ class Probe:
     example: str | None = None
 
     @classmethod
-    def from_dict(cls, d: Any) -> "Probe":
+    def from_dict(cls, d: Any) -> Probe:
         d = mapping(d)
         return cls(number(d.get("recall")), number(d.get("fpr")), whole(d.get("n")), text(d.get("example")))
 
@@ -142,7 +142,7 @@ class EcoSummary:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d: Any) -> "EcoSummary":
+    def from_dict(cls, d: Any) -> EcoSummary:
         d = mapping(d)
         known = {f.name for f in fields(cls)} - {"extra"}
         return cls(
@@ -179,7 +179,7 @@ class Report:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d: Any) -> "Report":
+    def from_dict(cls, d: Any) -> Report:
         d = mapping(d)
         known = {f.name for f in fields(cls)} - {"extra"}
         return cls(

@@ -16,8 +16,9 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from . import limits
 from .errors import Cancelled, UserError, one_line
@@ -46,7 +47,7 @@ class Event:
 class RunContext:
     """What the work function sees of its run."""
 
-    def __init__(self, run: "Run"):
+    def __init__(self, run: Run):
         self._run = run
 
     def emit(self, kind: str, **fields: Any) -> None:
@@ -101,7 +102,7 @@ class Run:
         self._deadline = float("inf")  # set by start(); see RunContext.check_cancel
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
-    def start(self) -> "Run":
+    def start(self) -> Run:
         self.state = "running"
         self._deadline = time.monotonic() + limits.MAX_RUN_SECONDS
         self._thread.start()

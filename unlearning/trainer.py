@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -149,7 +150,7 @@ class HoldoutCriterion:
 
     @classmethod
     def build(cls, loaded: Loaded, splits: dict[str, Dataset], forget_items: list[Encoded],
-              before: dict[str, float] | None) -> "HoldoutCriterion | None":
+              before: dict[str, float] | None) -> HoldoutCriterion | None:
         holdout = splits.get("holdout")
         if holdout is None or not len(holdout):
             return None

@@ -20,8 +20,8 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -54,8 +54,7 @@ def write_corpus(out: Path = WORKSHOP_DIR) -> dict[str, list]:
     out.mkdir(parents=True, exist_ok=True)
     for name in [*QA_SPLITS, *PARAPHRASED]:
         with open(out / f"{name}.jsonl", "w", encoding="utf-8") as f:
-            for record in corpus[name]:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in corpus[name])
     for split in ("forget", "retain", "holdout"):
         (out / f"{split}.txt").write_text("\n\n".join(corpus[f"{split}_bios"]) + "\n", encoding="utf-8")
     return corpus
@@ -116,7 +115,7 @@ def build(out: Path = WORKSHOP_DIR, recipe: TeachSettings = RECIPE, log: Callabl
         t0 = time.perf_counter()
         model = (make_model(tokenizer, recipe.seed) if make_model else new_model(tokenizer, seed=recipe.seed, **MODEL_SHAPE)).to(device)
         items = [e for ds in training_data(corpus, with_forget) for e in encode_dataset(tokenizer, ds)]
-        report = lambda s, total, r: log(f"  {folder}: step {s}/{total} loss {r['loss']:.3f}") if s % 200 == 0 or s == total else None  # noqa: E731
+        report = lambda s, total, r: log(f"  {folder}: step {s}/{total} loss {r['loss']:.3f}") if s % 200 == 0 or s == total else None
         fine_tune(model, items, pad_id(tokenizer), recipe, on_step=report)
         model.save_pretrained(out / folder)
         tokenizer.save_pretrained(out / folder)

@@ -34,7 +34,7 @@ NGRAM_SIZES = (3, 4, 5)
 MAX_ENCODER_TOKENS = 256  # MiniLM was trained on 256-token inputs
 EMBED_CACHE_SIZE = 20_000  # texts per encoder (1.5 KB each for MiniLM)
 
-_encoders: dict[tuple[str, str], "SentenceEncoder"] = {}
+_encoders: dict[tuple[str, str], SentenceEncoder] = {}
 _encoders_lock = threading.Lock()
 
 

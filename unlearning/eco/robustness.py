@@ -14,7 +14,7 @@ far a known question can be disguised, not generalisation to new facts.
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from ..data import QA, Dataset
 from .classifier import PromptClassifier

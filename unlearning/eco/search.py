@@ -23,8 +23,8 @@ Every evaluated (strength, f) is passed to `on_point` (the live plot) and kept.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 @dataclass

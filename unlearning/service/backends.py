@@ -16,7 +16,8 @@ the app: there each run, and each chat reply, is one such call (service/zerogpu.
 from __future__ import annotations
 
 import os
-from typing import Iterator, Protocol
+from collections.abc import Iterator
+from typing import Protocol
 
 from .jobs import ChatJob, Reply, RunHandle, RunJob
 from .session import Session

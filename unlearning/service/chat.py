@@ -7,7 +7,8 @@ sessions' calls interleave with them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from .. import limits
 from ..errors import UserError

@@ -17,7 +17,8 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .. import limits
 from ..errors import UserError
@@ -95,7 +96,7 @@ class ModelCache:
         return {"name": loaded.name, "device": loaded.device, "dtype": dtype, "params": params}
 
 
-_live: "weakref.WeakSet[ModelCache]" = weakref.WeakSet()
+_live: weakref.WeakSet[ModelCache] = weakref.WeakSet()
 os.register_at_fork(after_in_child=lambda: [cache._new_locks() for cache in list(_live)])
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from .. import limits
 from ..errors import UserError
@@ -56,5 +56,5 @@ class DeviceQueue:
             self._slots.release()
 
 
-_live: "weakref.WeakSet[DeviceQueue]" = weakref.WeakSet()
+_live: weakref.WeakSet[DeviceQueue] = weakref.WeakSet()
 os.register_at_fork(after_in_child=lambda: [queue._new_locks() for queue in list(_live)])

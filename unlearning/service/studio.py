@@ -13,7 +13,8 @@ guard) attached to that base.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Cancelled
 from ..runs import Run, RunContext

@@ -19,9 +19,10 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterator
+from typing import Any
 
 from ..data import Dataset
 from ..errors import UserError

@@ -16,8 +16,9 @@ import shutil
 import sys
 import threading
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ..errors import UserError, one_line
 from ..runs import Event
@@ -74,11 +75,11 @@ class ZeroGpuBackend:
         self.studio.check(session, job)  # the same checks, here, before any GPU time is spent
         flag = session.folder / f"cancel-{uuid.uuid4().hex[:8]}"
         work = Work(job, session.id, str(session.folder), dict(session.data), str(flag), STOP_SHARE * self.run_seconds)
-        on_done: Callable[[Any], None] = lambda result: None  # noqa: E731  taught models stay in the folder
+        on_done: Callable[[Any], None] = lambda result: None
         if isinstance(job, UnlearnJob):
             session.clear_result()
             shutil.rmtree(session.folder / UNLEARNED, ignore_errors=True)
-            on_done = lambda report: _adopt(session, report)  # noqa: E731
+            on_done = lambda report: _adopt(session, report)
         session.run = RemoteRun(f"{type(job).__name__}-{session.id}", getattr(job, "method", None), flag,
                                 lambda: stream(self._run_call, work), on_done)
         return session.run
