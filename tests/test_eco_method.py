@@ -123,7 +123,9 @@ def test_save_then_load_gives_identical_flags_and_outputs(ran, workshop, splits,
     unlearned, _ = ran
     unlearned.save(tmp_path)
     assert {"unlearning.json", "guard.json", "guard_head.safetensors"} <= {p.name for p in tmp_path.iterdir()}
+    state = torch.random.get_rng_state()
     loaded = load_unlearned(workshop, tmp_path)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the head's weights are read, never drawn
     prompts = splits["forget"].prompts()[:3] + splits["retain"].prompts()[:3] + ["Tell me a joke about computers."]
     for a, b in zip([loaded.flag(p) for p in prompts], [unlearned.flag(p) for p in prompts]):
         # Scores agree to float rounding (a batch of 1 sums in another order than training's).

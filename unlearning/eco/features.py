@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, one_line
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 # Names that mean the bundled offline copy, so no network is needed for the default.
@@ -52,7 +52,7 @@ class SentenceEncoder:
             self.model = AutoModel.from_pretrained(source).to(device).eval()
         except (OSError, ValueError) as e:
             raise UserError(f"Sentence encoder '{name}' could not be loaded: it is not on this machine and "
-                            f"the Hub could not be reached or has no such model ({' '.join(str(e).split())[:160]}).") from e
+                            f"the Hub could not be reached or has no such model ({one_line(e, 160)}).") from e
         self.dim = int(self.model.config.hidden_size)
         self.version = _offline_version() if name in OFFLINE_ALIASES else None  # of the shipped weights
         self._cache: dict[str, torch.Tensor] = {}  # text → (dim,)

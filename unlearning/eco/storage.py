@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..artifacts import read_json
-from ..errors import UserError
+from ..errors import UserError, one_line
 from .classifier import PromptClassifier
 from .corruption import CORRUPTIONS, make_corruption
 from .features import Featurizer, get_encoder
@@ -39,7 +39,7 @@ def read_spec(folder: Path) -> dict:
     """guard.json, checked field by field; a problem is one sentence naming the file."""
     path = folder / SETTINGS_FILE
     spec = read_json(path, f"'{path}' is missing, so '{folder}' is not a complete ECO guard.")
-    checks = {"encoder": str, "ngram_dims": int, "threshold": (int, float), "corruption": str,
+    checks: dict[str, type | tuple[type, ...]] = {"encoder": str, "ngram_dims": int, "threshold": (int, float), "corruption": str,
               "corruption_params": dict, "strength": (int, float), "seed": int}
     if not isinstance(spec, dict):
         raise UserError(f"'{path}' is corrupted (it is not a JSON object).")
@@ -64,13 +64,13 @@ def _read_head(folder: Path, width: int) -> torch.nn.Linear:
         tensors = load_file(str(path))
     except FileNotFoundError:
         raise UserError(f"'{path}' is missing, so '{folder}' is not a complete ECO guard.") from None
-    except Exception as e:  # safetensors raises its own error types for a damaged file
-        raise UserError(f"'{path}' is corrupted ({' '.join(str(e).split())[:120]}).") from None
+    except Exception as e:  # noqa: BLE001  safetensors raises its own error types for a damaged file
+        raise UserError(f"'{path}' is corrupted ({one_line(e, 120)}).") from None
     weight, bias = tensors.get("weight"), tensors.get("bias")
     if weight is None or bias is None or tuple(weight.shape) != (1, width) or tuple(bias.shape) != (1,):
         raise UserError(f"'{path}' does not hold a classifier head for {width} features (it is corrupted or "
                         "belongs to another encoder).")
-    head = torch.nn.Linear(width, 1)
+    head = torch.nn.utils.skip_init(torch.nn.Linear, width, 1)  # no init draw from the global RNG: overwritten below
     with torch.no_grad():
         head.weight.copy_(weight.float())
         head.bias.copy_(bias.float())
