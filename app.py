@@ -52,11 +52,12 @@ _open_sessions: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDic
 
 
 def _remember(session: Session, request: gr.Request) -> None:
-    _open_sessions[request.session_hash] = session
+    if request.session_hash is not None:  # a browser session always has one
+        _open_sessions[request.session_hash] = session
 
 
 def _end_session(request: gr.Request) -> None:
-    session = _open_sessions.pop(request.session_hash, None)
+    session = _open_sessions.pop(request.session_hash, None) if request.session_hash is not None else None
     if session is not None:
         session.close()
 

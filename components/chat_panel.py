@@ -80,5 +80,5 @@ def render(backend: Backend, state: gr.State, model) -> dict:
     args = ([message, state, model, left, right], [left, right, badge, message])
     respond = responder(backend)
     send.click(respond, *args, api_name="chat")
-    message.submit(respond, *args, api_name=False)
+    message.submit(respond, *args, api_visibility="private")  # the same call as /chat
     return {"examples": examples}

@@ -62,7 +62,7 @@ def figure(events: list[Event], plots: tuple[catalog.Plot, ...] | None = None) -
         for name, (xs, ys) in values.items():
             fig.add_trace(go.Scatter(x=xs, y=ys, name=f"{series}: {name}", mode=spec.mode), row=1, col=col)
         fig.update_xaxes(title_text=spec.x, row=1, col=col)
-    fig.update_layout(height=340, margin=dict(l=40, r=10, t=40, b=40), uirevision="keep", legend=dict(orientation="h"))
+    fig.update_layout(height=340, margin={"l": 40, "r": 10, "t": 40, "b": 40}, uirevision="keep", legend={"orientation": "h"})
     return fig
 
 
@@ -82,7 +82,7 @@ def progress_html(events: list[Event], state: str) -> str:
     last = events[-1] if events else None
     if last is not None and last.kind in ("error", "cancelled"):
         message = last.message
-    pct = int(round(100 * fraction))
+    pct = round(100 * fraction)
     return (f'<div class="us-progress" data-state="{state}"><div class="us-bar" style="width:{pct}%"></div></div>'
             f'<div class="us-progress-text" id="run-state">{html.escape(state)} — {pct}% — {html.escape(message)}</div>')
 

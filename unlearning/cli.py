@@ -128,7 +128,8 @@ def cmd_workshop(args) -> int:
     print("Workshop kit:", workshop.WORKSHOP_DIR)
     print("  examples:", ", ".join(f"{k} {v}" for k, v in info["counts"].items()),
           "| people:", ", ".join(f"{k} {v}" for k, v in info["people"].items()))
-    print("  largest file: %s (%.1f MB)" % max(((n, s / 1e6) for n, s in info["files"].items()), key=lambda x: x[1]))
+    largest, size = max(((n, s / 1e6) for n, s in info["files"].items()), key=lambda x: x[1])
+    print(f"  largest file: {largest} ({size:.1f} MB)")
     print("  ROUGE-L recall of greedy answers (↑ = knows the facts; *_paraphrased = held-out wordings,"
           " forget_bios = 'Tell me about NAME.', forget_bios_held_out = 'What do you know about NAME?'):")
     for name, r in info["recall"].items():

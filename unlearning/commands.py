@@ -47,7 +47,7 @@ def follow(work: Callable[[RunContext], Any], name: str) -> Any:
         if run.traceback:
             print(run.traceback, file=sys.stderr)
             raise SystemExit(1)
-        raise UserError(run.error)
+        raise UserError(run.error or f"{name} failed.")  # a failed run always has its error
     if run.state == "cancelled":
         raise UserError(f"{name} was cancelled.")
     return run.result

@@ -161,20 +161,26 @@ def _example(rec: dict, where: str, name: str) -> QA | Passage:
     return QA(
         question=_string(rec, "question", where, name),
         answer=_string(rec, "answer", where, name),
-        paraphrased_answer=_string(rec, "paraphrased_answer", where, name, required=False),
+        paraphrased_answer=_optional_string(rec, "paraphrased_answer", where, name),
         perturbed_answers=_perturbed(rec.get("perturbed_answers"), where, name),
-        subject=_string(rec, "subject", where, name, required=False),
+        subject=_optional_string(rec, "subject", where, name),
     )
 
 
-def _string(rec: dict, key: str, where: str, name: str, required: bool = True) -> str | None:
-    """A stripped text field; missing and blank are the same thing to a user."""
+def _string(rec: dict, key: str, where: str, name: str) -> str:
+    """A required text field, stripped."""
+    value = _optional_string(rec, key, where, name)
+    if value is None:
+        raise UserError(f"{name}: {where} has no '{key}' (it is missing or empty).")
+    return value
+
+
+def _optional_string(rec: dict, key: str, where: str, name: str) -> str | None:
+    """A stripped text field, None when missing or blank: the same thing to a user."""
     value = rec.get(key)
     if value is not None and not isinstance(value, str):
         raise UserError(f"{name}: {where} has {kind_of(value)} in '{key}' where a string was expected.")
     value = (value or "").strip()
-    if not value and required:
-        raise UserError(f"{name}: {where} has no '{key}' (it is missing or empty).")
     _check_text(value, f"'{key}'", where, name)
     return value or None
 

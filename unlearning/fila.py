@@ -130,7 +130,7 @@ class RandomizedSVD:
         return (q @ u)[:, :r], s[:r], vh[:r].T
 
 
-def svd_for(shape: tuple[int, int]) -> ExactSVD | RandomizedSVD:
+def svd_for(shape: tuple[int, ...]) -> ExactSVD | RandomizedSVD:
     """Exact for matrices small enough to decompose whole, randomized for large ones."""
     return ExactSVD() if max(shape) <= EXACT_SVD_MAX else RandomizedSVD()
 

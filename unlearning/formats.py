@@ -301,9 +301,10 @@ def _csv_header(row: list[str], name: str) -> list[str]:
 
 def _csv_record(header: list[str], row: list[str]) -> dict:
     # An empty cell means "not given", as null does in JSON; perturbed answers are |-separated.
-    rec = {k: v for k, v in zip(header, row) if v.strip()}
-    if "perturbed_answers" in rec:
-        rec["perturbed_answers"] = rec["perturbed_answers"].split("|")
+    cells = {k: v for k, v in zip(header, row) if v.strip()}
+    rec: dict[str, str | list[str]] = dict(cells)
+    if "perturbed_answers" in cells:
+        rec["perturbed_answers"] = cells["perturbed_answers"].split("|")
     return rec
 
 

@@ -46,9 +46,10 @@ Init = dict[str, tuple[torch.Tensor, torch.Tensor]]  # module name → (A0 (r, i
 def target_linears(model: torch.nn.Module) -> dict[str, torch.nn.Linear]:
     """Every nn.Linear except the output head, by module name; a layer some other run already
     wrapped in LoRA counts as its base layer (and the LoRA A/B matrices are not targets)."""
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    get_head = getattr(model, "get_output_embeddings", None)  # a transformers model has one
+    head = get_head() if get_head is not None else None
     wrapped = {n: m for n, m in model.named_modules() if isinstance(m, LoraLayer)}
-    out: dict[str, torch.nn.Linear] = {n: m.get_base_layer() for n, m in wrapped.items()}
+    out = {n: base for n, m in wrapped.items() if isinstance(base := m.get_base_layer(), torch.nn.Linear)}
     for name, m in model.named_modules():
         inside = any(name.startswith(w + ".") for w in wrapped)
         if isinstance(m, torch.nn.Linear) and m is not head and not inside:
@@ -60,6 +61,13 @@ def target_linears(model: torch.nn.Module) -> dict[str, torch.nn.Linear]:
 
 def _lora_layers(model: torch.nn.Module) -> list[tuple[str, LoraLayer]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, LoraLayer)]
+
+
+def _weights(layer: LoraLayer, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adapter `name`'s A (r, in) and B (out, r) weights in `layer`."""
+    a, b = layer.lora_A[name], layer.lora_B[name]
+    assert isinstance(a, torch.nn.Linear) and isinstance(b, torch.nn.Linear), "LoRA on a Linear layer"
+    return a.weight, b.weight
 
 
 def _switch(model: torch.nn.Module, names: list[str] | None) -> None:
@@ -118,7 +126,7 @@ class Adapters:
         self.lock = base_lock(model)
 
     @classmethod
-    def create(cls, model: torch.nn.Module, tag: str, rank: int, alpha: float, with_offset: bool,
+    def create(cls, model: torch.nn.Module, tag: str, rank: int, alpha: int, with_offset: bool,
                targets: list[str] | None = None) -> Adapters:
         """Add this run's adapters (disabled) to every target layer of the shared model."""
         targets = targets or list(target_linears(model))
@@ -142,10 +150,10 @@ class Adapters:
     def _layers(self) -> dict[str, LoraLayer]:
         return {n: m for n, m in _lora_layers(self.model) if self.adapter in m.lora_A}
 
-    def parameters(self, which: str | None = None) -> list[torch.nn.Parameter]:
-        """The A and B weights of `which` (default: the trained adapter), layer by layer."""
+    def parameters(self, which: str | None = None) -> list[torch.Tensor]:
+        """The A and B weights (parameters) of `which` (default: the trained adapter), layer by layer."""
         name = which or self.adapter
-        return [p for m in self._layers().values() for p in (m.lora_A[name].weight, m.lora_B[name].weight)]
+        return [p for m in self._layers().values() for p in _weights(m, name)]
 
     def trainable_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -155,11 +163,13 @@ class Adapters:
         """A ← A0, B ← B0 for the trained adapter; the offset gets A0 and −B0."""
         for name, layer in self._layers().items():
             a0, b0 = init[name]
-            layer.lora_A[self.adapter].weight.copy_(a0)
-            layer.lora_B[self.adapter].weight.copy_(b0)
+            a, b = _weights(layer, self.adapter)
+            a.copy_(a0)
+            b.copy_(b0)
             if self.offset:
-                layer.lora_A[self.offset].weight.copy_(a0)
-                layer.lora_B[self.offset].weight.copy_(-b0)
+                a, b = _weights(layer, self.offset)
+                a.copy_(a0)
+                b.copy_(-b0)
 
     @contextmanager
     def use(self, train: bool = False) -> Iterator[torch.nn.Module]:
@@ -203,8 +213,9 @@ class Adapters:
             config.save_pretrained(str(folder / sub))
             state = {}
             for module, layer in self._layers().items():
-                state[f"{PREFIX}{module}.lora_A.weight"] = layer.lora_A[name].weight.detach().cpu().contiguous()
-                state[f"{PREFIX}{module}.lora_B.weight"] = layer.lora_B[name].weight.detach().cpu().contiguous()
+                a, b = _weights(layer, name)
+                state[f"{PREFIX}{module}.lora_A.weight"] = a.detach().cpu().contiguous()
+                state[f"{PREFIX}{module}.lora_B.weight"] = b.detach().cpu().contiguous()
             save_file(state, str(folder / sub / WEIGHTS), metadata={"format": "pt"})
 
     @classmethod
@@ -221,6 +232,7 @@ class Adapters:
         try:
             self._load_state(self.adapter, state, folder)
             if offset_state is not None:
+                assert self.offset is not None  # created with one just above
                 self._load_state(self.offset, offset_state, folder)
         except BaseException:
             self.remove()

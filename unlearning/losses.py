@@ -87,7 +87,8 @@ class Term:
 def evaluate_terms(terms: tuple[Term, ...], batches: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """{term name: value} plus "total" = Σ weight · value; `batches` maps split → (logits, labels)."""
     values = {t.name: t.fn(*batches[t.split]) for t in terms}
-    values["total"] = sum(t.weight * values[t.name] for t in terms)
+    weighted = [t.weight * values[t.name] for t in terms]
+    values["total"] = sum(weighted[1:], start=weighted[0])  # started from a tensor, so the sum is one
     return values
 
 

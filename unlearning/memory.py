@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Self
 
 _STATM = "/proc/self/statm"
 
@@ -44,7 +45,7 @@ class MemoryWatch:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> MemoryWatch:
+    def __enter__(self) -> Self:
         if self.cuda:
             import torch
 
@@ -63,6 +64,7 @@ class MemoryWatch:
             self.peak_mb = max(self.peak_mb, torch.cuda.max_memory_allocated() / 2**20)
             return
         self._stop.set()
+        assert self._thread is not None, "__exit__ without __enter__"
         self._thread.join()
         self.peak_mb = max(self.peak_mb, rss_mb())
 

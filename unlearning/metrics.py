@@ -197,7 +197,7 @@ def sequence_logprobs(model, tokenizer, items: list[Encoded], batch_size: int = 
     device = next(model.parameters()).device
     # Batches of similar lengths waste little on padding; results go back in input order.
     order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
-    out: list[TokenScores | None] = [None] * len(items)
+    out: dict[int, TokenScores] = {}  # input position → its scores
     for start, batch in zip(range(0, len(order), batch_size), batches([items[i] for i in order], batch_size, pad_id(tokenizer))):
         _tick(check_cancel)
         logits = model(input_ids=batch["input_ids"].to(device),
@@ -209,7 +209,7 @@ def sequence_logprobs(model, tokenizer, items: list[Encoded], batch_size: int = 
             rows[r].correct.append(ok)
         for offset, scores in enumerate(rows):
             out[order[start + offset]] = scores
-    return out
+    return [out[i] for i in range(len(items))]
 
 
 def _token_stats(scores: list[TokenScores]) -> dict[str, float]:
@@ -321,7 +321,8 @@ def _evaluate_qa(model, tokenizer, ds: Dataset, split: str, bs: int, check_cance
 
 
 def _evaluate_passages(model, tokenizer, ds: Dataset, split: str, bs: int, check_cancel) -> tuple[dict, dict, list]:
-    items, owner = [], []  # chunks, and the passage each chunk came from
+    items: list[Encoded] = []  # chunks
+    owner: list[int] = []  # the passage each chunk came from
     for i, passage in enumerate(ds.examples):
         chunks = encode_passage(tokenizer, passage)
         items, owner = items + chunks, owner + [i] * len(chunks)

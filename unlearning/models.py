@@ -11,10 +11,14 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 WORKSHOP_DIR = ASSETS / "workshop"
@@ -28,8 +32,8 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 
 @dataclass
 class Loaded:
-    model: torch.nn.Module
-    tokenizer: object
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
     name: str  # as the user gave it
     device: str  # "cpu" or "cuda"
 
@@ -114,7 +118,7 @@ def load_model(name: str, device: str = "auto", trust_remote_code: bool = False)
         raise
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model.to(dev).eval()
+    model.to(dev).eval()  # type: ignore[arg-type]  # transformers' @wraps(Module.to) hides the bound self from mypy
     if dev == "cpu":
         set_cpu_threads(sum(p.numel() for p in model.parameters()))
     return Loaded(model, tokenizer, name, dev)

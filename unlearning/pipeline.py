@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .artifacts import original
 from .data import Dataset, check_pair, load_file
@@ -16,6 +16,9 @@ from .memory import MemoryWatch
 from .metrics import evaluate, forget_quality
 from .models import WORKSHOP_DIR, Loaded
 from .runs import RunContext
+
+if TYPE_CHECKING:
+    from .methods import Method
 
 # Share of the progress bar each phase takes (the method reports its own progress inside).
 PHASES = {"oracle": (0.0, 0.1), "before": (0.1, 0.2), "method": (0.2, 0.85), "after": (0.85, 1.0)}
@@ -74,9 +77,9 @@ def _reference_phases(ctx: RunContext, loaded: Loaded, oracle: Loaded | None, sp
         oracle_metrics, oracle_raw = oracle_job.result() if oracle_job else (None, None)
         before_metrics, before_raw = before_job.result() if before_job else (None, None)
     r_oracle = (oracle_raw or {}).get("forget", {}).get("R")
-    if r_oracle:
+    if r_oracle and oracle_metrics is not None:  # (r_oracle implies oracle_metrics; likewise below)
         oracle_metrics["forget_quality"] = 1.0  # the oracle against itself, by definition
-        if before_metrics is not None and before_raw.get("forget", {}).get("R"):
+        if before_metrics is not None and before_raw is not None and before_raw.get("forget", {}).get("R"):
             before_metrics["forget_quality"] = forget_quality(before_raw["forget"]["R"], r_oracle)
     return oracle_metrics, oracle_raw, before_metrics
 
@@ -93,7 +96,7 @@ def _cost(report: dict, t0: float, memory: MemoryWatch) -> dict:
     return report
 
 
-def unlearn_job(method: type, cfg: Any, loaded: Loaded, splits: dict[str, Dataset], oracle: Loaded | None = None,
+def unlearn_job(method: Method, cfg: Any, loaded: Loaded, splits: dict[str, Dataset], oracle: Loaded | None = None,
                 evaluate_before: bool = True):
     """Work function: returns {"report": dict, "unlearned": Unlearned}."""
 

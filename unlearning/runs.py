@@ -162,7 +162,7 @@ class Run:
         for undo in reversed(self._undo):
             try:
                 undo()
-            except Exception:
+            except Exception:  # noqa: BLE001  any failure: the next undo must still run
                 ok = False
                 self.traceback = (self.traceback or "") + traceback.format_exc()
         self._undo.clear()
@@ -176,7 +176,7 @@ class Run:
             state, message = "cancelled", "Cancelled; nothing was changed."
         except UserError as e:
             state, message = "failed", str(e)
-        except Exception as e:  # a bug: keep the traceback for the log, show one line
+        except Exception as e:  # noqa: BLE001  a bug: keep the traceback for the log, show one line
             self.traceback = traceback.format_exc()
             state = "failed"
             message = f"The run failed with an internal error: {type(e).__name__}: {one_line(e)}"

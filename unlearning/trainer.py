@@ -223,7 +223,7 @@ def train(ctx, loaded: Loaded, adapters: Adapters, terms: tuple[Term, ...], data
     device, out, t0 = torch.device(loaded.device), Outcome(), time.perf_counter()
     for step, batch in enumerate(islice(batches, cfg.steps), 1):
         ctx.check_cancel()
-        lr = sched.get_last_lr()[0]
+        lr = float(sched.get_last_lr()[0])  # a tensor if the lr was given as one; the record holds floats
         with adapters.use(train=True) as model:
             values = _step_values(model, terms, batch, device)
             # into the adapter only, never into the base's .grad; a layer the forward skips gets 0

@@ -22,6 +22,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -38,7 +39,7 @@ from .tinylm import new_model, train_tokenizer
 QA_SPLITS = ("forget", "retain", "holdout", "general")
 PARAPHRASED = ("forget_paraphrased", "retain_paraphrased")  # held-out wordings, never trained
 VOCAB = 2048
-MODEL_SHAPE = dict(hidden=192, layers=4, heads=4, mlp=512)
+MODEL_SHAPE = {"hidden": 192, "layers": 4, "heads": 4, "mlp": 512}
 RECIPE = TeachSettings(epochs=30, lr=3e-3, batch_size=16, seed=0)  # the kit's models were built with exactly this
 BUILD_THREADS = 2  # fixed so the float reductions, and so the weights, repeat exactly
 
@@ -113,14 +114,22 @@ def build(out: Path = WORKSHOP_DIR, recipe: TeachSettings = RECIPE, log: Callabl
     tokenizer = train_tokenizer(_tokenizer_texts(corpus), VOCAB)
     for folder, with_forget in (("model", True), ("oracle", False)):
         t0 = time.perf_counter()
-        model = (make_model(tokenizer, recipe.seed) if make_model else new_model(tokenizer, seed=recipe.seed, **MODEL_SHAPE)).to(device)
+        model = make_model(tokenizer, recipe.seed) if make_model else new_model(tokenizer, seed=recipe.seed, **MODEL_SHAPE)
+        model.to(device)  # type: ignore[arg-type]  # transformers' @wraps(Module.to) hides the bound self from mypy
         items = [e for ds in training_data(corpus, with_forget) for e in encode_dataset(tokenizer, ds)]
-        report = lambda s, total, r: log(f"  {folder}: step {s}/{total} loss {r['loss']:.3f}") if s % 200 == 0 or s == total else None
-        fine_tune(model, items, pad_id(tokenizer), recipe, on_step=report)
+        fine_tune(model, items, pad_id(tokenizer), recipe, on_step=_loss_logger(log, folder))
         model.save_pretrained(out / folder)
         tokenizer.save_pretrained(out / folder)
         log(f"built {folder} in {time.perf_counter() - t0:.0f}s")
     log(f"built the workshop kit in {time.perf_counter() - start:.0f}s ({torch.get_num_threads()} threads, {device})")
+
+
+def _loss_logger(log: Callable[[str], None], folder: str) -> Callable[[int, int, dict[str, float]], None]:
+    """fine_tune's on_step: log the loss every 200 steps and at the last."""
+    def report(step: int, total: int, record: dict[str, float]) -> None:
+        if step % 200 == 0 or step == total:
+            log(f"  {folder}: step {step}/{total} loss {record['loss']:.3f}")
+    return report
 
 
 def is_built(out: Path = WORKSHOP_DIR) -> bool:
@@ -150,7 +159,7 @@ def describe(out: Path = WORKSHOP_DIR, device: str = "cpu") -> dict:
     from .models import load_model
 
     splits = {s: load_file(out / f"{s}.jsonl") for s in (*QA_SPLITS, *PARAPHRASED)}
-    info = {"files": {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()},
+    info: dict[str, dict[str, Any]] = {"files": {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()},
             "counts": {s: len(d) for s, d in splits.items()},
             "people": {s: len({ex.subject for ex in d.examples}) for s, d in splits.items() if s in ("forget", "retain", "holdout")},
             "recall": {}}

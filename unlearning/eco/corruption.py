@@ -44,7 +44,7 @@ class Corruption(ABC):
         """e: (P, d) float32 embeddings of the positions to corrupt → corrupted (P, d), a new tensor."""
 
     def _count(self, strength: float, width: int) -> int:
-        return max(0, min(int(round(strength)), width))
+        return max(0, min(round(strength), width))
 
 
 def _noise(shape: tuple[int, ...], sigma: float, generator: torch.Generator) -> torch.Tensor:

@@ -11,24 +11,59 @@ A method is a class, registered with `@register`, that describes itself and does
 
 `data` is {"forget", "retain", "holdout", "general"}: validated Datasets. Adding a method is
 one new module here: the CLI, the UI menu, the benchmarks and the tests read the registry.
+`Method` below is this interface as a Protocol: mypy checks every `@register`ed class against it.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..errors import UserError
 
-_REGISTRY: dict[str, type] = {}
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..artifacts import Unlearned
+    from ..data import Dataset
+    from ..models import Loaded
+    from ..report import Plot
+
+
+class Method(Protocol):
+    """A registered method: the class itself (class attributes, class or static methods),
+    never an instance. Read-only members, so a subclass may narrow them (its own Config)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def order(self) -> int: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def Config(self) -> type: ...  # the settings dataclass
+    @property
+    def plots(self) -> tuple[Plot, ...]: ...
+
+    def run(self, ctx: Any, loaded: Loaded, splits: dict[str, Dataset], cfg: Any,
+            reference: dict[str, Any]) -> Unlearned: ...
+
+    def load(self, loaded: Loaded, folder: Path, settings: dict[str, Any]) -> Unlearned: ...
+
+
+M = TypeVar("M", bound=Method)
+_REGISTRY: dict[str, Method] = {}
 REQUIRED = ("name", "label", "order", "summary", "Config", "plots", "run", "load")
 
 
-def register(cls: type) -> type:
+def register(cls: M) -> M:
     """Class decorator: make a method available under `cls.name`."""
     missing = [a for a in REQUIRED if not hasattr(cls, a)]
     if missing or not cls.name:
-        raise TypeError(f"method class {cls.__name__} lacks {', '.join(missing) or 'a name'}")
+        raise TypeError(f"method class {getattr(cls, '__name__', cls)} lacks {', '.join(missing) or 'a name'}")
     if cls.name in _REGISTRY:
         raise ValueError(f"method {cls.name!r} registered twice")
     _REGISTRY[cls.name] = cls
@@ -40,7 +75,7 @@ def unregister(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
-def all_methods() -> list[type]:
+def all_methods() -> list[Method]:
     """Every registered method in menu order (`order`, then name)."""
     return sorted(_REGISTRY.values(), key=lambda m: (m.order, m.name))
 
@@ -49,7 +84,7 @@ def method_names() -> list[str]:
     return [m.name for m in all_methods()]
 
 
-def get_method(name: str) -> type:
+def get_method(name: str) -> Method:
     if name not in _REGISTRY:
         raise UserError(f"Unknown method '{name}'; known methods: {', '.join(method_names()) or 'none'}.")
     return _REGISTRY[name]

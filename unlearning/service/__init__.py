@@ -31,28 +31,6 @@ from .queue import DeviceQueue
 from .session import Session
 from .studio import Studio
 
-__all__ = [
-           "DEFAULT_MODEL",
-           "Artifact",
-           "Backend",
-           "ChatJob",
-           "Dataset",
-           "DeviceQueue",
-           "Event",
-           "LocalBackend",
-           "ModelCache",
-           "Reply",
-           "RunHandle",
-           "RunJob",
-           "Session",
-           "Studio",
-           "TeachJob",
-           "UnlearnJob",
-           "UserError",
-           "artifact_zip",
-           "choose_backend",
-           "limits",
-           "model_name",
-           "push_to_hub",
-           "zero_gpu",
-]
+__all__ = ["DEFAULT_MODEL", "Artifact", "Backend", "ChatJob", "Dataset", "DeviceQueue", "Event", "LocalBackend",
+           "ModelCache", "Reply", "RunHandle", "RunJob", "Session", "Studio", "TeachJob", "UnlearnJob", "UserError",
+           "artifact_zip", "choose_backend", "limits", "model_name", "push_to_hub", "zero_gpu"]

@@ -11,11 +11,14 @@ the trainer), so it is imported inside the functions: importing this module stay
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
 from ..report import Block, Line, Plot, Report, Table
 from ..settings import describe
+
+if TYPE_CHECKING:
+    from ..methods import Method
 
 __all__ = ["Block", "Cost", "Line", "MethodInfo", "MetricRow", "Plot", "Report", "ReportView", "Table", "UserError",
            "better", "default_method", "method", "methods", "plots", "report_view"]
@@ -39,7 +42,7 @@ class MethodInfo:
         return {s["name"] for s in self.settings}
 
 
-def _info(cls: type) -> MethodInfo:
+def _info(cls: Method) -> MethodInfo:
     return MethodInfo(cls.name, cls.label or cls.name, cls.order, cls.summary, tuple(describe(cls.Config)),
                       tuple(cls.plots), bool(getattr(cls, "default", False)))
 

@@ -11,18 +11,25 @@ import shutil
 from pathlib import Path
 
 from ..errors import UserError
+from .jobs import Artifact
 from .session import Session
 
 NO_ARTIFACT = "There is no unlearned model yet: run a method first."
 
 
-def artifact_folder(session: Session, with_report: bool = True) -> Path:
-    """The session's artifact (adapter or ECO guard, its manifest, and the report) in a fresh folder."""
+def _artifact(session: Session) -> Artifact:
+    """The session's last artifact; a user error when there is none yet."""
     if session.artifact is None:
         raise UserError(NO_ARTIFACT)
+    return session.artifact
+
+
+def artifact_folder(session: Session, with_report: bool = True) -> Path:
+    """The session's artifact (adapter or ECO guard, its manifest, and the report) in a fresh folder."""
+    artifact = _artifact(session)
     folder = session.folder / "export" / "artifact"
     shutil.rmtree(folder, ignore_errors=True)
-    session.artifact.save(folder)
+    artifact.save(folder)
     if with_report and session.report is not None:
         (folder / "report.json").write_text(json.dumps(session.report, indent=2), encoding="utf-8")
     return folder
@@ -30,8 +37,8 @@ def artifact_folder(session: Session, with_report: bool = True) -> Path:
 
 def artifact_zip(session: Session) -> str:
     """The artifact folder as a zip file: the path of the file to download."""
-    folder = artifact_folder(session)
-    return shutil.make_archive(str(session.folder / f"unlearned-{session.artifact.method}"), "zip", folder)
+    method = _artifact(session).method
+    return shutil.make_archive(str(session.folder / f"unlearned-{method}"), "zip", artifact_folder(session))
 
 
 def push_to_hub(session: Session, repo_id: str, token: str) -> str:
@@ -46,13 +53,13 @@ def push_to_hub(session: Session, repo_id: str, token: str) -> str:
         raise UserError(f"'{repo_id}' is not a repository id like 'owner/name'.")
     if not (token or "").strip():
         raise UserError("Type a Hugging Face access token with write permission to push.")
-    folder = artifact_folder(session)
+    method, folder = _artifact(session).method, artifact_folder(session)
     api, failure = HfApi(), None
     try:
         api.create_repo(repo_id, token=token.strip(), exist_ok=True)
         api.upload_folder(repo_id=repo_id, folder_path=str(folder), token=token.strip(),
-                          commit_message=f"Unlearning Studio: {session.artifact.method} artifact")
-    except Exception as e:  # network, auth, permissions: one sentence, never the token
+                          commit_message=f"Unlearning Studio: {method} artifact")
+    except Exception as e:  # noqa: BLE001  network, auth, permissions: one sentence, never the token
         failure = type(e).__name__
     if failure:  # raised out here, so the error does not carry the original (which may quote the token) as its context
         raise UserError(f"The push to {repo_id} failed ({failure}); check the token's write access and the network.")

@@ -97,7 +97,14 @@ class ModelCache:
 
 
 _live: weakref.WeakSet[ModelCache] = weakref.WeakSet()
-os.register_at_fork(after_in_child=lambda: [cache._new_locks() for cache in list(_live)])
+
+
+def _renew_locks() -> None:
+    for cache in list(_live):
+        cache._new_locks()
+
+
+os.register_at_fork(after_in_child=_renew_locks)
 
 
 class _Load:
@@ -116,7 +123,7 @@ class _Load:
     def _main(self) -> None:
         try:
             self._loaded = self._load()
-        except BaseException as e:  # handed to every waiting request
+        except BaseException as e:  # noqa: BLE001  handed to every waiting request
             self._error = e
         self.on_done(self._loaded)
         self._done.set()

@@ -57,4 +57,11 @@ class DeviceQueue:
 
 
 _live: weakref.WeakSet[DeviceQueue] = weakref.WeakSet()
-os.register_at_fork(after_in_child=lambda: [queue._new_locks() for queue in list(_live)])
+
+
+def _renew_locks() -> None:
+    for queue in list(_live):
+        queue._new_locks()
+
+
+os.register_at_fork(after_in_child=_renew_locks)

@@ -80,9 +80,14 @@ class Session:
         return ds is not None and ds.name in ("forget.jsonl", "forget.txt") and ds.examples == preset(ds.kind)["forget"].examples
 
     # -------------------------------------------------------------- runs
+    def _running(self) -> RunHandle | None:
+        """The session's run while it has not finished."""
+        run = self.run
+        return run if run is not None and not run.finished else None
+
     @property
     def busy(self) -> bool:
-        return self.run is not None and not self.run.finished
+        return self._running() is not None
 
     def check_idle(self) -> None:
         """One run per session at a time, whether it unlearns or teaches."""
@@ -91,9 +96,10 @@ class Session:
 
     def cancel(self) -> str:
         """Ask the session's run to stop; what to tell the user."""
-        if not self.busy:
+        run = self._running()
+        if run is None:
             return "There is no run to cancel."
-        self.run.cancel()
+        run.cancel()
         return "cancelling…"
 
     def clear_result(self) -> None:
@@ -106,8 +112,8 @@ class Session:
     # -------------------------------------------------------------- end
     def close(self) -> None:
         with self.lock:
-            if self.busy:
-                self.run.cancel()
+            if (run := self._running()) is not None:
+                run.cancel()
             artifact, self.artifact = self.artifact, None
         if artifact is not None:
             artifact.release()

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ def execute(studio: Studio, work: Work) -> Iterator[Any]:
         if isinstance(work.job, ChatJob):
             yield from _chat(studio, session, work.job)
         else:
-            yield from _run(studio, session, work)
+            yield from _run(studio, session, work, work.job)
     finally:  # a reused worker keeps its copy of the base: leave it as it was
         if session.artifact is not None:
             session.artifact.release()
@@ -80,21 +81,22 @@ def _load_taught(studio: Studio, name: str, folder: Path, label: str):
     return replace(loaded, name=f"{name} (taught {label})")
 
 
-def _run(studio: Studio, session: Session, work: Work) -> Iterator[dict]:
-    run = studio.start(session, work.job)
+def _run(studio: Studio, session: Session, work: Work, job: RunJob) -> Iterator[dict]:
+    run = studio.start(session, job)
     stopped = yield from _follow(run, work)
-    keep = _keep_artifact if isinstance(work.job, UnlearnJob) else _keep_taught
+    keep = _keep_artifact if isinstance(job, UnlearnJob) else _keep_taught
     yield _final(run, stopped, work, lambda: keep(session, Path(work.folder)))
 
 
 def _keep_artifact(session: Session, folder: Path) -> dict | None:
+    assert session.artifact is not None, "a finished unlearning run leaves its artifact"
     _write(folder / UNLEARNED, session.artifact.save)
     return session.report
 
 
 def _keep_taught(session: Session, folder: Path) -> str:
     for label, loaded in (("model", session.taught), ("oracle", session.taught_oracle)):
-        _write(folder / TAUGHT / label, lambda d, m=loaded: _save_loaded(m, d))
+        _write(folder / TAUGHT / label, partial(_save_loaded, loaded))
     return "taught"
 
 

@@ -55,7 +55,7 @@ def stream(call: GpuCall, work: Work) -> Iterator[Any]:
         yield from call(work)
     except UserError:
         raise
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001  the platform's errors have no common type
         raise UserError(f"The GPU worker stopped: {one_line(e) or type(e).__name__}.") from None
 
 
@@ -75,7 +75,7 @@ class ZeroGpuBackend:
         self.studio.check(session, job)  # the same checks, here, before any GPU time is spent
         flag = session.folder / f"cancel-{uuid.uuid4().hex[:8]}"
         work = Work(job, session.id, str(session.folder), dict(session.data), str(flag), STOP_SHARE * self.run_seconds)
-        on_done: Callable[[Any], None] = lambda result: None
+        on_done: Callable[[Any], None] = lambda result: None  # taught models stay in the folder
         if isinstance(job, UnlearnJob):
             session.clear_result()
             shutil.rmtree(session.folder / UNLEARNED, ignore_errors=True)
