@@ -59,6 +59,6 @@ def describe() -> list[tuple[str, str]]:
         ("models named by visitors kept loaded at once", f"{MAX_VISITOR_MODELS}"),
         ("app requests served at once / waiting", f"{APP_CONCURRENCY} / {APP_QUEUE_SIZE}"),
         ("an open page tells the app it is still there", f"every {KEEPALIVE_SECONDS} s"),
-        ("a browser session's data is deleted", f"{RECONNECT_SECONDS} s after its tab closes (a reloaded tab gets it "
-                                                f"back), or after {SESSION_HOURS} hours"),
+        ("a browser session's data is deleted", (f"{RECONNECT_SECONDS} s after its tab closes (a reloaded tab gets it "
+                                                 f"back), or after {SESSION_HOURS} hours")),
     ]

@@ -24,7 +24,7 @@ from .session import Session
 
 
 class Sessions:
-    def __init__(self):
+    def __init__(self) -> None:
         self._by_token: dict[str, Session] = {}
         self._closing: dict[str, threading.Timer] = {}
         self._pages: dict[int, int] = {}  # id(session) → pages holding it
@@ -36,7 +36,7 @@ class Sessions:
         A token whose session still has its page (a duplicated tab) gets `fresh` too."""
         with self._lock:
             timer = self._closing.pop(token, None) if token else None
-            if timer is not None:
+            if token and timer is not None:
                 timer.cancel()
                 session = self._by_token[token]
             else:
