@@ -155,4 +155,4 @@ def render(backend: Backend, state: gr.State, model, method: dict) -> dict:
     teach.click(teacher(backend), [state, model], [state, bar, timer], api_name="teach_first")
     stop.click(cancel, [state], [bar], api_name="cancel")
     timer.tick(poll, [state], [bar, plot, timer, finished], api_name="poll")
-    return {"finished": finished, "bar": bar, "plot": plot}
+    return {"finished": finished, "bar": bar, "plot": plot, "timer": timer}

@@ -4,6 +4,7 @@
                  a bounded cache of the models visitors name
     queue.py     DeviceQueue: training runs take turns on the device
     session.py   Session: one browser tab's data, run, artifact and report, and its folder
+    registry.py  Sessions: which page holds which session, and when a session really ends
     export.py    the session's artifact as a zip, or pushed to the Hub
     jobs.py      the typed jobs (UnlearnJob, TeachJob, ChatJob), Reply, and the RunHandle
                  and Artifact protocols both backends honour
@@ -28,9 +29,11 @@ from .export import artifact_zip, push_to_hub
 from .jobs import Artifact, ChatJob, Reply, RunHandle, RunJob, TeachJob, UnlearnJob
 from .models import DEFAULT_MODEL, ModelCache, model_name
 from .queue import DeviceQueue
-from .session import Session
+from .registry import Sessions
+from .session import Session, new_folder, sweep_leftovers
 from .studio import Studio
 
 __all__ = ["DEFAULT_MODEL", "Artifact", "Backend", "ChatJob", "Dataset", "DeviceQueue", "Event", "LocalBackend",
-           "ModelCache", "Reply", "RunHandle", "RunJob", "Session", "Studio", "TeachJob", "UnlearnJob", "UserError",
-           "artifact_zip", "choose_backend", "limits", "model_name", "push_to_hub", "zero_gpu"]
+           "ModelCache", "Reply", "RunHandle", "RunJob", "Session", "Sessions", "Studio", "TeachJob", "UnlearnJob", "UserError",
+           "artifact_zip", "choose_backend", "limits", "model_name", "new_folder", "push_to_hub", "sweep_leftovers",
+           "zero_gpu"]
