@@ -70,6 +70,7 @@ def on_upload(role: str):
         try:
             if not is_upload(path):
                 raise UserError(f"{display} was not uploaded through this page, so it is not read.")
+            session.own(path)  # Gradio's copy of the upload goes when the session does
             session.upload(role, path, display)
             message = ""
         except UserError as e:

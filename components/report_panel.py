@@ -6,8 +6,9 @@ import html
 import math
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
-from unlearning.service import Session, UserError, artifact_zip, catalog, push_to_hub
+from unlearning.service import Session, UserError, artifact_zip, catalog, new_folder, push_to_hub
 
 from .common import error_box
 
@@ -102,20 +103,22 @@ def show(session: Session):
     return report_html(view), cost_line(view)
 
 
-def download(session: Session):
+def download(session: Session, forget_text: bool = False):
+    """The artifact as a zip, written straight into Gradio's file cache (so no copy of it is
+    served from elsewhere) in a folder the session deletes when it closes."""
     try:
-        return artifact_zip(session)
+        return artifact_zip(session, into=session.own(new_folder(get_upload_folder(), "export")), forget_text=forget_text)
     except UserError as e:
         gr.Warning(str(e))
         return None
 
 
-def push(session: Session, repo_id: str, token: str):
+def push(session: Session, repo_id: str, token: str, public: bool = False, forget_text: bool = False):
     try:
-        url = push_to_hub(session, repo_id, token)
+        url = push_to_hub(session, repo_id, token, public=public, forget_text=forget_text)
     except UserError as e:
         return error_box(str(e)), ""
-    return f"✅ pushed to {html.escape(url)}", ""  # the token box is cleared
+    return f"✅ pushed to {html.escape(url)} ({'public' if public else 'private'})", ""  # the token box is cleared
 
 
 # ------------------------------------------------------------------ widgets
@@ -126,11 +129,14 @@ def render(state: gr.State) -> dict:
     with gr.Row():
         zip_button = gr.Button("Prepare artifact (.zip)", elem_id="make-zip")
         zip_file = gr.File(label="Artifact", interactive=False, elem_id="artifact-file")
+    forget_text = gr.Checkbox(False, label="Include the forget set's text in report.json (off: every quote of it is left out)",
+                              elem_id="forget-text")
     with gr.Accordion("Push to the Hugging Face Hub", open=False):
         repo = gr.Textbox(label="Repository id (owner/name)")
         token = gr.Textbox(label="Access token (used once, never stored)", type="password")
+        public = gr.Checkbox(False, label="Make the repository public (off: private)", elem_id="push-public")
         push_button = gr.Button("Push")
         pushed = gr.HTML()
-    zip_button.click(download, [state], [zip_file])
-    push_button.click(push, [state, repo, token], [pushed, token])
+    zip_button.click(download, [state, forget_text], [zip_file])
+    push_button.click(push, [state, repo, token, public, forget_text], [pushed, token])
     return {"table": table, "cost": cost, "show": show}

@@ -434,3 +434,42 @@ def test_the_report_and_model_lines_are_escaped():
     assert_escaped(cost, IMG, SCRIPT)
     assert_escaped(model_panel.model_line({"name": IMG, "device": "cpu", "dtype": "float32", "params": 1e6}), IMG)
     assert_escaped(model_panel.loader(LocalBackend(Studio(ModelCache(device="cpu"))))(IMG), IMG)
+
+
+# ============================================================ 6. what leaves the app
+def hub_recording(monkeypatch) -> dict:
+    """HfApi's two calls, recording create_repo's `private` and the report.json uploaded."""
+    seen: dict = {}
+
+    def create_repo(self, repo_id, *, token=None, private=None, **kwargs):
+        seen["private"] = private
+
+    def upload_folder(self, *, repo_id, folder_path, token=None, **kwargs):
+        seen["report"] = (Path(folder_path) / "report.json").read_text(encoding="utf-8")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    return seen
+
+
+def forget_quotes(report_json: str, session) -> list[str]:
+    texts = {t for ex in session.data["forget"].examples for t in (ex.question, ex.answer, ex.subject) if t}
+    return sorted(t for t in texts if t.casefold() in report_json.casefold())
+
+
+def test_a_push_is_private_and_quotes_no_forget_text_unless_asked(flow, monkeypatch):
+    seen = hub_recording(monkeypatch)
+    assert forget_quotes(json.dumps(flow.session.report), flow.session)  # the report itself quotes the forget set
+    push_to_hub(flow.session, "owner/unlearned", TOKEN)
+    assert seen["private"] is True and forget_quotes(seen["report"], flow.session) == []
+    assert "(forget-set text left out)" in seen["report"]
+    push_to_hub(flow.session, "owner/unlearned", TOKEN, public=True, forget_text=True)
+    assert seen["private"] is False and forget_quotes(seen["report"], flow.session)
+
+
+def test_the_zip_quotes_no_forget_text_unless_asked(flow):
+    for asked in (False, True):
+        with zipfile.ZipFile(artifact_zip(flow.session, forget_text=asked)) as z:
+            report = z.read("report.json").decode("utf-8")
+        assert bool(forget_quotes(report, flow.session)) is asked
+        assert json.loads(report)["method"] == "eco"  # the rest of the report is all there

@@ -2,15 +2,23 @@
 
 A `Session` lives in the app's gr.State, one per browser tab. Nothing in it is shared with
 other sessions except the base models it points to (service/models.py); `close()` stops its
-run and deletes what it holds. Exporting and pushing its artifact: service/export.py.
+run and deletes what it holds: its folder, and the files it was given to `own()` (the app's
+copies of its uploads and downloads). Exporting and pushing its artifact: service/export.py.
+
+Folders are named after the process (`unlearning-session-<pid>-…`), so a process that was
+killed before it could close its sessions has them swept at the next start
+(`sweep_leftovers`), without touching those of another process still running.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,12 +32,18 @@ if TYPE_CHECKING:
 
 ROLES = ("forget", "retain")
 FOLDER_PREFIX = "unlearning-session-"
+LEFTOVER = re.compile(r"^unlearning-(?:session|export)-(\d+)-")
+
+
+def new_folder(root: str | Path | None = None, kind: str = "session") -> Path:
+    """A fresh folder named after this process (see sweep_leftovers)."""
+    return Path(tempfile.mkdtemp(prefix=f"unlearning-{kind}-{os.getpid()}-", dir=root))
 
 
 @dataclass
 class Session:
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX)))
+    folder: Path = field(default_factory=new_folder)
     data: dict[str, Dataset] = field(default_factory=dict)  # "forget", "retain" (validated)
     taught: Loaded | None = None  # "teach first": this session's own copy of the model
     taught_oracle: Loaded | None = None
@@ -42,6 +56,7 @@ class Session:
         # closes either sees the cancel or has its artifact released by close(). Not a field:
         # Gradio copies a State's dataclass fields, and a lock cannot be copied.
         self.lock = threading.Lock()
+        self.owned: list[Path] = []  # more to delete at close(), outside the folder
 
     def __deepcopy__(self, memo):  # gr.State deep-copies its initial value; ours is per session
         return Session()
@@ -110,6 +125,13 @@ class Session:
             artifact.release()
 
     # -------------------------------------------------------------- end
+    def own(self, path: str | Path) -> Path:
+        """Delete `path` (a file or folder) when the session closes."""
+        path = Path(path)
+        with self.lock:
+            self.owned.append(path)
+        return path
+
     def close(self) -> None:
         with self.lock:
             if (run := self._running()) is not None:
@@ -118,6 +140,37 @@ class Session:
         if artifact is not None:
             artifact.release()
         shutil.rmtree(self.folder, ignore_errors=True)
+        with self.lock:
+            owned, self.owned = self.owned, []
+        for path in owned:
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def sweep_leftovers(roots: Iterable[str | Path]) -> list[Path]:
+    """Delete the session and export folders that processes no longer running left in
+    `roots` (a process killed before it closed its sessions); what was deleted."""
+    swept = []
+    for root in roots:
+        try:
+            entries = list(Path(root).iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            match = LEFTOVER.match(entry.name)
+            if match and entry.is_dir() and not _alive(int(match.group(1))):
+                shutil.rmtree(entry, ignore_errors=True)
+                swept.append(entry)
+    return swept
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def preset(kind: str = "qa") -> dict[str, Dataset]:
