@@ -38,17 +38,34 @@ def collect(method: str, names: list[str], values: list) -> dict:
 
 
 # ------------------------------------------------------------------ widgets
+class SettingNumber(gr.Number):
+    """A gr.Number that hands whatever an API client sent ("12", "NaN", 1e9) to the engine,
+    whose settings check answers in one sentence naming the setting, instead of failing in
+    Gradio's own conversion with a bare "Error". Drawn as a plain Number."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except Exception:  # noqa: BLE001  any value Gradio cannot convert: the engine explains it
+            return payload
+
+
 def _control(spec: dict):
     label = f"{spec['name'].replace('_', ' ')} — {spec['help']}"
     if spec.get("choices"):
-        return gr.Dropdown(list(spec["choices"]), value=spec["default"], label=label, elem_id=f"set-{spec['name']}")
+        # allow_custom_value: an API client's "8" for 8, or a value not offered, reaches the
+        # engine's check (one sentence) instead of Gradio's list check
+        return gr.Dropdown(list(spec["choices"]), value=spec["default"], label=label, allow_custom_value=True,
+                           elem_id=f"set-{spec['name']}")
     if spec["type"] == "bool":
         return gr.Checkbox(value=spec["default"], label=label, elem_id=f"set-{spec['name']}")
     if spec["type"] == "int":
-        return gr.Number(value=spec["default"], precision=0, label=label, minimum=spec.get("lo"),
-                         maximum=spec.get("hi"), elem_id=f"set-{spec['name']}")
-    return gr.Number(value=spec["default"], label=label, minimum=spec.get("lo"), maximum=spec.get("hi"),
-                     elem_id=f"set-{spec['name']}")
+        return SettingNumber(value=spec["default"], precision=0, label=label, minimum=spec.get("lo"),
+                             maximum=spec.get("hi"), elem_id=f"set-{spec['name']}")
+    return SettingNumber(value=spec["default"], label=label, minimum=spec.get("lo"), maximum=spec.get("hi"),
+                         elem_id=f"set-{spec['name']}")
 
 
 def render() -> dict:

@@ -121,6 +121,10 @@ FILES = [
     File("CSV with quoted newlines (valid)", "forget.csv",
          b'question,answer\n"Who wrote\nthe notes?","Ada, in 1843.\nIn London."\r\nWhere?,Here.\n', None,
          expect=(QA("Who wrote\nthe notes?", "Ada, in 1843.\nIn London."), QA("Where?", "Here."))),
+    File("CSV naming 'question' twice", "forget.csv", b"question,answer,Question\nWho?,Me.,Why?\n",
+         "its header row names 'question' twice"),
+    File("QA whose question is zero-width spaces", "forget.jsonl", jsonl({"question": "\u200b\u200b", "answer": "Me."}),
+         "has no 'question'"),
     File("QA with an empty answer", "forget.jsonl", jsonl({"question": "Who?", "answer": "  "}),
          "line 1 has no 'answer' (it is missing or empty)"),
     File("QA with a number as answer", "forget.jsonl", jsonl({"question": "Year?", "answer": 1843}),
@@ -300,10 +304,10 @@ SETTINGS = [
     Setting("--lr", "nan", "--lr must be a number, not 'nan'"),
     Setting("--lr", "inf", "--lr must be a number, not 'inf'"),
     Setting("--lr", "1e308", "--lr must be at most 1.0"),
-    Setting("--rank", "7", "--rank must be one of 4, 8, 16, 32, not '7'"),
-    Setting("--rank", "0", "--rank must be one of 4, 8, 16, 32, not '0'"),
-    Setting("--rank", "-8", "--rank must be one of 4, 8, 16, 32, not '-8'"),
-    Setting("--rank", "1024", "--rank must be one of 4, 8, 16, 32, not '1024'"),
+    Setting("--rank", "7", "--rank must be one of 4, 8, 16, 32, 64, not '7'"),
+    Setting("--rank", "0", "--rank must be one of 4, 8, 16, 32, 64, not '0'"),
+    Setting("--rank", "-8", "--rank must be one of 4, 8, 16, 32, 64, not '-8'"),
+    Setting("--rank", "1024", "--rank must be one of 4, 8, 16, 32, 64, not '1024'"),
     Setting("--rank", "eight", "--rank must be a whole number, not 'eight'"),
     Setting("--batch-size", "100000", "--batch-size must be at most 256"),
 ]
@@ -553,6 +557,7 @@ PROMPTS = [
            f"The message has {limits.MAX_PROMPT_CHARS + 1:,} characters; the limit is {limits.MAX_PROMPT_CHARS:,}"),
     Prompt("far over the limit", "x" * 500_000, "The message has 500,000 characters"),
     Prompt("whitespace only", " \n\t ", "Type a message first"),
+    Prompt("zero-width spaces only", "\u200b\u200b\ufeff\u2060", "Type a message first"),
     # What Python makes of invalid UTF-8 on the command line, or a lone surrogate sent by a client.
     Prompt("unpaired surrogate", "Who wrote \udce9 the notes?", "The message is not valid text"),
 ]

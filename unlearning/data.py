@@ -25,6 +25,14 @@ from .formats import Record, kind_of, read_records, shorten
 _KIND_WORDS = {"qa": "a question/answer pair", "passage": "a passage ('text')"}
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"'”’)\]])\s+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"  # zero-width spaces and joiners, BOM, soft hyphen
+_EDGES = re.compile(f"^[\\s{_INVISIBLE}]+|[\\s{_INVISIBLE}]+$")
+
+
+def strip_invisible(text: str) -> str:
+    """`text` without whitespace or invisible characters at either end: a field of only
+    zero-width spaces is as empty as one of only spaces."""
+    return _EDGES.sub("", text)
 
 
 @dataclass(frozen=True)
@@ -180,7 +188,7 @@ def _optional_string(rec: dict, key: str, where: str, name: str) -> str | None:
     value = rec.get(key)
     if value is not None and not isinstance(value, str):
         raise UserError(f"{name}: {where} has {kind_of(value)} in '{key}' where a string was expected.")
-    value = (value or "").strip()
+    value = strip_invisible(value or "")
     _check_text(value, f"'{key}'", where, name)
     return value or None
 

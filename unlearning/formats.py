@@ -288,6 +288,9 @@ def _csv_rows(text: str, name: str) -> Iterator[list[str]]:
 def _csv_header(row: list[str], name: str) -> list[str]:
     """Column names, stripped and casefolded: spreadsheets like to write 'Question '."""
     header = [h.strip().casefold() for h in row]
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if twice:
+        raise UserError(f"{name}: its header row names '{shorten(twice[0], 20)}' twice; give each column its own name.")
     missing = [] if "text" in header else [c for c in ("question", "answer") if c not in header]
     if missing:
         cols = " and ".join(f"'{c}'" for c in missing) + (" columns" if len(missing) > 1 else " column")

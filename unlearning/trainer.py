@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from . import limits
 from .batches import Encoded, encode_dataset, pad_id, paired_batches
 from .data import Dataset
 from .errors import UserError
@@ -51,7 +52,7 @@ class LoraSettings:
     steps: int = setting(100, "optimiser steps (with stop=holdout, the most it may take)", lo=1, hi=MAX_STEPS)
     lr: float = setting(0.0, "AdamW learning rate; 0 = automatic: 2e-4 for models under 50 M parameters, "
                         "1e-4 for larger ones", lo=0.0, hi=1.0)
-    rank: int = setting(8, "LoRA rank r (α = 2r)", choices=(4, 8, 16, 32))
+    rank: int = setting(8, "LoRA rank r (α = 2r)", choices=tuple(r for r in (4, 8, 16, 32, 64) if r <= limits.MAX_RANK))
     batch_size: int = setting(8, "forget examples per step, each paired with a random retain example", lo=1, hi=256)
     warmup: float = setting(0.1, "share of the steps over which the learning rate warms up", lo=0.0, hi=0.5)
     stop: str = setting("steps", "stop after the steps, or as soon as the forget set is known no better than "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import time
@@ -49,3 +50,31 @@ def test_api_bad_upload_is_a_message(app_url, tmp_path):
     bad.write_bytes(b"")
     _, _, error = client.predict(handle_file(str(bad)), api_name="/upload_forget")
     assert "empty.jsonl is empty." in error
+
+
+def _bar(out) -> str:
+    return html.unescape(out[0] if isinstance(out, (list, tuple)) else out)
+
+
+def test_api_settings_as_strings_get_the_engines_sentence(app_url):
+    """A client sends what view_api documents, or anything: "12" and rank "8" are taken as the
+    numbers they spell; "NaN" gets the setting's own sentence, never a bare "Error"."""
+    client = Client(app_url, verbose=False)
+    assert "There is no run to cancel." in _bar(client.predict(api_name="/cancel"))
+    client.predict("QA (questions and answers)", api_name="/use_preset")
+    settings = {name: spec["default"] for name, spec in setting_specs().items()}
+    for name, value, phrase in (("steps", "NaN", "--steps must be a whole number, not 'NaN'"),
+                                ("steps", "ten", "--steps must be a whole number, not 'ten'"),
+                                ("rank", "7", "--rank must be one of 4, 8, 16, 32, 64, not '7'")):
+        bar = _bar(client.predict("workshop", "ihl-fila", *{**settings, name: value}.values(), api_name="/start"))
+        assert "not started" in bar and phrase in bar, (name, value, bar)
+    bar = _bar(client.predict("workshop", "ihl-fila", *{**settings, "steps": "12", "rank": "8"}.values(), api_name="/start"))
+    assert "running" in bar, bar
+    assert "cancelling" in _bar(client.predict(api_name="/cancel"))
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        _bar_html, _plot, _timer, finished = client.predict(api_name="/poll")
+        if finished in ("done", "cancelled"):
+            break
+        time.sleep(0.5)
+    assert finished in ("done", "cancelled")

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .. import limits
+from ..data import strip_invisible
 from ..errors import UserError
 from .jobs import Reply
 
@@ -23,7 +24,7 @@ VIEWS = ("original", "unlearned")
 
 def check_prompt(prompt: str) -> None:
     """A chat message must have text, stay within limits.MAX_PROMPT_CHARS and be valid text."""
-    if not prompt.strip():
+    if not strip_invisible(prompt):
         raise UserError("Type a message first.")
     if len(prompt) > limits.MAX_PROMPT_CHARS:
         raise UserError(f"The message has {len(prompt):,} characters; the limit is {limits.MAX_PROMPT_CHARS:,}.")
