@@ -38,18 +38,21 @@ def collect(method: str, names: list[str], values: list) -> dict:
 
 
 # ------------------------------------------------------------------ widgets
-class SettingNumber(gr.Number):
-    """A gr.Number that hands whatever an API client sent ("12", "NaN", 1e9) to the engine,
-    whose settings check answers in one sentence naming the setting, instead of failing in
-    Gradio's own conversion with a bare "Error". Drawn as a plain Number."""
+def tolerant(control: gr.Number) -> gr.Number:
+    """`control`, handing whatever an API client sent ("12", "NaN", 1e9) to the engine, whose
+    settings check answers in one sentence naming the setting, where Gradio's own conversion
+    would fail with a bare "Error". (An instance attribute, not a subclass: Gradio writes a
+    .pyi file next to any module that defines a component class.)"""
+    convert = control.preprocess
 
-    is_template = True
-
-    def preprocess(self, payload):
+    def preprocess(payload):
         try:
-            return super().preprocess(payload)
+            return convert(payload)
         except Exception:  # noqa: BLE001  any value Gradio cannot convert: the engine explains it
             return payload
+
+    setattr(control, "preprocess", preprocess)  # noqa: B010  (mypy refuses assigning to a method)
+    return control
 
 
 def _control(spec: dict):
@@ -62,10 +65,10 @@ def _control(spec: dict):
     if spec["type"] == "bool":
         return gr.Checkbox(value=spec["default"], label=label, elem_id=f"set-{spec['name']}")
     if spec["type"] == "int":
-        return SettingNumber(value=spec["default"], precision=0, label=label, minimum=spec.get("lo"),
-                             maximum=spec.get("hi"), elem_id=f"set-{spec['name']}")
-    return SettingNumber(value=spec["default"], label=label, minimum=spec.get("lo"), maximum=spec.get("hi"),
-                         elem_id=f"set-{spec['name']}")
+        return tolerant(gr.Number(value=spec["default"], precision=0, label=label, minimum=spec.get("lo"),
+                                  maximum=spec.get("hi"), elem_id=f"set-{spec['name']}"))
+    return tolerant(gr.Number(value=spec["default"], label=label, minimum=spec.get("lo"), maximum=spec.get("hi"),
+                              elem_id=f"set-{spec['name']}"))
 
 
 def render() -> dict:

@@ -40,6 +40,9 @@ def test_the_ui_imports_without_torch():
     code = "import sys; sys.modules['torch'] = None; import app, components.run_panel, components.report_panel"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+    # and wrote nothing into the source tree (Gradio writes a .pyi next to a module that
+    # defines a component class)
+    assert not [p for folder in ("components", "unlearning") for p in (ROOT / folder).rglob("*.pyi")]
 
 
 def test_the_engine_never_imports_gradio():
