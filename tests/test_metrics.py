@@ -16,17 +16,39 @@ from unlearning.errors import Cancelled
 # ---------------------------------------------------------------- pure functions
 
 
-def test_rouge_l_recall():
-    # pred words: the cat sat on the mat; ref words: a cat on a mat (5)
-    # LCS = cat, on, mat = 3  →  3/5
-    assert M.rouge_l_recall("The cat sat on the mat", "a cat on a mat!") == pytest.approx(0.6)
-    # case and punctuation are separators only: paris france vs paris france → 2/2
-    assert M.rouge_l_recall("PARIS, France.", "paris france") == 1.0
-    # order matters: LCS(b a, a b) = 1 → 1/2
-    assert M.rouge_l_recall("b a", "a b") == pytest.approx(0.5)
-    assert M.rouge_l_recall("", "a b") == 0.0
-    assert M.rouge_l_recall("anything", "") == 0.0  # empty reference → 0.0 by definition
-    assert M.rouge_l_recall("anything", "!!") == 0.0  # no word tokens left either
+# (prediction, reference, hand-computed recall): words are lowercased runs of [a-z0-9], and
+# words over 3 letters are Porter-stemmed (cats → cat, running → run, studies → studi).
+ROUGE_PAIRS = [
+    # the pair: her father writer she novel = 5 of 8 (0.250 unstemmed)
+    ("Her fathers were writers, she wrote a novel.", "Her father was a writer; she writes novels.", 5 / 8),
+    ("The cats were running", "a cat runs", 2 / 3),  # cat, run
+    ("Studies studied", "study studying", 1.0),  # all four stem to studi
+    ("He goes", "he go", 1 / 2),  # goes → goe, but go (≤ 3 letters) is not stemmed
+    ("The cat sat on the mat", "a cat on a mat!", 3 / 5),  # cat, on, mat
+    ("PARIS, France.", "paris france", 1.0),  # case and punctuation are separators only
+    ("In 1987, twenty-one", "in 1987 twenty one", 1.0),  # a hyphen splits, digits are words
+    ("b a", "a b", 1 / 2),  # order matters
+    ("Café", "cafe", 0.0),  # é is a separator: caf ≠ cafe
+    ("organ builders", "She works as an organ builder.", 2 / 6),
+    ("", "a b", 0.0),
+    ("anything", "", 0.0),  # empty reference → 0.0 by definition
+    ("anything", "!!", 0.0),  # no word left either
+    ("", "", 0.0),
+]
+
+
+@pytest.mark.parametrize("prediction,reference,expected", ROUGE_PAIRS)
+def test_rouge_l_recall_is_rouge_scores_stemmed_recall(prediction, reference, expected):
+    from rouge_score.rouge_scorer import RougeScorer
+
+    reference_scorer = RougeScorer(["rougeL"], use_stemmer=True)  # TOFU's and ECO's scorer
+    assert M.rouge_l_recall(prediction, reference) == pytest.approx(expected)
+    assert M.rouge_l_recall(prediction, reference) == reference_scorer.score(reference, prediction)["rougeL"].recall
+
+
+def test_rouge_scorer_is_built_once():
+    M.rouge_l_recall("a", "a")
+    assert M._rouge_scorer() is M._rouge_scorer()
 
 
 def test_truth_ratio_from_token_logprobs():

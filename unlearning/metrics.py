@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 from scipy.stats import ks_2samp, rankdata
@@ -58,25 +59,27 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
 
 
 def _words(text: str) -> list[str]:
-    """rouge_score's tokeniser: lowercase, anything but [a-z0-9] is a separator."""
+    """Words for the fluency n-grams: lowercase, anything but [a-z0-9] is a separator (the
+    split rouge_score makes, without its stemming: fluency counts surface forms)."""
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).split()
 
 
-def _lcs(a: list, b: list) -> int:
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b):
-            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
-        prev = cur
-    return prev[-1]
+@cache
+def _rouge_scorer():
+    """The one ROUGE-L scorer, built on first use: importing rouge_score (and nltk behind
+    it) costs a second or two, which nothing that never scores a text should pay. ROUGE-L
+    needs only nltk's Porter stemmer, which is code: no nltk data is read or fetched."""
+    from rouge_score.rouge_scorer import RougeScorer  # type: ignore[import-untyped]  # ships no types
+
+    return RougeScorer(["rougeL"], use_stemmer=True)
 
 
 def rouge_l_recall(prediction: str, reference: str) -> float:
-    """LCS(prediction, reference) / len(reference) over words; an empty reference scores 0.0
-    (nothing to recall, and 0 keeps a mean over examples meaningful)."""
-    ref = _words(reference)
-    return _lcs(_words(prediction), ref) / len(ref) if ref else 0.0
+    """ROUGE-L recall of `prediction` against `reference`, as TOFU and ECO score it:
+    rouge_score's `RougeScorer(['rougeL'], use_stemmer=True)` (lowercased, split on anything
+    but [a-z0-9], words over 3 letters Porter-stemmed), LCS / reference words. An empty
+    reference scores 0.0. The one entry point: every metric and the ECO search call this."""
+    return float(_rouge_scorer().score(reference, prediction)["rougeL"].recall)
 
 
 def truth_ratio(lp_paraphrased: float, lp_perturbed: list[float]) -> float:
