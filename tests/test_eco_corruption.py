@@ -71,10 +71,10 @@ def test_rand_noise_top_k_touches_only_each_positions_largest_dims():
     assert changed == [[0, 1], [1, 0]]  # argmax |e|: dim 1 in row 0, dim 0 in row 1
 
 
-def test_corrupt_rows_touches_only_the_spans_and_leaves_unflagged_rows_alone():
+def test_corrupt_rows_touches_only_the_positions_and_leaves_unflagged_rows_alone():
     embeds = torch.arange(3 * 5 * 4, dtype=torch.float32).reshape(3, 5, 4) + 1  # (B, T, d), no zeros
     flip_all = make_corruption("flip_sign_top_k")
-    out = corrupt_rows(embeds, [(1, 4), None, (0, 2)], flip_all, strength=4, seeds=[0, 0, 0])
+    out = corrupt_rows(embeds, [range(1, 4), None, range(0, 2)], flip_all, strength=4, seeds=[0, 0, 0])
     expected = embeds.clone()
     expected[0, 1:4] *= -1  # positions 1..3; position 4 (the last prompt token) untouched
     expected[2, 0:2] *= -1
@@ -87,15 +87,25 @@ def test_corrupt_rows_does_not_depend_on_the_rest_of_the_batch():
     torch.manual_seed(0)
     embeds = torch.randn(3, 6, 8)
     noise = make_corruption("rand_noise_first_n", n_dims=3)
-    batch = corrupt_rows(embeds, [(0, 5), (1, 5), (2, 5)], noise, 2.0, seeds=[11, 12, 13])
-    alone = corrupt_rows(embeds[1:2], [(1, 5)], noise, 2.0, seeds=[12])
+    batch = corrupt_rows(embeds, [range(0, 5), range(1, 5), range(2, 5)], noise, 2.0, seeds=[11, 12, 13])
+    alone = corrupt_rows(embeds[1:2], [range(1, 5)], noise, 2.0, seeds=[12])
     assert torch.equal(batch[1], alone[0])
     assert not torch.equal(batch[0, :5, :3], embeds[0, :5, :3])
 
 
-def test_corrupt_rows_keeps_dtype_and_empty_spans():
+def test_corrupt_rows_keeps_dtype_and_empty_positions():
     embeds = torch.ones(2, 3, 4, dtype=torch.bfloat16)
-    out = corrupt_rows(embeds, [(0, 0), (0, 2)], make_corruption("zero_out_top_k"), 4, seeds=[0, 1])
+    out = corrupt_rows(embeds, [range(0, 0), range(0, 2)], make_corruption("zero_out_top_k"), 4, seeds=[0, 1])
     assert out.dtype == torch.bfloat16
     assert torch.equal(out[0], embeds[0])
     assert out[1, :2].abs().sum() == 0 and torch.equal(out[1, 2], embeds[1, 2])
+
+
+def test_corrupt_rows_takes_scattered_positions():
+    # The paper protocol corrupts a subject's name wherever it occurs: positions need not touch.
+    embeds = torch.arange(2 * 6 * 4, dtype=torch.float32).reshape(2, 6, 4) + 1
+    out = corrupt_rows(embeds, [[0, 2, 3], [5]], make_corruption("flip_sign_top_k"), strength=4, seeds=[0, 1])
+    expected = embeds.clone()
+    expected[0, [0, 2, 3]] *= -1
+    expected[1, 5] *= -1
+    assert torch.equal(out, expected)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from unlearning.batches import collate, encode_qa, pad_id
-from unlearning.data import QA
+from unlearning.batches import collate, encode_passage, encode_qa, pad_id
+from unlearning.data import QA, Passage
 from unlearning.eco.classifier import PromptClassifier
 from unlearning.eco.corruption import make_corruption
 from unlearning.eco.guard import Guard
+from unlearning.eco.protocol import make_protocol
 from unlearning.generate import generate_answers, generate_ids, prompt_ids, reply_texts
 from unlearning.metrics import sequence_logprobs
 from unlearning.models import load_model
@@ -176,3 +177,64 @@ def test_a_callers_own_decoding_loop_matches_generate(guard, workshop):
             out = guard(input_ids=torch.tensor([[token]]), attention_mask=mask, past_key_values=out.past_key_values,
                         use_cache=True)
         assert tokens == generate_ids(guard, tok, [prompt], 10)[0]
+
+
+def teacher_forced_changes(guard, workshop, items, labels: bool) -> list[list[int]]:
+    """Positions whose input embedding the guard changed in one teacher-forced pass."""
+    batch = collate(items, pad_id(workshop.tokenizer))
+    with EmbedSpy(workshop.model) as spy:
+        guard(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+              labels=batch["labels"] if labels else None)
+    if spy.calls[0] is None:
+        return [[] for _ in items]
+    return changed_positions(workshop.model, batch["input_ids"], spy.calls[0])
+
+
+@pytest.mark.parametrize("labels", [True, False])
+def test_a_fully_labelled_passage_row_is_corrupted_all_but_its_last_position(guard, workshop, labels):
+    """Issue 13: with labels, the first label at position 0 used to leave the passage clean.
+    A passage is all scored text and has no answer to keep clean: every position but the last."""
+    (item,) = encode_passage(workshop.tokenizer, Passage("Yara Bramante builds organs in Harrowfield, by the sea."))
+    assert all(label != -100 for label in item.labels)
+    assert teacher_forced_changes(guard, workshop, [item], labels)[0] == list(range(len(item.input_ids) - 1))
+
+
+@pytest.fixture(scope="module")
+def paper_guard(workshop):
+    protocol = make_protocol("paper", workshop.tokenizer, ["Yara Bramante", "Ignatius Loxley"])
+    return Guard(workshop.model, workshop.tokenizer, keyword_classifier(), make_corruption("rand_noise_first_n"), 50.0, 0,
+                 protocol)
+
+
+def name_positions(tok, ids: list[int], words=("Yara", "Bramante")) -> list[int]:
+    names = {i for w in words for text in (w, " " + w) for i in tok(text, add_special_tokens=False)["input_ids"]}
+    return [i for i, x in enumerate(ids) if x in names]
+
+
+@pytest.mark.parametrize("labels", [True, False])
+def test_paper_protocol_corrupts_the_subjects_name_in_prompt_and_answer(paper_guard, workshop, labels):
+    tok = workshop.tokenizer
+    items = [encode_qa(tok, QA(FORGET[0], "Yara was born in Harrowfield.")), encode_qa(tok, QA(RETAIN[0], "Caddon Mills."))]
+    changed = teacher_forced_changes(paper_guard, workshop, items, labels)
+    names = name_positions(tok, items[0].input_ids)
+    assert len(names) == 3 and names[-1] >= items[0].prompt_len  # Yara Bramante in the question, Yara in the answer
+    assert changed == [names, []]
+
+
+def test_paper_protocol_without_a_known_name_corrupts_prompt_and_answer_but_the_last(workshop):
+    protocol = make_protocol("paper", workshop.tokenizer, [])
+    guard = Guard(workshop.model, workshop.tokenizer, keyword_classifier(), make_corruption("rand_noise_first_n"), 50.0, 0,
+                  protocol)
+    item = encode_qa(workshop.tokenizer, QA(FORGET[0], "In Harrowfield, by the sea."))
+    assert teacher_forced_changes(guard, workshop, [item], True)[0] == list(range(len(item.input_ids) - 1))
+
+
+def test_paper_protocol_leaves_generation_and_a_callers_prefill_as_they_were(paper_guard, guard, workshop):
+    """Generation corrupts the prompt only, all but its last position, under both protocols."""
+    tok = workshop.tokenizer
+    ids = [prompt_ids(tok, FORGET[0])]
+    assert generate_ids(paper_guard, tok, ids, 8) == generate_ids(guard, tok, ids, 8)
+    prompt = torch.tensor(ids)
+    with EmbedSpy(workshop.model) as spy:
+        paper_guard(input_ids=prompt, attention_mask=torch.ones_like(prompt), use_cache=True)
+    assert changed_positions(workshop.model, prompt, spy.calls[0])[0] == list(range(len(ids[0]) - 1))

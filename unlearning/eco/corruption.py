@@ -16,6 +16,7 @@ other knob of the noise functions (n or k, fixed before the strength search).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 import torch
 
@@ -138,20 +139,21 @@ def make_corruption(name: str, n_dims: int = 1) -> Corruption:
     return CORRUPTIONS[name](n_dims)
 
 
-def corrupt_rows(embeds: torch.Tensor, spans: list[tuple[int, int] | None], corruption: Corruption,
+def corrupt_rows(embeds: torch.Tensor, positions: Sequence[Sequence[int] | None], corruption: Corruption,
                  strength: float, seeds: list[int]) -> torch.Tensor:
-    """Corrupt positions [start, end) of each row that has a span; rows with None are left
-    exactly as they are. embeds: (B, T, d) → a new (B, T, d) of the same dtype and device.
+    """Corrupt the given positions of each row (increasing, not necessarily contiguous: a
+    subject's name); rows with None are left exactly as they are. embeds: (B, T, d) → a new
+    (B, T, d) of the same dtype and device.
 
-    Callers pass end = the prompt's last position, so the last prompt token stays clean (ECO
-    corrupts every prompt position except the last). Each row draws from its own generator
-    seeded by `seeds[b]`, so a row's corruption does not depend on the rest of its batch."""
+    Callers leave out the last position of a prompt (ECO corrupts every prompt position
+    except the last). Each row draws from its own generator seeded by `seeds[b]`, so a row's
+    corruption does not depend on the rest of its batch."""
     out = embeds.clone()
-    for b, span in enumerate(spans):
-        if span is None or span[1] <= span[0]:
+    for b, pos in enumerate(positions):
+        if not pos:
             continue
-        start, end = span
+        idx = torch.as_tensor(list(pos), dtype=torch.long, device=embeds.device)  # (P,)
         g = torch.Generator().manual_seed(seeds[b])
-        e = embeds[b, start:end].detach().float().cpu()  # (P, d)
-        out[b, start:end] = corruption.apply(e, strength, g).to(embeds.device, embeds.dtype)
+        e = embeds[b, idx].detach().float().cpu()  # (P, d)
+        out[b, idx] = corruption.apply(e, strength, g).to(embeds.device, embeds.dtype)
     return out

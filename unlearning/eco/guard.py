@@ -8,7 +8,9 @@ For each row of a batch the guard recovers the raw prompt, asks the classifier, 
   the model does, and generation runs the caller's call unchanged for the unflagged rows);
 - flagged rows have the input embeddings of every prompt position except the last
   corrupted, and run from `inputs_embeds`. In generation only the prompt (prefill) is
-  corrupted; new tokens attend to it through the cache.
+  corrupted; new tokens attend to it through the cache. A row scored teacher-forced (a
+  prompt with an answer after it, or a passage) is corrupted as the guard's scoring protocol
+  says (protocol.py: `prompt`, the same prompt positions, or `paper`, prompt and answer).
 
 The guard behaves like a causal LM for the engine: `guard(input_ids=…, attention_mask=…,
 labels=…)`, `guard.generate(…)` (left-padded batches, `streamer=`), `guard.parameters()`.
@@ -26,11 +28,12 @@ from ..batches import IGNORE
 from .classifier import PromptClassifier
 from .corruption import Corruption, corrupt_rows
 from .prompts import PromptReader, ReadPrompt
+from .protocol import PromptProtocol, ScoringProtocol
 
 
 class Guard(torch.nn.Module):
     def __init__(self, model, tokenizer, classifier: PromptClassifier, corruption: Corruption,
-                 strength: float, seed: int):
+                 strength: float, seed: int, protocol: ScoringProtocol | None = None):
         super().__init__()
         self.model = model  # the shared base model: a submodule, so parameters() and eval() reach it
         self.tokenizer = tokenizer
@@ -39,6 +42,7 @@ class Guard(torch.nn.Module):
         self.corruption = corruption
         self.strength = strength
         self.seed = seed
+        self.protocol = protocol or PromptProtocol()
 
     # --- what callers read off a causal LM
     @property
@@ -89,23 +93,35 @@ class Guard(torch.nn.Module):
         flags = self.classifier.flags([r.text for r in reads])
         if not any(flags):
             return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
-        spans = []
+        positions: list[list[int] | None] = []
         for b, (flagged, r, (start, n)) in enumerate(zip(flags, reads, rows)):
-            length = self._prompt_length(input_ids, labels, b, start, n, r) if flagged else 0
-            spans.append((start, start + length - 1) if flagged else None)  # the last prompt token stays clean
+            positions.append([start + i for i in self._positions(input_ids, labels, b, start, n, r)] if flagged else None)
         embeds = self.model.get_input_embeddings()(input_ids)  # (B, T, d)
-        embeds = corrupt_rows(embeds, spans, self.corruption, self.strength, self._seeds(reads))
+        embeds = corrupt_rows(embeds, positions, self.corruption, self.strength, self._seeds(reads))
         return self.model(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kwargs)
 
-    def _prompt_length(self, input_ids, labels, b: int, start: int, n: int, r: ReadPrompt) -> int:
-        """Prompt tokens of row b: before its first label, else as read from the template,
-        else the whole row (a passage is all prompt)."""
+    def _positions(self, input_ids, labels, b: int, start: int, n: int, r: ReadPrompt) -> list[int]:
+        """Positions (from the row's first real token) to corrupt in flagged row b. A row that
+        is a prompt alone (a caller's own prefill) is corrupted as generation corrupts it; a
+        scored row (an answer after the prompt, or a passage) as the scoring protocol says."""
+        ids = input_ids[b, start : start + n].tolist()
+        prompt_len, scored = self._prompt_length(ids, labels, b, start, n, r)
+        return self.protocol.positions(ids, prompt_len) if scored else PromptProtocol().positions(ids, n)
+
+    def _prompt_length(self, ids: list[int], labels, b: int, start: int, n: int, r: ReadPrompt) -> tuple[int, bool]:
+        """(prompt tokens of row b, whether any of the row is scored). The prompt ends at the
+        first label; a row labelled from its first token is a passage, all scored text (and
+        all prompt: nothing in it is an answer to keep clean). Without labels the prompt's
+        end is read from the chat template, and a row without one is a passage too."""
         if labels is not None:
             labelled = (labels[b, start : start + n] != IGNORE).nonzero()
             if len(labelled):
-                return int(labelled[0, 0])
-        length = self.reader.length(input_ids[b, start : start + n].tolist(), r)
-        return min(length, n) if length else n
+                first = int(labelled[0, 0])
+                return (first, True) if first > 0 else (n, True)
+        length = self.reader.length(ids, r)
+        if not length:
+            return n, True
+        return min(length, n), length < n
 
     # --- generation (chat and metrics)
     @torch.no_grad()
@@ -131,9 +147,9 @@ class Guard(torch.nn.Module):
     def _corrupted_generate(self, input_ids, mask, reads, rows, **kwargs):
         """Generate from corrupted prompt embeddings. input_ids are passed too, so the output
         starts with the prompt like a plain call's and a streamer skips it as usual."""
-        spans = [(start, start + n - 1) for start, n in rows]  # every real position but the last
+        positions = [list(range(start, start + n - 1)) for start, n in rows]  # every real position but the last
         embeds = self.model.get_input_embeddings()(input_ids)  # (B, T, d)
-        embeds = corrupt_rows(embeds, spans, self.corruption, self.strength, self._seeds(reads))
+        embeds = corrupt_rows(embeds, positions, self.corruption, self.strength, self._seeds(reads))
         return self.model.generate(input_ids=input_ids, inputs_embeds=embeds, attention_mask=mask, **kwargs)
 
     def _pad_id(self, kwargs: dict) -> int:
