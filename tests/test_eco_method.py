@@ -102,6 +102,7 @@ def test_run_fills_the_report_block(ran):
                 "robustness", "encoder", "target", "metric"):
         assert key in eco, key
     assert eco["metric"] == "rougeL" and eco["target_source"] == "oracle"
+    assert eco["protocol"] == "prompt" and eco["search_target"] == "metric"  # the defaults
     assert eco["strength"] in [p["strength"] for p in eco["search"]]
     assert {"paraphrase", "jailbreak_prefix", "jailbreak_suffix", "buried_in_context"} <= set(eco["robustness"])
     assert all(0 <= v["recall"] <= 1 for v in eco["robustness"].values())
@@ -177,3 +178,66 @@ def test_target_is_the_oracle_else_the_holdout_surrogate(workshop, splits):
     assert source == "holdout (surrogate)"
     assert value == forget_metric(workshop.model, workshop.tokenizer, splits["holdout"], "rougeL")
     assert _target(workshop, {**splits, "holdout": Dataset("h", "qa", [])}, "rougeL", None)[0] == 0.0
+
+
+@pytest.fixture(scope="module")
+def ran_paper_fq(workshop, splits):
+    """A run with the paper protocol that maximises forget quality against oracle truth ratios."""
+    cfg = build(Eco.Config, {**SMALL, "protocol": "paper", "target": "forget_quality", "search_steps": 2})
+    reference = {"oracle": {"forget.rougeL": 0.2}, "before": {}, "oracle_raw": {"forget": {"R": [0.6, 0.8, 0.9, 1.1, 1.3]}}}
+    run = Run(lambda ctx: Eco.run(ctx, workshop, splits, cfg, reference)).start()
+    run.wait()
+    assert run.state == "done", run.traceback
+    return run.result
+
+
+def test_the_report_names_the_protocol_and_the_search_target(ran_paper_fq, splits):
+    from unlearning.methods.eco import FQ_SOURCE
+    from unlearning.report import Report
+
+    eco = ran_paper_fq.extra_report["eco"]
+    assert eco["protocol"] == "paper" and eco["search_target"] == "forget_quality"
+    assert eco["metric"] == "forget_quality" and eco["target"] == 1.0 and eco["target_source"] == FQ_SOURCE
+    # every subject of the run's data: the subsets' people and general's countries
+    assert eco["protocol_subjects"] == len({ex.subject for ds in splits.values() for ex in ds.examples}) > 3
+    assert {p["phase"] for p in eco["search"]} == {"grid", "golden"}
+    assert all(0 <= p["metric"] <= 1 for p in eco["search"])
+    report = Report.from_dict({"method": "eco", "eco": eco})
+    assert report.eco.protocol == "paper" and report.eco.search_target == "forget_quality"
+    lines = {line.label: line for block in Eco.report_blocks(report) for line in block.lines}
+    assert lines["scoring protocol (teacher-forced metrics)"].value.startswith("paper")
+    assert "forget forget_quality the strength search maximised towards" in lines
+
+
+def test_a_saved_paper_guard_scores_as_it_did(ran_paper_fq, workshop, splits, tmp_path):
+    from unlearning.metrics import sequence_logprobs
+    from unlearning.batches import encode_qa
+
+    ran_paper_fq.save(tmp_path)
+    assert json.loads((tmp_path / "guard.json").read_text())["protocol"] == "paper"
+    assert "Bramante" not in (tmp_path / "guard.json").read_text()  # names are kept as hashes
+    loaded = load_unlearned(workshop, tmp_path)
+    assert loaded.guard.protocol.name == "paper"
+    items = [encode_qa(workshop.tokenizer, qa) for qa in splits["forget"].examples[:3]]
+    with ran_paper_fq.view("unlearned") as a, loaded.view("unlearned") as b:
+        assert [s.token_logprobs for s in sequence_logprobs(a, workshop.tokenizer, items)] == \
+            [s.token_logprobs for s in sequence_logprobs(b, workshop.tokenizer, items)]
+
+
+def test_a_guard_saved_before_protocols_reads_as_prompt(ran, workshop, tmp_path):
+    unlearned, _ = ran
+    unlearned.save(tmp_path)
+    spec = json.loads((tmp_path / "guard.json").read_text())
+    del spec["protocol"], spec["protocol_params"]
+    (tmp_path / "guard.json").write_text(json.dumps(spec))
+    assert load_unlearned(workshop, tmp_path).guard.protocol.name == "prompt"
+    (tmp_path / "guard.json").write_text(json.dumps({**spec, "protocol": "tofu"}))
+    with pytest.raises(UserError, match="unknown scoring protocol 'tofu'"):
+        load_unlearned(workshop, tmp_path)
+
+
+def test_forget_quality_target_needs_an_oracle(workshop, splits):
+    cfg = build(Eco.Config, {**SMALL, "target": "forget_quality"})
+    run = Run(lambda ctx: Eco.run(ctx, workshop, splits, cfg, {"oracle": None, "before": {}})).start()
+    run.wait()
+    assert run.state == "failed" and "--target forget_quality needs an oracle model" in str(run.error)

@@ -20,6 +20,7 @@ def test_a_full_eco_report_reads_into_its_fields():
     assert (eco.classifier_recall, eco.classifier_fpr, eco.cv_folds, eco.threshold, eco.alpha) == (0.98, 0.004, 5, 0.14, 0.01)
     assert (eco.corruption, eco.strength, eco.metric, eco.target, eco.target_source) == (
         "rand_noise_first_n", 46.4, "rougeL", 0.19, "oracle")
+    assert (eco.search_target, eco.protocol) == ("metric", "prompt")
     assert eco.robustness["subject_swap"] == Probe(0.9, None, 12, "Who is Y?")
     assert eco.unseen_fpr == {"holdout": 0.0, "general": 0.01} and eco.search[0]["phase"] == "grid"
     assert eco.extra["encoder"] == "assets/encoder"  # the keys it does not type are kept

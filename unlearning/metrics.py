@@ -297,7 +297,7 @@ def _extraction(model, tokenizer, items: list[Encoded], batch_size: int, check_c
     return _mean([extraction_likelihood(g, s, EXTRACTION_N) for g, s in per_example.values()])
 
 
-def _truth_ratios(model, tokenizer, qas: list, batch_size: int, check_cancel) -> list[float]:
+def truth_ratios(model, tokenizer, qas: list, batch_size: int = 32, check_cancel=None) -> list[float]:
     """R for every example that has a paraphrase and at least one perturbed answer."""
     usable = [qa for qa in qas if qa.paraphrased_answer and qa.perturbed_answers]
     alts = [encode_qa(tokenizer, qa, answer=a) for qa in usable for a in (qa.paraphrased_answer, *qa.perturbed_answers)]
@@ -317,7 +317,7 @@ def _evaluate_qa(model, tokenizer, ds: Dataset, split: str, bs: int, check_cance
     answers = _greedy_answers(model, tokenizer, qas, items, bs, check_cancel)
     m = {"answer_prob": _mean([math.exp(x) for x in means]), **_token_stats(scores),
          "rougeL": _mean([rouge_l_recall(a, qa.answer) for a, qa in zip(answers, qas)]), **_text_stats(answers)}
-    if rs := _truth_ratios(model, tokenizer, qas, bs, check_cancel):
+    if rs := truth_ratios(model, tokenizer, qas, bs, check_cancel):
         m["truth_ratio"] = _mean([truth_ratio_score(r, split) for r in rs])
     gens = [{"prompt": qa.question, "output": a, "reference": qa.answer} for qa, a in zip(qas, answers)]
     return m, {"R": rs, "losses": [-x for x in means], "generations": gens}, items

@@ -105,7 +105,8 @@ def unlearn_job(method: Method, cfg: Any, loaded: Loaded, splits: dict[str, Data
         report = _header(loaded, method.name, getattr(cfg, "seed", None)) | {"settings": asdict(cfg)}
         with MemoryWatch(loaded.device) as memory:
             report["oracle"], oracle_raw, report["before"] = _reference_phases(ctx, loaded, oracle, splits, evaluate_before)
-            reference = {"oracle": report.get("oracle"), "before": report.get("before")}
+            # oracle_raw: the oracle's per-example values (ECO's --target forget_quality matches its R)
+            reference = {"oracle": report.get("oracle"), "before": report.get("before"), "oracle_raw": oracle_raw}
             t_method = time.perf_counter()
             unlearned = method.run(PhaseContext(ctx, "method"), loaded, splits, cfg, reference)
             report["method_wall_s"] = round(time.perf_counter() - t_method, 2)

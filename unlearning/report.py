@@ -136,6 +136,8 @@ class EcoSummary:
     metric: str | None = None
     target: float | None = None
     target_source: str | None = None
+    search_target: str | None = None  # "metric" (match the target value) or "forget_quality" (maximise it)
+    protocol: str | None = None  # the scoring protocol of teacher-forced metrics: "prompt" or "paper"
     search: list[dict[str, Any]] = field(default_factory=list)
     robustness: dict[str, Probe] = field(default_factory=dict)
     unseen_fpr: dict[str, float | None] = field(default_factory=dict)
@@ -149,7 +151,8 @@ class EcoSummary:
             classifier_recall=number(d.get("classifier_recall")), classifier_fpr=number(d.get("classifier_fpr")),
             cv_folds=whole(d.get("cv_folds")), threshold=number(d.get("threshold")), alpha=number(d.get("alpha")),
             corruption=text(d.get("corruption")), strength=number(d.get("strength")), metric=text(d.get("metric")),
-            target=number(d.get("target")), target_source=text(d.get("target_source")), search=records(d.get("search")),
+            target=number(d.get("target")), target_source=text(d.get("target_source")),
+            search_target=text(d.get("search_target")), protocol=text(d.get("protocol")), search=records(d.get("search")),
             robustness={k: Probe.from_dict(v) for k, v in mapping(d.get("robustness")).items()},
             unseen_fpr={k: number(v) for k, v in mapping(d.get("unseen_fpr")).items()},
             extra={k: v for k, v in d.items() if k not in known})

@@ -7,6 +7,9 @@ only that one — the search evaluates it a dozen times.
   step function of the strength: an answer changes a word at a time.
 - `answer_prob`: exp(mean log-prob) of the gold answer (QA), teacher-forced; smooth.
 - `mem_acc`: share of gold tokens that are the argmax (QA or passages), teacher-forced.
+
+With `--target forget_quality` the search maximises `forget_quality_of` instead: the KS
+p-value of the model's forget truth ratios against the oracle's (the report's forget_quality).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from ..data import Dataset
 from ..errors import UserError
 from ..generate import generate_answers
 from ..limits import MAX_NEW_TOKENS
-from ..metrics import rouge_l_recall, sequence_logprobs
+from ..metrics import forget_quality, rouge_l_recall, sequence_logprobs, truth_ratios
 
 METRICS = ("auto", "rougeL", "answer_prob", "mem_acc")
 QA_ONLY = ("rougeL", "answer_prob")
@@ -52,3 +55,11 @@ def forget_metric(model, tokenizer, ds: Dataset, metric: str, batch_size: int = 
     correct = [ok for s in scores for ok in s.correct]
     return sum(correct) / max(len(correct), 1)
 
+
+
+def forget_quality_of(model, tokenizer, ds: Dataset, r_oracle: list[float], batch_size: int = 32,
+                      check_cancel=None) -> float:
+    """The report's forget_quality of `model`: KS p-value of its forget-set truth ratios
+    against the oracle's `r_oracle` (0.0 when no example has the answers R needs)."""
+    r = truth_ratios(model, tokenizer, ds.examples, batch_size, check_cancel)
+    return forget_quality(r, r_oracle) if r else 0.0

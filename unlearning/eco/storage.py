@@ -1,5 +1,6 @@
 """An ECO guard (Liu et al., NeurIPS 2024, arXiv 2406.07933) on disk: `guard.json` (encoder
-name, n-gram buckets, τ, corruption name and parameters, strength, seed) and
+name, n-gram buckets, τ, corruption name and parameters, strength, seed, scoring protocol
+and its parameters; a guard saved before protocols existed reads as `prompt`) and
 `guard_head.safetensors` (the classifier head). The base model is not saved: the guard
 reattaches to the loaded base (DESIGN.md §One base model).
 """
@@ -17,6 +18,7 @@ from .classifier import PromptClassifier
 from .corruption import CORRUPTIONS, make_corruption
 from .features import Featurizer, get_encoder
 from .guard import Guard
+from .protocol import PROTOCOLS, load_protocol
 
 SETTINGS_FILE = "guard.json"
 HEAD_FILE = "guard_head.safetensors"
@@ -31,7 +33,8 @@ def save_guard(guard: Guard, folder: Path, encoder: str, ngram_dims: int) -> Non
               str(folder / HEAD_FILE))
     spec = {"format": FORMAT, "encoder": encoder, "ngram_dims": ngram_dims, "threshold": guard.classifier.threshold,
             "corruption": guard.corruption.name, "corruption_params": guard.corruption.params(),
-            "strength": guard.strength, "seed": guard.seed}
+            "strength": guard.strength, "seed": guard.seed, "protocol": guard.protocol.name,
+            "protocol_params": guard.protocol.params()}
     (folder / SETTINGS_FILE).write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
 
 
@@ -53,7 +56,21 @@ def read_spec(folder: Path) -> dict:
         raise UserError(f"'{path}' is corrupted (its 'ngram_dims' is negative).")
     if spec["corruption"] not in CORRUPTIONS:
         raise UserError(f"'{path}' names an unknown corruption function '{spec['corruption']}'.")
+    spec.setdefault("protocol", "prompt")
+    spec.setdefault("protocol_params", {})
+    if spec["protocol"] not in PROTOCOLS:
+        raise UserError(f"'{path}' names an unknown scoring protocol '{spec['protocol']}'.")
+    if not _protocol_params_ok(spec["protocol_params"]):
+        raise UserError(f"'{path}' is corrupted (its 'protocol_params' are not name hashes and lengths).")
     return spec
+
+
+def _protocol_params_ok(params) -> bool:
+    if not isinstance(params, dict):
+        return False
+    keys, lengths = params.get("name_keys", []), params.get("name_lengths", [])
+    return (isinstance(keys, list) and all(isinstance(k, str) for k in keys) and isinstance(lengths, list)
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in lengths))
 
 
 def _read_head(folder: Path, width: int) -> torch.nn.Linear:
@@ -89,5 +106,5 @@ def load_guard(loaded, folder: Path) -> tuple[Guard, dict]:
     head = _read_head(folder, featurizer.dim)
     classifier = PromptClassifier(featurizer, head, float(spec["threshold"]))
     guard = Guard(loaded.model, loaded.tokenizer, classifier, make_corruption(spec["corruption"], n_dims),
-                  float(spec["strength"]), spec["seed"])
+                  float(spec["strength"]), spec["seed"], load_protocol(spec["protocol"], spec["protocol_params"]))
     return guard, spec

@@ -9,21 +9,24 @@ The parts live in unlearning/eco/; this file wires them into one run and one art
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ..artifacts import Unlearned
-from ..data import Dataset
+from ..data import QA, Dataset
 from ..eco.corruption import CORRUPTIONS, make_corruption
 from ..eco.features import DEFAULT_ENCODER, Featurizer, get_encoder, segments
 from ..eco.guard import Guard
-from ..eco.objective import METRICS, forget_metric, resolve_metric
+from ..eco.objective import METRICS, forget_metric, forget_quality_of, resolve_metric
+from ..eco.protocol import PROTOCOLS, make_protocol
 from ..eco.robustness import probe
-from ..eco.search import search
+from ..eco.search import SearchResult, maximise, search
 from ..eco.storage import load_guard, save_guard
 from ..eco.training import HeadSettings, fit_classifier, general_prompts, preload_general_embeddings
+from ..errors import UserError
 from ..models import Loaded
 from ..report import Block, Line, Plot, Report, Table
 from ..settings import setting, validate
@@ -31,6 +34,10 @@ from . import register
 
 # Shares of the method's progress bar.
 CLASSIFIER_SHARE, PROBE_SHARE = 0.35, 0.45
+TARGETS = ("metric", "forget_quality")  # what the strength search aims for (METHODS.md §ECO 5)
+PROTOCOL_LABELS = {"prompt": "prompt (prompt positions only)",
+                   "paper": "paper (prompt and scored answer; subject names where known)"}
+FQ_SOURCE = "oracle's truth-ratio distribution (forget quality maximised; the strength is chosen on the forget set)"
 
 
 @dataclass
@@ -42,9 +49,16 @@ class EcoConfig:
     n_dims: int = setting(1, "ECO: dimensions the noise corruptions touch (n, or k for rand_noise_top_k)", lo=1, hi=65536)
     metric: str = setting("auto", "ECO: forget metric the strength search matches to the target "
                                   "(auto: rougeL for QA, mem_acc for passages)", choices=METRICS)
+    target: str = setting("metric", "ECO: what the strength search aims for: metric (the oracle's value of the "
+                                    "metric, else the holdout surrogate) or forget_quality (the oracle's truth-ratio "
+                                    "distribution: maximise forget quality; needs an oracle)", choices=TARGETS)
+    protocol: str = setting("prompt", "ECO: how teacher-forced scores corrupt a flagged prompt: prompt (its positions "
+                                      "only) or paper (the official TOFU code's: prompt and scored answer, only the "
+                                      "subject's name where one is known)", choices=PROTOCOLS)
     strength: float = setting(0.0, "ECO: a fixed corruption strength (σ, or k dims); 0 finds it by search", lo=0.0, hi=1e4)
     grid_points: int = setting(7, "ECO: coarse grid points before the zeroth-order search", lo=1, hi=50, ui=False)
-    search_steps: int = setting(6, "ECO: zeroth-order search steps after the grid", lo=0, hi=100, ui=False)
+    search_steps: int = setting(8, "ECO: search steps after the grid (bisection once the target is bracketed)",
+                                lo=0, hi=100, ui=False)
     tolerance: float = setting(0.02, "ECO: the search stops when |metric − target| is within this", lo=0.0, hi=1.0, ui=False)
     epochs: int = setting(20, "ECO: training epochs of the classifier head", lo=1, hi=1000, ui=False)
     folds: int = setting(5, "ECO: k of the k-fold estimate of the classifier's recall and FPR", lo=2, hi=20, ui=False)
@@ -88,6 +102,18 @@ def _target(loaded: Loaded, splits: dict[str, Dataset], metric: str, reference: 
     if holdout is not None and len(holdout) and holdout.kind == splits["forget"].kind:
         return forget_metric(loaded.model, loaded.tokenizer, holdout, metric, check_cancel=check_cancel), "holdout (surrogate)"
     return 0.0, "none (no oracle and no holdout: corrupt fully)"
+
+
+def _oracle_r(reference: dict | None) -> list[float]:
+    """The oracle's forget-set truth ratios ([] without an oracle or without truth-ratio data)."""
+    return list(((reference or {}).get("oracle_raw") or {}).get("forget", {}).get("R") or [])
+
+
+def subjects(splits: dict[str, Dataset]) -> list[str]:
+    """Every subject the run's data names (forget, retain, holdout, general): the names the
+    paper protocol keeps to, as the official code's entity tagger tags any name it meets."""
+    names = (ex.subject for ds in splits.values() for ex in ds.examples if isinstance(ex, QA) and ex.subject)
+    return list(dict.fromkeys(names))
 
 
 def classifier_texts(ds: Dataset) -> list[str]:
@@ -141,8 +167,10 @@ class Eco:
                  Line("threshold", eco.threshold, "", ".3f"),
                  Line("corruption", eco.corruption),
                  Line("strength", eco.strength, "", ".3g"),
-                 Line(f"forget {eco.metric or 'metric'} the strength search aimed for", eco.target,
-                      f"from {eco.target_source}" if eco.target_source else "", ".3f"))
+                 Line(f"forget {eco.metric or 'metric'} the strength search "
+                      f"{'maximised towards' if eco.search_target == 'forget_quality' else 'aimed for'}", eco.target,
+                      f"from {eco.target_source}" if eco.target_source else "", ".3f"),
+                 Line("scoring protocol (teacher-forced metrics)", PROTOCOL_LABELS.get(eco.protocol or "", eco.protocol)))
         rows = tuple((name, p.recall, p.fpr, p.example) for name, p in eco.robustness.items())
         table = Table(("rewrite of forget prompts", "recall ↑", "FPR ↓", "example"), rows, ".2f",
                       id="eco-robustness") if rows else None
@@ -153,6 +181,10 @@ class Eco:
         validate(cfg)
         forget, tok = splits["forget"], loaded.tokenizer
         metric = resolve_metric(cfg.metric, forget)
+        r_oracle = _oracle_r(reference)
+        if cfg.target == "forget_quality" and not r_oracle and cfg.strength == 0:
+            raise UserError("--target forget_quality needs an oracle model (--oracle) and forget data with paraphrased "
+                            "and perturbed answers, so that the oracle has truth ratios to match.")
         t0 = time.perf_counter()
         ctx.progress(0.0, "loading the sentence encoder")
         featurizer = Featurizer(get_encoder(cfg.encoder, loaded.device), cfg.ngram_dims)
@@ -178,10 +210,17 @@ class Eco:
         classifier_s = time.perf_counter() - t0
         ctx.check_cancel()
 
-        guard = Guard(loaded.model, tok, classifier, make_corruption(cfg.corruption, cfg.n_dims), cfg.strength, cfg.seed)
+        names = subjects(splits)
+        guard = Guard(loaded.model, tok, classifier, make_corruption(cfg.corruption, cfg.n_dims), cfg.strength, cfg.seed,
+                      make_protocol(cfg.protocol, tok, names))
         ctx.progress(PROBE_SHARE, "finding the corruption strength")
-        target, source = _target(loaded, splits, metric, reference, ctx.check_cancel)
-        points = _choose_strength(ctx, guard, forget, metric, target, cfg, history)
+        if cfg.target == "forget_quality":
+            metric, target, source = "forget_quality", 1.0, FQ_SOURCE
+            objective = Objective(metric, lambda m, c: forget_quality_of(m, tok, forget, r_oracle, check_cancel=c))
+        else:
+            target, source = _target(loaded, splits, metric, reference, ctx.check_cancel)
+            objective = Objective(metric, lambda m, c: forget_metric(m, tok, forget, metric, check_cancel=c))
+        points = _choose_strength(ctx, guard, objective, target, cfg, history)
         t_search = time.perf_counter() - t0 - classifier_s
 
         unlearned = EcoUnlearned(loaded, asdict(cfg), guard, cfg.encoder, cfg.ngram_dims)
@@ -191,6 +230,7 @@ class Eco:
         unlearned.extra_report = {"eco": {
             **stats, "corruption": guard.corruption.name, "corruption_params": guard.corruption.params(),
             "strength": guard.strength, "metric": metric, "target": target, "target_source": source,
+            "search_target": cfg.target, "protocol": guard.protocol.name, "protocol_subjects": len(names),
             "search": points, "robustness": robustness, "encoder": cfg.encoder, "ngram_dims": cfg.ngram_dims,
             "classifier_s": round(classifier_s, 2), "search_s": round(t_search, 2)}}
         ctx.progress(1.0, f"strength {guard.strength:.4g}")
@@ -202,14 +242,24 @@ class Eco:
         return EcoUnlearned(loaded, settings, guard, spec["encoder"], spec["ngram_dims"])
 
 
-def _choose_strength(ctx, guard: Guard, forget: Dataset, metric: str, target: float, cfg: EcoConfig,
+@dataclass(frozen=True)
+class Objective:
+    """What the strength search measures: a name for the plot and f(model, check_cancel)."""
+
+    name: str
+    measure: Callable[[Any, Callable[[], None] | None], float]
+
+
+def _choose_strength(ctx, guard: Guard, objective: Objective, target: float, cfg: EcoConfig,
                      history: list[dict[str, float]]) -> list[dict]:
-    """Set guard.strength (searched, or the fixed one) and return the evaluated points."""
-    total = 1 if cfg.strength > 0 else cfg.grid_points + 3 * cfg.search_steps  # most points the search can take
+    """Set guard.strength (searched, or the fixed one) and return the evaluated points:
+    matched to `target`, or with `--target forget_quality` maximised (target 1)."""
+    per_step = 1 if cfg.target == "forget_quality" else 3  # bisection takes 1, a Newton step up to 3
+    total = 1 if cfg.strength > 0 else cfg.grid_points + per_step * cfg.search_steps  # most points the search can take
 
     def f(strength: float) -> float:
         guard.strength = strength
-        return forget_metric(guard, guard.tokenizer, forget, metric, check_cancel=ctx.check_cancel)
+        return objective.measure(guard, ctx.check_cancel)
 
     def on_point(point: dict) -> None:
         n = sum(1 for h in history if "strength" in h) + 1
@@ -217,14 +267,15 @@ def _choose_strength(ctx, guard: Guard, forget: Dataset, metric: str, target: fl
         ctx.step("search", n, total, values)
         history.append({"step": len(history) + 1, **values})
         ctx.progress(PROBE_SHARE + (1 - PROBE_SHARE) * min(n / total, 1.0), f"strength {point['strength']:.4g}: "
-                     f"{metric} {point['metric']:.3f} (target {target:.3f})")
+                     f"{objective.name} {point['metric']:.3f} (target {target:.3f})")
 
     if cfg.strength > 0:
         point = {"strength": cfg.strength, "metric": f(cfg.strength), "target": target, "phase": "fixed"}
         on_point(point)
         return [point]
     lo, hi = guard.corruption.strength_range(guard.model.get_input_embeddings().weight.shape[1])
-    result = search(f, target, lo, hi, grid_points=cfg.grid_points, steps=cfg.search_steps, tol=cfg.tolerance,
+    finder: Callable[..., SearchResult] = maximise if cfg.target == "forget_quality" else search
+    result = finder(f, target, lo, hi, grid_points=cfg.grid_points, steps=cfg.search_steps, tol=cfg.tolerance,
                     integer=guard.corruption.integer_strength, on_point=on_point, check_cancel=ctx.check_cancel)
     guard.strength = result.strength
     return result.points
