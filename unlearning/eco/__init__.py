@@ -9,8 +9,9 @@ weights never change. The parts, one file each:
     classifier.py  logistic head, threshold τ, cached scores
     training.py    class-balanced training, split-conformal τ, k-fold recall/FPR
     corruption.py  the five corruption functions (strategy objects)
-    search.py      coarse grid + zeroth-order search of the strength
-    objective.py   the forget metric the search matches
+    search.py      coarse grid, then bisection (or Newton steps) of the strength; maximise
+    objective.py   the forget metric the search matches (or forget quality it maximises)
+    protocol.py    scoring protocols: which positions of a scored row are corrupted
     prompts.py     raw prompt text and length from a row of token ids
     guard.py       the guarded causal LM (forward, generate, streaming)
     robustness.py  rewrites of forget prompts and the classifier's recall on them
