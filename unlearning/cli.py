@@ -89,6 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unlearned", help="an unlearning artifact folder (adapter or ECO guard)")
     _eval_data(p)
 
+    p = sub.add_parser("attack", help="stress-test an unlearned artifact: relearning, quantization, paraphrases, prompts")
+    _common(p)
+    p.add_argument("--unlearned", required=True, help="the unlearning artifact folder to attack")
+    p.add_argument("--forget", required=True, help="the forget file the artifact was made with")
+    p.add_argument("--retain", required=True, help="the retain file")
+    p.add_argument("--oracle", help="a model that never saw the forget set: attacked the same way, as the reference")
+    p.add_argument("--paraphrased", help="held-out wordings of the forget questions (default: the kit's for the kit's "
+                                         "forget file, else built-in rewording templates)")
+    p.add_argument("--report", required=True, help="write the report JSON (its 'robustness' block) here")
+    from .attacks import AttackSettings
+
+    add_flags(p, [AttackSettings])
+
     p = sub.add_parser("chat", help="answer one prompt with the original (and the unlearned) model")
     _common(p)
     p.add_argument("--unlearned", help="an unlearning artifact folder")
@@ -142,7 +155,7 @@ def cmd_workshop(args) -> int:
 
 # Each command's work lives in commands.py, imported only when a command runs (so --help and
 # argument errors stay fast).
-COMMANDS = {"teach": "teach", "unlearn": "unlearn", "eval": "evaluate_command", "chat": "chat"}
+COMMANDS = {"teach": "teach", "unlearn": "unlearn", "eval": "evaluate_command", "attack": "attack", "chat": "chat"}
 
 
 def run_command(args) -> int:

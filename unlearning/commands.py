@@ -111,6 +111,31 @@ def evaluate_command(args) -> None:
     write_report(report, args.report)
 
 
+def attack(args) -> None:
+    """Run the stress tests on an artifact; print each attack's summary and write the report."""
+    from .artifacts import load_unlearned, read_manifest
+    from .attacks import AttackSettings, attack_job, paraphrase_sets
+    from .settings import from_flags
+
+    cfg = from_flags(AttackSettings, args)
+    cfg.names()  # an unknown attack is refused before the slow model load
+    splits = {"forget": load_file(args.forget), "retain": load_file(args.retain)}
+    paraphrased = paraphrase_sets(args.forget, args.retain, args.paraphrased)
+    read_manifest(args.unlearned)
+    loaded = load_model(args.model, args.device, args.trust_remote_code)
+    oracle = load_model(args.oracle, args.device, args.trust_remote_code) if args.oracle else None
+    unlearned = load_unlearned(loaded, args.unlearned)
+    report = follow(attack_job(loaded, unlearned, splits, oracle, cfg, paraphrased), f"attack ({unlearned.method})")
+    report["artifact"] = str(args.unlearned)
+    robustness = report["robustness"]
+    for name in cfg.names():
+        print(f"{name:10s} {robustness[name]['wall_s']:6.1f}s  {robustness[name]['summary']}")
+    if "note" in robustness:
+        print(robustness["note"])
+    print(f"{robustness['sample']['note']}; {report['wall_s']:.1f}s in all, peak {report['peak_mem_mb']:.0f} MB")
+    write_report(report, args.report)
+
+
 def print_metrics(report: dict) -> None:
     """A compact table on stdout: metric, before, after, oracle."""
     from .metrics import METRIC_INFO
