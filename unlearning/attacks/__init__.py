@@ -4,8 +4,8 @@
     report = Run(work).start().wait()          # report["robustness"]: one block per attack
 
 Four attacks, each run on the original, the unlearned model and the oracle: `relearn`
-(relearning.py), `quantize`, `paraphrase` and `prompts`. Each is a small class with
-`run(ctx, bench) -> block` and `summary(block) -> sentence`, registered in ATTACKS below;
+(relearn.py), `quantize`, `paraphrase` and `prompts` (one module each). Each is a small class with
+`run(ctx, bench) -> block` and `summary(block) -> sentence`, registered in `job.ATTACKS`;
 they emit a run's progress and step events and stop at the next check when cancelled.
 Attacks that change weights work on standalone copies: the shared base is only read.
 """
