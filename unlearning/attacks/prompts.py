@@ -99,7 +99,9 @@ class Prompts:
         cells = {n: c for n, c in block.items() if n in WRAPPERS}
         worst = max(cells, key=lambda n: cells[n]["unlearned"]["forget.rougeL"])
         text = f"The wrapper that brings back most is {worst.replace('_', '-')}: forget rougeL {figures(cells[worst])}"
-        rates = [c["unlearned"]["flag_rate"] for c in cells.values() if "flag_rate" in c["unlearned"]]
+        rates = {n: c["unlearned"]["flag_rate"] for n, c in cells.items() if "flag_rate" in c["unlearned"]}
         if rates:
-            text += f"; the guard flags {min(rates):.0%} to {max(rates):.0%} of the wrapped forget prompts"
+            least = min(rates, key=rates.__getitem__)
+            text += (f"; the guard flags {rates[least]:.0%} of the {least.replace('_', '-')} prompts "
+                     f"(at most {max(rates.values()):.0%} for any wrapper)")
         return sentence(text)
