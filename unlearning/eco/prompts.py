@@ -1,7 +1,8 @@
 """Recover a row's raw prompt text (what the classifier must see) and the prompt's length
 in tokens (where the corruption stops) from the token ids the guard is given. ECO (Liu et
 al., NeurIPS 2024, arXiv 2406.07933) classifies the user's prompt, not the chat template
-around it, and corrupts only the prompt, never the answer being scored.
+around it, and (under the default `prompt` scoring protocol) corrupts only the prompt, never
+the answer being scored.
 
 The engine formats every question with `generate.format_prompt` (the chat template, or
 `Question: …\\nAnswer:`). Formatting a marker string gives the template's prefix and
