@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from unlearning.losses import Term, evaluate_terms, ga, gd, ihl, ihl_objective, nll, splits_of
+from unlearning.losses import (Term, activation_distance, answer_logprob, evaluate_terms, ga, gd, ihl, ihl_objective, nll, npo,
+                               random_direction, reads_of, rmu_forget, rmu_retain, simnpo, splits_of)
 
 M = -100
 
@@ -71,8 +72,136 @@ def test_masked_positions_change_nothing_and_empty_batch_is_zero():
 def test_terms_name_every_value_and_weight_the_total():
     logits = logits_from(PROBS)
     terms = (Term("forget_ihl", "forget", ihl, 2.0), Term("retain_nll", "retain", nll, 1.0))
-    values = evaluate_terms(terms, {"forget": (logits, LABELS), "retain": (logits, LABELS)})
+    batch = {"logits": logits, "labels": LABELS}
+    values = evaluate_terms(terms, {"forget": batch, "retain": batch})
     assert set(values) == {"forget_ihl", "retain_nll", "total"}
     assert values["total"].item() == pytest.approx(2 * values["forget_ihl"].item() + values["retain_nll"].item())
     assert splits_of(terms) == ("forget", "retain")
     assert splits_of((Term("forget_ga", "forget", ga),)) == ("forget",)
+
+
+def test_a_term_reads_what_it_names_in_order():
+    def fn(labels, logits):  # the reads' order, not the default one
+        return nll(logits, labels)
+
+    logits = logits_from(PROBS)
+    terms = (Term("forget_x", "forget", fn, 1.0, ("labels", "logits")), Term("retain_r", "retain", nll))
+    values = evaluate_terms(terms, {"forget": {"logits": logits, "labels": LABELS}, "retain": {"logits": logits, "labels": LABELS}})
+    assert values["forget_x"].item() == pytest.approx(nll(logits, LABELS).item())
+    assert reads_of(terms, "forget") == {"labels", "logits"} and reads_of(terms, "retain") == {"logits", "labels"}
+
+
+# ------------------------------------------------------------------ NPO and SimNPO
+# PROBS / LABELS: the labelled tokens have p = .7 and .2, so lp = ln .7 + ln .2 = ln .14, |y| = 2.
+# REF: the original model gives them .5 and .4, so lp_ref = ln .2.
+REF = [[[0.5, 0.3, 0.2], [0.3, 0.3, 0.4], [0.1, 0.1, 0.8]]]
+
+
+def test_answer_logprob_sums_the_labelled_tokens_and_counts_them():
+    lp, n = answer_logprob(logits_from(PROBS), LABELS)
+    assert lp.tolist() == pytest.approx([math.log(0.14)]) and n.tolist() == [2]
+
+
+def test_npo_hand_computed():
+    # (2/β)·log(1 + exp(β·(lp − lp_ref))) = 20·log(1 + exp(0.1·ln(.14/.2))) = 20·log(1 + .7^0.1)
+    value = npo(logits_from(PROBS), LABELS, logits_from(REF), beta=0.1)
+    assert value.item() == pytest.approx(20 * math.log(1 + 0.7 ** 0.1), abs=1e-5)  # 13.5094
+    # β = 1: 2·log(1 + .7) = 1.0613
+    assert npo(logits_from(PROBS), LABELS, logits_from(REF), beta=1.0).item() == pytest.approx(2 * math.log(1.7), abs=1e-6)
+
+
+def test_npo_is_2_log_2_over_beta_while_the_model_is_the_reference_and_a_mean_over_answers():
+    logits = logits_from(PROBS)
+    assert npo(logits, LABELS, logits, beta=0.1).item() == pytest.approx(20 * math.log(2), abs=1e-5)
+    # two answers: the first as above, the second (one token, p = .5 against the reference's .25)
+    probs = PROBS + [[[0.5, 0.3, 0.2], [0.2, 0.2, 0.6], [0.2, 0.2, 0.6]]]
+    ref = REF + [[[0.25, 0.5, 0.25], [0.2, 0.2, 0.6], [0.2, 0.2, 0.6]]]
+    labels = torch.tensor([[M, 0, 2], [M, 0, M]])
+    per_answer = [2 * math.log(1 + 0.7), 2 * math.log(1 + 0.5 / 0.25)]  # β = 1: 2·log(1 + p/p_ref)
+    value = npo(logits_from(probs), labels, logits_from(ref), beta=1.0)
+    assert value.item() == pytest.approx(sum(per_answer) / 2, abs=1e-6)
+
+
+def test_npo_takes_no_gradient_through_the_reference():
+    logits, ref = logits_from(PROBS).requires_grad_(), logits_from(REF).requires_grad_()
+    npo(logits, LABELS, ref).backward()
+    assert ref.grad is None and logits.grad is not None
+    assert logits.grad[0, 0, 0] > 0  # descending it lowers the first labelled token's logit
+
+
+def test_simnpo_hand_computed():
+    # −(2/β)·logsigmoid(−β·lp/|y| − δ) = (2/β)·log(1 + exp(β·lp/|y| + δ)) = (2/β)·log(1 + e^δ·p̄^β),
+    # p̄ = exp(lp/|y|) = √.14, the answer's geometric-mean token probability
+    value = simnpo(logits_from(PROBS), LABELS, beta=4.5, delta=0.0)
+    assert value.item() == pytest.approx((2 / 4.5) * math.log(1 + 0.14 ** (4.5 / 2)), abs=1e-6)  # 0.005052
+    with_margin = simnpo(logits_from(PROBS), LABELS, beta=4.5, delta=1.0)
+    assert with_margin.item() == pytest.approx((2 / 4.5) * math.log(1 + math.e * 0.14 ** 2.25), abs=1e-6)
+
+
+def test_simnpo_normalises_by_answer_length_where_npo_does_not():
+    # answer A: one token at p = .5; answer B: two tokens at p = .5 each. Same mean per token.
+    short = [[[0.5, 0.3, 0.2], [0.2, 0.2, 0.6], [0.2, 0.2, 0.6]]]
+    long = [[[0.5, 0.3, 0.2], [0.5, 0.3, 0.2], [0.2, 0.2, 0.6]]]
+    a, b = torch.tensor([[M, 0, M]]), torch.tensor([[M, 0, 0]])
+    expected = 2 * math.log(1 + 0.5)  # β = 1, δ = 0: 2·log(1 + p̄)
+    assert simnpo(logits_from(short), a, beta=1.0).item() == pytest.approx(expected, abs=1e-6)
+    assert simnpo(logits_from(long), b, beta=1.0).item() == pytest.approx(expected, abs=1e-6)
+    both = simnpo(logits_from(short + long), torch.cat([a, b]), beta=1.0)
+    assert both.item() == pytest.approx(expected, abs=1e-6)
+    uniform = logits_from([[[1 / 3] * 3] * 3])  # reference p = 1/3 everywhere: NPO sees lp − lp_ref = ln 1.5, then 2·ln 1.5
+    assert npo(logits_from(short), a, uniform, beta=1.0).item() == pytest.approx(2 * math.log(1 + 1.5), abs=1e-6)
+    assert npo(logits_from(long), b, uniform, beta=1.0).item() == pytest.approx(2 * math.log(1 + 1.5 ** 2), abs=1e-6)
+
+
+def test_npo_and_simnpo_of_a_batch_without_labels_are_zero_and_attached():
+    x = torch.randn(1, 3, 3, requires_grad=True)
+    empty = torch.full((1, 3), M)
+    for value in (npo(x, empty, x.detach()), simnpo(x, empty)):
+        assert value.item() == 0.0
+        value.backward()
+
+
+# --------------------------------------------------------------------------- RMU
+
+
+def test_activation_distance_hand_computed_over_the_unpadded_positions():
+    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]])  # (1, 3, 2)
+    mask = torch.tensor([[1, 1, 0]])  # the third position is padding
+    # ‖(1,2) − (1,0)‖² = 0 + 4 = 4; ‖(3,4) − (1,0)‖² = 4 + 16 = 20; mean 12 (with the padding: (4 + 20 + 52)/3)
+    assert activation_distance(hidden, torch.tensor([1.0, 0.0]), mask).item() == pytest.approx(12.0)
+    assert activation_distance(hidden, torch.zeros(1, 3, 2), torch.ones(1, 3)).item() == pytest.approx((5 + 25 + 61) / 3)
+
+
+def test_random_direction_is_a_seeded_unit_vector_drawn_from_its_own_generator():
+    state = torch.random.get_rng_state()
+    u = random_direction(192, 0)
+    assert torch.equal(torch.random.get_rng_state(), state)  # torch's global generator untouched
+    assert u.norm().item() == pytest.approx(1.0) and (u >= 0).all()
+    assert torch.equal(u, random_direction(192, 0)) and not torch.equal(u, random_direction(192, 1))
+    assert random_direction(1, 5).tolist() == [1.0]
+
+
+def test_rmu_forget_hand_computed_at_its_layer():
+    # hidden_states = (embeddings, layer 1, layer 2); in one dimension u = (1), so c·u = c.
+    mask = torch.tensor([[1, 1]])
+    states = (torch.zeros(1, 2, 1), torch.tensor([[[1.0], [7.0]]]), torch.tensor([[[100.0], [100.0]]]))
+    # layer 1, c = 4: ((1 − 4)² + (7 − 4)²)/2 = 9
+    assert rmu_forget(states, mask, layer=1, steering=4.0, seed=0).item() == pytest.approx(9.0)
+    assert rmu_forget(states, mask, layer=2, steering=4.0, seed=0).item() == pytest.approx(96.0 ** 2)
+    # in two dimensions: ‖h − c·u‖² = ‖h‖² − 2c·h·u + c²
+    h = torch.tensor([[[3.0, -1.0]]])
+    u = random_direction(2, 7)
+    expected = 10 - 2 * 2.0 * (3 * u[0].item() - u[1].item()) + 4
+    assert rmu_forget((h, h), torch.ones(1, 1), layer=1, steering=2.0, seed=7).item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_rmu_retain_hand_computed_and_zero_for_the_original():
+    mask = torch.tensor([[1, 1, 0]])
+    ref = (torch.zeros(1, 3, 2), torch.tensor([[[1.0, 1.0], [0.0, 2.0], [9.0, 9.0]]]))
+    states = (ref[0], torch.tensor([[[2.0, 3.0], [0.0, 2.0], [0.0, 0.0]]]).requires_grad_())
+    # ‖(1, 2)‖² = 5 and 0 at the two unpadded positions: mean 2.5
+    value = rmu_retain(states, ref, mask, layer=1)
+    assert value.item() == pytest.approx(2.5)
+    value.backward()
+    assert states[1].grad[0, 2].abs().sum() == 0  # padding gets no gradient
+    assert rmu_retain(ref, ref, mask, layer=1).item() == 0.0

@@ -2,28 +2,34 @@
 
 Every function takes causal-LM `logits` (B, T, V) and `labels` (B, T) with -100 on masked
 positions; position t predicts label t+1, as in the model's own loss. Each is a token mean
-over all labelled tokens of the micro-batch (not a mean of per-sequence means). A batch with
-no labelled token gives 0 (still attached to the graph, so backward works).
+over all labelled tokens of the micro-batch (not a mean of per-sequence means), except NPO
+and SimNPO, which their papers define as a mean over sequences of a score of the whole
+answer. A batch with no labelled token gives 0 (still attached to the graph, so backward works).
+RMU's losses read hidden states instead of logits (see `activation_distance`).
 
-A method's objective is a tuple of `Term`s: named values, each weighted into the total. The
-trainer evaluates them and reports every term by name, plus `total`.
+A method's objective is a tuple of `Term`s: named values, each weighted into the total. A
+term's `reads` name what its function takes from its split's forward pass (by default the
+logits and labels); the trainer runs the passes, evaluates the terms and reports every term by
+name, plus `total`.
 
     terms = (Term("forget_ihl", "forget", ihl), Term("retain_nll", "retain", nll))
-    values = evaluate_terms(terms, {"forget": (logits_f, labels_f), "retain": (...)})
+    values = evaluate_terms(terms, {"forget": {"logits": logits_f, "labels": labels_f}, "retain": {...}})
     values["total"].backward()
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from .batches import IGNORE
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LossFn = Callable[..., torch.Tensor]  # takes its Term's `reads`, in order
 
 
 def _labelled(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,19 +80,105 @@ def ihl_objective(forget_logits: torch.Tensor, forget_labels: torch.Tensor, reta
     return lambda_f * ihl(forget_logits, forget_labels) + lambda_r * nll(retain_logits, retain_labels)
 
 
+# ------------------------------------------------- NPO and SimNPO (METHODS.md §IHL, baselines)
+
+
+def answer_logprob(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """lp(y|x), the summed log-probability of each row's labelled tokens, and |y|, their count: (B,), (B,)."""
+    target = labels[:, 1:]  # (B, T-1): position t predicts token t+1
+    mask = target != IGNORE  # (B, T-1)
+    logp = logits[:, :-1].float().log_softmax(-1)  # (B, T-1, V)
+    token = logp.gather(-1, target.clamp(min=0)[..., None]).squeeze(-1)  # (B, T-1); masked ones read token 0
+    return (token * mask).sum(-1), mask.sum(-1)
+
+
+def npo(logits: torch.Tensor, labels: torch.Tensor, ref_logits: torch.Tensor, beta: float = 0.1) -> torch.Tensor:
+    """Negative preference optimisation (Zhang et al., arXiv 2404.05868):
+    (2/β) · mean over answers of log(1 + exp(β·(lp_θ − lp_ref))), lp_ref from `ref_logits`, the
+    original model's (no gradient). It is (2/β)·log 2 while θ = ref and falls towards 0, ever
+    more slowly, as the answers become less likely than the original found them: gradient
+    ascent with a brake (β → 0 is GA on lp, minus a constant)."""
+    lp, n = answer_logprob(logits, labels)  # (B,), (B,)
+    lp_ref, _ = answer_logprob(ref_logits.detach(), labels)  # (B,)
+    keep = n > 0  # rows with an answer
+    if not keep.any():
+        return _empty(logits)
+    return (2 / beta) * F.softplus(beta * (lp - lp_ref))[keep].mean()  # softplus(x) = log(1 + e^x), stable
+
+
+def simnpo(logits: torch.Tensor, labels: torch.Tensor, beta: float = 4.5, delta: float = 0.0) -> torch.Tensor:
+    """SimNPO (Fan et al., arXiv 2410.07163): −(2/β) · mean over answers of
+    logsigmoid(−β·lp_θ/|y| − δ). Reference-free and length-normalised: lp/|y| is the mean
+    log-probability per answer token, so long answers weigh no more than short ones.
+    (open-unlearning subtracts δ before multiplying by β; METHODS.md and the paper after.
+    The default δ = 0 makes them equal.) The weight γ is the term's weight."""
+    lp, n = answer_logprob(logits, labels)  # (B,), (B,)
+    keep = n > 0
+    if not keep.any():
+        return _empty(logits)
+    return -(2 / beta) * F.logsigmoid(-beta * lp[keep] / n[keep] - delta).mean()
+
+
+# ------------------------------------------------------------- RMU (METHODS.md §IHL, baselines)
+
+
+def activation_distance(hidden: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the positions with mask 1 of ‖h − target‖²: hidden (B, T, H), target (H,) or
+    (B, T, H), mask (B, T) the attention mask — the prompt and answer tokens of a QA example
+    (every token of a passage chunk), not the padding. A squared norm, as METHODS.md writes it;
+    WMDP's code takes the mean over H instead (H times smaller; AdamW makes the two train alike)."""
+    d = (hidden.float() - target.float()).pow(2).sum(-1)  # (B, T)
+    keep = mask.bool()  # (B, T)
+    return d[keep].mean() if keep.any() else _empty(hidden)
+
+
+@functools.cache
+def random_direction(dim: int, seed: int) -> torch.Tensor:
+    """RMU's fixed unit vector u (dim,): uniform in [0, 1) then normalised, as WMDP's code draws
+    it, from a generator seeded with `seed` (never torch's global one)."""
+    u = torch.rand(dim, generator=torch.Generator().manual_seed(seed))
+    return u / u.norm()
+
+
+def rmu_forget(hidden_states: tuple[torch.Tensor, ...], mask: torch.Tensor, layer: int, steering: float,
+               seed: int) -> torch.Tensor:
+    """RMU's forget term (Li et al., arXiv 2403.03218): mean ‖h_ℓ − c·u‖² over the forget
+    batch's positions, h_ℓ = hidden_states[ℓ], the output of decoder layer ℓ (1-based; index 0
+    holds the embeddings; for the last layer transformers gives it after the final norm)."""
+    h = hidden_states[layer]  # (B, T, H)
+    return activation_distance(h, steering * random_direction(h.shape[-1], seed).to(h.device), mask)
+
+
+def rmu_retain(hidden_states: tuple[torch.Tensor, ...], ref_hidden_states: tuple[torch.Tensor, ...],
+               mask: torch.Tensor, layer: int) -> torch.Tensor:
+    """RMU's retain term: mean ‖h_ℓ − h_ℓ^orig‖² over the retain batch's positions; 0 while the
+    adapters are 0."""
+    return activation_distance(hidden_states[layer], ref_hidden_states[layer].detach(), mask)
+
+
+# ---------------------------------------------------------------------- objectives
+
+REFERENCE = "ref_"  # a read with this prefix comes from the original model (every adapter off, no grad)
+
+
 @dataclass(frozen=True)
 class Term:
-    """One named part of an objective: `fn` on the `split` batch, times `weight` in the total."""
+    """One named part of an objective: `fn` on the `split` batch, times `weight` in the total.
+
+    `fn` takes the `reads` of that batch's forward pass, in order: "logits" (B, T, V), "labels"
+    (B, T), "attention_mask" (B, T), "hidden_states" (L + 1 of (B, T, H): the embeddings, then
+    each decoder layer's output); "ref_" before a name gives the original model's."""
 
     name: str  # how it is reported: "forget_ihl", "retain_nll", ...
     split: str  # "forget" or "retain"
     fn: LossFn
     weight: float = 1.0
+    reads: tuple[str, ...] = ("logits", "labels")
 
 
-def evaluate_terms(terms: tuple[Term, ...], batches: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """{term name: value} plus "total" = Σ weight · value; `batches` maps split → (logits, labels)."""
-    values = {t.name: t.fn(*batches[t.split]) for t in terms}
+def evaluate_terms(terms: tuple[Term, ...], batches: Mapping[str, Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+    """{term name: value} plus "total" = Σ weight · value; `batches` maps split → {read: value}."""
+    values = {t.name: t.fn(*(batches[t.split][r] for r in t.reads)) for t in terms}
     weighted = [t.weight * values[t.name] for t in terms]
     values["total"] = sum(weighted[1:], start=weighted[0])  # started from a tensor, so the sum is one
     return values
@@ -95,3 +187,8 @@ def evaluate_terms(terms: tuple[Term, ...], batches: dict[str, tuple[torch.Tenso
 def splits_of(terms: tuple[Term, ...]) -> tuple[str, ...]:
     """The batches an objective needs, in a fixed order (GA never runs the retain batch)."""
     return tuple(s for s in ("forget", "retain") if any(t.split == s for t in terms))
+
+
+def reads_of(terms: tuple[Term, ...], split: str) -> set[str]:
+    """Everything the terms on `split` read from its forward passes."""
+    return {r for t in terms if t.split == split for r in t.reads}

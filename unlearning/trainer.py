@@ -1,14 +1,17 @@
 """The shared LoRA unlearning trainer, and `LoraMethod`, the base of every LoRA method.
 
 A LoRA method is its objective (a tuple of `losses.Term`) and its init (a strategy object:
-`RandomInit` — peft's default — or `FisherInit` — FILA); everything else is here:
+`RandomInit` — peft's default — or `FisherInit` — FILA), and may narrow the linears it adapts
+(`targets`); everything else is here:
 
 1. encode forget/retain, add this run's adapters to the shared base (lora.py), register
    their removal as the run's undo;
 2. init the adapters;
 3. AdamW on the trained adapter, linear schedule with warm-up, paired forget/retain batches
-   (batches.paired_batches, seeded); one "train" step event per step with every loss term by
-   name, `total`, `lr` and `elapsed_s`; cancellation checked between steps;
+   (batches.paired_batches, seeded); each step one forward pass per split with the adapters
+   on, plus one on the original model (adapters off, no grad) where a term reads a "ref_"
+   value; one "train" step event per step with every loss term by name, `total`, `lr` and
+   `elapsed_s`; cancellation checked between steps;
 4. after every `check_every` steps, the holdout criterion (METHODS.md §FILA Stopping); with
    `stop=holdout` the run ends when it is met, otherwise it is only recorded.
 
@@ -21,10 +24,10 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import torch
 
@@ -35,7 +38,7 @@ from .errors import UserError
 from .fila import accumulate_fisher, eps_share_message, fila_init_layers, relative_importance
 from .limits import MAX_STEPS
 from .lora import Adapters, Init, LoraUnlearned, adapters_off, target_linears
-from .losses import Term, evaluate_terms, splits_of
+from .losses import REFERENCE, Term, evaluate_terms, reads_of, splits_of
 from .metrics import evaluate_split, sequence_logprobs
 from .models import SMALL_MODEL_PARAMS, Loaded
 from .report import Block, Line, Plot, Report
@@ -61,6 +64,15 @@ class LoraSettings:
     forget_weight: float = setting(1.0, "λ_f, weight of the forget term", lo=0.0, hi=100.0, ui=False)
     retain_weight: float = setting(1.0, "λ_r, weight of the retain term", lo=0.0, hi=100.0, ui=False)
     seed: int = setting(0, "seed for the adapter init and the batch order", lo=0, hi=2**31 - 1)
+
+    @classmethod
+    def of(cls, cfg: LoraSettings) -> Self:
+        """`cfg` as this class: the fields it has kept, the others at their defaults (the
+        benchmarks and tests list an objective's terms from a plain LoraSettings)."""
+        if isinstance(cfg, cls):
+            return cfg
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in asdict(cfg).items() if k in names})
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -183,12 +195,33 @@ class Outcome:
     steps: int = 0
 
 
-def _step_values(model, terms: tuple[Term, ...], batch: dict, device) -> dict[str, torch.Tensor]:
+def _forward(model, batch: dict[str, torch.Tensor], device, hidden: bool) -> dict[str, Any]:
+    """One split's forward pass as the reads a Term may name (losses.Term)."""
+    b = {k: v.to(device) for k, v in batch.items()}
+    out = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False, output_hidden_states=hidden)
+    return {"logits": out.logits, "labels": b["labels"], "attention_mask": b["attention_mask"],  # (B, T, V), (B, T), (B, T)
+            "hidden_states": out.hidden_states}  # None unless asked: L + 1 of (B, T, H)
+
+
+def _reference(model, terms: tuple[Term, ...], batch: dict, device) -> dict[str, dict[str, Any]]:
+    """The original model's forward pass (every adapter off, no grad) on each split some term
+    reads a "ref_" value of, under those names; {} for objectives that read none."""
+    out = {}
+    for split in splits_of(terms):
+        wanted = {r.removeprefix(REFERENCE) for r in reads_of(terms, split) if r.startswith(REFERENCE)}
+        if wanted:
+            with torch.no_grad(), adapters_off(model) as original:
+                values = _forward(original, batch[split], device, "hidden_states" in wanted)
+            out[split] = {REFERENCE + k: v for k, v in values.items()}
+    return out
+
+
+def _step_values(model, terms: tuple[Term, ...], batch: dict, device,
+                 reference: dict[str, dict[str, Any]] | None = None) -> dict[str, torch.Tensor]:
     outputs = {}
     for split in splits_of(terms):
-        b = {k: v.to(device) for k, v in batch[split].items()}
-        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False).logits  # (B, T, V)
-        outputs[split] = (logits, b["labels"])
+        values = _forward(model, batch[split], device, "hidden_states" in reads_of(terms, split))
+        outputs[split] = values | (reference or {}).get(split, {})
     return evaluate_terms(terms, outputs)
 
 
@@ -225,8 +258,9 @@ def train(ctx, loaded: Loaded, adapters: Adapters, terms: tuple[Term, ...], data
     for step, batch in enumerate(islice(batches, cfg.steps), 1):
         ctx.check_cancel()
         lr = float(sched.get_last_lr()[0])  # a tensor if the lr was given as one; the record holds floats
+        reference = _reference(loaded.model, terms, batch, device)  # before the adapters go on
         with adapters.use(train=True) as model:
-            values = _step_values(model, terms, batch, device)
+            values = _step_values(model, terms, batch, device, reference)
             # into the adapter only, never into the base's .grad; a layer the forward skips gets 0
             grads = torch.autograd.grad(values["total"], params, allow_unused=True, materialize_grads=True)
             for p, g in zip(params, grads):
@@ -259,7 +293,8 @@ def train(ctx, loaded: Loaded, adapters: Adapters, terms: tuple[Term, ...], data
 
 class LoraMethod:
     """Subclasses set `name`, `label`, `order`, `summary`, `init` and `objective(cfg)`;
-    `Config` may be replaced by a subclass of LoraSettings with other defaults."""
+    `Config` may be replaced by a subclass of LoraSettings with other defaults or more
+    fields, and `targets(model, cfg)` may adapt fewer linears than all."""
 
     name = ""
     label = ""  # the UI menu's label
@@ -285,6 +320,11 @@ class LoraMethod:
         return [Block("LoRA training", tuple(lines), id="lora-block")]
 
     @classmethod
+    def targets(cls, model, cfg: LoraSettings) -> list[str] | None:
+        """The linears to adapt, by module name; None: every one but the output head."""
+        return None
+
+    @classmethod
     def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
         raise TypeError(f"{cls.__name__} must define objective(cfg): the method's loss terms")
 
@@ -300,7 +340,7 @@ class LoraMethod:
         criterion = HoldoutCriterion.build(loaded, splits, data.forget, before)
         if cfg.stop == "holdout" and criterion is None:
             raise UserError("--stop holdout needs a holdout set (text the model never saw); give one with --holdout.")
-        adapters = Adapters.create(loaded.model, cls.name, cfg.rank, 2 * cfg.rank, cls.init.offset)
+        adapters = Adapters.create(loaded.model, cls.name, cfg.rank, 2 * cfg.rank, cls.init.offset, cls.targets(loaded.model, cfg))
         ctx.on_abort(adapters.remove)
         init, init_report = cls.init(ctx, loaded, adapters, data, cfg)
         adapters.write_init(init)
