@@ -1,0 +1,51 @@
+"""NPO — Zhang, Lin, Bai, Mei, "Negative Preference Optimization: From Catastrophic Collapse to
+Effective Unlearning", arXiv 2404.05868; a baseline the field compares against.
+
+Treats each forget answer as a rejected reply in DPO with no preferred one: L = (2/β)·mean
+log(1 + exp(β·(lp_θ − lp_ref))) + NLL_r, lp_ref from the original model. Like gradient ascent
+it pushes the answers down, but the push fades once they are less likely than at the start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from ..losses import Term, nll, npo
+from ..settings import setting
+from ..trainer import LoraMethod, LoraSettings, RandomInit
+from . import register
+
+
+def beta_setting(default: float) -> Any:
+    """β of NPO and SimNPO (one CLI flag, one meaning)."""
+    return setting(default, "β, inverse temperature: smaller pushes the forget answers down harder and for longer",
+                   lo=1e-3, hi=100.0)
+
+
+@dataclass
+class NpoSettings(LoraSettings):
+    # open-unlearning's NPO config: β = 0.1, forget and retain weights 1, NLL on the retain set
+    beta: float = beta_setting(0.1)
+
+
+@register
+class Npo(LoraMethod):
+    name = "npo"
+    label = "baseline: NPO"
+    order = 70
+    summary = (
+        "Negative Preference Optimization (Zhang et al. 2024, arXiv 2404.05868): makes each forget answer less "
+        "likely than the original model found it, like gradient ascent, but the push fades as the answer "
+        "becomes unlikely, so it degrades the model far more slowly; plain likelihood on the retain set keeps "
+        "the rest. A standard baseline in unlearning papers."
+    )
+    Config = NpoSettings
+    init = RandomInit()
+
+    @classmethod
+    def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
+        beta = NpoSettings.of(cfg).beta
+        return (Term("forget_npo", "forget", partial(npo, beta=beta), cfg.forget_weight, ("logits", "labels", "ref_logits")),
+                Term("retain_nll", "retain", nll, cfg.retain_weight))

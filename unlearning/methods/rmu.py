@@ -1,0 +1,75 @@
+"""RMU — Li et al., "The WMDP Benchmark: Measuring and Reducing Malicious Use with Unlearning",
+arXiv 2403.03218 (Representation Misdirection for Unlearning); a baseline the field compares against.
+
+At one middle decoder layer ℓ, pushes the forget set's activations towards a fixed random
+direction c·u and holds the retain set's at the original's:
+L = mean‖h_ℓ(x_f) − c·u‖² + α·mean‖h_ℓ(x_r) − h_ℓ^orig(x_r)‖², on LoRA of layers 1..ℓ only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import partial
+
+from ..errors import UserError
+from ..lora import target_linears
+from ..losses import Term, rmu_forget, rmu_retain
+from ..settings import setting
+from ..trainer import LoraMethod, LoraSettings, RandomInit
+from . import register
+
+
+@dataclass
+class RmuSettings(LoraSettings):
+    # Defaults for the workshop model (4 layers, 192 wide; activations of mean norm ~360 at
+    # layer 2), measured at --lr 1e-3 over 100 steps (forget / retain rougeL, before 1.0 / 1.0):
+    # c = 300: 0.72 / 1.00; c = 1000: 0.38 / 0.91; c = 2000: 0.10 / 0.50; with α = 10,
+    # c = 1500: 0.47 / 0.99, c = 2000: 0.42 / 0.99, c = 3000: 0.40 / 0.95. open-unlearning's
+    # α = 1000 kept everything, forget set included (1.00 / 1.00 at c = 300; 0.69 / 1.00 at
+    # α = 100, c = 3000). At the automatic 2e-4 no c from 100 to 3000 changed an answer. WMDP
+    # steers with c = 6.5 at a 4096-wide layer; c scales with the layer's activation norm, so
+    # another model needs its own (here c ≈ 5.5 × the norm).
+    layer: int = setting(2, "ℓ, the decoder layer (1-based) whose activations are steered; LoRA trains layers 1..ℓ",
+                         lo=1, hi=1000)
+    steering: float = setting(2000.0, "c, the steering coefficient: forget activations are pushed towards c·u; "
+                              "choose it a few times the activation norm at layer ℓ", lo=0.0, hi=1e6)
+    retain_weight: float = setting(10.0, "α (λ_r), weight of the retain term", lo=0.0, hi=1e4, ui=False)
+
+
+def decoder_layer(module: str) -> int | None:
+    """The 0-based decoder layer a module belongs to: the first number in its name
+    ("model.layers.3.mlp.up_proj" → 3), None outside the layers."""
+    found = re.search(r"\.(\d+)\.", f".{module}.")
+    return int(found.group(1)) if found else None
+
+
+@register
+class Rmu(LoraMethod):
+    name = "rmu"
+    label = "baseline: RMU"
+    order = 90
+    summary = (
+        "Representation Misdirection for Unlearning (Li et al. 2024, the WMDP benchmark, arXiv 2403.03218): "
+        "instead of changing which words come out, it scrambles the model's inner state on the forget set, "
+        "steering one middle layer's activations towards a fixed random direction, while keeping that layer's "
+        "activations on the retain set as they were. The answers to forgotten questions turn into noise; a "
+        "standard baseline for removing hazardous knowledge."
+    )
+    Config = RmuSettings
+    init = RandomInit()
+
+    @classmethod
+    def targets(cls, model, cfg: LoraSettings) -> list[str]:
+        layer, n_layers = RmuSettings.of(cfg).layer, model.config.num_hidden_layers
+        if layer > n_layers:
+            raise UserError(f"--layer must be at most {n_layers}: this model has {n_layers} decoder layers.")
+        return [n for n in target_linears(model) if (i := decoder_layer(n)) is not None and i < layer]
+
+    @classmethod
+    def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
+        own = RmuSettings.of(cfg)
+        forget = partial(rmu_forget, layer=own.layer, steering=own.steering, seed=own.seed)
+        return (Term("forget_rmu", "forget", forget, cfg.forget_weight, ("hidden_states", "attention_mask")),
+                Term("retain_rmu", "retain", partial(rmu_retain, layer=own.layer), cfg.retain_weight,
+                     ("hidden_states", "ref_hidden_states", "attention_mask")))

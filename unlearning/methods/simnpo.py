@@ -1,0 +1,48 @@
+"""SimNPO — Fan, Liu, Lin, Jia, Zhang, Mei, Liu, "Simplicity Prevails: Rethinking Negative
+Preference Optimization for LLM Unlearning", arXiv 2410.07163; a baseline the field compares against.
+
+NPO without the reference model and normalised by answer length: L = γ·(−2/β)·mean
+logsigmoid(−β·lp_θ/|y| − δ) + NLL_r. Every answer is pushed down by its mean per-token
+log-probability, so long answers are not over-forgotten and short ones not under-forgotten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+from ..losses import Term, nll, simnpo
+from ..settings import setting
+from ..trainer import LoraMethod, LoraSettings, RandomInit
+from . import register
+from .npo import beta_setting
+
+
+@dataclass
+class SimNpoSettings(LoraSettings):
+    # open-unlearning's SimNPO config: β = 4.5, γ = 0.125, δ = 0, retain weight 1, NLL on the retain set
+    forget_weight: float = setting(0.125, "γ (λ_f), weight of the forget term", lo=0.0, hi=100.0, ui=False)
+    beta: float = beta_setting(4.5)
+    delta: float = setting(0.0, "δ, SimNPO's reward margin: above 0 keeps pushing answers that are already unlikely",
+                           lo=-10.0, hi=10.0, ui=False)
+
+
+@register
+class SimNpo(LoraMethod):
+    name = "simnpo"
+    label = "baseline: SimNPO"
+    order = 80
+    summary = (
+        "SimNPO (Fan et al. 2024, arXiv 2410.07163): NPO made simpler. It lowers each forget answer's average "
+        "per-word likelihood, with no copy of the original model to compare against, so long and short answers "
+        "are forgotten alike; plain likelihood on the retain set keeps the rest. A recent baseline that often "
+        "beats NPO."
+    )
+    Config = SimNpoSettings
+    init = RandomInit()
+
+    @classmethod
+    def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
+        own = SimNpoSettings.of(cfg)
+        return (Term("forget_simnpo", "forget", partial(simnpo, beta=own.beta, delta=own.delta), cfg.forget_weight),
+                Term("retain_nll", "retain", nll, cfg.retain_weight))
