@@ -18,7 +18,7 @@ from pathlib import Path
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from components import chat_panel, data_panel, method_panel, model_panel, report_panel, run_panel
+from components import chat_panel, data_panel, method_panel, model_panel, report_panel, run_panel, stress_panel
 from unlearning.service import Backend, ModelCache, Session, Sessions, Studio, choose_backend, limits, sweep_leftovers
 
 CSS = (Path(__file__).parent / "assets" / "studio.css").read_text(encoding="utf-8")
@@ -45,6 +45,7 @@ def build(backend: Backend) -> gr.Blocks:
         run = run_panel.render(backend, state, model["name"], method)
         chat = chat_panel.render(backend, state, model["name"])
         report = report_panel.render(state)
+        stress_panel.render(backend, state, model["name"])
         # Cross-panel updates: new data refreshes the chat examples; a finished run the report.
         data["info"].change(chat_panel.refresh_examples, [state], [chat["examples"]])
         run["finished"].change(report["show"], [state], [report["table"], report["cost"]], api_name="report")

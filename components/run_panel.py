@@ -128,7 +128,7 @@ def cancel(session: Session):
 def poll(session: Session):
     """Timer tick: progress and plot while running; stop the timer when the run ended."""
     run = session.run
-    if run is None:
+    if run is None or run.kind == "attack":  # a stress test shows in its own panel
         return gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip()
     events = run.since(0)
     fig = figure(events, catalog.plots(run.method) if run.method else None)

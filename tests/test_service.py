@@ -16,7 +16,7 @@ import unlearning.models
 from unlearning import limits
 from unlearning.errors import UserError
 from unlearning.models import WORKSHOP_DIR
-from unlearning.service import ChatJob, ModelCache, Session, Studio, TeachJob, UnlearnJob, artifact_zip
+from unlearning.service import AttackJob, ChatJob, ModelCache, Session, Studio, TeachJob, UnlearnJob, artifact_zip
 from unlearning.service.session import preset
 
 FORGET = json.loads((WORKSHOP_DIR / "forget.jsonl").read_text(encoding="utf-8").splitlines()[0])
@@ -183,4 +183,24 @@ def test_each_export_holds_exactly_the_last_run(studio):
         names = zipfile.ZipFile(artifact_zip(session)).namelist()
         assert "report.json" in names and json.loads(zipfile.ZipFile(artifact_zip(session)).read("unlearning.json"))["method"] == method
     assert not any(n.startswith("adapter") for n in names), names  # the ECO zip carries none of GA's files
+    session.close()
+
+
+# ------------------------------------------------------------------ stress tests
+def test_a_stress_test_attacks_the_sessions_artifact(studio):
+    session = Session()
+    session.use_preset("qa")
+    with pytest.raises(UserError, match="no unlearned model to stress-test"):
+        studio.start(session, AttackJob("workshop", ("quantize",)))
+    run = studio.start(session, UnlearnJob("workshop", "ga", {"steps": 1}))
+    run.wait(300)
+    with pytest.raises(UserError, match="unknown attack 'bogus'"):
+        studio.start(session, AttackJob("workshop", ("bogus",)))
+    run = studio.start(session, AttackJob("workshop", ("relearn", "quantize"), {"sample": 4, "relearn_steps": 4}))
+    assert run.kind == "attack"
+    run.wait(300)
+    assert run.state == "done", run.error
+    blocks = session.robustness["robustness"]
+    assert blocks["relearn"]["steps"][0] == 0 and len(blocks["relearn"]["oracle"]) == len(blocks["relearn"]["steps"]) >= 4
+    assert {"8", "4"} <= set(blocks["quantize"]) and blocks["quantize"]["summary"]
     session.close()

@@ -87,9 +87,11 @@ class RunContext:
 class Run:
     """Runs `work(ctx)` on a daemon thread; states: pending → running → done|failed|cancelled."""
 
-    def __init__(self, work: Callable[[RunContext], Any], name: str = "run", method: str | None = None):
+    def __init__(self, work: Callable[[RunContext], Any], name: str = "run", method: str | None = None,
+                 kind: str = "unlearn"):
         self.name = name
         self.method = method  # the unlearning method it runs, if any (the UI draws its plots)
+        self.kind = kind  # "unlearn", "teach" or "attack": which panel shows it
         self.state = "pending"
         self.result: Any = None
         self.error: str | None = None  # one sentence for the user

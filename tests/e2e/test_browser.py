@@ -245,3 +245,28 @@ def test_the_same_page_drives_the_zero_gpu_backend(browser, zero_gpu_url, shot):
     page.wait_for_function("document.querySelector('#run-state').innerText.startsWith('cancelled')", timeout=60_000)
     shot(page, "cancelled")
     context.close()
+
+
+def test_a_stress_test_on_the_kept_run_draws_relearning_for_three_models(page, shot):
+    """Preset → a short gradient-ascent run → the stress test (relearning only, a small sample)
+    → the relearn picture has one line each for the original, the unlearned model and the
+    oracle, with its one-sentence reading."""
+    use_preset(page)
+    page.get_by_label("baseline: gradient ascent").check()
+    page.fill("#set-steps input", "5")
+    page.press("#set-steps input", "Tab")
+    page.click("#start-run")
+    page.wait_for_function("document.querySelector('#run-state').innerText.startsWith('done')", timeout=RUN_TIMEOUT_MS)
+    for label in ("Quantization", "Paraphrases", "Prompt attacks"):
+        page.get_by_label(label, exact=True).uncheck()
+    page.fill("#stress-steps input", "4")
+    page.fill("#stress-sample input", "6")
+    page.press("#stress-sample input", "Tab")
+    page.click("#stress-start")
+    page.wait_for_function("document.querySelectorAll('#stress-relearn .scatterlayer .trace').length === 3",
+                           timeout=RUN_TIMEOUT_MS)
+    page.locator("#stress-relearn").scroll_into_view_if_needed()
+    shot(page, "stress-relearn")
+    legend = page.locator("#stress-relearn .legend").first.text_content() or ""
+    assert "original" in legend and "unlearned" in legend and "oracle" in legend
+    assert page.locator("#stress-relearn-caption").inner_text().strip()

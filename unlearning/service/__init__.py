@@ -26,14 +26,14 @@ from ..errors import UserError
 from ..runs import Event
 from .backends import Backend, LocalBackend, choose_backend, zero_gpu
 from .export import artifact_zip, push_to_hub
-from .jobs import Artifact, ChatJob, Reply, RunHandle, RunJob, TeachJob, UnlearnJob
+from .jobs import Artifact, AttackJob, ChatJob, Reply, RunHandle, RunJob, TeachJob, UnlearnJob
 from .models import DEFAULT_MODEL, ModelCache, model_name
 from .queue import DeviceQueue
 from .registry import Sessions
 from .session import Session, new_folder, sweep_leftovers
 from .studio import Studio
 
-__all__ = ["DEFAULT_MODEL", "Artifact", "Backend", "ChatJob", "Dataset", "DeviceQueue", "Event", "LocalBackend",
+__all__ = ["DEFAULT_MODEL", "Artifact", "AttackJob", "Backend", "ChatJob", "Dataset", "DeviceQueue", "Event", "LocalBackend",
            "ModelCache", "Reply", "RunHandle", "RunJob", "Session", "Sessions", "Studio", "TeachJob", "UnlearnJob", "UserError",
            "artifact_zip", "choose_backend", "limits", "model_name", "new_folder", "push_to_hub", "sweep_leftovers",
            "zero_gpu"]

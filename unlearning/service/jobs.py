@@ -3,6 +3,7 @@ back (whichever backend does the work: service/backends.py).
 
     UnlearnJob("workshop", "ihl-fila", {"steps": 40})   → a RunHandle; its artifact on success
     TeachJob("workshop")                                 → a RunHandle; the session's taught models
+    AttackJob("workshop", ("relearn", "quantize"))       → a RunHandle; the artifact's stress-test report
     ChatJob("workshop", "Where was Yara born?")          → Reply after Reply as the answers grow
 """
 
@@ -32,13 +33,28 @@ class TeachJob:
 
 
 @dataclass(frozen=True)
+class AttackJob:
+    """Stress-test the session's artifact: each attack on the original, the unlearned model
+    and the oracle (attacks/); `settings` are AttackSettings fields."""
+
+    model_name: str
+    attacks: tuple[str, ...] = ()  # empty: every attack
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ChatJob:
     model_name: str
     prompt: str
     max_new_tokens: int | None = None
 
 
-RunJob = UnlearnJob | TeachJob
+RunJob = UnlearnJob | TeachJob | AttackJob
+
+
+def kind_of(job: RunJob) -> str:
+    """"unlearn", "teach" or "attack": which panel shows the run."""
+    return {UnlearnJob: "unlearn", TeachJob: "teach", AttackJob: "attack"}[type(job)]
 
 
 @dataclass
@@ -57,6 +73,7 @@ class RunHandle(Protocol):
 
     name: str
     method: str | None  # the unlearning method (None for teaching): what its plots look like
+    kind: str  # "unlearn", "teach" or "attack": which panel shows it
     state: str  # running, done, failed or cancelled
     error: str | None  # one sentence, when failed
     result: Any

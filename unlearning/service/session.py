@@ -50,6 +50,7 @@ class Session:
     run: RunHandle | None = None  # the latest run (unlearning or teaching)
     artifact: Artifact | None = None  # of the last finished unlearning run
     report: dict | None = None  # of the same run
+    robustness: dict | None = None  # the last stress test of that artifact (attacks/)
 
     def __post_init__(self):
         # Held by close() and by a run keeping its result, so a run that ends as the session
@@ -120,7 +121,7 @@ class Session:
     def clear_result(self) -> None:
         """Forget the last run's artifact and report (a new run is about to replace them)."""
         with self.lock:
-            artifact, self.artifact, self.report = self.artifact, None, None
+            artifact, self.artifact, self.report, self.robustness = self.artifact, None, None, None
         if artifact is not None:
             artifact.release()
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Cancelled
+from ..errors import Cancelled, UserError
 from ..runs import Run, RunContext
 from .chat import chat_stream
-from .jobs import ChatJob, Reply, RunJob, TeachJob, UnlearnJob
+from .jobs import AttackJob, ChatJob, Reply, RunJob, TeachJob, UnlearnJob, kind_of
 from .models import ModelCache, model_name
 from .queue import DeviceQueue
 from .session import Session
@@ -56,15 +56,54 @@ class Studio:
             from ..settings import build
 
             build(get_method(job.method).Config, job.settings)
+        if isinstance(job, AttackJob):
+            attack_settings(job)
+            if session.artifact is None:
+                raise UserError("There is no unlearned model to stress-test yet: run a method first.")
         session.splits()
         self.base(session, job.model_name)
 
     def start(self, session: Session, job: RunJob) -> Run:
         """Check `job`, then run it on a background thread; it waits for the device if another runs."""
         self.check(session, job)
-        work, method = (self._unlearn(session, job), job.method) if isinstance(job, UnlearnJob) else (self._teach(session, job), None)
-        session.run = Run(work, name=f"{type(job).__name__}-{session.id}", method=method).start()
+        if isinstance(job, UnlearnJob):
+            work, method = self._unlearn(session, job), job.method
+        elif isinstance(job, AttackJob):
+            work, method = self._attack(session, job), None
+        else:
+            work, method = self._teach(session, job), None
+        session.run = Run(work, name=f"{type(job).__name__}-{session.id}", method=method, kind=kind_of(job)).start()
         return session.run
+
+    def _attack(self, session: Session, job: AttackJob):
+        """The stress tests of the session's artifact (attacks/), against the oracle when there is one."""
+        from ..artifacts import Unlearned
+        from ..attacks import attack_job
+
+        artifact = session.artifact
+        if not isinstance(artifact, Unlearned):
+            raise TypeError(f"a stress test needs an artifact attached in this process, not a {type(artifact).__name__}")
+        session.robustness = None
+        attack = attack_job(self.base(session, job.model_name), artifact, session.splits(),
+                            self.oracle(session, job.model_name), attack_settings(job), self._paraphrased(session))
+
+        def work(ctx: RunContext) -> dict:
+            with self.queue.hold(ctx):
+                report = attack(ctx)
+            session.robustness = report
+            return report
+
+        return work
+
+    @staticmethod
+    def _paraphrased(session: Session) -> dict | None:
+        """The kit's held-out wordings when the session's data is the workshop preset."""
+        if not session.uses_preset() or session.data["forget"].kind != "qa":
+            return None
+        from ..data import load_file
+        from ..models import WORKSHOP_DIR
+
+        return {role: load_file(WORKSHOP_DIR / f"{role}_paraphrased.jsonl") for role in ("forget", "retain")}
 
     def _unlearn(self, session: Session, job: UnlearnJob):
         from ..methods import get_method
@@ -125,6 +164,19 @@ class Studio:
         if artifact is not None and not isinstance(artifact, Unlearned):
             raise TypeError(f"chat needs an artifact attached in this process, not a {type(artifact).__name__}")
         return chat_stream(self.base(session, job.model_name), artifact, job.prompt, job.max_new_tokens)
+
+
+def attack_settings(job: AttackJob):
+    """The job's AttackSettings, checked (a bad value or attack name is one sentence)."""
+    from ..attacks import AttackSettings
+    from ..settings import build
+
+    values = dict(job.settings)
+    if job.attacks:
+        values["attacks"] = ",".join(job.attacks)
+    cfg = build(AttackSettings, values)
+    cfg.names()
+    return cfg
 
 
 def _on_step(ctx: RunContext, label: str):

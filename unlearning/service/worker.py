@@ -28,7 +28,7 @@ from typing import Any
 from ..data import Dataset
 from ..errors import UserError
 from ..runs import Event, Run
-from .jobs import ChatJob, RunJob, TeachJob, UnlearnJob
+from .jobs import AttackJob, ChatJob, RunJob, TeachJob, UnlearnJob
 from .session import Session
 from .studio import Studio
 
@@ -69,9 +69,20 @@ def _rebuild(studio: Studio, work: Work) -> Session:
     taught = Path(work.folder) / TAUGHT
     if not isinstance(work.job, TeachJob) and (taught / "model").is_dir():  # teaching starts again from the base
         session.taught = _load_taught(studio, work.job.model_name, taught / "model", "model")
-        if isinstance(work.job, UnlearnJob) and (taught / "oracle").is_dir():
+        if isinstance(work.job, (UnlearnJob, AttackJob)) and (taught / "oracle").is_dir():
             session.taught_oracle = _load_taught(studio, work.job.model_name, taught / "oracle", "oracle")
+    if isinstance(work.job, (ChatJob, AttackJob)):
+        _attach_saved(studio, session, work.job.model_name)
     return session
+
+
+def _attach_saved(studio: Studio, session: Session, name: str) -> None:
+    """The session's last artifact, from its folder, attached to this worker's base."""
+    from ..artifacts import MANIFEST, load_unlearned
+
+    artifact = Path(session.folder) / UNLEARNED
+    if (artifact / MANIFEST).is_file():
+        session.artifact = load_unlearned(studio.base(session, name), artifact)
 
 
 def _load_taught(studio: Studio, name: str, folder: Path, label: str):
@@ -94,6 +105,10 @@ def _keep_artifact(session: Session, folder: Path) -> dict | None:
     return session.report
 
 
+def _keep_robustness(session: Session, folder: Path) -> dict | None:
+    return session.robustness
+
+
 def _keep_taught(session: Session, folder: Path) -> str:
     for label, loaded in (("model", session.taught), ("oracle", session.taught_oracle)):
         _write(folder / TAUGHT / label, partial(_save_loaded, loaded))
@@ -101,11 +116,6 @@ def _keep_taught(session: Session, folder: Path) -> str:
 
 
 def _chat(studio: Studio, session: Session, job: ChatJob) -> Iterator[Any]:
-    from ..artifacts import MANIFEST, load_unlearned
-
-    artifact = Path(session.folder) / UNLEARNED
-    if (artifact / MANIFEST).is_file():
-        session.artifact = load_unlearned(studio.base(session, job.model_name), artifact)
     yield from studio.chat(session, job)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import UserError, one_line
 from ..runs import Event
 from .chat import check_prompt
-from .jobs import ChatJob, Reply, RunJob, UnlearnJob
+from .jobs import AttackJob, ChatJob, Reply, RunJob, UnlearnJob, kind_of
 from .session import Session
 from .studio import Studio
 from .worker import UNLEARNED, Work, execute
@@ -80,8 +80,11 @@ class ZeroGpuBackend:
             session.clear_result()
             shutil.rmtree(session.folder / UNLEARNED, ignore_errors=True)
             on_done = lambda report: _adopt(session, report)
+        elif isinstance(job, AttackJob):
+            session.robustness = None
+            on_done = lambda report: setattr(session, "robustness", report)
         session.run = RemoteRun(f"{type(job).__name__}-{session.id}", getattr(job, "method", None), flag,
-                                lambda: stream(self._run_call, work), on_done)
+                                lambda: stream(self._run_call, work), on_done, kind_of(job))
         return session.run
 
     def chat(self, session: Session, job: ChatJob) -> Iterator[Reply]:
@@ -99,8 +102,8 @@ class RemoteRun:
     """A run executing in a worker, fed with the worker's messages by `drive()`."""
 
     def __init__(self, name: str, method: str | None, cancel_flag: Path, messages: Callable[[], Iterator[dict]],
-                 on_done: Callable[[Any], None]):
-        self.name, self.method, self.state = name, method, "running"
+                 on_done: Callable[[Any], None], kind: str = "unlearn"):
+        self.name, self.method, self.kind, self.state = name, method, kind, "running"
         self.result: Any = None
         self.error: str | None = None
         self.traceback: str | None = None
