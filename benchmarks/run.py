@@ -52,6 +52,16 @@ def methods() -> list[str]:
     return method_names()
 
 
+# Extra rows: an ECO configuration per scoring protocol and search target (METHODS.md §ECO 4b, 5).
+VARIANTS = {"eco --protocol paper": ("eco", ["--protocol", "paper"]),
+            "eco --protocol paper --target forget_quality": ("eco", ["--protocol", "paper", "--target", "forget_quality"])}
+
+
+def rows() -> dict[str, tuple[str, list[str]]]:
+    """Every row of the method table: each method with its defaults, then the ECO variants."""
+    return {**{m: (m, []) for m in methods()}, **VARIANTS}
+
+
 def lora_methods() -> list[str]:
     from unlearning.methods import all_methods
     from unlearning.trainer import LoraMethod
@@ -114,11 +124,14 @@ def machine(device: str) -> str:
 
 
 # ------------------------------------------------------------------ 1. methods, through the CLI
-def cli_run(kit: Kit, method: str, device: str, out: Path, before: bool) -> dict:
-    report = out / f"{method}.json"
+def cli_run(kit: Kit, method: str, device: str, out: Path, before: bool, flags: list[str] | None = None,
+            row: str | None = None) -> dict:
+    row = row or method
+    slug = row.replace(" ", "").replace("--", "-")
+    report = out / f"{slug}.json"
     cmd = [sys.executable, "-m", "unlearning", "unlearn", "--method", method, "--model", kit.model,
            "--oracle", kit.oracle, *kit.data_args(), "--device", device, "--report", str(report),
-           "--out", str(out / method)] + ([] if before else ["--no-before"])
+           "--out", str(out / (method if row == method else slug)), *(flags or [])] + ([] if before else ["--no-before"])
     t0 = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
@@ -280,7 +293,10 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     p.add_argument("--kit", type=Path, default=WORKSHOP, help="a workshop-style kit folder (default: the bundled one)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--methods", nargs="+", default=methods(), choices=methods())
+    p.add_argument("--methods", nargs="+", default=list(rows()), choices=list(rows()),
+                   help="rows of the method table: methods, and ECO variants such as 'eco --protocol paper'")
+    p.add_argument("--table-only", action="store_true",
+                   help="the method table alone (no steps-to-forget, latency or memory ratios); recorded in its own section")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds for steps-to-forget")
     p.add_argument("--ratio-steps", type=int, default=300, help="step budget for steps-to-forget")
     p.add_argument("--tokens", type=int, default=32, help="new tokens per generation in the latency test")
@@ -299,8 +315,11 @@ def main(argv: list[str] | None = None) -> None:
         out = Path(tmp)
         reports = {}
         for i, m in enumerate(args.methods):
-            reports[m] = cli_run(kit, m, device, out, before=i == 0)
+            method, flags = rows()[m]
+            reports[m] = cli_run(kit, method, device, out, before=i == 0, flags=flags, row=m)
             print(f"{m}: {reports[m]['process_s']:.0f} s", file=sys.stderr, flush=True)
+        if args.table_only:
+            return record_table(args, argv, kit, device, reports, t_start)
         reached = steps_to_forget(kit, device, args.seeds, args.ratio_steps)
         latency = eco_latency(kit, device, out / "eco", args.tokens, args.rounds, args.prompts)
         memory = views_memory(kit, device, {"ihl-fila": out / "ihl-fila", "eco": out / "eco"})
@@ -325,6 +344,25 @@ def main(argv: list[str] | None = None) -> None:
                                          "memory": memory}, indent=2, default=str) + "\n")
     if args.record:
         record(text, f"## Benchmark table: {kit.name}, {device}")
+
+
+def record_table(args, argv, kit: Kit, device: str, reports: dict, t_start: float) -> None:
+    minutes = (time.perf_counter() - t_start) / 60
+    command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
+    eco = {row: r.get("eco") or {} for row, r in reports.items() if r.get("method") == "eco"}
+    text = "\n".join([
+        f"`{command.strip()}` ({time.strftime('%Y-%m-%d')}, {minutes:.0f} min) — {kit.name}, device {device}: "
+        f"{machine(device)}.", "",
+        "Every method (and ECO per scoring protocol and search target) with its defaults, through the CLI, one "
+        "process each; ROUGE-L is rouge_score's stemmed recall. `peak_mem_mb` is the run's own peak.", "",
+        method_table(reports), "",
+        *(f"- {row}: protocol {e.get('protocol', 'prompt')}, search target {e.get('search_target', 'metric')}, "
+          f"strength {fmt(e.get('strength'))}, classifier recall {fmt(e.get('classifier_recall'))}, "
+          f"FPR {fmt(e.get('classifier_fpr'))}" for row, e in eco.items()),
+    ])
+    print(text)
+    if args.record:
+        record(text, f"## Method table: {kit.name}, {device}")
 
 
 if __name__ == "__main__":
