@@ -27,7 +27,7 @@ import threading
 
 from unlearning.errors import UserError
 from unlearning.models import WORKSHOP_DIR, load_model
-from unlearning.service import (ChatJob, LocalBackend, ModelCache, Session, Studio, TeachJob, UnlearnJob,
+from unlearning.service import (AttackJob, ChatJob, LocalBackend, ModelCache, Session, Studio, TeachJob, UnlearnJob,
                                 choose_backend, zero_gpu)
 from unlearning.service.zerogpu import ZeroGpuBackend, gpu_call
 
@@ -266,3 +266,22 @@ def test_app_on_zero_gpu_streams_runs_chats_and_cancels(zero_app, tmp_path):
     left, right, _, _ = client.predict(FORGET[0]["question"], "workshop", [], [], api_name="/chat")
     assert _text(left[-1]) == FORGET[0]["answer"] and _text(right[-1]) == NOTE
     assert "fake ZeroGPU" not in log_path.read_text()  # the app process never ran the model
+
+
+def test_a_stress_test_runs_in_a_worker_on_the_saved_artifact(spaces):
+    """The stress test is one more job for the same interface: the worker attaches the
+    artifact the earlier run saved in the session folder, and the report comes back."""
+    studio = Studio(ModelCache(device="cpu"))
+    backend = ZeroGpuBackend(studio, gpu_call(studio, 300), gpu_call(studio, 300))
+    session = Session()
+    session.use_preset("qa")
+    run = backend.start(session, UnlearnJob("workshop", "eco", {"strength": 1.0, "epochs": 1, "folds": 2}))
+    run.drive()
+    assert run.state == "done", run.error
+    run = backend.start(session, AttackJob("workshop", ("quantize",), {"sample": 4}))
+    assert run.kind == "attack"
+    run.drive()
+    assert run.state == "done", run.error
+    block = session.robustness["robustness"]
+    assert {"8", "4"} <= set(block["quantize"]) and "weights are unchanged" in block["note"]
+    session.close()

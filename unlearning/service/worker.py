@@ -95,7 +95,7 @@ def _load_taught(studio: Studio, name: str, folder: Path, label: str):
 def _run(studio: Studio, session: Session, work: Work, job: RunJob) -> Iterator[dict]:
     run = studio.start(session, job)
     stopped = yield from _follow(run, work)
-    keep = _keep_artifact if isinstance(job, UnlearnJob) else _keep_taught
+    keep = {UnlearnJob: _keep_artifact, TeachJob: _keep_taught, AttackJob: _keep_robustness}[type(job)]
     yield _final(run, stopped, work, lambda: keep(session, Path(work.folder)))
 
 
