@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
 import gradio as gr
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from unlearning.service import Backend, Event, Session, TeachJob, UnlearnJob, UserError, catalog, model_name
+from unlearning.service import Backend, Event, RunJob, Session, TeachJob, UnlearnJob, UserError, catalog, model_name
 
 from . import method_panel
 from .common import error_box
@@ -88,31 +89,30 @@ def progress_html(events: list[Event], state: str) -> str:
 
 
 # ------------------------------------------------------------------ handlers
+def launch(backend: Backend, session: Session, job: Callable[[], RunJob], label: str = "running"):
+    """Start the job that `job()` builds and let the timer show it: the one way every panel
+    starts a run. On ZeroGPU this request also carries the run's GPU call to its end
+    (`drive`); here the run carries itself and the request ends at once."""
+    try:
+        run = backend.start(session, job())
+    except UserError as e:
+        yield session, progress_html([], "not started") + error_box(str(e)), gr.Timer(active=False)
+        return
+    yield session, progress_html([], label), gr.Timer(active=True)
+    run.drive()
+
+
 def starter(backend: Backend, names: list[str]):
-    """Start a run; the timer shows it. On ZeroGPU this request also carries the run's GPU
-    call to its end (`drive`); here the run carries itself and the request ends at once."""
     def start(session: Session, name: str, method: str, *values):
-        try:
-            settings = method_panel.collect(method, names, list(values))
-            run = backend.start(session, UnlearnJob(model_name(name), method, settings))
-        except UserError as e:
-            yield session, progress_html([], "not started") + error_box(str(e)), gr.Timer(active=False)
-            return
-        yield session, progress_html([], "running"), gr.Timer(active=True)
-        run.drive()
+        yield from launch(backend, session,
+                          lambda: UnlearnJob(model_name(name), method, method_panel.collect(method, names, list(values))))
 
     return start
 
 
 def teacher(backend: Backend):
     def teach(session: Session, name: str):
-        try:
-            run = backend.start(session, TeachJob(model_name(name)))
-        except UserError as e:
-            yield session, progress_html([], "not started") + error_box(str(e)), gr.Timer(active=False)
-            return
-        yield session, progress_html([], "teaching"), gr.Timer(active=True)
-        run.drive()
+        yield from launch(backend, session, lambda: TeachJob(model_name(name)), "teaching")
 
     return teach
 

@@ -8,11 +8,10 @@ import html
 import gradio as gr
 import plotly.graph_objects as go
 
-from unlearning.service import AttackJob, Backend, Session, UserError, model_name
+from unlearning.service import AttackJob, Backend, Session, model_name
 from unlearning.service.stress import ATTACKS, AttackView, note, stress_view
 
-from .common import error_box
-from .run_panel import POLL_SECONDS, progress_html
+from .run_panel import POLL_SECONDS, launch, progress_html
 
 COLOURS = {"original": "#8a8a8a", "unlearned": "#e4572e", "oracle": "#2a9d8f"}
 NAMES = {"original": "original", "unlearned": "unlearned", "oracle": "oracle (never saw the forget set)"}
@@ -56,13 +55,7 @@ def pictures(report: dict | None) -> list:
 def starter(backend: Backend):
     def start(session: Session, name: str, attacks: list[str], steps, sample):
         settings = {k: v for k, v in (("relearn_steps", steps), ("sample", sample)) if v not in (None, "")}
-        try:
-            run = backend.start(session, AttackJob(model_name(name), tuple(attacks or ()), settings))
-        except UserError as e:
-            yield session, progress_html([], "not started") + error_box(str(e)), gr.Timer(active=False)
-            return
-        yield session, progress_html([], "running"), gr.Timer(active=True)
-        run.drive()
+        yield from launch(backend, session, lambda: AttackJob(model_name(name), tuple(attacks or ()), settings))
 
     return start
 
