@@ -1,12 +1,12 @@
 """The service layer: the multi-user face of the engine, and all the app reaches it through.
 
-    models.py    ModelCache: one base model per name per process, per-name load locks,
-                 a bounded cache of the models visitors name
+    models.py    ModelCache: one base model per name per process, each loading on its own
+                 thread, a bounded cache of the models visitors name
     queue.py     DeviceQueue: training runs take turns on the device
     session.py   Session: one browser tab's data, run, artifact and report, and its folder
     registry.py  Sessions: which page holds which session, and when a session really ends
     export.py    the session's artifact as a zip, or pushed to the Hub
-    jobs.py      the typed jobs (UnlearnJob, TeachJob, ChatJob), Reply, and the RunHandle
+    jobs.py      the typed jobs (UnlearnJob, TeachJob, AttackJob, ChatJob), Reply, the RunHandle
                  and Artifact protocols both backends honour
     studio.py    Studio: a job's checks (all in one place) and its work, in this process
     chat.py      the side-by-side chat stream
@@ -14,6 +14,7 @@
     zerogpu.py   ZeroGpuBackend, RemoteRun, SavedArtifact: the app's side of GPU workers
     worker.py    what a GPU worker does with one job
     catalog.py   what the UI shows of the methods and of a report
+    stress.py    what the UI shows of a stress test: one picture per attack
 
 Importing this package never imports torch (the engine loads it when a model is needed).
 """
