@@ -69,8 +69,10 @@ def block_html(block: catalog.Block) -> str:
     is better) and its table."""
     out = f"<p><b>{_esc(block.title)}</b></p>"
     if block.lines:
+        better = any(ln.better for ln in block.lines)  # no empty column across a projected page
         out += '<table class="us-report us-lines">' + "".join(
-            f"<tr><td>{_esc(ln.label)}</td><td>{_esc(fmt(ln.value, ln.fmt))}</td><td>{_esc(ln.better)}</td></tr>"
+            f"<tr><td>{_esc(ln.label)}</td><td>{_esc(fmt(ln.value, ln.fmt))}</td>"
+            + (f"<td>{_esc(ln.better)}</td>" if better else "") + "</tr>"
             for ln in block.lines) + "</table>"
     t = block.table
     if t is not None:
