@@ -69,6 +69,8 @@ def _attach(fresh: Session, token: str, request: gr.Request):
     session, token = SESSIONS.attach(fresh, token)
     if request.session_hash is not None:
         _tokens[request.session_hash] = token
+    if session is fresh:  # a new page: nothing to restore, and a click made meanwhile (a preset,
+        return session, token, *[gr.skip()] * 5  # a run whose timer is polling) must not be undone
     info, rows = data_panel.describe_session_data(session)
     table, cost = report_panel.show(session)
     return session, token, gr.Timer(active=session.run is not None), info, rows, table, cost

@@ -5,6 +5,7 @@ gets a session of its own."""
 from __future__ import annotations
 
 import time
+import types
 
 from unlearning.service import Session
 from unlearning.service.registry import Sessions
@@ -72,3 +73,23 @@ def test_a_session_closes_when_the_last_page_holding_it_is_dropped():
     assert not closed(session)
     sessions.dropped(same)
     assert closed(session) and len(sessions) == 0
+
+
+def test_a_new_page_attaching_late_leaves_what_was_clicked_meanwhile_alone():
+    """The page's attach step goes through the queue like any click; on a slow server a preset
+    and a Start can be handled before it. For a new page it must then only hand back the
+    session and its token: re-sending the timer (inactive: no run yet when its inputs were read)
+    stopped the live plot of a run started meanwhile (the page stayed on "running — 0%")."""
+    import gradio as gr
+
+    import app
+
+    fresh = Session()
+    try:
+        request = types.SimpleNamespace(session_hash="page-1")
+        session, token, *shown = app._attach(fresh, "", request)
+        assert session is fresh and token
+        assert all(isinstance(value, type(gr.skip())) for value in shown), shown
+    finally:
+        app.SESSIONS.close_all()
+        fresh.close()

@@ -57,8 +57,21 @@ def run_method(page, shot, method_label: str) -> None:
     state = page.inner_text("#run-state")
     points = plot_points(page)
     shot(page, "running")
-    page.wait_for_function("document.querySelector('#run-state').innerText.startsWith('done')", timeout=RUN_TIMEOUT_MS)
+    wait_done(page)
     return state, points
+
+
+def wait_done(page) -> None:
+    """Wait for the run to end, then fail with what the page says unless it ended 'done'."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("/^(done|failed|cancelled)/.test(document.querySelector('#run-state').innerText)",
+                               timeout=RUN_TIMEOUT_MS)
+    except PlaywrightTimeout:
+        pytest.fail(f"the run did not end within {RUN_TIMEOUT_MS // 1000} s; the page says: {page.inner_text('#run-progress')!r}")
+    text = page.inner_text("#run-progress")
+    assert text.startswith("done"), text
 
 
 def chat(page, prompt: str) -> tuple[str, str]:
@@ -89,7 +102,7 @@ def test_ihl_fila_flow(page, shot):
 
 
 def test_eco_flow_with_flag_badge(page, shot):
-    state, _ = run_method(page, shot, "ECO prompts (no training)")
+    run_method(page, shot, "ECO prompts (no training)")
     original, unlearned = chat(page, FORGET_Q["question"])
     shot(page, "chat-forget")
     assert "flagged" in page.inner_text("#eco-flag") and "not flagged" not in page.inner_text("#eco-flag")
@@ -256,7 +269,7 @@ def test_a_stress_test_on_the_kept_run_draws_relearning_for_three_models(page, s
     page.fill("#set-steps input", "5")
     page.press("#set-steps input", "Tab")
     page.click("#start-run")
-    page.wait_for_function("document.querySelector('#run-state').innerText.startsWith('done')", timeout=RUN_TIMEOUT_MS)
+    wait_done(page)
     for label in ("Quantization", "Paraphrases", "Prompt attacks"):
         page.get_by_label(label, exact=True).uncheck()
     page.fill("#stress-steps input", "4")
