@@ -174,6 +174,10 @@ class Term:
     fn: LossFn
     weight: float = 1.0
     reads: tuple[str, ...] = ("logits", "labels")
+    # What `fn` averages over, so data-parallel training (distributed.py) can weigh each
+    # process's share: "tokens" (labelled ones), "answers" (rows with a labelled token) or
+    # "positions" (attention-mask 1s).
+    unit: str = "tokens"
 
 
 def evaluate_terms(terms: tuple[Term, ...], batches: Mapping[str, Mapping[str, Any]]) -> dict[str, torch.Tensor]:

@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -36,6 +36,7 @@ class Loaded:
     tokenizer: PreTrainedTokenizerBase
     name: str  # as the user gave it
     device: str  # "cpu" or "cuda"
+    device_map: dict[str, Any] | None = None  # module → device, when accelerate placed it (--device-map)
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -90,8 +91,13 @@ def check_visitor_model(name: str) -> None:
                         "only when its operator allows local models (UNLEARNING_LOCAL_MODELS=1).")
 
 
-def load_model(name: str, device: str = "auto", trust_remote_code: bool = False) -> Loaded:
-    """Load model + tokenizer on `device` in the dtype that suits it, in eval mode."""
+def load_model(name: str, device: str = "auto", trust_remote_code: bool = False,
+               device_map: str | None = None) -> Loaded:
+    """Load model + tokenizer on `device` in the dtype that suits it, in eval mode.
+
+    `device_map="auto"` (DESIGN.md §Scale) lets accelerate's big-model loading place the
+    model: sharded over the visible GPUs, what does not fit spilled to CPU memory (offloaded:
+    run on a GPU, layer by layer); on a machine without a GPU, all of it on the CPU."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -99,9 +105,11 @@ def load_model(name: str, device: str = "auto", trust_remote_code: bool = False)
     hf_logging.set_verbosity_error()  # its warnings would break "one line on stderr"
     source = resolve_source(name)
     dev = resolve_device(device)
+    placement = _placement(device_map, device, dev)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=pick_dtype(dev), trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=pick_dtype(dev), trust_remote_code=trust_remote_code,
+                                                     **placement)
     except UserError:
         raise
     except Exception as e:
@@ -118,10 +126,56 @@ def load_model(name: str, device: str = "auto", trust_remote_code: bool = False)
         raise
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model.to(dev).eval()  # type: ignore[arg-type]  # transformers' @wraps(Module.to) hides the bound self from mypy
+    placed = None
+    if placement:  # accelerate placed it, and a dispatched model must not be moved
+        placed = dict(getattr(model, "hf_device_map", None) or {"": str(input_device(model))})
+        dev = _device_of(placed)
+        model.eval()
+    else:
+        model.to(dev).eval()  # type: ignore[arg-type]  # transformers' @wraps(Module.to) hides the bound self from mypy
     if dev == "cpu":
         set_cpu_threads(sum(p.numel() for p in model.parameters()))
-    return Loaded(model, tokenizer, name, dev)
+    return Loaded(model, tokenizer, name, dev, placed)
+
+
+DEVICE_MAPS = ("auto",)
+
+
+def _placement(device_map: str | None, asked: str, dev: str) -> dict[str, Any]:
+    """from_pretrained's placement arguments for `device_map` ({} without one)."""
+    if not device_map:
+        return {}
+    if device_map not in DEVICE_MAPS:
+        raise UserError(f"Device map '{device_map}' is not one of {', '.join(DEVICE_MAPS)}.")
+    if asked == "cpu" and torch.cuda.is_available():
+        raise UserError("--device-map auto places the model on the GPUs; drop --device cpu, or drop --device-map "
+                        "to load it on the CPU.")
+    return {"device_map": device_map}
+
+
+def _device_of(placed: dict[str, Any]) -> str:
+    """"cuda" when any module sits on a GPU (an int or 'cuda:N' in the map), else "cpu"."""
+    return "cuda" if any(isinstance(d, int) or str(d).startswith("cuda") for d in placed.values()) else "cpu"
+
+
+def offloaded(loaded: Loaded) -> list[str]:
+    """The modules accelerate keeps off the GPUs (in CPU memory or on disk) while GPUs run the rest."""
+    placed = loaded.device_map or {}
+    if loaded.device != "cuda":
+        return []
+    return [m for m, d in placed.items() if d in ("cpu", "disk")]
+
+
+def input_device(model) -> torch.device:
+    """Where a model's inputs go: its input embedding's device (for a module accelerate
+    offloaded, the device its hook runs it on). Accelerate's hooks move activations between
+    shards and return the outputs to the inputs' device."""
+    embedding = model.get_input_embeddings()
+    hook = getattr(embedding, "_hf_hook", None)
+    execution = getattr(hook, "execution_device", None)
+    if execution is not None:
+        return torch.device(execution)
+    return embedding.weight.device
 
 
 def set_cpu_threads(n_params: int) -> None:

@@ -31,7 +31,7 @@ from typing import Any, Self
 
 import torch
 
-from . import limits
+from . import distributed, limits
 from .batches import Encoded, encode_dataset, pad_id, paired_batches
 from .data import Dataset
 from .errors import UserError
@@ -40,7 +40,7 @@ from .limits import MAX_STEPS
 from .lora import Adapters, Init, LoraUnlearned, adapters_off, target_linears
 from .losses import REFERENCE, Term, evaluate_terms, reads_of, splits_of
 from .metrics import evaluate_split, sequence_logprobs
-from .models import SMALL_MODEL_PARAMS, Loaded
+from .models import SMALL_MODEL_PARAMS, Loaded, input_device
 from .report import Block, Line, Plot, Report
 from .settings import setting, validate
 
@@ -131,7 +131,12 @@ class FisherInit:
             ctx.progress(FISHER_SHARE / 2 * (1 + i / len(weights)), f"FILA init: SVD of layer {i + 1}/{len(weights)}")
 
         batches = paired_batches(data.forget, data.retain, cfg.batch_size, data.pad, cfg.seed)
+        dp = distributed.current()
+        if dp is not None:  # each process its own whole batches, then the sums added up
+            batches, n_batches = dp.own_batches(batches), len(range(dp.rank, n_batches, dp.world))
         stats = accumulate_fisher(loaded.model, weights, batches, each_batch, guard=lambda: adapters_off(loaded.model))
+        if dp is not None:
+            stats = dp.reduce_fisher(stats)
         f_rel, share = relative_importance(stats)
         ctx.log(eps_share_message(share))
         init = fila_init_layers(weights, f_rel, cfg.rank, adapters.config.lora_alpha, cfg.seed, each_layer)
@@ -254,15 +259,26 @@ def train(ctx, loaded: Loaded, adapters: Adapters, terms: tuple[Term, ...], data
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.steps, warm))
     epochs = math.ceil(cfg.steps / math.ceil(len(data.forget) / cfg.batch_size))
     batches = paired_batches(data.forget, data.retain, cfg.batch_size, data.pad, cfg.seed, epochs)
-    device, out, t0 = torch.device(loaded.device), Outcome(), time.perf_counter()
+    device, out, t0 = input_device(loaded.model), Outcome(), time.perf_counter()
+    dp = distributed.current()  # None unless launched data-parallel
     for step, batch in enumerate(islice(batches, cfg.steps), 1):
         ctx.check_cancel()
         lr = float(sched.get_last_lr()[0])  # a tensor if the lr was given as one; the record holds floats
-        reference = _reference(loaded.model, terms, batch, device)  # before the adapters go on
+        if dp is not None:
+            batch = dp.shard(batch)  # this process's rows of the global batch
+        idle = dp is not None and distributed.is_empty(batch)
+        reference = {} if idle else _reference(loaded.model, terms, batch, device)  # before the adapters go on
         with adapters.use(train=True) as model:
-            values = _step_values(model, terms, batch, device, reference)
-            # into the adapter only, never into the base's .grad; a layer the forward skips gets 0
-            grads = torch.autograd.grad(values["total"], params, allow_unused=True, materialize_grads=True)
+            if dp is not None and idle:
+                grads, values = dp.nothing(terms, params)
+            else:
+                values = _step_values(model, terms, batch, device, reference)
+                if dp is not None:
+                    values = dp.weigh(terms, values, batch)  # this process's share of the global loss
+                # into the adapter only, never into the base's .grad; a layer the forward skips gets 0
+                grads = list(torch.autograd.grad(values["total"], params, allow_unused=True, materialize_grads=True))
+            if dp is not None:
+                grads, values = dp.reduce_step(grads, values)  # the global batch's gradient and losses
             for p, g in zip(params, grads):
                 p.grad = g
             torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
@@ -275,12 +291,17 @@ def train(ctx, loaded: Loaded, adapters: Adapters, terms: tuple[Term, ...], data
         ctx.step("train", step, cfg.steps, record)
         ctx.progress(start + (1 - start) * step / cfg.steps, f"step {step}/{cfg.steps}")
         if criterion is not None and (step % cfg.check_every == 0 or step == cfg.steps):
-            with adapters.use() as model:
-                measured = criterion.measure(model, ctx.check_cancel)
+            measured: dict[str, float] = {}
+            if dp is None or dp.main:
+                with adapters.use() as model:
+                    measured = criterion.measure(model, ctx.check_cancel)
+            reached = criterion.reached(measured) if measured else False
+            if dp is not None:  # the main process's measurement and decision: all stop at the same step
+                measured, reached = dp.broadcast((measured, reached))
             out.checks.append({"step": step, **measured})
             ctx.step("holdout", step, cfg.steps, {f"forget_{k}": v for k, v in measured.items()}
                      | {f"holdout_{k}": v for k, v in criterion.target.items()})
-            if out.reached_at is None and criterion.reached(measured):
+            if out.reached_at is None and reached:
                 out.reached_at = step
                 ctx.log(f"step {step}: the forget set is now known no better than the holdout set")
                 if cfg.stop == "holdout":

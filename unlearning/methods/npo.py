@@ -47,5 +47,6 @@ class Npo(LoraMethod):
     @classmethod
     def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
         beta = NpoSettings.of(cfg).beta
-        return (Term("forget_npo", "forget", partial(npo, beta=beta), cfg.forget_weight, ("logits", "labels", "ref_logits")),
+        return (Term("forget_npo", "forget", partial(npo, beta=beta), cfg.forget_weight, ("logits", "labels", "ref_logits"),
+                     unit="answers"),
                 Term("retain_nll", "retain", nll, cfg.retain_weight))

@@ -44,5 +44,6 @@ class SimNpo(LoraMethod):
     @classmethod
     def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
         own = SimNpoSettings.of(cfg)
-        return (Term("forget_simnpo", "forget", partial(simnpo, beta=own.beta, delta=own.delta), cfg.forget_weight),
+        return (Term("forget_simnpo", "forget", partial(simnpo, beta=own.beta, delta=own.delta), cfg.forget_weight,
+                     unit="answers"),
                 Term("retain_nll", "retain", nll, cfg.retain_weight))
