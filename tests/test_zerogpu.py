@@ -263,8 +263,9 @@ def test_app_on_zero_gpu_streams_runs_chats_and_cancels(zero_app, tmp_path):
     seen, finished = _poll_until_end(client, 120)
     job.result(timeout=60)
     assert finished == "cancelled" and time.time() - t_cancel < 60, seen[-1][0]
-    left, right, _, _ = client.predict(FORGET[0]["question"], "workshop", [], [], api_name="/chat")
-    assert _text(left[-1]) == FORGET[0]["answer"] and _text(right[-1]) == NOTE
+    left, right, badge, _ = client.predict(FORGET[0]["question"], "workshop", [], [], api_name="/chat")
+    assert _text(left[-1]) == FORGET[0]["answer"]  # the cancelled run kept nothing: ECO's run still answers
+    assert _text(right[-1]) not in (FORGET[0]["answer"], NOTE) and "<b>flagged</b>" in badge
     assert "fake ZeroGPU" not in log_path.read_text()  # the app process never ran the model
 
 

@@ -22,8 +22,10 @@ MAX_RANK = 64  # LoRA rank
 MAX_NEW_TOKENS = 256  # one generated reply
 CHAT_NEW_TOKENS = 160  # a chat reply unless asked otherwise: room for a workshop biography (~80 tokens)
 MAX_RUN_SECONDS = 60 * 60  # one run on the device, from the moment it gets the device
+MAX_KEPT_RUNS = 8  # finished runs one session keeps to compare and chat with (artifacts are small)
 DEVICE_RUNS = 1  # training runs on the device at the same time (per process)
 MAX_WAITING_RUNS = 4  # runs queued behind those; one more is told "the queue is full"
+EVAL_CACHE_ENTRIES = 256  # evaluations (one split of one model each) the process keeps in memory (evalcache.py)
 
 # -- the web app
 APP_CONCURRENCY = 8  # requests the app serves at once (chat, uploads, polling)
@@ -53,8 +55,10 @@ def describe() -> list[tuple[str, str]]:
         ("new tokens in one reply", f"{MAX_NEW_TOKENS}"),
         ("new tokens in a chat reply unless asked otherwise", f"{CHAT_NEW_TOKENS}"),
         ("time of one run on the device", f"{MAX_RUN_SECONDS // 60} minutes"),
+        ("finished runs one session keeps (to compare and chat with)", f"{MAX_KEPT_RUNS}"),
         ("runs on the device at once", f"{DEVICE_RUNS}"),
         ("runs waiting for the device", f"{MAX_WAITING_RUNS}"),
+        ("evaluations kept in memory (one split of one model each)", f"{EVAL_CACHE_ENTRIES}"),
         ("time a request waits for a model to load", f"{MODEL_LOAD_SECONDS // 60} minutes"),
         ("models named by visitors kept loaded at once", f"{MAX_VISITOR_MODELS}"),
         ("app requests served at once / waiting", f"{APP_CONCURRENCY} / {APP_QUEUE_SIZE}"),

@@ -3,7 +3,7 @@
     models.py    ModelCache: one base model per name per process, each loading on its own
                  thread, a bounded cache of the models visitors name
     queue.py     DeviceQueue: training runs take turns on the device
-    session.py   Session: one browser tab's data, run, artifact and report, and its folder
+    session.py   Session: one browser tab's data, run, kept runs (artifact, report) and folder
     registry.py  Sessions: which page holds which session, and when a session really ends
     export.py    the session's artifact as a zip, or pushed to the Hub
     jobs.py      the typed jobs (UnlearnJob, TeachJob, AttackJob, ChatJob), Reply, the RunHandle
@@ -15,6 +15,8 @@
     worker.py    what a GPU worker does with one job
     catalog.py   what the UI shows of the methods and of a report
     stress.py    what the UI shows of a stress test: one picture per attack
+    compare.py   what the UI shows of the kept runs (compare rows and points) and of one report
+                 at a glance (key metrics, warnings where a number misleads)
 
 Importing this package never imports torch (the engine loads it when a model is needed).
 """
@@ -31,10 +33,10 @@ from .jobs import Artifact, AttackJob, ChatJob, Reply, RunHandle, RunJob, TeachJ
 from .models import DEFAULT_MODEL, ModelCache, model_name
 from .queue import DeviceQueue
 from .registry import Sessions
-from .session import Session, new_folder, sweep_leftovers
+from .session import KeptRun, Session, new_folder, sweep_leftovers
 from .studio import Studio
 
-__all__ = ["DEFAULT_MODEL", "Artifact", "AttackJob", "Backend", "ChatJob", "Dataset", "DeviceQueue", "Event", "LocalBackend",
+__all__ = ["DEFAULT_MODEL", "Artifact", "AttackJob", "Backend", "ChatJob", "Dataset", "DeviceQueue", "Event", "KeptRun", "LocalBackend",
            "ModelCache", "Reply", "RunHandle", "RunJob", "Session", "Sessions", "Studio", "TeachJob", "UnlearnJob", "UserError",
            "artifact_zip", "choose_backend", "limits", "model_name", "new_folder", "push_to_hub", "sweep_leftovers",
            "zero_gpu"]

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..methods import Method
 
 __all__ = ["Block", "Cost", "Line", "MethodInfo", "MetricRow", "Plot", "Report", "ReportView", "Table", "UserError",
-           "better", "default_method", "method", "methods", "plots", "report_view"]
+           "better", "default_method", "method", "method_label", "methods", "plots", "report_view"]
 
 
 # ------------------------------------------------------------------ methods
@@ -59,6 +59,14 @@ def method(name: str) -> MethodInfo:
     from ..methods import get_method
 
     return _info(get_method(name))
+
+
+def method_label(name: str) -> str:
+    """The menu label of method `name`; the name itself for one not registered here."""
+    try:
+        return method(name).label
+    except UserError:
+        return name
 
 
 def default_method() -> MethodInfo | None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import limits
 from ..data import Dataset, check_pair, load_file
 from ..errors import UserError
 from .jobs import Artifact, RunHandle
@@ -41,6 +42,25 @@ def new_folder(root: str | Path | None = None, kind: str = "session") -> Path:
 
 
 @dataclass
+class KeptRun:
+    """A finished unlearning run the session keeps: its number in the session (1, 2, …), its
+    artifact and report, and the last stress test of it."""
+
+    number: int
+    method: str
+    artifact: Artifact
+    report: dict | None
+    robustness: dict | None = None
+    data: str = ""  # which forget data it ran on ("forget.jsonl: 40 QA")
+
+    @property
+    def label(self) -> str:
+        from .catalog import method_label
+
+        return f"#{self.number} {method_label(self.method)}"
+
+
+@dataclass
 class Session:
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     folder: Path = field(default_factory=new_folder)
@@ -51,12 +71,14 @@ class Session:
     artifact: Artifact | None = None  # of the last finished unlearning run
     report: dict | None = None  # of the same run
     robustness: dict | None = None  # the last stress test of that artifact (attacks/)
+    kept: list[KeptRun] = field(default_factory=list)  # every finished run, oldest first
+    current: int | None = None  # the kept run whose artifact/report/robustness are the above
 
     def __post_init__(self):
         # Held by close() and by a run keeping its result, so a run that ends as the session
         # closes either sees the cancel or has its artifact released by close(). Not a field:
         # Gradio copies a State's dataclass fields, and a lock cannot be copied.
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # (keep() runs under it too)
         self.owned: list[Path] = []  # more to delete at close(), outside the folder
 
     def __deepcopy__(self, memo):  # gr.State deep-copies its initial value; ours is per session
@@ -119,11 +141,64 @@ class Session:
         return "cancelling…"
 
     def clear_result(self) -> None:
-        """Forget the last run's artifact and report (a new run is about to replace them)."""
+        """Forget every kept run (their artifacts belong to a model about to change)."""
         with self.lock:
+            kept, self.kept, self.current = self.kept, [], None
             artifact, self.artifact, self.report, self.robustness = self.artifact, None, None, None
-        if artifact is not None:
-            artifact.release()
+        _release([artifact, *(k.artifact for k in kept)])
+
+    # -------------------------------------------------------------- kept runs
+    def check_room(self) -> None:
+        """A new unlearning run needs room among the kept runs."""
+        if len(self.kept) >= limits.MAX_KEPT_RUNS:
+            raise UserError(f"This session keeps {limits.MAX_KEPT_RUNS} runs, the most it may; remove one under "
+                            "Compare first.")
+
+    def keep(self, method: str, artifact: Artifact, report: dict | None) -> KeptRun:
+        """A finished run joins the kept ones and becomes the current one (chat, report, export)."""
+        with self.lock:
+            number = max((k.number for k in self.kept), default=0) + 1
+            forget = self.data.get("forget")
+            data = f"{forget.name}: {len(forget.examples)} {'QA' if forget.kind == 'qa' else 'passages'}" if forget else ""
+            run = KeptRun(number, method, artifact, report, data=data)
+            self.kept.append(run)
+            self._make_current(run)
+        return run
+
+    def _make_current(self, run: KeptRun) -> None:
+        self.current, self.artifact, self.report, self.robustness = run.number, run.artifact, run.report, run.robustness
+
+    def kept_run(self, number: int | None) -> KeptRun:
+        run = next((k for k in self.kept if k.number == number), None)
+        if run is None:
+            raise UserError(f"There is no run #{number} in this session (it was removed, or the page is out of date).")
+        return run
+
+    def select(self, number: int) -> KeptRun:
+        """Make kept run `number` the current one: chat answers with it, the report shows it."""
+        run = self.kept_run(number)
+        with self.lock:
+            self._make_current(run)
+        return run
+
+    def remove_run(self, number: int) -> None:
+        """Drop kept run `number` (its adapters leave the shared model); the newest left becomes current."""
+        run = self.kept_run(number)
+        with self.lock:
+            self.kept.remove(run)
+            if self.current == number:
+                self.current, self.artifact, self.report, self.robustness = None, None, None, None
+                if self.kept:
+                    self._make_current(self.kept[-1])
+        run.artifact.release()
+
+    def keep_robustness(self, report: dict | None) -> None:
+        """A finished stress test of the current run."""
+        with self.lock:
+            self.robustness = report
+            for run in self.kept:
+                if run.number == self.current:
+                    run.robustness = report
 
     # -------------------------------------------------------------- end
     def own(self, path: str | Path) -> Path:
@@ -138,13 +213,19 @@ class Session:
             if (run := self._running()) is not None:
                 run.cancel()
             artifact, self.artifact = self.artifact, None
-        if artifact is not None:
-            artifact.release()
+            kept, self.kept, self.current = self.kept, [], None
+        _release([artifact, *(k.artifact for k in kept)])
         shutil.rmtree(self.folder, ignore_errors=True)
         with self.lock:
             owned, self.owned = self.owned, []
         for path in owned:
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def _release(artifacts: Iterable[Artifact | None]) -> None:
+    """Release each artifact once (the current one is also a kept one)."""
+    for artifact in {id(a): a for a in artifacts if a is not None}.values():
+        artifact.release()
 
 
 def sweep_leftovers(roots: Iterable[str | Path]) -> list[Path]:

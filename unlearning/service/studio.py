@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Cancelled, UserError
+from ..evalcache import EvalCache, shared
 from ..runs import Run, RunContext
 from .chat import chat_stream
 from .jobs import AttackJob, ChatJob, Reply, RunJob, TeachJob, UnlearnJob, kind_of
@@ -29,9 +30,10 @@ if TYPE_CHECKING:
 
 
 class Studio:
-    def __init__(self, models: ModelCache | None = None, queue: DeviceQueue | None = None):
+    def __init__(self, models: ModelCache | None = None, queue: DeviceQueue | None = None, evals: EvalCache | None = None):
         self.models = models or ModelCache()
         self.queue = queue or DeviceQueue()
+        self.evals = evals if evals is not None else shared()  # oracle/before evaluations, once per process
 
     def base(self, session: Session, name: str) -> Loaded:
         """The model the session works on: its taught copy, or the shared base called `name`."""
@@ -56,6 +58,7 @@ class Studio:
             from ..settings import build
 
             build(get_method(job.method).Config, job.settings)
+            session.check_room()
         if isinstance(job, AttackJob):
             attack_settings(job)
             if session.artifact is None:
@@ -90,7 +93,7 @@ class Studio:
         def work(ctx: RunContext) -> dict:
             with self.queue.hold(ctx):
                 report = attack(ctx)
-            session.robustness = report
+            session.keep_robustness(report)
             return report
 
         return work
@@ -112,9 +115,8 @@ class Studio:
 
         method = get_method(job.method)
         cfg = build(method.Config, job.settings)
-        session.clear_result()
         unlearn = unlearn_job(method, cfg, self.base(session, job.model_name), session.splits(),
-                              self.oracle(session, job.model_name))
+                              self.oracle(session, job.model_name), cache=self.evals)
 
         def work(ctx: RunContext) -> dict:
             with self.queue.hold(ctx):
@@ -122,7 +124,7 @@ class Studio:
             with session.lock:
                 if ctx.cancelled:  # cancelled, or the session closed, after the job's last check
                     raise Cancelled()  # so its undo releases the artifact
-                session.artifact, session.report = result["unlearned"], result["report"]
+                session.keep(job.method, result["unlearned"], result["report"])
             return result["report"]
 
         return work

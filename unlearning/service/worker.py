@@ -7,7 +7,8 @@ So the app sends a `Work` (the typed job, the session's data and folder); the wo
 the session from it and from the folder, runs the ordinary Studio path there, and keeps what
 the session must keep in the folder, which both processes see:
 
-    <session folder>/unlearned/            the last finished run's artifact (adapter or ECO guard)
+    <session folder>/unlearned/            a run's artifact (adapter or ECO guard) as the worker saved it;
+    <session folder>/runs/<id>/            … moved here by the app when the run is kept (one per kept run)
     <session folder>/taught/model, oracle  "teach first" models (save_pretrained)
     <session folder>/cancel-<run>          written by Cancel in the app; the worker stops at its next step
 
@@ -46,6 +47,7 @@ class Work:
     data: dict[str, Dataset]
     cancel_flag: str | None = None
     seconds: float | None = None  # stop the run (as failed) after this long: the GPU lease
+    artifact: str | None = None  # the session's current kept run (its folder), for chat and stress tests
 
 
 def execute(studio: Studio, work: Work) -> Iterator[Any]:
@@ -72,15 +74,17 @@ def _rebuild(studio: Studio, work: Work) -> Session:
         if isinstance(work.job, (UnlearnJob, AttackJob)) and (taught / "oracle").is_dir():
             session.taught_oracle = _load_taught(studio, work.job.model_name, taught / "oracle", "oracle")
     if isinstance(work.job, (ChatJob, AttackJob)):
-        _attach_saved(studio, session, work.job.model_name)
+        _attach_saved(studio, session, work.job.model_name, work.artifact)
     return session
 
 
-def _attach_saved(studio: Studio, session: Session, name: str) -> None:
-    """The session's last artifact, from its folder, attached to this worker's base."""
+def _attach_saved(studio: Studio, session: Session, name: str, folder: str | None) -> None:
+    """The session's current kept run, from its folder, attached to this worker's base."""
     from ..artifacts import MANIFEST, load_unlearned
 
-    artifact = Path(session.folder) / UNLEARNED
+    if folder is None:
+        return
+    artifact = Path(folder)
     if (artifact / MANIFEST).is_file():
         session.artifact = load_unlearned(studio.base(session, name), artifact)
 

@@ -74,28 +74,37 @@ class ZeroGpuBackend:
     def start(self, session: Session, job: RunJob) -> RemoteRun:
         self.studio.check(session, job)  # the same checks, here, before any GPU time is spent
         flag = session.folder / f"cancel-{uuid.uuid4().hex[:8]}"
-        work = Work(job, session.id, str(session.folder), dict(session.data), str(flag), STOP_SHARE * self.run_seconds)
-        on_done: Callable[[Any], None] = lambda result: None  # taught models stay in the folder
+        work = Work(job, session.id, str(session.folder), dict(session.data), str(flag), STOP_SHARE * self.run_seconds,
+                    _current(session))
+        on_done: Callable[[Any], None] = lambda result: session.clear_result()  # taught: kept runs were of the untaught model
         if isinstance(job, UnlearnJob):
-            session.clear_result()
             shutil.rmtree(session.folder / UNLEARNED, ignore_errors=True)
-            on_done = lambda report: _adopt(session, report)
+            on_done = lambda report: _adopt(session, job.method, report)
         elif isinstance(job, AttackJob):
             session.robustness = None
-            on_done = lambda report: setattr(session, "robustness", report)
+            on_done = session.keep_robustness
         session.run = RemoteRun(f"{type(job).__name__}-{session.id}", getattr(job, "method", None), flag,
                                 lambda: stream(self._run_call, work), on_done, kind_of(job))
         return session.run
 
     def chat(self, session: Session, job: ChatJob) -> Iterator[Reply]:
         check_prompt(job.prompt)  # (no data: a reply needs none, and each call pickles its work)
-        return stream(self._chat_call, Work(job, session.id, str(session.folder), {}))
+        return stream(self._chat_call, Work(job, session.id, str(session.folder), {}, artifact=_current(session)))
 
 
-def _adopt(session: Session, report: dict) -> None:
+def _current(session: Session) -> str | None:
+    """The folder of the session's current kept run, which the worker attaches for chat and stress tests."""
+    return str(session.artifact.folder) if isinstance(session.artifact, SavedArtifact) else None
+
+
+def _adopt(session: Session, method: str, report: dict) -> None:
+    """The worker saved the finished run in unlearned/: it moves to runs/ and is kept."""
     with session.lock:
         if session.folder.is_dir():  # not when the session closed meanwhile
-            session.artifact, session.report = SavedArtifact(session.folder / UNLEARNED), report
+            kept = session.folder / "runs" / uuid.uuid4().hex[:8]
+            kept.parent.mkdir(exist_ok=True)
+            (session.folder / UNLEARNED).rename(kept)
+            session.keep(method, SavedArtifact(kept), report)
 
 
 class RemoteRun:

@@ -1,0 +1,129 @@
+"""Session history and what the app draws from it: kept runs, the compare rows and points, the
+report's key metrics and its warnings where a number misleads — against hand-made reports."""
+
+from __future__ import annotations
+
+import pytest
+
+from unlearning import limits
+from unlearning.service import Session, UserError
+from unlearning.service.compare import FIELDS, compare_rows, key_metrics, references, warnings
+
+
+class FakeArtifact:
+    def __init__(self):
+        self.released = 0
+
+    def release(self):
+        self.released += 1
+
+
+def report(method="ihl-fila", before=None, after=None, oracle=None, **extra):
+    return {"method": method, "steps": 20, "wall_s": 12.5, "before": before, "after": after, "oracle": oracle, **extra}
+
+
+BEFORE = {"forget.rougeL": 0.95, "retain.rougeL": 0.97, "model_utility": 0.60, "forget_quality": 0.001,
+          "forget.fluency": 5.0, "retain.fluency": 5.2}
+ORACLE = {"forget.rougeL": 0.20, "retain.rougeL": 0.96, "model_utility": 0.58, "forget_quality": 1.0,
+          "forget.fluency": 5.1, "retain.fluency": 5.2}
+
+
+def test_runs_are_kept_numbered_and_the_newest_is_current():
+    s = Session()
+    try:
+        a, b = FakeArtifact(), FakeArtifact()
+        s.use_preset()
+        first = s.keep("ga", a, report("ga"))
+        second = s.keep("eco", b, report("eco"))
+        assert (first.number, second.number) == (1, 2)
+        assert s.current == 2 and s.artifact is b and s.report["method"] == "eco"
+        assert first.data == "forget.jsonl: 40 QA"
+        s.select(1)
+        assert s.artifact is a and s.report["method"] == "ga"
+        s.keep_robustness({"relearn": {}})
+        assert first.robustness == {"relearn": {}} and second.robustness is None
+        s.select(2)
+        assert s.robustness is None
+        s.remove_run(2)  # the current one: the newest left becomes current
+        assert b.released == 1 and s.current == 1 and s.artifact is a and s.robustness == {"relearn": {}}
+        assert s.keep("gd", FakeArtifact(), None).number == 2  # numbers go on from the highest kept
+        with pytest.raises(UserError, match="no run #7"):
+            s.select(7)
+    finally:
+        s.close()
+    assert a.released == 1  # closing releases every kept artifact once
+
+
+def test_the_cap_on_kept_runs_is_one_sentence(monkeypatch):
+    monkeypatch.setattr(limits, "MAX_KEPT_RUNS", 2)
+    s = Session()
+    try:
+        s.keep("ga", FakeArtifact(), None)
+        s.check_room()
+        s.keep("gd", FakeArtifact(), None)
+        with pytest.raises(UserError, match="keeps 2 runs, the most it may; remove one under Compare"):
+            s.check_room()
+    finally:
+        s.close()
+
+
+def test_clearing_releases_every_kept_artifact_once():
+    s = Session()
+    try:
+        arts = [FakeArtifact() for _ in range(3)]
+        for art in arts:
+            s.keep("ga", art, None)
+        s.clear_result()
+        assert [a.released for a in arts] == [1, 1, 1] and s.kept == [] and s.current is None and s.artifact is None
+    finally:
+        s.close()
+
+
+def test_compare_rows_and_reference_points_read_the_reports():
+    s = Session()
+    try:
+        s.keep("ga", FakeArtifact(), report("ga", BEFORE, {"forget.rougeL": 0.05, "model_utility": 0.30,
+                                                           "forget_quality": 0.2, "forget.fluency": 1.5}, ORACLE))
+        s.keep("eco", FakeArtifact(), report("eco", BEFORE, {"forget.rougeL": 0.18, "model_utility": 0.59}, None))
+        s.keep("rmu", FakeArtifact(), None)  # a report with nothing in it still gets its row
+        rows = compare_rows(s.kept)
+        assert [r.method for r in rows] == ["ga", "eco", "rmu"]
+        assert (rows[0].forget, rows[0].utility, rows[0].forget_quality, rows[0].fluency) == (0.05, 0.30, 0.2, 1.5)
+        assert (rows[1].forget_quality, rows[1].fluency, rows[1].steps, rows[1].wall_s) == (None, None, 20, 12.5)
+        assert rows[2].forget is None and rows[2].steps is None
+        assert set(rows[0].as_dict()) == set(FIELDS) >= {"method", "steps", "wall_s", "forget", "utility",
+                                                         "forget_quality", "fluency"}
+        refs = {r.name: r for r in references(s.kept)}
+        assert (refs["before"].forget, refs["before"].utility) == (0.95, 0.60)
+        assert (refs["oracle"].forget, refs["oracle"].forget_quality) == (0.20, 1.0)  # from run 1: run 2 had none
+    finally:
+        s.close()
+
+
+def test_key_metrics_keep_the_order_and_skip_what_no_column_has():
+    metrics = key_metrics(report(before=BEFORE, after={"forget.rougeL": 0.3}, oracle=ORACLE))
+    assert [m.key for m in metrics] == ["forget.rougeL", "retain.rougeL", "model_utility", "forget_quality",
+                                        "forget.fluency"]
+    assert (metrics[0].before, metrics[0].after, metrics[0].oracle) == (0.95, 0.3, 0.20)
+    assert metrics[1].after is None and metrics[0].better.startswith("↓")
+    assert key_metrics(None) == [] and key_metrics({"after": {"mia_auc": 0.5}}) == []
+
+
+def test_warnings_where_a_number_misleads():
+    # GD+FILA past its criterion: forget quality 0.31 with fluency 5.0 → 2.0 (< 0.8×) and utility 0.60 → 0.40 (< 0.9×)
+    broken = warnings(report(before=BEFORE, after={"forget_quality": 0.31, "forget.fluency": 2.0, "retain.fluency": 5.1,
+                                                   "model_utility": 0.40, "forget.rougeL": 0.15}, oracle=ORACLE))
+    assert len(broken) == 1
+    assert broken[0].startswith("Forget quality 0.31 looks good, but the forget answers lost fluency (5.00 → 2.00 bits")
+    assert "model utility fell from 0.60 to 0.40" in broken[0]
+    # the same damage with a low forget quality: a plain check-the-chat sentence
+    low = warnings(report(before=BEFORE, after={"forget_quality": 0.01, "retain.fluency": 4.0}, oracle=ORACLE))
+    assert low == ["Check the chat: the retain answers lost fluency (5.20 → 4.00 bits: repeated or broken words)."]
+    # forget ROUGE-L 0.05 vs the oracle's 0.20 (more than 0.1 under)
+    under = warnings(report(before=BEFORE, after={"forget.rougeL": 0.05}, oracle=ORACLE))
+    assert len(under) == 1 and under[0].startswith("Forget ROUGE-L 0.05 is well under the oracle's 0.20")
+    # boundaries: exactly 0.8× fluency, 0.9× utility and oracle − 0.1 are not warned about
+    edge = warnings(report(before=BEFORE, after={"forget.fluency": 4.0, "model_utility": 0.54, "forget.rougeL": 0.10,
+                                                 "forget_quality": 0.5}, oracle=ORACLE))
+    assert edge == []
+    assert warnings(None) == [] and warnings({"after": {"forget_quality": 1.0}}) == []
