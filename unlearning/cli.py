@@ -53,6 +53,8 @@ def _eval_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--general", help="general-knowledge QA for model utility (default: the workshop's)")
     p.add_argument("--oracle", help="a model that never saw the forget set, for forget_quality")
     p.add_argument("--report", help="write the report JSON here")
+    p.add_argument("--cache", metavar="DIR", help="keep the oracle's and the original model's evaluations in this folder "
+                                                  "and reuse them when model, data and metrics are unchanged")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -60,6 +60,19 @@ def load_splits(args) -> dict[str, Dataset]:
                            load_file(args.general) if args.general else None)
 
 
+def eval_cache(args):
+    """The --cache folder as an EvalCache (checked before the slow model load), or None."""
+    from .evalcache import EvalCache
+
+    return EvalCache(args.cache) if args.cache else None
+
+
+def _cache_note(cache) -> None:
+    if cache is not None:
+        print(f"evaluation cache {cache.folder}: {cache.hits} of {cache.hits + cache.misses} split evaluations reused"
+              + (f" (could not write: {cache.write_error})" if cache.write_error else ""), file=sys.stderr)
+
+
 def write_report(report: dict, path: str | None) -> None:
     if not path:
         return
@@ -82,9 +95,12 @@ def unlearn(args) -> None:
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():
         raise UserError(f"--out {args.out} is a file, not a folder.")
+    cache = eval_cache(args)
     loaded = load_model(args.model, args.device, args.trust_remote_code)
     oracle = load_model(args.oracle, args.device, args.trust_remote_code) if args.oracle else None
-    result = follow(unlearn_job(method, cfg, loaded, splits, oracle, evaluate_before=not args.no_before), f"unlearn ({method.name})")
+    result = follow(unlearn_job(method, cfg, loaded, splits, oracle, evaluate_before=not args.no_before, cache=cache),
+                    f"unlearn ({method.name})")
+    _cache_note(cache)
     report = result["report"]
     if out is not None:
         result["unlearned"].save(out)
@@ -103,10 +119,12 @@ def evaluate_command(args) -> None:
     splits = load_splits(args)
     if args.unlearned:
         read_manifest(args.unlearned)  # a bad folder is reported before the slow model load
+    cache = eval_cache(args)
     loaded = load_model(args.model, args.device, args.trust_remote_code)
     oracle = load_model(args.oracle, args.device, args.trust_remote_code) if args.oracle else None
     unlearned = load_unlearned(loaded, args.unlearned) if args.unlearned else None
-    report = follow(eval_job(loaded, splits, oracle, unlearned), "evaluating")
+    report = follow(eval_job(loaded, splits, oracle, unlearned, cache), "evaluating")
+    _cache_note(cache)
     print_metrics(report)
     write_report(report, args.report)
 

@@ -39,6 +39,9 @@ EXTRACTION_SPLITS = ("forget", "holdout")
 FORGET_LIKE = ("forget", "holdout")  # splits whose truth ratio is scored min(R, 1/R)
 FLUENCY_TOKENS = 32  # length of the passage continuations scored for fluency
 UTILITY_KEYS = ("answer_prob", "rougeL", "truth_ratio")
+# Bump when a metric's definition changes without a change to this file's code (evalcache.py
+# keys every cached evaluation on this and on a digest of the code that computes it).
+METRIC_VERSION = 1
 
 METRIC_INFO: dict[str, tuple[str, str]] = {
     "answer_prob": ("↓ forget (to oracle) / ≈ retain", "Probability of the gold answer: exp(mean token log-prob)."),
@@ -372,15 +375,17 @@ def _cross_split(metrics: dict[str, float], raw: dict, oracle_raw: dict | None) 
 
 def evaluate(model, tokenizer, splits: dict[str, Dataset], oracle_raw: dict | None = None,
              progress: Callable[[str], None] | None = None, check_cancel: Callable[[], None] | None = None,
-             batch_size: int = 32) -> tuple[dict[str, float], dict]:
+             batch_size: int = 32, evaluate_one: Callable[..., tuple[dict, dict]] | None = None) -> tuple[dict[str, float], dict]:
     """Every metric of every non-empty split as `split.metric`, plus the cross-split ones;
-    and the raw dict {split: raw}, which is what a later call takes as `oracle_raw`."""
+    and the raw dict {split: raw}, which is what a later call takes as `oracle_raw`.
+    `evaluate_one` replaces evaluate_split (evalcache.cached_split reads a cache first)."""
+    one = evaluate_one or evaluate_split
     metrics: dict[str, float] = {}
     raw: dict[str, dict] = {}
     for name, ds in ((n, d) for n, d in splits.items() if len(d)):
         _tick(check_cancel)
         if progress is not None:
             progress(f"evaluating {name}")
-        m, raw[name] = evaluate_split(model, tokenizer, ds, name, batch_size, check_cancel)
+        m, raw[name] = one(model, tokenizer, ds, name, batch_size, check_cancel)
         metrics.update({f"{name}.{k}": v for k, v in m.items()})
     return {**metrics, **_cross_split(metrics, raw, oracle_raw)}, raw

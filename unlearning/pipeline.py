@@ -6,12 +6,16 @@ both use them, so they produce the same report (DESIGN.md §Command line contrac
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from .artifacts import original
 from .data import Dataset, check_pair, load_file
+from .errors import Cancelled
+from .evalcache import EvalCache, cached_split, lookup
 from .memory import MemoryWatch
 from .metrics import evaluate, forget_quality
 from .models import WORKSHOP_DIR, Loaded
@@ -49,39 +53,118 @@ def complete_splits(forget: Dataset, retain: Dataset, holdout: Dataset | None = 
             "general": general or load_file(WORKSHOP_DIR / "general.jsonl")}
 
 
-def _evaluate_phase(ctx: RunContext, phase: str, model, tokenizer, splits, oracle_raw=None):
+def _evaluate_phase(ctx: RunContext, phase: str, model, tokenizer, splits, oracle_raw=None, evaluate_one=None):
     pctx = PhaseContext(ctx, phase)
     names = iter(range(len(splits)))
     progress = lambda msg: pctx.progress(next(names, 0) / len(splits), f"{phase}: {msg}")
-    return evaluate(model, tokenizer, splits, oracle_raw=oracle_raw, progress=progress, check_cancel=ctx.check_cancel)
+    return evaluate(model, tokenizer, splits, oracle_raw=oracle_raw, progress=progress, check_cancel=ctx.check_cancel,
+                    evaluate_one=evaluate_one)
 
 
-def _reference_phases(ctx: RunContext, loaded: Loaded, oracle: Loaded | None, splits, before: bool):
-    """Evaluate the oracle and the model before unlearning: (oracle, oracle_raw, before).
+class Reference:
+    """The oracle's and the original model's evaluation for one run: what the evaluation cache
+    holds is known at once; the rest is computed now (`compute`: the progress bar's first two
+    phases) or on one thread while the method runs (`start`: no progress events, the bar is
+    the method's). `result()` waits for it and fills in forget_quality, which compares the two."""
 
-    The two are independent models, so on the CPU they run side by side on two threads
-    (each evaluation uses one core: see models.set_cpu_threads); forget_quality, which
-    compares the two, is filled in once both are done."""
-    from concurrent.futures import ThreadPoolExecutor
+    def __init__(self, ctx: RunContext, loaded: Loaded, oracle: Loaded | None, splits: dict[str, Dataset],
+                 before: bool, cache: EvalCache | None = None):
+        self._ctx, self._splits, self._cache, self._device = ctx, splits, cache, loaded.device
+        self._models = {n: m for n, m in (("oracle", oracle), ("before", loaded if before else None)) if m is not None}
+        self._values: dict[str, tuple[dict, dict]] = {}  # name → (metrics, raw)
+        for name, model in self._models.items():
+            if cache is not None and (hit := lookup(cache, model, splits)) is not None:
+                self._values[name] = hit
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
 
-    def oracle_work():
-        return _evaluate_phase(ctx, "oracle", original(oracle.model), oracle.tokenizer, splits)
+    @property
+    def missing(self) -> list[str]:
+        return [n for n in self._models if n not in self._values]
 
-    def before_work():
-        return _evaluate_phase(ctx, "before", original(loaded.model), loaded.tokenizer, splits)
+    def known(self) -> dict[str, Any]:
+        """What a method may read now: {"oracle", "before", "oracle_raw"}, None where not (yet) known."""
+        oracle, oracle_raw, before = self._finish()
+        return {"oracle": oracle, "before": before, "oracle_raw": oracle_raw}
 
-    side_by_side = loaded.device == "cpu" and oracle is not None and before
-    with ThreadPoolExecutor(max_workers=2 if side_by_side else 1) as pool:
-        oracle_job = pool.submit(oracle_work) if oracle is not None else None
-        before_job = pool.submit(before_work) if before else None
-        oracle_metrics, oracle_raw = oracle_job.result() if oracle_job else (None, None)
-        before_metrics, before_raw = before_job.result() if before_job else (None, None)
-    r_oracle = (oracle_raw or {}).get("forget", {}).get("R")
-    if r_oracle and oracle_metrics is not None:  # (r_oracle implies oracle_metrics; likewise below)
-        oracle_metrics["forget_quality"] = 1.0  # the oracle against itself, by definition
-        if before_metrics is not None and before_raw is not None and before_raw.get("forget", {}).get("R"):
-            before_metrics["forget_quality"] = forget_quality(before_raw["forget"]["R"], r_oracle)
-    return oracle_metrics, oracle_raw, before_metrics
+    def compute(self) -> None:
+        """Evaluate what is missing now; on the CPU the two models side by side on two threads
+        (each evaluation uses one core: see models.set_cpu_threads)."""
+        missing = self.missing
+        with ThreadPoolExecutor(max_workers=2 if self._device == "cpu" and len(missing) == 2 else 1) as pool:
+            jobs = {n: pool.submit(self._evaluate, n, True) for n in missing}
+            for name, job in jobs.items():
+                self._values[name] = job.result()
+
+    def start(self) -> None:
+        """Evaluate what is missing on one thread, alongside the method (one core for each)."""
+        missing = self.missing
+        if not missing:
+            return
+
+        def main() -> None:
+            try:
+                t0 = time.perf_counter()
+                for name in missing:
+                    self._values[name] = self._evaluate(name, False)
+                self._ctx.log(f"{' and '.join(missing)} evaluated alongside the method in {time.perf_counter() - t0:.1f} s")
+            except BaseException as e:  # noqa: BLE001  raised in the run's thread by result()
+                self._error = e
+
+        self._thread = threading.Thread(target=main, name="reference", daemon=True)
+        self._thread.start()
+
+    def result(self) -> tuple[dict | None, dict | None, dict | None]:
+        """(oracle metrics, oracle raw, before metrics), once every part is known."""
+        if self._thread is not None:
+            if self._thread.is_alive():
+                self._ctx.progress(PHASES["after"][0], f"waiting for the {' and '.join(self.missing)} evaluation")
+            while self._thread.is_alive():
+                self._thread.join(0.2)
+                self._ctx.check_cancel()
+            self._thread = None
+            if self._error is not None:
+                raise self._error
+        self.compute()  # anything not started (nothing, unless start() was never called)
+        return self._finish()
+
+    def close(self) -> None:
+        """Stop a background evaluation (the run failed or was cancelled) and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _check_cancel(self) -> None:
+        if self._stop.is_set():
+            raise Cancelled()
+        self._ctx.check_cancel()
+
+    def _evaluate(self, name: str, progress: bool) -> tuple[dict, dict]:
+        loaded = self._models[name]
+        one = cached_split(self._cache, loaded) if self._cache is not None else None
+        view = original(loaded.model)
+        if progress:
+            return _evaluate_phase(self._ctx, name, view, loaded.tokenizer, self._splits, evaluate_one=one)
+        return evaluate(view, loaded.tokenizer, self._splits, check_cancel=self._check_cancel, evaluate_one=one)
+
+    def _finish(self) -> tuple[dict | None, dict | None, dict | None]:
+        oracle, oracle_raw = self._values.get("oracle", (None, None))
+        before, before_raw = self._values.get("before", (None, None))
+        r_oracle = (oracle_raw or {}).get("forget", {}).get("R")
+        if r_oracle and oracle is not None:  # (r_oracle implies oracle; likewise below)
+            oracle = {**oracle, "forget_quality": 1.0}  # the oracle against itself, by definition
+            if before is not None and before_raw is not None and before_raw.get("forget", {}).get("R"):
+                before = {**before, "forget_quality": forget_quality(before_raw["forget"]["R"], r_oracle)}
+        return oracle, oracle_raw, before
+
+
+def _reference_phases(ctx: RunContext, loaded: Loaded, oracle: Loaded | None, splits, before: bool,
+                      cache: EvalCache | None = None):
+    """Evaluate the oracle and the model before unlearning now: (oracle, oracle_raw, before)."""
+    reference = Reference(ctx, loaded, oracle, splits, before, cache)
+    reference.compute()
+    return reference.result()
 
 
 def _header(loaded: Loaded, method: str | None, seed: int | None) -> dict[str, Any]:
@@ -97,19 +180,33 @@ def _cost(report: dict, t0: float, memory: MemoryWatch) -> dict:
 
 
 def unlearn_job(method: Method, cfg: Any, loaded: Loaded, splits: dict[str, Dataset], oracle: Loaded | None = None,
-                evaluate_before: bool = True):
-    """Work function: returns {"report": dict, "unlearned": Unlearned}."""
+                evaluate_before: bool = True, cache: EvalCache | None = None):
+    """Work function: returns {"report": dict, "unlearned": Unlearned}.
+
+    The method starts first and the oracle/before evaluation runs alongside it (or comes from
+    `cache`), so training shows its first steps within seconds; a method that declares
+    `reference_first` (ECO: its strength search aims at the oracle's value) gets it before it
+    starts. Either way the report is the same; the LoRA methods' holdout target, which they
+    read from `before` when it is known, they otherwise measure themselves, to the same value."""
 
     def work(ctx: RunContext) -> dict[str, Any]:
         t0 = time.perf_counter()
         report = _header(loaded, method.name, getattr(cfg, "seed", None)) | {"settings": asdict(cfg)}
+        report |= {"oracle": None, "before": None}  # filled in below; here for the report's key order
         with MemoryWatch(loaded.device) as memory:
-            report["oracle"], oracle_raw, report["before"] = _reference_phases(ctx, loaded, oracle, splits, evaluate_before)
-            # oracle_raw: the oracle's per-example values (ECO's --target forget_quality matches its R)
-            reference = {"oracle": report.get("oracle"), "before": report.get("before"), "oracle_raw": oracle_raw}
-            t_method = time.perf_counter()
-            unlearned = method.run(PhaseContext(ctx, "method"), loaded, splits, cfg, reference)
-            report["method_wall_s"] = round(time.perf_counter() - t_method, 2)
+            reference = Reference(ctx, loaded, oracle, splits, evaluate_before, cache)
+            try:
+                if reference.missing and getattr(method, "reference_first", False):
+                    reference.compute()
+                else:
+                    reference.start()
+                t_method = time.perf_counter()
+                # oracle_raw: the oracle's per-example values (ECO's --target forget_quality matches its R)
+                unlearned = method.run(PhaseContext(ctx, "method"), loaded, splits, cfg, reference.known())
+                report["method_wall_s"] = round(time.perf_counter() - t_method, 2)
+                report["oracle"], oracle_raw, report["before"] = reference.result()
+            finally:
+                reference.close()
             report["after"], _ = _evaluate_phase(ctx, "after", unlearned.proxy("unlearned"), loaded.tokenizer, splits, oracle_raw)
         report.update(steps=unlearned.steps, trainable_params=unlearned.trainable_params,
                       history=unlearned.history, **unlearned.extra_report)
@@ -119,14 +216,15 @@ def unlearn_job(method: Method, cfg: Any, loaded: Loaded, splits: dict[str, Data
     return work
 
 
-def eval_job(loaded: Loaded, splits: dict[str, Dataset], oracle: Loaded | None = None, unlearned: Any = None):
+def eval_job(loaded: Loaded, splits: dict[str, Dataset], oracle: Loaded | None = None, unlearned: Any = None,
+             cache: EvalCache | None = None):
     """Work function: the report of `python -m unlearning eval` (`after` only with an artifact)."""
 
     def work(ctx: RunContext) -> dict[str, Any]:
         t0 = time.perf_counter()
         report = _header(loaded, unlearned.method if unlearned is not None else None, None)
         with MemoryWatch(loaded.device) as memory:
-            report["oracle"], oracle_raw, report["before"] = _reference_phases(ctx, loaded, oracle, splits, True)
+            report["oracle"], oracle_raw, report["before"] = _reference_phases(ctx, loaded, oracle, splits, True, cache)
             if unlearned is not None:
                 view = unlearned.proxy("unlearned")
                 report["after"], _ = _evaluate_phase(ctx, "after", view, loaded.tokenizer, splits, oracle_raw)

@@ -151,6 +151,7 @@ class Eco:
         "to recognise is answered from the intact model (the report's robustness probe shows how often)."
     )
     Config = EcoConfig
+    reference_first = True  # the strength search aims at the oracle's value: the pipeline evaluates it first
     plots = (Plot("classifier", "ECO classifier training loss"),
              Plot("search", "ECO strength search (metric vs target)", x="strength", mode="markers"))
 
