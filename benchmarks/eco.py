@@ -8,7 +8,10 @@ In one process, side by side:
 1. setup: one `eco` run (classifier training with k-fold CV, robustness probe, strength
    search) against the oracle's forget rougeL, timed by part;
 2. classifier latency per prompt, for prompts it has never seen (cold caches), one at a
-   time as in chat and in batches of 32 as in evaluation;
+   time as in chat and in batches of 32 as in evaluation, on the encoder's lean forward
+   (eco/bert.py) and on transformers' forward side by side, each prompt timed on both in
+   alternating order; and the k-fold recall/FPR of a classifier trained on each path
+   (`--classifier`: this part alone, ~1 min);
 3. generation latency of the original model and the guard on unflagged (retain) and flagged
    (forget) prompts, one prompt at a time as in chat, exactly `--tokens` new tokens each.
    The guard is timed with cold caches (it classifies a new prompt: the chat case) and warm
@@ -27,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,19 +75,87 @@ def cold(guard) -> None:
     guard.classifier.featurizer.encoder._cache.clear()
 
 
-def classifier_latency(guard, prompts: list[str]) -> dict[str, float]:
-    """CPU ms per prompt (cold caches): one at a time, and in batches of 32."""
-    singles = []
-    for p in prompts:
-        cold(guard)
-        t0 = time.thread_time()
-        guard.classifier.scores([p])
-        singles.append(time.thread_time() - t0)
-    cold(guard)
-    t0 = time.thread_time()
-    for i in range(0, len(prompts), 32):
-        guard.classifier.scores(prompts[i : i + 32])
-    return {"single": 1000 * statistics.median(singles), "batched": 1000 * (time.thread_time() - t0) / len(prompts)}
+PATHS = ("lean", "transformers")  # the encoder's forward: eco/bert.py, or BertModel's (the old path)
+
+
+@contextmanager
+def encoder_path(encoder, path: str):
+    """Run the encoder through `path` inside the block."""
+    fast = encoder.fast
+    encoder.fast = fast if path == "lean" else None
+    try:
+        yield
+    finally:
+        encoder.fast = fast
+
+
+def classifier_latency(classifier, prompts: list[str], rounds: int = 3) -> dict[str, dict[str, float]]:
+    """Per path: median CPU and wall ms per new prompt (cold caches) one at a time, and CPU ms
+    per prompt in batches of 32. Each prompt is timed on both paths back to back, in
+    alternating order, so drift on a shared machine hits both alike."""
+    encoder = classifier.featurizer.encoder
+    cpu: dict[str, list[float]] = {p: [] for p in PATHS}
+    wall: dict[str, list[float]] = {p: [] for p in PATHS}
+    for r in range(rounds):
+        for i, text in enumerate(prompts):
+            for path in PATHS if (r + i) % 2 == 0 else PATHS[::-1]:
+                with encoder_path(encoder, path):
+                    classifier._cache.clear()
+                    encoder._cache.clear()
+                    c0, w0 = time.thread_time(), time.perf_counter()
+                    classifier.scores([text])
+                    cpu[path].append(time.thread_time() - c0)
+                    wall[path].append(time.perf_counter() - w0)
+    out = {}
+    for path in PATHS:
+        with encoder_path(encoder, path):
+            classifier._cache.clear()
+            encoder._cache.clear()
+            t0 = time.thread_time()
+            for i in range(0, len(prompts), 32):
+                classifier.scores(prompts[i : i + 32])
+            out[path] = {"single": 1000 * statistics.median(cpu[path]), "single_wall": 1000 * statistics.median(wall[path]),
+                         "batched": 1000 * (time.thread_time() - t0) / len(prompts)}
+    return out
+
+
+def classifier_quality(encoder, splits) -> dict[str, dict[str, float]]:
+    """Per path: the workshop classifier trained from scratch on that path (cold encoder
+    cache, the eco method's defaults: 4096 n-gram dims, α 0.01, 5 folds), its k-fold recall
+    and FPR and how many unseen holdout prompts it flags; and the largest score difference
+    between the two classifiers on every forget, retain and holdout prompt."""
+    from unlearning.eco.features import Featurizer
+    from unlearning.eco.training import HeadSettings, fit_classifier, general_prompts
+
+    probe = splits["forget"].prompts() + splits["retain"].prompts() + splits["holdout"].prompts()
+    out, scores = {}, {}
+    for path in PATHS:
+        with encoder_path(encoder, path):
+            encoder._cache.clear()
+            clf, stats = fit_classifier(Featurizer(encoder, 4096), splits["forget"].prompts(),
+                                        splits["retain"].prompts() + general_prompts(), alpha=0.01, folds=5, hs=HeadSettings())
+            clf._cache.clear()
+            scores[path] = clf.scores(probe)
+            out[path] = {"recall": stats["classifier_recall"], "fpr": stats["classifier_fpr"], "threshold": stats["threshold"],
+                         "holdout_flagged": sum(clf.flags(splits["holdout"].prompts()))}
+    encoder._cache.clear()
+    out["max_score_diff"] = {"value": max(abs(a - b) for a, b in zip(*scores.values()))}
+    return out
+
+
+def path_table(lat: dict, quality: dict, n_prompts: int, rounds: int) -> str:
+    rows = [f"Classifier per new prompt on each encoder path ({n_prompts} prompts × {rounds} rounds, cold caches, "
+            "median; the classifier trained from scratch on each path):", "",
+            "| encoder forward | CPU ms, one at a time | wall ms, one at a time | CPU ms, batches of 32 "
+            "| k-fold recall | k-fold FPR | τ | holdout flagged |", "|---|---|---|---|---|---|---|---|"]
+    for path, label in zip(PATHS, ("lean (eco/bert.py, packed weights)", "transformers BertModel (before)")):
+        t, q = lat[path], quality[path]
+        rows.append(f"| {label} | {t['single']:.1f} | {t['single_wall']:.1f} | {t['batched']:.1f} | {q['recall']:.3f} "
+                    f"| {q['fpr']:.4f} | {q['threshold']:.4f} | {q['holdout_flagged']} |")
+    rows += ["", f"Ratio lean / transformers, CPU ms one at a time: **{lat['lean']['single'] / lat['transformers']['single']:.2f}**; "
+             f"largest score difference between the two classifiers on every forget, retain and holdout prompt: "
+             f"{quality['max_score_diff']['value']:.1e}."]
+    return "\n".join(rows)
 
 
 def generation_latency(model, guard, tok, questions: list[str], tokens: int, rounds: int) -> dict[str, float]:
@@ -168,7 +240,8 @@ def _verdict(cli: dict) -> str:
     return "yes" if not failed else "no: " + ", ".join(failed)
 
 
-def tables(eco: dict, setup_s: float, clf: dict, unflagged: dict, flagged: dict, cli: list[dict], args) -> str:
+def tables(eco: dict, setup_s: float, clf: dict, quality: dict, unflagged: dict, flagged: dict, cli: list[dict],
+           args) -> str:
     unseen = eco["unseen_fpr"]
     rows = [f"Machine: {machine()}.", "",
             "| setup | seconds |", "|---|---|",
@@ -179,8 +252,8 @@ def tables(eco: dict, setup_s: float, clf: dict, unflagged: dict, flagged: dict,
             f"| k-fold recall on forget prompts | {eco['classifier_recall']:.3f} |",
             f"| k-fold FPR on held-out retain + general prompts | {eco['classifier_fpr']:.4f} |",
             f"| FPR on unseen holdout / workshop-general prompts | {unseen.get('holdout', 0):.3f} / {unseen.get('general', 0):.3f} |",
-            f"| CPU ms per new prompt, one at a time | {clf['single']:.1f} |",
-            f"| CPU ms per new prompt, batches of 32 | {clf['batched']:.1f} |", "",
+            f"| CPU ms per new prompt, one at a time | {clf['lean']['single']:.1f} |",
+            f"| CPU ms per new prompt, batches of 32 | {clf['lean']['batched']:.1f} |", "",
             f"Generation, one prompt at a time, {args.tokens} new tokens, CPU ms per prompt (best of {args.rounds} "
             f"rounds, mean of {args.prompts} prompts; cold: the guard classifies a new prompt; warm: its score is cached):", "",
             "| prompts | original | guarded, cold | guarded, warm | classifier | cold / (orig + clf) | warm / orig "
@@ -202,7 +275,7 @@ def tables(eco: dict, setup_s: float, clf: dict, unflagged: dict, flagged: dict,
                  f"{c['after.forget.rougeL']:.3f} / {c['oracle.forget.rougeL']:.3f} | "
                  f"{c['before.retain.rougeL']:.3f} → {c['after.retain.rougeL']:.3f} | "
                  f"{c['before.forget_quality']:.2g} → {c['after.forget_quality']:.2g} | {_verdict(c)} |" for c in cli]
-    return "\n".join(rows)
+    return "\n".join(rows) + "\n\n" + path_table(clf, quality, len(novel_prompts(64)), 3)
 
 
 def record(text: str, command: str) -> None:
@@ -210,6 +283,21 @@ def record(text: str, command: str) -> None:
     from benchmarks.run import record as record_section
 
     record_section(f"`{command}` ({time.strftime('%Y-%m-%d')})\n\n{text}", SECTION)
+
+
+def classifier_only(splits) -> None:
+    """The classifier's two encoder paths alone: a classifier trained on the lean path, timed on both."""
+    from unlearning.eco.features import DEFAULT_ENCODER, get_encoder
+
+    encoder = get_encoder(DEFAULT_ENCODER)
+    quality = classifier_quality(encoder, splits)
+    from unlearning.eco.features import Featurizer
+    from unlearning.eco.training import HeadSettings, fit_classifier, general_prompts
+
+    clf, _ = fit_classifier(Featurizer(encoder, 4096), splits["forget"].prompts(),
+                            splits["retain"].prompts() + general_prompts(), alpha=0.01, folds=5, hs=HeadSettings())
+    print(f"Machine: {machine()}.\n")
+    print(path_table(classifier_latency(clf, novel_prompts(64)), quality, 64, 3))
 
 
 def main() -> None:
@@ -220,25 +308,30 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: a shared small CPU)")
     p.add_argument("--cli", action="store_true", help="also time the acceptance unlearn command")
     p.add_argument("--record", action="store_true", help=f"write the tables into {RESULTS.name}")
+    p.add_argument("--classifier", action="store_true", help="only the classifier on each encoder path (no --record)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
     from unlearning.data import load_file
     from unlearning.models import load_model
 
-    loaded, oracle = load_model("workshop", "cpu"), load_model("workshop-oracle", "cpu")
     splits = {n: load_file(KIT / f"{n}.jsonl") for n in ("forget", "retain", "holdout", "general")}
+    if args.classifier:
+        classifier_only(splits)
+        return
+    loaded, oracle = load_model("workshop", "cpu"), load_model("workshop-oracle", "cpu")
     unlearned, setup_s = setup(loaded, splits, oracle)
     guard, tok = unlearned.guard, loaded.tokenizer
     eco = unlearned.extra_report["eco"]
-    clf = classifier_latency(guard, novel_prompts(64))
+    clf = classifier_latency(guard.classifier, novel_prompts(64))
+    quality = classifier_quality(guard.classifier.featurizer.encoder, splits)
     retain_q = splits["retain"].prompts()[: args.prompts]
     forget_q = splits["forget"].prompts()[: args.prompts]
     assert not any(guard.classifier.flags(retain_q)) and all(guard.classifier.flags(forget_q))
     unflagged = generation_latency(loaded.model, guard, tok, retain_q, args.tokens, args.rounds)
     flagged = generation_latency(loaded.model, guard, tok, forget_q, args.tokens, args.rounds)
     cli = [cli_acceptance()] if args.cli else []
-    text = tables(eco, setup_s, clf, unflagged, flagged, cli, args)
+    text = tables(eco, setup_s, clf, quality, unflagged, flagged, cli, args)
     print(text)
     if args.record:
         record(text, "python benchmarks/eco.py " + " ".join(sys.argv[1:]))
