@@ -88,7 +88,8 @@ def _lost(request: gr.Request) -> None:
 def main() -> None:
     models = ModelCache(device=os.environ.get("UNLEARNING_DEVICE", "auto"),
                         trust_remote_code=os.environ.get("UNLEARNING_TRUST_REMOTE_CODE") == "1",
-                        local_models=os.environ.get("UNLEARNING_LOCAL_MODELS") == "1")
+                        local_models=os.environ.get("UNLEARNING_LOCAL_MODELS") == "1",
+                        device_map=os.environ.get("UNLEARNING_DEVICE_MAP") or None)
     sweep_leftovers([tempfile.gettempdir(), get_upload_folder()])  # what a killed earlier run of the app left
     backend = choose_backend(Studio(models))  # first: on ZeroGPU it imports `spaces`, which must patch torch before a model loads
     models.get(os.environ.get("UNLEARNING_MODEL", "workshop"), operator=True)  # load before serving

@@ -43,6 +43,8 @@ def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
     if model:
         p.add_argument("--model", required=True, help="hub id, local folder, or 'workshop' / 'workshop-oracle'")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device-map", choices=["auto"], help="let accelerate place the model: sharded over the visible GPUs, "
+                                                          "what does not fit offloaded to CPU memory (README: Several GPUs)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code to run (off by default)")
 
 

@@ -84,7 +84,9 @@ def write_report(report: dict, path: str | None) -> None:
 
 
 def unlearn(args) -> None:
-    """Unlearn, report (before / after / oracle, cost, history) and save the artifact."""
+    """Unlearn, report (before / after / oracle, cost, history) and save the artifact. Under
+    `accelerate launch` every process trains its share; only the main one does the rest."""
+    from . import distributed
     from .methods import get_method
     from .pipeline import unlearn_job
     from .settings import from_flags
@@ -96,12 +98,19 @@ def unlearn(args) -> None:
     if out is not None and out.exists() and not out.is_dir():
         raise UserError(f"--out {args.out} is a file, not a folder.")
     cache = eval_cache(args)
-    loaded = load_model(args.model, args.device, args.trust_remote_code)
-    oracle = load_model(args.oracle, args.device, args.trust_remote_code) if args.oracle else None
+    dp = distributed.start(args.device)  # None unless launched with more than one process
+    if dp is not None:
+        distributed.check_job(method, args.device_map)
+    loaded = load_model(args.model, args.device, args.trust_remote_code, args.device_map)
+    if dp is not None and not dp.main:
+        follow(distributed.worker_job(method, cfg, loaded, splits), f"unlearn ({method.name}, process {dp.rank})")
+        return
+    oracle = load_model(args.oracle, args.device, args.trust_remote_code, args.device_map) if args.oracle else None
     result = follow(unlearn_job(method, cfg, loaded, splits, oracle, evaluate_before=not args.no_before, cache=cache),
                     f"unlearn ({method.name})")
     _cache_note(cache)
     report = result["report"]
+    report["world_size"] = dp.world if dp is not None else 1
     if out is not None:
         result["unlearned"].save(out)
         report["artifact"] = str(out)
@@ -120,8 +129,8 @@ def evaluate_command(args) -> None:
     if args.unlearned:
         read_manifest(args.unlearned)  # a bad folder is reported before the slow model load
     cache = eval_cache(args)
-    loaded = load_model(args.model, args.device, args.trust_remote_code)
-    oracle = load_model(args.oracle, args.device, args.trust_remote_code) if args.oracle else None
+    loaded = load_model(args.model, args.device, args.trust_remote_code, args.device_map)
+    oracle = load_model(args.oracle, args.device, args.trust_remote_code, args.device_map) if args.oracle else None
     unlearned = load_unlearned(loaded, args.unlearned) if args.unlearned else None
     report = follow(eval_job(loaded, splits, oracle, unlearned, cache), "evaluating")
     _cache_note(cache)
@@ -140,8 +149,8 @@ def attack(args) -> None:
     splits = {"forget": load_file(args.forget), "retain": load_file(args.retain)}
     paraphrased = paraphrase_sets(args.forget, args.retain, args.paraphrased)
     read_manifest(args.unlearned)
-    loaded = load_model(args.model, args.device, args.trust_remote_code)
-    oracle = load_model(args.oracle, args.device, args.trust_remote_code) if args.oracle else None
+    loaded = load_model(args.model, args.device, args.trust_remote_code, args.device_map)
+    oracle = load_model(args.oracle, args.device, args.trust_remote_code, args.device_map) if args.oracle else None
     unlearned = load_unlearned(loaded, args.unlearned)
     report = follow(attack_job(loaded, unlearned, splits, oracle, cfg, paraphrased), f"attack ({unlearned.method})")
     report["artifact"] = str(args.unlearned)
@@ -180,7 +189,7 @@ def teach(args) -> None:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {args.out} is a file, not a folder.")
-    loaded = load_model(args.model, args.device, args.trust_remote_code)
+    loaded = load_model(args.model, args.device, args.trust_remote_code, args.device_map)
 
     def work(ctx: RunContext):
         on_step = lambda s, total, r: ctx.step("train", s, total, {"loss": r["loss"], "lr": r["lr"]})
@@ -204,7 +213,7 @@ def chat(args) -> None:
     check_prompt(args.prompt)
     if args.unlearned:
         read_manifest(args.unlearned)  # a bad folder is reported before the slow model load
-    loaded = load_model(args.model, args.device, args.trust_remote_code)
+    loaded = load_model(args.model, args.device, args.trust_remote_code, args.device_map)
     if not args.unlearned:
         print("original:", _reply(loaded.model, loaded, args))
         return

@@ -161,9 +161,15 @@ def _device_of(placed: dict[str, Any]) -> str:
 def offloaded(loaded: Loaded) -> list[str]:
     """The modules accelerate keeps off the GPUs (in CPU memory or on disk) while GPUs run the rest."""
     placed = loaded.device_map or {}
-    if loaded.device != "cuda":
-        return []
-    return [m for m, d in placed.items() if d in ("cpu", "disk")]
+    away = ("cpu", "disk") if loaded.device == "cuda" else ("disk",)  # with no GPU, the CPU runs what it holds
+    return [m for m, d in placed.items() if d in away]
+
+
+def check_trainable(loaded: Loaded) -> None:
+    """LoRA adapts every layer; accelerate's offloaded layers hold no weights between calls."""
+    if offloaded(loaded):
+        raise UserError(f"Model '{loaded.name}' did not fit on the GPUs, so accelerate offloaded some of its layers to "
+                        "the CPU, and LoRA methods cannot train those; use more GPUs, or ECO, which trains nothing.")
 
 
 def input_device(model) -> torch.device:

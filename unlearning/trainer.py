@@ -40,7 +40,7 @@ from .limits import MAX_STEPS
 from .lora import Adapters, Init, LoraUnlearned, adapters_off, target_linears
 from .losses import REFERENCE, Term, evaluate_terms, reads_of, splits_of
 from .metrics import evaluate_split, sequence_logprobs
-from .models import SMALL_MODEL_PARAMS, Loaded, input_device
+from .models import SMALL_MODEL_PARAMS, Loaded, check_trainable, input_device
 from .report import Block, Line, Plot, Report
 from .settings import setting, validate
 
@@ -353,6 +353,7 @@ class LoraMethod:
     def run(cls, ctx, loaded: Loaded, splits: dict[str, Dataset], cfg: LoraSettings,
             reference: dict[str, Any] | None = None) -> LoraUnlearned:
         validate(cfg)
+        check_trainable(loaded)
         tok = loaded.tokenizer
         data = TrainData(encode_dataset(tok, splits["forget"]), encode_dataset(tok, splits["retain"]), pad_id(tok))
         if not data.forget or not data.retain:

@@ -35,8 +35,10 @@ def model_name(name: str | None) -> str:
 
 
 class ModelCache:
-    def __init__(self, device: str = "auto", trust_remote_code: bool = False, local_models: bool = False):
+    def __init__(self, device: str = "auto", trust_remote_code: bool = False, local_models: bool = False,
+                 device_map: str | None = None):
         self.device = device
+        self.device_map = device_map  # "auto": accelerate places each model over the GPUs (UNLEARNING_DEVICE_MAP)
         self.trust_remote_code = trust_remote_code
         self.local_models = local_models  # may visitors name folders on this machine? (the operator's choice)
         self._loaded: OrderedDict[str, Loaded] = OrderedDict()  # least recently used first
@@ -67,7 +69,8 @@ class ModelCache:
                 return self._loaded[name]
             load = self._loading.get(name)
             if load is None:  # the first to ask starts the load; later askers wait for the same one
-                load = self._loading[name] = _Load(name, lambda: load_model(name, self.device, self.trust_remote_code))
+                load = self._loading[name] = _Load(name, lambda: load_model(name, self.device, self.trust_remote_code,
+                                                                                 self.device_map))
                 load.on_done = lambda loaded: self._keep(name, loaded)
                 load.start()
         return load.result(limits.MODEL_LOAD_SECONDS)
