@@ -95,3 +95,21 @@ def test_lora_refuses_layers_offloaded_off_the_gpus(folder, tmp_path):
     with pytest.raises(UserError, match="offloaded some of its layers"):
         check_trainable(loaded)
     check_trainable(Loaded(loaded.model, loaded.tokenizer, "m", "cuda", {"model": 0, "lm_head": 1}))
+
+
+def test_an_eco_guard_on_a_dispatched_model_corrupts_as_on_the_plain_one(tiny, folder, tmp_path):
+    from tests.test_eco_guard import keyword_classifier
+    from unlearning.eco.corruption import make_corruption
+    from unlearning.eco.guard import Guard
+
+    model, tok = tiny
+    placed = dispatched(folder, tmp_path, LAYOUT | {"model.layers.1": "disk"})
+    guards = [Guard(m, tok, keyword_classifier(), make_corruption("rand_noise_first_n"), 50.0, 0) for m in (model, placed.model)]
+    ids = [prompt_ids(tok, "Where was Yara born?"), prompt_ids(tok, "Who wrote note 1?")]  # flagged, not flagged
+    for row, flagged in zip(ids, (True, False)):
+        x = torch.tensor([row])
+        with torch.no_grad():
+            plain, on_hooks = (g(input_ids=x, attention_mask=torch.ones_like(x)).logits for g in guards)
+            clean = model(input_ids=x).logits
+        torch.testing.assert_close(on_hooks, plain, atol=1e-5, rtol=1e-5)
+        assert torch.equal(plain, clean) != flagged  # only the flagged prompt is corrupted
