@@ -13,6 +13,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,16 @@ def original(model) -> LockedModel:
     return LockedModel(model, open_view)
 
 
+@dataclass(frozen=True)
+class RowView:
+    """One row of a batch decoded on a shared base (service/batcher.py), in one view:
+    `adapters` on for that row alone (lora.mixed_adapters), and `prefill` giving the prompt's
+    input embeddings (T, d) from its ids where the view changes them (ECO's guard)."""
+
+    adapters: tuple[str, ...] = ()
+    prefill: Callable[[list[int]], Any] | None = None
+
+
 class Unlearned(ABC):
     """A base model plus one unlearning artifact. Methods subclass this."""
 
@@ -102,6 +113,11 @@ class Unlearned(ABC):
     def proxy(self, which: str) -> LockedModel:
         """`which` view as a model that takes the lock per call (see LockedModel)."""
         return LockedModel(self.loaded.model, lambda: self.view(which))
+
+    def row_view(self, which: str) -> RowView | None:
+        """`which` view as one row of a batch shared with other sessions, or None where this
+        method's view cannot be (its replies are then decoded alone)."""
+        return RowView() if which == "original" else None
 
     def flag(self, prompt: str) -> dict | None:
         """ECO: {"flagged", "score", "threshold"}; methods without a classifier return None."""

@@ -6,7 +6,8 @@ when it has one, otherwise `Question: …\\nAnswer:`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 import torch
 
@@ -99,6 +100,42 @@ def greedy_tokens(forward, prompt: list[int], eos: int, max_new_tokens: int | No
         kwargs = {"input_ids": torch.tensor([[token]], device=device),
                   "attention_mask": torch.ones((1, length), dtype=torch.long, device=device),
                   "past_key_values": out.past_key_values, "use_cache": True}
+
+
+@torch.no_grad()
+def batched_greedy(step: Callable[[], AbstractContextManager], embeds: list[torch.Tensor], eos: int, pad: int,
+                   max_new: list[int], alive: list[bool]) -> Iterator[list[int | None]]:
+    """Greedy decoding of several prompts at once, each from its own input embeddings
+    (T_i, d), left-padded into one batch with one KV cache; each row has its own positions
+    and its padding is masked, so it decodes as `greedy_tokens` decodes it alone (to float
+    rounding). `step()` is entered around each forward and yields the model (the chat
+    batcher takes the base's lock there and puts each row's adapters on). After each step,
+    yields every row's new token, None for a row that has ended: EOS, `max_new[i]` tokens,
+    or `alive[i]` set False by the caller between steps."""
+    b, t = len(embeds), max(e.shape[0] for e in embeds)
+    x = embeds[0].new_zeros((b, t, embeds[0].shape[-1]))  # (B, T, d)
+    mask = torch.zeros((b, t), dtype=torch.long, device=x.device)
+    for i, e in enumerate(embeds):
+        x[i, t - e.shape[0] :], mask[i, t - e.shape[0] :] = e, 1
+    kwargs = {"inputs_embeds": x, "attention_mask": mask, "position_ids": (mask.cumsum(-1) - 1).clamp(min=0), "use_cache": True}
+    position, produced = mask.sum(-1), [0] * b  # (B,): the next token's position in each row
+    for i, n in enumerate(max_new):
+        alive[i] = alive[i] and n > 0
+    while any(alive):
+        with step() as model:
+            out = model(**kwargs)
+        new: list[int | None] = []
+        for i, token in enumerate(out.logits[:, -1].argmax(-1).tolist()):
+            alive[i] = alive[i] and token != eos
+            new.append(token if alive[i] else None)
+            produced[i] += alive[i]
+            alive[i] = alive[i] and produced[i] < max_new[i]
+        yield new
+        mask = torch.cat([mask, mask.new_ones((b, 1))], dim=1)
+        feed = torch.tensor([[pad if token is None else token] for token in new], device=x.device)
+        kwargs = {"input_ids": feed, "attention_mask": mask, "position_ids": position[:, None],
+                  "past_key_values": out.past_key_values, "use_cache": True}
+        position = position + 1
 
 
 def reply_texts(forward, tokenizer, ids: list[int], max_new_tokens: int | None = None, device: str = "cpu") -> Iterator[str]:

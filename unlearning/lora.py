@@ -33,7 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import limits
-from .artifacts import Unlearned, base_lock, read_json
+from .artifacts import RowView, Unlearned, base_lock, read_json
 from .errors import UserError
 from .models import Loaded
 
@@ -86,6 +86,40 @@ def adapters_off(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     with base_lock(model):
         _switch(model, None)
         yield model
+
+
+@contextmanager
+def mixed_adapters(model: torch.nn.Module, rows: list[tuple[str, ...]]) -> Iterator[torch.nn.Module]:
+    """The shared model computing a batch whose row i has adapters `rows[i]` on (() the base).
+    Call under the base's lock, where every adapter is off: each LoRA layer then computes its
+    base output and a hook adds each row's adapters in order, as peft's forward does for
+    `set_adapter(names)` on that row alone. (peft's own mixed batches, `adapter_names=`, take
+    one adapter per row; FILA's unlearned view needs two, the trained adapter and its offset.)"""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, names in enumerate(rows):
+        if names:
+            groups.setdefault(tuple(names), []).append(i)
+    index = {names: torch.tensor(idx) for names, idx in groups.items()}
+
+    def add_rows(layer: LoraLayer, args: tuple, out: torch.Tensor) -> torch.Tensor:
+        x = args[0]  # (B, T, in) → out (B, T, out)
+        for names, idx in index.items():
+            idx = idx.to(x.device)
+            xs, result = x[idx], out[idx]
+            for name in names:
+                if name in layer.lora_A:
+                    a, b = layer.lora_A[name], layer.lora_B[name]
+                    result = result + b(a(layer.lora_dropout[name](xs.to(a.weight.dtype)))) * layer.scaling[name]
+            out[idx] = result.to(out.dtype)
+        return out
+
+    layers: list[Any] = [layer for _, layer in _lora_layers(model)] if index else []  # each an nn.Module too
+    hooks = [layer.register_forward_hook(add_rows) for layer in layers]
+    try:
+        yield model
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 def _inject(model: torch.nn.Module, config: LoraConfig, name: str) -> None:
@@ -293,6 +327,9 @@ class LoraUnlearned(Unlearned):
         else:
             with adapters_off(self.loaded.model) as model:  # already off outside any view; made certain
                 yield model
+
+    def row_view(self, which: str) -> RowView:
+        return RowView(tuple(self.adapters.names) if which == "unlearned" else ())
 
     def _save_files(self, folder: Path) -> None:
         self.adapters.save(folder, self.loaded.name)

@@ -88,17 +88,33 @@ class Guard(torch.nn.Module):
             # Own embeddings (nothing to classify), or a decode step of a caller's own loop:
             # only the prompt is corrupted, and it already sits in the cache.
             return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
+        embeds = self.corrupted_embeds(input_ids, attention_mask, labels)
+        if embeds is None:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
+        return self.model(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kwargs)
+
+    def corrupted_embeds(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                         labels: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The input embeddings (B, T, d) a teacher-forced pass or a prefill runs from, every
+        flagged row corrupted; None when no row is flagged (the rows then run from input_ids)."""
         mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
         reads, rows = self._read(input_ids, mask)
         flags = self.classifier.flags([r.text for r in reads])
         if not any(flags):
-            return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
+            return None
         positions: list[list[int] | None] = []
         for b, (flagged, r, (start, n)) in enumerate(zip(flags, reads, rows)):
             positions.append([start + i for i in self._positions(input_ids, labels, b, start, n, r)] if flagged else None)
         embeds = self.model.get_input_embeddings()(input_ids)  # (B, T, d)
-        embeds = corrupt_rows(embeds, positions, self.corruption, self.strength, self._seeds(reads))
-        return self.model(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kwargs)
+        return corrupt_rows(embeds, positions, self.corruption, self.strength, self._seeds(reads))
+
+    @torch.no_grad()
+    def prefill(self, ids: list[int]) -> torch.Tensor:
+        """(T, d): the embeddings a chat prompt's prefill runs from behind the guard, as
+        `forward` computes them for the prompt alone (a row of a shared batch: service/batcher.py)."""
+        x = torch.tensor([ids], device=self.device)
+        embeds = self.corrupted_embeds(x)
+        return (self.model.get_input_embeddings()(x) if embeds is None else embeds)[0]
 
     def _positions(self, input_ids, labels, b: int, start: int, n: int, r: ReadPrompt) -> list[int]:
         """Positions (from the row's first real token) to corrupt in flagged row b. A row that

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import Unlearned
+from ..artifacts import RowView, Unlearned
 from ..data import QA, Dataset
 from ..eco.corruption import CORRUPTIONS, make_corruption
 from ..eco.features import DEFAULT_ENCODER, Featurizer, get_encoder, segments
@@ -81,6 +81,9 @@ class EcoUnlearned(Unlearned):
     @contextmanager
     def _activate(self, which: str):
         yield self.loaded.model if which == "original" else self.guard
+
+    def row_view(self, which: str) -> RowView:
+        return RowView() if which == "original" else RowView(prefill=self.guard.prefill)
 
     def flag(self, prompt: str) -> dict:
         return self.guard.flag(prompt)

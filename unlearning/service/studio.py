@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import Cancelled, UserError
 from ..evalcache import EvalCache, shared
 from ..runs import Run, RunContext
+from .batcher import ChatBatcher
 from .chat import chat_stream
 from .jobs import AttackJob, ChatJob, Reply, RunJob, TeachJob, UnlearnJob, kind_of
 from .models import ModelCache, model_name
@@ -30,9 +31,11 @@ if TYPE_CHECKING:
 
 
 class Studio:
-    def __init__(self, models: ModelCache | None = None, queue: DeviceQueue | None = None, evals: EvalCache | None = None):
+    def __init__(self, models: ModelCache | None = None, queue: DeviceQueue | None = None, evals: EvalCache | None = None,
+                 batcher: ChatBatcher | None = None):
         self.models = models or ModelCache()
         self.queue = queue or DeviceQueue()
+        self.batcher = batcher or ChatBatcher()  # chat replies of concurrent sessions decoded together
         self.evals = evals if evals is not None else shared()  # oracle/before evaluations, once per process
 
     def base(self, session: Session, name: str) -> Loaded:
@@ -159,13 +162,13 @@ class Studio:
 
     # -------------------------------------------------------------- chat
     def chat(self, session: Session, job: ChatJob) -> Iterator[Reply]:
-        """Both answers, growing together (see chat.py)."""
+        """Both answers, growing together, batched with other sessions' (see chat.py)."""
         from ..artifacts import Unlearned
 
         artifact = session.artifact
         if artifact is not None and not isinstance(artifact, Unlearned):
             raise TypeError(f"chat needs an artifact attached in this process, not a {type(artifact).__name__}")
-        return chat_stream(self.base(session, job.model_name), artifact, job.prompt, job.max_new_tokens)
+        return chat_stream(self.base(session, job.model_name), artifact, job.prompt, job.max_new_tokens, self.batcher)
 
 
 def attack_settings(job: AttackJob):
