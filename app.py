@@ -18,37 +18,40 @@ from pathlib import Path
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from components import chat_panel, data_panel, method_panel, model_panel, report_panel, run_panel, stress_panel
+from components import chat_panel, compare_panel, data_panel, header, method_panel, report_panel, run_panel, stress_panel
 from unlearning.service import Backend, ModelCache, Session, Sessions, Studio, choose_backend, limits, sweep_leftovers
 
 CSS = (Path(__file__).parent / "assets" / "studio.css").read_text(encoding="utf-8")
-INTRO = """# Unlearning Studio
-Make a language model forget: pick the data to forget and to keep, choose **ECO prompts**
-(inference-time guard, no training) or **IHL + FILA** (LoRA training), watch it run, then chat
-with the original and the unlearned model side by side and read the before/after report."""
-
-
 SESSIONS = Sessions()  # which page holds which session, and when a session really ends
 TOKEN_KEY = "unlearning-session"  # the tab's sessionStorage key: survives a reload, not the tab
+TABS = ("data", "run", "compare", "report", "stress")
 
 
 def build(backend: Backend) -> gr.Blocks:
+    """The page: a compact header (model, method, data, one-click tries), then tabs — the run's
+    plot beside the chat on one screen, every kept run compared, the report, the stress test."""
     with gr.Blocks(title="Unlearning Studio") as demo:
-        gr.Markdown(INTRO)
         # One Session per page; the registry hands it back to the page reloaded after a dropped
         # connection, and closes it once no page holds it (Gradio drops a state after its TTL).
         state = gr.State(Session(), time_to_live=limits.SESSION_HOURS * 3600, delete_callback=SESSIONS.dropped)
         token = gr.Textbox(visible=False, elem_id="session-token")
-        model = model_panel.render(backend)
-        data = data_panel.render(state)
-        method = method_panel.render()
-        run = run_panel.render(backend, state, model["name"], method)
-        chat = chat_panel.render(backend, state, model["name"])
-        report = report_panel.render(state)
-        stress_panel.render(backend, state, model["name"])
-        # Cross-panel updates: new data refreshes the chat examples; a finished run the report.
-        data["info"].change(chat_panel.refresh_examples, [state], [chat["examples"]])
-        run["finished"].change(report["show"], [state], [report["table"], report["cost"]], api_name="report")
+        head = header.render(backend)
+        with gr.Tabs(selected="run", elem_id="tabs") as tabs:
+            with gr.Tab("Data", id="data", elem_id="tab-data"):
+                data = data_panel.render(state)
+            with gr.Tab("Run & chat", id="run", elem_id="tab-run"), gr.Row(equal_height=False):
+                with gr.Column(scale=5, min_width=420):
+                    method = method_panel.render(head["method"])
+                    run = run_panel.render(backend, state, head["name"], method)
+                with gr.Column(scale=4, min_width=380):
+                    chat = chat_panel.render(backend, state, head["name"])
+            with gr.Tab("Compare runs", id="compare", elem_id="tab-compare"):
+                compare = compare_panel.render(state)
+            with gr.Tab("Report", id="report", elem_id="tab-report"):
+                report = report_panel.render(state)
+            with gr.Tab("Stress test", id="stress", elem_id="tab-stress"):
+                stress_panel.render(backend, state, head["name"])
+        _wire(backend, state, tabs, head, data, method, run, chat, compare, report)
         # A page load attaches its session (its own, after a reload); a page that goes away has
         # limits.RECONNECT_SECONDS to come back before its run stops and its data is deleted.
         shown = [state, token, run["timer"], data["info"], data["preview"], report["table"], report["cost"]]
@@ -58,6 +61,36 @@ def build(backend: Backend) -> gr.Blocks:
         gr.Timer(limits.KEEPALIVE_SECONDS).tick(_seen, [token], None, show_progress="hidden", api_visibility="private")
         demo.unload(_lost)
     return demo
+
+
+def _wire(backend, state, tabs, head, data, method, run, chat, compare, report) -> None:
+    """What one panel's change does to the others."""
+    private = {"api_visibility": "private"}
+    # New data: the header's line and the chat's example prompts.
+    data["info"].change(header.show_data, [state], [head["data"]], **private)
+    data["info"].change(chat_panel.refresh_examples, [state], [chat["examples"]], **private)
+    # The kept runs changed (a run ended, another chosen, one removed): every view of them.
+    kept_views = [chat["runs"], compare["which"], compare["table"], compare["plot"],
+                  report["table"], report["cost"], report["chart"], report["warnings"]]
+    run["finished"].change(report["show"], [state], [report["table"], report["cost"], report["chart"], report["warnings"]],
+                           api_name="report")
+    run["finished"].change(_kept, [state], kept_views, **private)
+    chat["runs"].input(chat_panel.choose_run, [state, chat["runs"]], [state], **private).then(
+        _kept, [state], kept_views, **private)
+    compare["drop"].click(compare_panel.remove, [state, compare["which"]], [state, compare["note"]],
+                          api_name="remove_run").then(_kept, [state], kept_views, **private)
+    # One click: the workshop preset, the method, the Run tab, and the run started.
+    for name, button in head["tries"].items():
+        (button.click(lambda n=name: (n, gr.Tabs(selected="run")), None, [head["method"], tabs], **private)
+            .then(data_panel.use_workshop, [state], [state, data["info"], data["preview"]], **private)
+            .then(run["start"], run["inputs"], run["outputs"], **private))
+
+
+def _kept(session: Session):
+    runs = chat_panel.run_menu(session)
+    table, fig = compare_panel.compare(session)
+    return (runs, gr.Dropdown(choices=compare_panel.run_choices(session), value=session.current), table, fig,
+            *report_panel.show(session))
 
 
 _tokens: dict[str, str] = {}  # a page's Gradio session hash → its session's token

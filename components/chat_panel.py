@@ -1,4 +1,4 @@
-"""5. Chat — one message, two streaming answers: original | unlearned, with ECO's flag."""
+"""Chat — one message, two streaming answers: original | unlearned (any kept run), with ECO's flag."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from unlearning.service import Backend, ChatJob, Session, UserError, model_name
 from .common import error_box
 
 N_EXAMPLES = 4
+CHAT_HEIGHT = 330
 
 
 # ------------------------------------------------------------------ pure helpers
@@ -58,6 +59,22 @@ def responder(backend: Backend):
     return respond
 
 
+def run_menu(session: Session):
+    """The kept runs the unlearned side can be, the current one chosen."""
+    choices = [(run.label, run.number) for run in session.kept]
+    return gr.Dropdown(choices=choices, value=session.current if choices else None,
+                       label="Unlearned side" + ("" if choices else ": no run yet"))
+
+
+def choose_run(session: Session, number):
+    """The chat (and the report, the stress test, the download) now use kept run `number`."""
+    try:
+        session.select(int(number))
+    except (UserError, TypeError, ValueError):
+        pass  # a stale page: the menu is redrawn from the session either way
+    return session
+
+
 def refresh_examples(session: Session):
     prompts = example_prompts(session)
     return gr.Dropdown(choices=prompts, value=None)
@@ -65,20 +82,21 @@ def refresh_examples(session: Session):
 
 # ------------------------------------------------------------------ widgets
 def render(backend: Backend, state: gr.State, model) -> dict:
-    gr.Markdown("## 5. Chat\nAsk once; the original and the unlearned model answer side by side (greedy).")
-    examples = gr.Dropdown([], label="Example prompts (forget, then retain)", allow_custom_value=False,
-                           elem_id="chat-examples")
     with gr.Row():
-        message = gr.Textbox(label="Message", info="Ask about someone in the forget set…", scale=4,
+        runs = gr.Dropdown([], label="Unlearned side: no run yet", elem_id="chat-run", scale=1, min_width=160)
+        examples = gr.Dropdown([], label="Example prompts (forget, retain, reworded)", allow_custom_value=False,
+                               elem_id="chat-examples", scale=2)
+    with gr.Row():
+        message = gr.Textbox(show_label=False, placeholder="Ask about someone in the forget set…", scale=4,
                              elem_id="chat-input")
         send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
     badge = gr.HTML(elem_id="chat-flag")
     with gr.Row():
-        left = gr.Chatbot(label="Original", height=300, render_markdown=False, elem_id="chat-original")
-        right = gr.Chatbot(label="Unlearned", height=300, render_markdown=False, elem_id="chat-unlearned")
+        left = gr.Chatbot(label="Original", height=CHAT_HEIGHT, render_markdown=False, elem_id="chat-original")
+        right = gr.Chatbot(label="Unlearned", height=CHAT_HEIGHT, render_markdown=False, elem_id="chat-unlearned")
     examples.select(lambda p: p, [examples], [message])
     args = ([message, state, model, left, right], [left, right, badge, message])
     respond = responder(backend)
     send.click(respond, *args, api_name="chat")
     message.submit(respond, *args, api_visibility="private")  # the same call as /chat
-    return {"examples": examples}
+    return {"examples": examples, "runs": runs}

@@ -1,4 +1,4 @@
-"""2. Data — upload forget and retain files or take the workshop preset; preview and errors."""
+"""Data — upload forget and retain files or take the workshop preset; preview and errors."""
 
 from __future__ import annotations
 
@@ -59,6 +59,12 @@ def use_preset(kind: str, session: Session):
     return session, text, rows, "", ""
 
 
+def use_workshop(session: Session):
+    """The QA preset, for a one-click try."""
+    session, text, rows, _, _ = use_preset("QA", session)
+    return session, text, rows
+
+
 def on_upload(role: str):
     def handler(file, session: Session):
         if file is None:
@@ -84,7 +90,7 @@ def on_upload(role: str):
 
 # ------------------------------------------------------------------ widgets
 def render(state: gr.State) -> dict:
-    gr.Markdown("## 2. Data\nUpload a **forget** file (what the model should forget) and a **retain** file "
+    gr.Markdown("Upload a **forget** file (what the model should forget) and a **retain** file "
                 f"(what it must keep), or take the workshop preset. Accepted: {', '.join(ACCEPTED)} — "
                 f"up to {limits.MAX_FILE_BYTES // 2**20} MB each.")
     with gr.Row():

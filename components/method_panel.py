@@ -71,24 +71,35 @@ def _control(spec: dict):
                               elem_id=f"set-{spec['name']}"))
 
 
-def render() -> dict:
-    gr.Markdown("## 3. Method")
-    choices = method_choices()
+def selector() -> gr.Dropdown:
+    """The method menu (the page's header holds it)."""
     default = getattr(catalog.default_method(), "name", None)
-    method = gr.Radio(choices, value=default, label="Method", elem_id="method")
-    about = gr.Markdown(explain(default) if default else "No methods are registered.", elem_id="method-about")
+    return gr.Dropdown(method_choices(), value=default, label="Method", elem_id="method", scale=3, min_width=220)
+
+
+def render(method: gr.Dropdown) -> dict:
+    """The chosen method's explanation and settings, collapsed: every setting with its help."""
+    default = method.value if isinstance(method.value, str) else None
     specs = setting_specs()
     names = list(specs)
-    with gr.Accordion("Settings", open=True):
+    with gr.Accordion(_settings_label(default), open=False, elem_id="settings") as accordion:
+        about = gr.Markdown(explain(default) if default else "No methods are registered.", elem_id="method-about")
         controls = [_control(specs[n]) for n in names]
 
     def on_method(m: str):
-        mine = fields_of(m)
-        return [explain(m)] + [gr.update(visible=n in mine) for n in names]
+        try:
+            mine = fields_of(m)
+        except catalog.UserError:  # a name typed by an API client: the run's check explains it
+            return [gr.skip(), gr.skip()] + [gr.skip() for _ in names]
+        return [explain(m), gr.Accordion(label=_settings_label(m))] + [gr.update(visible=n in mine) for n in names]
 
-    method.change(on_method, [method], [about] + controls)
+    method.change(on_method, [method], [about, accordion] + controls)
     if default:
         mine = fields_of(default)
         for n, c in zip(names, controls):
             c.visible = n in mine
     return {"method": method, "names": names, "controls": controls}
+
+
+def _settings_label(method: str | None) -> str:
+    return f"What {catalog.method(method).label} does, and its settings" if method else "Settings"

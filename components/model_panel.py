@@ -1,4 +1,4 @@
-"""1. Model — the workshop model (default) or a hub id (a local folder only if the operator allows
+"""The model (in the page's header) — the workshop model (default) or a hub id (a local folder only if the operator allows
 it: UNLEARNING_LOCAL_MODELS=1, checked by the service's ModelCache); device and size shown."""
 
 from __future__ import annotations
@@ -15,9 +15,13 @@ CHOICES = ["workshop"]
 
 
 # ------------------------------------------------------------------ pure helpers
-def model_line(info: dict) -> str:
-    return (f"✅ **{html.escape(info['name'])}** loaded on **{info['device']}** ({info['dtype']}), "
-            f"{info['params'] / 1e6:.1f} M parameters.")
+def model_line(info: dict | None) -> str:
+    """'Model: workshop loaded on cpu (float32) · 1.2 M parameters' for the header."""
+    if not info:
+        return ""
+    return (f'<span class="us-model">Model: <b>{html.escape(str(info["name"]))}</b> loaded on '
+            f'<b>{html.escape(str(info["device"]))}</b> ({html.escape(str(info["dtype"]))}) · '
+            f'{info["params"] / 1e6:.1f} M parameters</span>')
 
 
 # ------------------------------------------------------------------ handlers
@@ -30,15 +34,3 @@ def loader(backend: Backend):
             return error_box(str(e))
 
     return load
-
-
-# ------------------------------------------------------------------ widgets
-def render(backend: Backend) -> dict:
-    gr.Markdown("## 1. Model\nThe offline **workshop** model (default), or a Hugging Face hub id when this machine "
-                "has the network (a folder on the server only where its operator allows local models).")
-    with gr.Row():
-        name = gr.Dropdown(CHOICES, value="workshop", allow_custom_value=True, label="Model", scale=3, elem_id="model-name")
-        load = gr.Button("Load", scale=1, elem_id="load-model")
-    status = gr.Markdown(elem_id="model-status")
-    load.click(loader(backend), [name], [status])
-    return {"name": name, "status": status, "load": load}

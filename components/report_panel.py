@@ -1,4 +1,5 @@
-"""6. Report — before / after / oracle with ↑↓ arrows, cost, download and push to the Hub."""
+"""Report — the key metrics as a chart (oracle marked, ↑/↓), warnings where a number misleads, cost,
+every metric in a collapsed table, download and push to the Hub."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import html
 import math
 
 import gradio as gr
+import plotly.graph_objects as go
 from gradio.utils import get_upload_folder
+from plotly.subplots import make_subplots
 
 from unlearning.service import Session, UserError, artifact_zip, catalog, new_folder, push_to_hub
+from unlearning.service.compare import key_metrics, warnings
 
 from .common import error_box
+from .header import hint
 
 
 # ------------------------------------------------------------------ pure helpers
@@ -99,10 +104,42 @@ def cost_line(report) -> str:
             f"peak memory {fmt(c.peak_mem_mb, '.0f')} MB, {params} trainable parameters.")
 
 
+CHART_HINT = ("Grey bars: before unlearning; blue: after; the gold line: the oracle, which never saw the forget set. "
+              "Forget ROUGE-L should fall to the gold line, and the others stay near the grey bar (forget quality: up).")
+COLORS = {"before": "#9ca3af", "after": "#4f46e5", "oracle": "#d97706"}
+
+
+def chart(report) -> go.Figure | None:
+    """One small bar chart per key metric: before and after, the oracle's value as a gold line."""
+    metrics = key_metrics(report)
+    if not metrics:
+        return None
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[f"{m.label}<br><i>{m.better}</i>" for m in metrics])
+    for col, m in enumerate(metrics, start=1):
+        fig.add_trace(go.Bar(x=["before", "after"], y=[m.before, m.after], marker_color=[COLORS["before"], COLORS["after"]],
+                             text=[fmt(m.before, ".3g"), fmt(m.after, ".3g")], textposition="outside",
+                             showlegend=False, hovertemplate="%{x}: %{y:.4g}<extra></extra>"), row=1, col=col)
+        if m.oracle is not None:
+            fig.add_trace(go.Scatter(x=["before", "after"], y=[m.oracle, m.oracle], mode="lines", showlegend=False,
+                                     line={"color": COLORS["oracle"], "width": 4, "dash": "dash"},
+                                     hovertemplate=f"oracle: {m.oracle:.4g}<extra></extra>"), row=1, col=col)
+        top = max(v for v in (m.before, m.after, m.oracle, 0.0) if v is not None)
+        fig.update_yaxes(range=[0, 1.25 * top if top > 0 else 1], row=1, col=col)
+    fig.update_layout(height=330, margin={"l": 30, "r": 10, "t": 70, "b": 30}, font={"size": 13})
+    fig.update_annotations(font_size=13)
+    return fig
+
+
+def warnings_html(report) -> str:
+    return "".join(f'<div class="us-warning" role="alert">⚠️ {_esc(w)}</div>' for w in warnings(report))
+
+
 # ------------------------------------------------------------------ handlers
 def show(session: Session):
+    """Table and cost (api_name="report"), then the chart and the warnings."""
     view = catalog.report_view(session.report)
-    return report_html(view), cost_line(view)
+    fig = chart(view.report)
+    return report_html(view), cost_line(view), fig, warnings_html(view.report)
 
 
 def download(session: Session, forget_text: bool = False):
@@ -125,9 +162,13 @@ def push(session: Session, repo_id: str, token: str, public: bool = False, forge
 
 # ------------------------------------------------------------------ widgets
 def render(state: gr.State) -> dict:
-    gr.Markdown("## 6. Report\nArrows say which way is better after unlearning; the oracle never saw the forget set.")
+    warned = gr.HTML(elem_id="report-warnings")
+    plot = gr.Plot(elem_id="report-chart", show_label=False)
+    hint(CHART_HINT, "report-hint")
     cost = gr.Markdown(elem_id="report-cost")
-    table = gr.HTML(table_html(None), elem_id="report")
+    with gr.Accordion("Every metric: before / after / oracle, with which way is better", open=False,
+                      elem_id="report-all"):
+        table = gr.HTML(table_html(None), elem_id="report")
     with gr.Row():
         zip_button = gr.Button("Prepare artifact (.zip)", elem_id="make-zip")
         zip_file = gr.File(label="Artifact", interactive=False, elem_id="artifact-file")
@@ -141,4 +182,4 @@ def render(state: gr.State) -> dict:
         pushed = gr.HTML()
     zip_button.click(download, [state, forget_text], [zip_file])
     push_button.click(push, [state, repo, token, public, forget_text], [pushed, token])
-    return {"table": table, "cost": cost, "show": show}
+    return {"table": table, "cost": cost, "chart": plot, "warnings": warned, "show": show}

@@ -1,4 +1,4 @@
-"""4. Run — start / cancel, a progress bar, live plots of every loss term per step."""
+"""Run — start / cancel, a progress bar, live plots of every loss term per step."""
 
 from __future__ import annotations
 
@@ -13,8 +13,13 @@ from unlearning.service import Backend, Event, RunJob, Session, TeachJob, Unlear
 
 from . import method_panel
 from .common import error_box
+from .header import hint
 
 POLL_SECONDS = 0.5
+PLOT_HEIGHT = 320
+HINT = ("Each line is one term of the method's loss, per step. Unlearning pushes the forget term while the retain term "
+        "should stay flat; ECO draws its strength search instead (the metric against the target). Teach-first runs "
+        "show the teaching loss falling.")
 Points = dict[str, dict[str, tuple[list, list]]]  # {series: {value name: (xs, ys)}}
 
 
@@ -62,8 +67,10 @@ def figure(events: list[Event], plots: tuple[catalog.Plot, ...] | None = None) -
         spec = _spec(specs, series)
         for name, (xs, ys) in values.items():
             fig.add_trace(go.Scatter(x=xs, y=ys, name=f"{series}: {name}", mode=spec.mode), row=1, col=col)
-        fig.update_xaxes(title_text=spec.x, row=1, col=col)
-    fig.update_layout(height=340, margin={"l": 40, "r": 10, "t": 40, "b": 40}, uirevision="keep", legend={"orientation": "h"})
+        if spec.x != "step":  # ("step" is every plot's x but ECO's: the legend sits where its title would)
+            fig.update_xaxes(title_text=spec.x, row=1, col=col)
+    fig.update_layout(height=PLOT_HEIGHT, margin={"l": 40, "r": 10, "t": 40, "b": 30}, uirevision="keep",
+                      legend={"orientation": "h"}, font={"size": 13})
     return fig
 
 
@@ -104,15 +111,17 @@ def launch(backend: Backend, session: Session, job: Callable[[], RunJob], label:
 
 def starter(backend: Backend, names: list[str]):
     def start(session: Session, name: str, method: str, *values):
-        yield from launch(backend, session,
-                          lambda: UnlearnJob(model_name(name), method, method_panel.collect(method, names, list(values))))
+        job = lambda: UnlearnJob(model_name(name), method, method_panel.collect(method, names, list(values)))
+        for shown in launch(backend, session, job):
+            yield *shown, ""  # the "finished" box is emptied, so this run's end is a change too
 
     return start
 
 
 def teacher(backend: Backend):
     def teach(session: Session, name: str):
-        yield from launch(backend, session, lambda: TeachJob(model_name(name)), "teaching")
+        for shown in launch(backend, session, lambda: TeachJob(model_name(name)), "teaching"):
+            yield *shown, ""
 
     return teach
 
@@ -139,20 +148,21 @@ def poll(session: Session):
 
 # ------------------------------------------------------------------ widgets
 def render(backend: Backend, state: gr.State, model, method: dict) -> dict:
-    gr.Markdown("## 4. Run\nUnlearning runs in the background; the plots update as it goes. "
-                "Uploaded facts the model never learned can be taught first (and an oracle trained on retain only).")
     with gr.Row():
         start = gr.Button("Start unlearning", variant="primary", elem_id="start-run")
         stop = gr.Button("Cancel", variant="stop", elem_id="cancel-run")
-        teach = gr.Button("Teach first (uploads)", elem_id="teach-first")
+        teach = gr.Button("Teach first", elem_id="teach-first")
     bar = gr.HTML(progress_html([], "idle"), elem_id="run-progress")
     plot = gr.Plot(label="Live losses", elem_id="loss-plot")
+    hint(HINT, "loss-hint")
     finished = gr.Textbox(visible=False, elem_id="run-finished")  # set when a run ends; others listen
     timer = gr.Timer(POLL_SECONDS, active=False)
 
     inputs = [state, model, method["method"]] + method["controls"]
-    start.click(starter(backend, method["names"]), inputs, [state, bar, timer], api_name="start")
-    teach.click(teacher(backend), [state, model], [state, bar, timer], api_name="teach_first")
+    start_run = starter(backend, method["names"])
+    start.click(start_run, inputs, [state, bar, timer, finished], api_name="start")
+    teach.click(teacher(backend), [state, model], [state, bar, timer, finished], api_name="teach_first")
     stop.click(cancel, [state], [bar], api_name="cancel")
     timer.tick(poll, [state], [bar, plot, timer, finished], api_name="poll")
-    return {"finished": finished, "bar": bar, "plot": plot, "timer": timer}
+    return {"finished": finished, "bar": bar, "plot": plot, "timer": timer,
+            "start": start_run, "inputs": inputs, "outputs": [state, bar, timer, finished]}

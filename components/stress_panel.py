@@ -78,8 +78,8 @@ def _note(report: dict | None) -> str:
 
 # ------------------------------------------------------------------ widgets
 def render(backend: Backend, state: gr.State, model) -> dict:
-    gr.Markdown("## 7. Stress test\nDoes it really forget, or only hide? Attack the kept run the way the research "
-                "field does, and compare with the oracle, which never saw the forget set.")
+    gr.Markdown("Does it really forget, or only hide? Attack the current run (chosen beside the chat) the way the "
+                "research field does, and compare with the oracle, which never saw the forget set.")
     with gr.Row():
         attacks = gr.CheckboxGroup([(ATTACKS[n][0].split(":")[0], n) for n in ATTACKS], value=list(ATTACKS),
                                    label="Attacks", elem_id="stress-attacks", scale=3)

@@ -339,7 +339,7 @@ def test_setting_app(case: Setting, studio, session, uploads):
     specs = method_panel.setting_specs()
     names = list(specs)
     values = [case.value if n == field(case) else specs[n]["default"] for n in names]
-    state, bar, timer = next(run_panel.starter(LocalBackend(studio), names)(session, "workshop", "ihl-fila", *values))
+    state, bar, timer, _ = next(run_panel.starter(LocalBackend(studio), names)(session, "workshop", "ihl-fila", *values))
     assert state is session and session.run is None and timer.active is False
     assert "not started" in bar
     shows(bar[bar.index('<div class="us-error"'):], case.phrase)
@@ -353,7 +353,7 @@ def test_unknown_method_everywhere(studio, session, uploads, capsys):
     line = run_cli(capsys, "unlearn", "--method", "../../eco", "--model", "workshop", "--forget", FORGET, "--retain", RETAIN)
     one_sentence(line, "Unknown method '../../eco'")
     data_panel.use_preset("QA (questions and answers)", session)
-    _, bar, _ = next(run_panel.starter(LocalBackend(studio), [])(session, "workshop", "../../eco"))
+    _, bar, *_ = next(run_panel.starter(LocalBackend(studio), [])(session, "workshop", "../../eco"))
     shows(bar[bar.index('<div class="us-error"'):], "Unknown method '../../eco'")
     still_usable(session, uploads)
 

@@ -127,3 +127,12 @@ def test_warnings_where_a_number_misleads():
                                                  "forget_quality": 0.5}, oracle=ORACLE))
     assert edge == []
     assert warnings(None) == [] and warnings({"after": {"forget_quality": 1.0}}) == []
+
+
+def test_fluency_is_judged_against_the_oracle_too():
+    """The oracle's answers about people it never met are plainer (6.58 → 4.75 bits here): a run
+    that lands at 4.41 (> 0.8 × 4.75 = 3.80) talks like the oracle, which is no warning; 3.7 is."""
+    before, oracle = {"forget.fluency": 6.58}, {"forget.fluency": 4.75}
+    assert warnings(report(before=before, after={"forget.fluency": 4.41}, oracle=oracle)) == []
+    assert warnings(report(before=before, after={"forget.fluency": 3.7}, oracle=oracle)) == [
+        "Check the chat: the forget answers lost fluency (6.58 → 3.70 bits: repeated or broken words)."]

@@ -80,7 +80,7 @@ def test_plot_specs_drive_the_points():
     assert points["search"] == {"metric": ([0.5, 2.0], [0.9, 0.4]), "target": ([0.5, 2.0], [0.2, 0.2])}
     assert points["classifier"] == {"loss": ([1], [0.7])}
     fig = run_panel.figure(events, eco)
-    assert fig.layout.xaxis.title.text == "strength" and fig.layout.xaxis2.title.text == "step"
+    assert fig.layout.xaxis.title.text == "strength" and fig.layout.xaxis2.title.text is None  # ("step": the legend's place)
     assert fig.layout.annotations[0].text == "ECO strength search (metric vs target)"
     assert {t.mode for t in fig.data if t.name.startswith("search")} == {"markers"}
     own = (catalog.Plot("train", "by lr", x="lr", hidden=("total",)),)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -24,10 +25,11 @@ import gradio as gr
 import huggingface_hub
 import pytest
 
-from components import chat_panel, data_panel, method_panel, model_panel, report_panel
+from components import chat_panel, data_panel, header, method_panel, model_panel, report_panel
 from unlearning import cli
 from unlearning.errors import UserError
-from unlearning.models import HUB_ID, check_visitor_model, load_model
+from unlearning.data import load_file
+from unlearning.models import HUB_ID, WORKSHOP_DIR, check_visitor_model, load_model
 from unlearning.service import (ChatJob, LocalBackend, ModelCache, Reply, Session, Studio, TeachJob, UnlearnJob, artifact_zip,
                                 push_to_hub)
 
@@ -429,9 +431,11 @@ def test_the_report_and_model_lines_are_escaped():
     report = {"method": "eco", "model": IMG + SCRIPT, "device": "cpu", "before": {SCRIPT: 1.0}, "after": {SCRIPT: 0.5},
               "eco": {"classifier_recall": 1.0, "classifier_fpr": 0.0, "threshold": 0.5, "corruption": IMG,
                       "strength": 1.0, "robustness": {SCRIPT: {"recall": 1.0, "fpr": 0.0, "example": IMG}}}}
-    table, cost = report_panel.show(SimpleNamespace(report=report))
+    table, cost, _, warned = report_panel.show(SimpleNamespace(report=report))
     assert_escaped(table, IMG, SCRIPT)
     assert_escaped(cost, IMG, SCRIPT)
+    forget = dataclasses.replace(load_file(WORKSHOP_DIR / "forget.jsonl"), name=IMG)
+    assert_escaped(warned + header.data_line({"forget": forget}), IMG)
     assert_escaped(model_panel.model_line({"name": IMG, "device": "cpu", "dtype": "float32", "params": 1e6}), IMG)
     assert_escaped(model_panel.loader(LocalBackend(Studio(ModelCache(device="cpu"))))(IMG), IMG)
 

@@ -135,9 +135,18 @@ def shot(request):
 LOAD_TABLE = pytest.StashKey[str]()
 
 
+# test_workshop.py's timings of the workshop flow (page ready, first plot point, whole run), likewise.
+FLOW_TIMES = pytest.StashKey[list]()
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     table = config.stash.get(LOAD_TABLE, None)
     if table:
         terminalreporter.section("load test (tests/e2e/test_load.py)")
         for line in table.splitlines():
+            terminalreporter.write_line(line)
+    times = config.stash.get(FLOW_TIMES, None)
+    if times:
+        terminalreporter.section("workshop flow in the browser (tests/e2e/test_workshop.py; measured, not asserted)")
+        for line in times:
             terminalreporter.write_line(line)

@@ -39,9 +39,34 @@ def test_api_flow(app_url):
     original = original if isinstance(original, str) else original[0]["text"]
     unlearned = unlearned if isinstance(unlearned, str) else unlearned[0]["text"]
     assert original == FORGET[0]["answer"] and unlearned != original
-    table, cost = client.predict(api_name="/report")
+    table, cost, *_ = client.predict(api_name="/report")
     assert "ihl-fila" in cost
     assert _report_cell(table, "forget.rougeL", 2) < _report_cell(table, "forget.rougeL", 1)
+
+
+def _run(client, method: str, **overrides) -> str:
+    settings = {name: spec["default"] for name, spec in setting_specs().items()} | overrides
+    client.predict("workshop", method, *settings.values(), api_name="/start")
+    deadline, finished, bar = time.time() + 300, None, ""
+    while time.time() < deadline and finished not in ("done", "failed", "cancelled"):
+        time.sleep(0.5)
+        bar, _plot, _timer, finished = client.predict(api_name="/poll")
+    return finished if isinstance(finished, str) else bar
+
+
+def test_api_compare_returns_one_row_per_kept_run(app_url):
+    """Two runs in one session, then /compare: a row for each (newest current), then before and oracle."""
+    client = Client(app_url, verbose=False)
+    client.predict("QA (questions and answers)", api_name="/use_preset")
+    assert _run(client, "ga", steps=5) == "done"
+    assert _run(client, "eco", strength=1.0, epochs=1, folds=2) == "done"
+    table, _plot = client.predict(api_name="/compare")
+    headers, rows = table["headers"], table["data"]
+    assert headers[:4] == ["run", "data", "steps", "wall time (s)"] and len(headers) == 8
+    assert [r[0] for r in rows] == ["#1 baseline: gradient ascent", "▶ #2 ECO prompts (no training)", "(before)", "(oracle)"]
+    for row in rows[:2]:
+        assert row[1] == "forget.jsonl: 40 QA" and all(isinstance(v, (int, float)) for v in row[4:6])  # forget, utility
+    assert rows[0][2] == 5 and rows[2][4] > rows[3][4]  # GA's 5 steps; before knew more of the forget set than the oracle
 
 
 def test_api_bad_upload_is_a_message(app_url, tmp_path):

@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -27,13 +28,40 @@ def open_app(browser, app_url):
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     page.goto(app_url)
-    page.wait_for_selector("#use-preset", timeout=60_000)
+    page.wait_for_selector("#try-ihl-fila", timeout=60_000)
     return context, page
 
 
+def tab(page, name: str) -> None:
+    """Show one tab of the page: data, run, compare, report, stress."""
+    page.click(f"#tab-{name}-button")
+    page.wait_for_selector(f"#tab-{name}", state="visible")
+
+
 def use_preset(page) -> None:
+    tab(page, "data")
     page.click("#use-preset")
     page.wait_for_function("document.querySelector('#data-summary').innerText.includes('forget.jsonl')")
+    tab(page, "run")
+
+
+def choose_method(page, label: str) -> None:
+    page.click("#method input")
+    page.get_by_role("option", name=label, exact=True).click()
+    page.wait_for_function(f"document.querySelector('#method input').value === {json.dumps(label)}")
+
+
+def settings(page) -> None:
+    """Open the method's settings (collapsed by default)."""
+    if not page.locator("#method-about").is_visible():
+        page.click("#settings .label-wrap")
+        page.wait_for_selector("#method-about", state="visible")
+
+
+def set_value(page, name: str, value: str) -> None:
+    settings(page)
+    page.fill(f"#set-{name} input", value)
+    page.press(f"#set-{name} input", "Tab")
 
 
 @pytest.fixture
@@ -51,7 +79,7 @@ def plot_points(page) -> int:
 def run_method(page, shot, method_label: str) -> None:
     use_preset(page)
     shot(page, "preset")
-    page.get_by_label(method_label).check()
+    choose_method(page, method_label)
     page.click("#start-run")
     page.wait_for_function("document.querySelector('#loss-plot .scatterlayer .point') !== null", timeout=RUN_TIMEOUT_MS)
     state = page.inner_text("#run-state")
@@ -75,19 +103,33 @@ def wait_done(page) -> None:
 
 
 def chat(page, prompt: str) -> tuple[str, str]:
+    """Send `prompt`; the two answers once this exchange (not an earlier one) has arrived."""
+    before = page.locator("#chat-unlearned .message").count()
     page.fill("#chat-input textarea", prompt)
     page.click("#chat-send")
-    page.wait_for_function("document.querySelectorAll('#chat-unlearned .message').length >= 2 && "
+    page.wait_for_function(f"document.querySelectorAll('#chat-unlearned .message').length >= {before + 2} && "
                            "!document.querySelector('#chat-send').disabled", timeout=60_000)
-    page.wait_for_timeout(1000)  # let the stream finish
-    left = page.locator("#chat-original .message").last.inner_text()
-    right = page.locator("#chat-unlearned .message").last.inner_text()
-    return left.strip(), right.strip()
+    last, deadline = None, time.monotonic() + 90
+    while time.monotonic() < deadline:  # the replies stream in: wait until neither grew for 1.5 s
+        page.wait_for_timeout(1500)
+        now = (page.locator("#chat-original .message").last.inner_text().strip(),
+               page.locator("#chat-unlearned .message").last.inner_text().strip())
+        if now == last:
+            break
+        last = now
+    return now
 
 
 def report_value(page, metric: str, column: int) -> float:
+    """A number of the report's full table (column 2 before, 3 after, 4 oracle); back to the run tab after."""
+    tab(page, "report")
+    if not page.locator("#report-table").is_visible():
+        page.click("#report-all .label-wrap")
+    page.wait_for_selector("#report-table", state="visible", timeout=60_000)
     row = page.locator("#report-table tr", has_text=re.compile(rf"^{re.escape(metric)}\b"))
-    return float(row.first.locator("td").nth(column).inner_text())
+    value = float(row.first.locator("td").nth(column).inner_text())
+    tab(page, "run")
+    return value
 
 
 def test_ihl_fila_flow(page, shot):
@@ -96,8 +138,6 @@ def test_ihl_fila_flow(page, shot):
     original, unlearned = chat(page, FORGET_Q["question"])
     shot(page, "chat")
     assert original == FORGET_Q["answer"] and unlearned and unlearned != original
-    page.wait_for_selector("#report-table")
-    shot(page, "report")
     assert report_value(page, "forget.rougeL", 3) < report_value(page, "forget.rougeL", 2)
 
 
@@ -117,6 +157,7 @@ def test_eco_flow_with_flag_badge(page, shot):
 def test_bad_upload_shows_the_engine_message(page, shot, tmp_path):
     bad = tmp_path / "broken.jsonl"
     bad.write_text('{"question": "a?", "answer": "b"}\n{"question": \n', encoding="utf-8")
+    tab(page, "data")
     page.set_input_files("#forget-file input[type=file]", str(bad))
     page.wait_for_selector("#forget-error .us-error", timeout=30_000)
     shot(page, "bad-upload")
@@ -133,7 +174,8 @@ def test_sessions_never_see_each_other(browser, app_url, shot, tmp_path):
         context = browser.new_context()
         p = context.new_page()
         p.goto(app_url)
-        p.wait_for_selector("#forget-file", timeout=60_000)
+        p.wait_for_selector("#try-ihl-fila", timeout=60_000)
+        tab(p, "data")
         p.set_input_files("#forget-file input[type=file]", str(f))
         p.wait_for_function(f"document.querySelector('#data-summary').innerText.includes('{who}_forget.jsonl')")
         pages.append((who, p))
@@ -178,7 +220,7 @@ def test_html_in_replies_is_text(browser, app_url, shot, tmp_path):
 
 def test_cancel_returns_to_idle_and_keeps_the_original(page, shot):
     use_preset(page)
-    page.get_by_label("IHL + FILA (LoRA training)").check()
+    choose_method(page, "IHL + FILA (LoRA training)")
     page.click("#start-run")
     page.wait_for_function("document.querySelector('#loss-plot .scatterlayer .point') !== null", timeout=RUN_TIMEOUT_MS)
     page.click("#cancel-run")
@@ -196,17 +238,16 @@ def test_closing_the_tab_mid_run_frees_the_device(browser, app_url, shot):
     endless (5,000 steps at a learning rate too small to forget) so only the cancel can end it."""
     first_context, first = open_app(browser, app_url)
     use_preset(first)
-    first.get_by_label("IHL + FILA (LoRA training)").check()
-    first.fill("#set-steps input", "5000")
-    first.fill("#set-lr input", "1e-7")
-    first.press("#set-lr input", "Tab")
+    choose_method(first, "IHL + FILA (LoRA training)")
+    set_value(first, "steps", "5000")
+    set_value(first, "lr", "1e-7")
     first.click("#start-run")
     first.wait_for_function("document.querySelector('#loss-plot .scatterlayer .point') !== null", timeout=RUN_TIMEOUT_MS)
     shot(first, "endless-run")
 
     second_context, second = open_app(browser, app_url)
     use_preset(second)
-    second.get_by_label("ECO prompts (no training)").check()
+    choose_method(second, "ECO prompts (no training)")
     second.click("#start-run")
     second.wait_for_function("document.querySelector('#run-state') && "
                              "document.querySelector('#run-state').innerText.includes('waiting for another run')",
@@ -248,9 +289,8 @@ def test_the_same_page_drives_the_zero_gpu_backend(browser, zero_gpu_url, shot):
     assert original == FORGET_Q["answer"] and unlearned != original
     assert "flagged" in page.inner_text("#eco-flag") and "not flagged" not in page.inner_text("#eco-flag")
     assert report_value(page, "forget.rougeL", 3) < report_value(page, "forget.rougeL", 2)
-    page.get_by_label("IHL + FILA (LoRA training)").check()
-    page.fill("#set-steps input", "5000")
-    page.press("#set-steps input", "Tab")
+    choose_method(page, "IHL + FILA (LoRA training)")
+    set_value(page, "steps", "5000")
     page.click("#start-run")
     page.wait_for_function("document.querySelector('#run-state').innerText.includes('before:') || "
                            "document.querySelector('#run-state').innerText.includes('step')", timeout=RUN_TIMEOUT_MS)
@@ -265,11 +305,11 @@ def test_a_stress_test_on_the_kept_run_draws_relearning_for_three_models(page, s
     → the relearn picture has one line each for the original, the unlearned model and the
     oracle, with its one-sentence reading."""
     use_preset(page)
-    page.get_by_label("baseline: gradient ascent").check()
-    page.fill("#set-steps input", "5")
-    page.press("#set-steps input", "Tab")
+    choose_method(page, "baseline: gradient ascent")
+    set_value(page, "steps", "5")
     page.click("#start-run")
     wait_done(page)
+    tab(page, "stress")
     for label in ("Quantization", "Paraphrases", "Prompt attacks"):
         page.get_by_label(label, exact=True).uncheck()
     page.fill("#stress-steps input", "4")

@@ -21,7 +21,7 @@ from .session import KeptRun
 # The one forget metric and the one "what it must keep" metric of the compare picture.
 FORGET, UTILITY, QUALITY, FLUENCY = "forget.rougeL", "model_utility", "forget_quality", "forget.fluency"
 
-FLUENCY_DROP = 0.8  # fluency below this share of before: the answers are breaking down
+FLUENCY_DROP = 0.8  # fluency below this share of before (and of the oracle's): the answers are breaking down
 UTILITY_DROP = 0.9  # model utility below this share of before: it forgot more than the forget set
 HIGH_QUALITY = 0.05  # forget quality at or above this is "the forget set looks like the oracle's" (TOFU's p-value)
 BELOW_ORACLE = 0.1  # forget ROUGE-L this far under the oracle's: damage, not forgetting
@@ -126,8 +126,8 @@ def warnings(report: dict | Report | None) -> list[str]:
     before, after, oracle = r.before or {}, r.after or {}, r.oracle or {}
     problems = []
     for split in ("forget", "retain"):
-        b, a = before.get(f"{split}.fluency"), after.get(f"{split}.fluency")
-        if _drop(b, a, FLUENCY_DROP):
+        b, a, o = before.get(f"{split}.fluency"), after.get(f"{split}.fluency"), oracle.get(f"{split}.fluency")
+        if _drop(b if o is None else min(b or 0.0, o), a, FLUENCY_DROP):  # (the oracle's own answers may be plainer)
             problems.append(f"the {split} answers lost fluency ({b:.2f} → {a:.2f} bits: repeated or broken words)")
     b, a = before.get(UTILITY), after.get(UTILITY)
     if _drop(b, a, UTILITY_DROP):

@@ -1,0 +1,93 @@
+"""Compare — every run the session kept: a table, and forget against utility with `before` and
+the oracle marked, so "which method got closest to the oracle without hurting what it should
+keep" is seen, not read. Also where a kept run is removed."""
+
+from __future__ import annotations
+
+import gradio as gr
+import plotly.graph_objects as go
+
+from unlearning.service import Session, UserError
+from unlearning.service.compare import CompareRow, Reference, compare_rows, references
+
+from .common import error_box
+from .header import hint
+
+HEADERS = ["run", "data", "steps", "wall time (s)", "forget ROUGE-L (↓ to the oracle's)", "model utility (≈ before)",
+           "forget quality (↑, 1 = oracle)", "fluency, bits (≈ before)"]
+HINT = ("The gold star is the oracle, a model that never saw the forget set; the grey square is the model before "
+        "unlearning. The best run sits near the star's left–right position (forgotten as much as the oracle, no "
+        "more) and no lower than the square (nothing else lost).")
+MARKERS = {"before": ("square", "#6b7280"), "oracle": ("star", "#d97706")}
+
+
+# ------------------------------------------------------------------ pure helpers
+def _round(value: float | None, digits: int = 3) -> float | int | None:
+    return None if value is None else round(value, digits)
+
+
+def table_rows(rows: list[CompareRow], refs: list[Reference], current: int | None = None) -> list[list]:
+    """One row per kept run (the current one marked ▶), then `before` and `oracle`; numbers stay
+    numbers (rounded), so a script reading /compare gets values, not text."""
+    out: list[list] = [[("▶ " if r.run.startswith(f"#{current} ") else "") + r.run, r.data, r.steps, _round(r.wall_s, 1),
+                        _round(r.forget), _round(r.utility), _round(r.forget_quality, 4), _round(r.fluency, 2)]
+                       for r in rows]
+    out += [[f"({ref.name})", "", None, None, _round(ref.forget), _round(ref.utility), _round(ref.forget_quality, 4),
+             _round(ref.fluency, 2)] for ref in refs]
+    return out
+
+
+def figure(rows: list[CompareRow], refs: list[Reference]) -> go.Figure | None:
+    """Forget ROUGE-L (x) against model utility (y): one point per run, before and oracle marked."""
+    points = [r for r in rows if r.forget is not None and r.utility is not None]
+    marks = [r for r in refs if r.forget is not None and r.utility is not None]
+    if not points and not marks:
+        return None
+    fig = go.Figure()
+    for ref in marks:
+        symbol, color = MARKERS[ref.name]
+        fig.add_trace(go.Scatter(x=[ref.forget], y=[ref.utility], mode="markers+text", name=ref.name, text=[ref.name],
+                                 textposition="top center", marker={"symbol": symbol, "size": 18, "color": color}))
+    if points:
+        fig.add_trace(go.Scatter(x=[r.forget for r in points], y=[r.utility for r in points], mode="markers+text",
+                                 name="runs", text=[r.run.split(" (")[0] for r in points], textposition="bottom center",
+                                 marker={"size": 14, "color": "#4f46e5"}))
+    fig.update_xaxes(title_text="forget ROUGE-L after (lower = forgot more; aim for the oracle's)")
+    fig.update_yaxes(title_text="model utility (higher = kept more)")
+    fig.update_layout(height=360, margin={"l": 50, "r": 10, "t": 20, "b": 50}, showlegend=False, font={"size": 14})
+    return fig
+
+
+def run_choices(session: Session) -> list[tuple[str, int]]:
+    return [(run.label, run.number) for run in session.kept]
+
+
+# ------------------------------------------------------------------ handlers
+def compare(session: Session):
+    """The table and the picture (api_name="compare": the rows, scriptable)."""
+    rows, refs = compare_rows(session.kept), references(session.kept)
+    fig = figure(rows, refs)
+    return table_rows(rows, refs, session.current), fig if fig is not None else gr.skip()
+
+
+def remove(session: Session, number):
+    try:
+        session.remove_run(int(number))
+    except (UserError, TypeError, ValueError) as e:
+        return session, error_box(str(e) if isinstance(e, UserError) else "Choose a run to remove first.")
+    return session, ""
+
+
+# ------------------------------------------------------------------ widgets
+def render(state: gr.State) -> dict:
+    table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, wrap=True, elem_id="compare-table",
+                         label="Every run of this session (▶ = the one the chat and the report use)")
+    plot = gr.Plot(elem_id="compare-plot", show_label=False)
+    hint(HINT, "compare-hint")
+    with gr.Row():
+        which = gr.Dropdown([], label="A kept run", elem_id="compare-run", scale=3)
+        drop = gr.Button("Remove it", variant="stop", scale=1, elem_id="compare-remove")
+        refresh = gr.Button("Refresh", scale=1, elem_id="compare-refresh")
+    note = gr.HTML(elem_id="compare-note")
+    refresh.click(compare, [state], [table, plot], api_name="compare")
+    return {"table": table, "plot": plot, "which": which, "drop": drop, "note": note}
