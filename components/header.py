@@ -53,8 +53,8 @@ def render(backend: Backend) -> dict:
         info = None
     with gr.Row(elem_id="header", equal_height=True):
         with gr.Column(scale=2, min_width=210):
-            gr.HTML('<div class="us-title">Unlearning Studio<div class="us-tagline">make a language model forget, '
-                    "and check that it did</div></div>", elem_id="title")
+            gr.HTML('<div class="us-title">Unlearning Studio<div class="us-tagline">make a model forget, and check '
+                    "it did</div></div>", elem_id="title")
         name = gr.Dropdown(model_panel.CHOICES, value="workshop", allow_custom_value=True, label="Model",
                            scale=2, min_width=160, elem_id="model-name")
         load = gr.Button("Load", scale=0, min_width=70, elem_id="load-model")

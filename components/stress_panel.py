@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from unlearning.service import AttackJob, Backend, Session, model_name
 from unlearning.service.stress import ATTACKS, AttackView, note, stress_view
 
+from .header import hint
 from .run_panel import POLL_SECONDS, launch, progress_html
 
 COLOURS = {"original": "#8a8a8a", "unlearned": "#e4572e", "oracle": "#2a9d8f"}
@@ -76,6 +77,11 @@ def _note(report: dict | None) -> str:
     return f"ℹ️ {html.escape(text)}" if text else ""
 
 
+HINT = ("In each picture the unlearned model should stay with the oracle (gold), a model that never knew the forget "
+        "set. If its line climbs back toward the original's after relearning, rounding or a reworded question, the "
+        "knowledge was hidden, not removed.")
+
+
 # ------------------------------------------------------------------ widgets
 def render(backend: Backend, state: gr.State, model) -> dict:
     gr.Markdown("Does it really forget, or only hide? Attack the current run (chosen beside the chat) the way the "
@@ -94,6 +100,7 @@ def render(backend: Backend, state: gr.State, model) -> dict:
     for name in ATTACKS:
         shown += [gr.Plot(visible=False, elem_id=f"stress-{name}", show_label=False),
                   gr.Markdown(visible=False, elem_id=f"stress-{name}-caption")]
+    hint(HINT, "stress-hint")
     timer = gr.Timer(POLL_SECONDS, active=False)
 
     start.click(starter(backend), [state, model, attacks, steps, sample], [state, bar, timer], api_name="stress_test")

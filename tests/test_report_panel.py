@@ -10,8 +10,44 @@ from tests.reports import ECO, LORA, keys, without
 
 
 def render(report) -> str:
-    """Everything the panel shows of a report (what `show` returns, joined)."""
-    return report_panel.report_html(report) + report_panel.cost_line(report)
+    """Everything the panel shows of a report (what `show` returns, joined; the chart as JSON)."""
+    fig = report_panel.chart(report)
+    return (report_panel.report_html(report) + report_panel.cost_line(report) + report_panel.warnings_html(report)
+            + (fig.to_json() if fig is not None else ""))
+
+
+@pytest.mark.parametrize("source", [ECO, LORA], ids=["eco", "lora"])
+@pytest.mark.parametrize("replacement", [..., None, "wrong", {"a": 1}], ids=["missing", "None", "str", "dict"])
+def test_the_compare_views_take_kept_runs_with_any_part_missing(source, replacement):
+    from components import compare_panel
+    from unlearning.service import Session
+
+    session = Session()
+    try:
+        for key in keys(source):
+            session.keep(source.get("method") or "eco", _Artifact(), without(source, key, replacement))
+        session.keep("ga", _Artifact(), None)
+        table, fig = compare_panel.compare(session)
+        assert len(table) >= len(keys(source)) + 1 and all(len(row) == len(compare_panel.HEADERS) for row in table)
+        assert fig is None or fig.to_json()
+    finally:
+        session.close()
+
+
+class _Artifact:
+    def release(self):
+        pass
+
+
+def test_the_chart_draws_before_after_and_the_oracle_line():
+    fig = report_panel.chart({"before": {"forget.rougeL": 1.0, "model_utility": 0.8},
+                              "after": {"forget.rougeL": 0.2, "model_utility": 0.79}, "oracle": {"forget.rougeL": 0.18}})
+    bars = [t for t in fig.data if t.type == "bar"]
+    lines = [t for t in fig.data if t.type == "scatter"]
+    assert [list(b.y) for b in bars] == [[1.0, 0.2], [0.8, 0.79]]
+    assert [list(t.y) for t in lines] == [[0.18, 0.18]]  # model utility has no oracle value: no line
+    assert fig.layout.annotations[0].text == "forget ROUGE-L<br><i>↓ to the oracle</i>"
+    assert report_panel.chart(None) is None and report_panel.chart({"after": {"mia_auc": 0.5}}) is None
 
 
 @pytest.mark.parametrize("source", [ECO, LORA], ids=["eco", "lora"])
