@@ -249,7 +249,7 @@ def test_app_on_zero_gpu_streams_runs_chats_and_cancels(zero_app, tmp_path):
     assert len(percents) >= 2, seen  # progress reached the page while the worker ran
     assert any(plot for bar, plot in seen if "running —" in bar)  # and so did the live plot
 
-    table, cost = client.predict(api_name="/report")
+    table, cost, *_ = client.predict(api_name="/report")
     assert "eco" in cost and "forget.rougeL" in table
 
     left, right, badge, _ = client.predict(FORGET[0]["question"], "workshop", [], [], api_name="/chat")
