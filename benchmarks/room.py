@@ -1,0 +1,184 @@
+"""A room of thirty: 30 gradio_client sessions at once against the real app on loopback.
+
+    python benchmarks/room.py                       # 24 chatting + 6 starting runs, ~3-5 min on 2 cores
+    python benchmarks/room.py --chatters 8 --chats 4   # a smaller room
+
+Fixed request counts (only /poll, which waits for a run to reach a state, depends on time):
+
+  * 6 run sessions, each /use_preset, then /start IHL + FILA with its defaults: the first
+    trains (limits.DEVICE_RUNS = 1), the next limits.MAX_WAITING_RUNS wait for the device, the
+    last is told the run queue is full. Each /poll every 0.5 s. When every chat is answered the
+    waiting runs are cancelled; the first is left to finish (its wall time is printed).
+  * 24 chat sessions: /use_preset, then, once the first run has the device, `--chats` (6)
+    /chat each, forget and retain questions of the preset in turn. The original reply must be
+    the preset's answer (a wrong one counts as an error): the base model answers for everyone
+    while the run's LoRA trains on it, in batches shared across sessions (service/batcher.py).
+
+Prints the table: requests, errors, p50/p95/max per action (chat split by whether the run was
+training when it was sent), the server's RSS before the room and after, the machine's load.
+Acceptance (issue 16): 0 errors and chat p95 ≤ 2 s while a run trains, on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gradio_client import Client  # noqa: E402
+
+from tests.e2e.conftest import Server  # noqa: E402
+from tests.e2e.test_load import (FORGET, NOTE, RETAIN, WAITING, Load, bar_percent, bar_text, chat, percentile, poll,  # noqa: E402
+                                 settings, use_preset)
+from unlearning import limits  # noqa: E402
+
+RUN_TIMEOUT = 600  # seconds for the training run, /start to done
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Room:
+    def __init__(self, url: str, chats: int):
+        self.url, self.chats, self.load = url, chats, Load()
+        self.training = threading.Event()  # the first run has the device
+        self.trained = threading.Event()  # ... and has ended
+        self.chats_done = threading.Event()
+        self.window: list[tuple[float, float]] = []  # (sent, answered) of every chat while the run trained
+
+    def chat_session(self, n: int) -> None:
+        client, name = Client(self.url, verbose=False), f"chat-{n}"
+        use_preset(self.load, client, name)
+        self.training.wait(RUN_TIMEOUT)
+        for i in range(self.chats):
+            source = (FORGET, RETAIN)[i % 2]
+            qa = source[(n * self.chats + i) % len(source)]
+            sent, during = time.perf_counter(), not self.trained.is_set()
+            got = chat(self.load, client, name, qa["question"], qa["answer"])
+            if during and not self.trained.is_set():
+                self.window.append((sent, time.perf_counter()))
+            if got is not None and got[1] != NOTE:
+                self.load.fail(name, "/chat", f"the unlearned side reads {got[1]!r} before any run")
+        client.close()
+
+    def first_run(self) -> None:
+        client, name = Client(self.url, verbose=False), "run-0"
+        use_preset(self.load, client, name)
+        t0 = time.perf_counter()
+        self.load.call(client, name, "/start", "workshop", "ihl-fila", *settings())
+        finished, bar = None, ""
+        while time.perf_counter() - t0 < RUN_TIMEOUT and not finished:
+            bar, finished = poll(self.load, client, name)
+            if bar_percent(bar) > 0 or finished:
+                self.training.set()
+            time.sleep(0.5)
+        self.trained.set()
+        self.training.set()
+        self.load.notes["run_s"] = f"{time.perf_counter() - t0:.1f}"
+        if finished != "done":
+            self.load.fail(name, "/poll", f"the run ended as {finished!r}: {bar_text(bar)}")
+        client.close()
+
+    def queued_runs(self, n: int) -> None:
+        clients = [Client(self.url, verbose=False) for _ in range(n)]
+        names = [f"run-{i + 1}" for i in range(n)]
+        for client, name in zip(clients, names):
+            use_preset(self.load, client, name)
+        self.training.wait(RUN_TIMEOUT)
+        for client, name in zip(clients, names):  # one at a time, so which one finds the queue full is fixed
+            self.load.call(client, name, "/start", "workshop", "ihl-fila", *settings())
+        states = {}
+        for client, name in zip(clients, names):
+            for _ in range(60):
+                bar, finished = poll(self.load, client, name)
+                if WAITING in bar or finished:
+                    states[name] = finished or "waiting"
+                    break
+                time.sleep(0.5)
+        waiting = [(c, nm) for c, nm in zip(clients, names) if states.get(nm) == "waiting"]
+        self.load.notes["queue"] = ", ".join(f"{nm}: {states.get(nm, '?')}" for nm in names)
+        if len(waiting) != min(n, limits.MAX_WAITING_RUNS):
+            self.load.fail("runs", "/poll", f"expected {limits.MAX_WAITING_RUNS} waiting runs: {self.load.notes['queue']}")
+        self.chats_done.wait(RUN_TIMEOUT)
+        for client, name in waiting:
+            self.load.call(client, name, "/cancel")
+        for client in clients:
+            client.close()
+
+
+def table(room: Room, sessions: int, wall: float, rss: tuple[float, float], loads: tuple[str, str]) -> str:
+    calls, errors = room.load.calls, room.load.errors()
+
+    def row(label: str, ms: list[float]) -> str:
+        if not ms:
+            return f"| {label} | 0 | | | |"
+        return f"| {label} | {len(ms)} | {percentile(ms, 50):.0f} | {percentile(ms, 95):.0f} | {max(ms):.0f} |"
+
+    def of(*apis: str) -> list[float]:
+        return [1000 * c.seconds for c in calls if c.api in apis and not c.error]
+
+    during = [1000 * (b - a) for a, b in room.window]
+    lines = [f"sessions {sessions}, requests {len(calls)}, errors {len(errors)} (wrong answers {len(room.load.wrong)}), "
+             f"wall {wall:.0f} s; server RSS {rss[0]:.0f} MB before the room, {rss[1]:.0f} MB after; "
+             f"load (1/5/15 min) {loads[0]} before, {loads[1]} after", "",
+             "| action | n | p50 ms | p95 ms | max ms |", "|---|---|---|---|---|",
+             row("chat, all", of("/chat")), row("chat while the run trained", during),
+             row("use preset", of("/use_preset")), row("start run", of("/start")), row("cancel run", of("/cancel")),
+             row("poll", of("/poll")), "",
+             f"the training run (IHL + FILA, defaults, workshop preset): {room.load.notes.get('run_s', '?')} s from /start to done; "
+             f"the other runs: {room.load.notes.get('queue', '?')}"]
+    lines += [f"ERROR {c.session} {c.api}: {c.error}" for c in errors[:20]]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--chatters", type=int, default=24)
+    p.add_argument("--runs", type=int, default=6, help="sessions starting a run (the first trains)")
+    p.add_argument("--chats", type=int, default=6, help="chat requests per chatting session")
+    p.add_argument("--concurrency", type=int, default=None,
+                   help=f"requests the app serves at once (default limits.APP_CONCURRENCY = {limits.APP_CONCURRENCY})")
+    args = p.parse_args()
+    code = ("from unlearning import limits; " + (f"limits.APP_CONCURRENCY = {args.concurrency}; " if args.concurrency else "")
+            + "import app; app.main()")
+    server = Server([sys.executable, "-c", code], ROOT / "test-artifacts" / "room-server.log")
+    try:
+        url = server.ready()
+        warm = Client(url, verbose=False)  # the first chat loads the model: not part of the room
+        use_preset(Load(), warm, "warm-up")
+        warm.predict(FORGET[0]["question"], "workshop", [], [], api_name="/chat")
+        warm.close()
+        rss_before, load_before = rss_mb(server.proc.pid), " / ".join(f"{x:.1f}" for x in os.getloadavg())
+        room = Room(url, args.chats)
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=args.chatters + 2) as pool:
+            runs = [pool.submit(room.first_run), pool.submit(room.queued_runs, args.runs - 1)]
+            chats = [pool.submit(room.chat_session, n) for n in range(args.chatters)]
+            for f in chats:
+                f.result(timeout=RUN_TIMEOUT)
+            room.chats_done.set()
+            for f in runs:
+                f.result(timeout=RUN_TIMEOUT)
+        wall = time.perf_counter() - t0
+        rss_after, load_after = rss_mb(server.proc.pid), " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    finally:
+        server.stop()
+    print(f"Machine: {os.cpu_count()} cores; `python benchmarks/room.py {' '.join(sys.argv[1:])}` "
+          f"({time.strftime('%Y-%m-%d %H:%M')})\n")
+    print(f"App concurrency {args.concurrency or limits.APP_CONCURRENCY} requests at once.\n")
+    print(table(room, args.chatters + args.runs, wall, (rss_before, rss_after), (load_before, load_after)))
+
+
+if __name__ == "__main__":
+    main()
