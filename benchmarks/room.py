@@ -2,6 +2,7 @@
 
     python benchmarks/room.py                       # 24 chatting + 6 starting runs, ~3-5 min on 2 cores
     python benchmarks/room.py --chatters 8 --chats 4   # a smaller room
+    python benchmarks/room.py --in-process --chats 3   # no app: 24 sessions' chats batched vs alone
 
 Fixed request counts (only /poll, which waits for a run to reach a state, depends on time):
 
@@ -142,6 +143,38 @@ def table(room: Room, sessions: int, wall: float, rss: tuple[float, float], load
     return "\n".join(lines)
 
 
+def in_process(threads: int, chats: int) -> None:
+    """The model work alone: `threads` sessions chat at once through Studio.chat (batched) and
+    through chat_stream without the batcher (each reply decoded alone), in this process."""
+    import statistics
+
+    from unlearning.service import ChatJob, Session, Studio
+    from unlearning.service.chat import chat_stream
+
+    studio = Studio()
+    sessions = [Session() for _ in range(threads)]
+    list(studio.chat(sessions[0], ChatJob("workshop", "Hello!")))  # loads the model
+    for label, batched in (("batched", True), ("alone", False)):
+        seconds: list[float] = []
+
+        def session(i: int, batched: bool = batched, seconds: list[float] = seconds) -> None:
+            for k in range(chats):
+                qa = FORGET[(i * chats + k) % len(FORGET)]
+                t0 = time.perf_counter()
+                stream = (studio.chat(sessions[i], ChatJob("workshop", qa["question"])) if batched
+                          else chat_stream(studio.models.get("workshop"), None, qa["question"]))
+                reply = list(stream)[-1]
+                seconds.append(time.perf_counter() - t0)
+                assert reply.original == qa["answer"], (reply.original, qa["answer"])
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(session, range(threads)))
+        ms = [1000 * x for x in seconds]
+        print(f"{threads} sessions x {chats} chats, {label}: p50 {statistics.median(ms):.0f} ms, p95 {percentile(ms, 95):.0f} ms, "
+              f"wall {time.perf_counter() - t0:.1f} s; load {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--chatters", type=int, default=24)
@@ -149,7 +182,11 @@ def main() -> None:
     p.add_argument("--chats", type=int, default=6, help="chat requests per chatting session")
     p.add_argument("--concurrency", type=int, default=None,
                    help=f"requests the app serves at once (default limits.APP_CONCURRENCY = {limits.APP_CONCURRENCY})")
+    p.add_argument("--in-process", action="store_true", help="no app: the chat model work alone, batched and not")
     args = p.parse_args()
+    if args.in_process:
+        in_process(args.chatters, args.chats)
+        return
     code = ("from unlearning import limits; " + (f"limits.APP_CONCURRENCY = {args.concurrency}; " if args.concurrency else "")
             + "import app; app.main()")
     server = Server([sys.executable, "-c", code], ROOT / "test-artifacts" / "room-server.log")
