@@ -151,6 +151,7 @@ def events_after(run: Run, message: str) -> list[str]:
 def test_an_error_in_a_training_step_fails_the_run_and_restores_everything(studio, bystander, monkeypatch):
     before, session = fingerprint(studio, bystander), Session()
     finish(studio.start(session, UnlearnJob("workshop", "ihl", {**LORA, "steps": 1})), "done")  # a previous artifact
+    kept = fingerprint(studio, bystander)
     step_values, calls = unlearning.trainer._step_values, []
 
     def third_step_fails(*args):
@@ -165,10 +166,13 @@ def test_an_error_in_a_training_step_fails_the_run_and_restores_everything(studi
     assert run.since(0)[-1].kind == "error" and run.since(0)[-1].message == run.error
     assert "Traceback (most recent call last)" in run.traceback and "_step_values" in run.traceback
     assert [e.step for e in run.since(0) if e.kind == "step" and e.series == "train"] == [1, 2]
-    # The previous artifact was let go when the run started, the new adapters when it failed.
-    assert_unchanged(before, fingerprint(studio, bystander))
+    # The failed run's adapters were let go; the previous run is still kept, and still current.
+    assert_unchanged(kept, fingerprint(studio, bystander))
+    assert [k.number for k in session.kept] == [1] and session.current == 1
     chat = list(studio.chat(session, ChatJob("workshop", FORGET[0].question)))[-1]
-    assert chat.original == FORGET[0].answer and chat.unlearned is None
+    assert chat.original == FORGET[0].answer and chat.unlearned is not None
+    session.remove_run(1)  # and removing it leaves the base as it was before either run
+    assert_unchanged(before, fingerprint(studio, bystander))
     monkeypatch.undo()
     assert_usable(studio, session, before, bystander)
 
