@@ -107,23 +107,30 @@ def launch(backend: Backend, session: Session, job: Callable[[], RunJob], label:
         return
     yield session, progress_html([], label), gr.Timer(active=True)
     run.drive()
+    # Gradio shows a generator's last output again when it completes: on ZeroGPU that is after
+    # the run ended and the timer showed it, so the last output must not be the "running" bar.
+    yield session, gr.skip(), gr.Timer(active=True)  # (one more tick shows the end, if the timer stopped)
 
 
 def starter(backend: Backend, names: list[str]):
     def start(session: Session, name: str, method: str, *values):
         job = lambda: UnlearnJob(model_name(name), method, method_panel.collect(method, names, list(values)))
-        for shown in launch(backend, session, job):
-            yield *shown, ""  # the "finished" box is emptied, so this run's end is a change too
+        yield from _emptying_finished(launch(backend, session, job))
 
     return start
 
 
 def teacher(backend: Backend):
     def teach(session: Session, name: str):
-        for shown in launch(backend, session, lambda: TeachJob(model_name(name)), "teaching"):
-            yield *shown, ""
+        yield from _emptying_finished(launch(backend, session, lambda: TeachJob(model_name(name)), "teaching"))
 
     return teach
+
+
+def _emptying_finished(shown):
+    """launch's outputs, the "finished" box emptied at the start, so this run's end is a change too."""
+    for i, out in enumerate(shown):
+        yield *out, ("" if i == 0 else gr.skip())
 
 
 def cancel(session: Session):
