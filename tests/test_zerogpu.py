@@ -286,3 +286,34 @@ def test_a_stress_test_runs_in_a_worker_on_the_saved_artifact(spaces):
     block = session.robustness["robustness"]
     assert {"8", "4"} <= set(block["quantize"]) and "weights are unchanged" in block["note"]
     session.close()
+
+
+def test_a_forked_worker_lets_go_of_the_apps_connections():
+    """A worker forked from the app inherits the browsers' connections; unless it drops them, a
+    stream the app ends stays open (the child still holds it) and the page waits on it forever."""
+    import socket
+
+    from unlearning.service import worker
+
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname())
+    conn, _ = server.accept()
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        try:
+            worker.drop_inherited_connections()
+            os.write(ready_w, b"1")
+            time.sleep(10)
+        finally:
+            os._exit(0)
+    try:
+        assert os.read(ready_r, 1) == b"1"
+        conn.close()  # the app ends the stream…
+        client.settimeout(5)
+        assert client.recv(1) == b""  # …and the browser sees it end while the worker lives on
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        for s in (client, server):
+            s.close()

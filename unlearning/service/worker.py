@@ -17,7 +17,10 @@ The app's side is service/zerogpu.py.
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
+import stat
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
@@ -53,6 +56,7 @@ class Work:
 def execute(studio: Studio, work: Work) -> Iterator[Any]:
     """Do `work` here (in the GPU worker), yielding picklable messages: for a run, batches of
     events then one final {"state", "error", "result"}; for chat, the growing Replies."""
+    drop_inherited_connections()
     session = _rebuild(studio, work)
     try:
         if isinstance(work.job, ChatJob):
@@ -62,6 +66,35 @@ def execute(studio: Studio, work: Work) -> Iterator[Any]:
     finally:  # a reused worker keeps its copy of the base: leave it as it was
         if session.artifact is not None:
             session.artifact.release()
+
+
+_cleaned: set[int] = set()  # the processes that dropped the app's connections (once each)
+_IMPORTED_IN = os.getpid()  # the app's process: a worker forked from it has another pid
+
+
+def drop_inherited_connections() -> None:
+    """Close the app's network connections this forked worker inherited (once per process).
+
+    A worker forked from the app holds copies of every socket the app had open at that moment,
+    the browsers' event streams among them; when the app then ends one of those streams, the
+    copy keeps the connection open, the browser never sees it end and waits on it for replies
+    that go elsewhere — its run's progress froze at the moment of the fork. Only network (IP)
+    sockets are closed: the worker's own pipe to the app is a local one."""
+    if os.getpid() in (_IMPORTED_IN, *_cleaned) or not os.path.isdir("/proc/self/fd"):
+        return  # (in the app's own process, as without ZeroGPU, nothing is closed)
+    _cleaned.add(os.getpid())
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            probe = socket.socket(fileno=fd)
+            family = probe.family
+            probe.detach()  # (the probe must not close it)
+            if family in (socket.AF_INET, socket.AF_INET6):
+                os.close(fd)
+        except OSError:
+            continue
 
 
 def _rebuild(studio: Studio, work: Work) -> Session:
