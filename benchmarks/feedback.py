@@ -1,0 +1,142 @@
+"""Fast feedback (issue 16): how soon a run shows its first step, and what the evaluation cache saves.
+
+    python benchmarks/feedback.py              # both parts
+    python benchmarks/feedback.py --cli        # only the command line
+    python benchmarks/feedback.py --app        # only the app in a browser
+
+CLI: `python -m unlearning unlearn --method ihl-fila` on the workshop preset, end to end (process
+start to exit), three times: without --cache, with an empty --cache folder, with the same folder
+again (warm); then whether every metric of the warm and cold runs' reports (before, after,
+oracle) and the training history equal the uncached run's. Target: warm ≤ 30 s.
+
+App: `python app.py` on a free loopback port, driven in headless Chromium (tests/e2e's): the
+preset, IHL + FILA, Start → the first point of the live plot (target ≤ 3 s) and the run's end
+(target ≤ 20 s); then two more methods on the same data, IHL and ECO (which needs the oracle
+before its strength search) → their first points (the oracle and `before` come from the
+process's cache: training starts at once). Times are from the click to the page showing a step
+(the page polls every 0.5 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+KIT = ROOT / "assets" / "workshop"
+UNLEARN = [sys.executable, "-m", "unlearning", "unlearn", "--method", "ihl-fila", "--model", "workshop",
+           "--oracle", "workshop-oracle", "--forget", str(KIT / "forget.jsonl"), "--retain", str(KIT / "retain.jsonl")]
+# The run's first step is on the page: the bar names it (a LoRA method's "step k/N"; ECO's
+# "training the prompt classifier" follows its first classifier epoch) and a point is drawn.
+# The bar, not the plot alone: a new run leaves the last run's plot up until its own first step.
+POINT = "document.querySelector('#loss-plot .scatterlayer .point') !== null"
+BAR = "document.querySelector('#run-state').innerText"
+METHODS = (("IHL + FILA (LoRA training)", f"/step \\d+\\/\\d+/.test({BAR}) && {POINT}"),
+           ("baseline: IHL, random-init LoRA", f"/step \\d+\\/\\d+/.test({BAR}) && {POINT}"),
+           ("ECO prompts (no training)", f"/classifier/.test({BAR}) && {POINT}"))
+ENDED = "/^(done|failed|cancelled)/.test(document.querySelector('#run-state').innerText)"
+
+
+def load() -> str:
+    return Path("/proc/loadavg").read_text().split(" ")[0] if Path("/proc/loadavg").exists() else "?"
+
+
+def cli_run(folder: Path, name: str, cache: Path | None) -> tuple[float, dict, str]:
+    report = folder / f"{name}.json"
+    argv = UNLEARN + ["--report", str(report)] + (["--cache", str(cache)] if cache else [])
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, check=False, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    note = next((line for line in proc.stderr.splitlines() if line.startswith("evaluation cache")), "")
+    return wall, json.loads(report.read_text()), note
+
+
+def differences(a: dict, b: dict) -> list[str]:
+    """Every metric (before/after/oracle) and history value of `b` that is not exactly `a`'s."""
+    out = [f"{part}.{k}" for part in ("before", "after", "oracle")
+           for k in sorted(set(a[part]) | set(b[part])) if a[part].get(k) != b[part].get(k)]
+    strip = lambda h: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in h]
+    if strip(a["history"]) != strip(b["history"]):
+        out.append("history")
+    return out
+
+
+def cli_part() -> None:
+    print(f"CLI: {' '.join(UNLEARN[1:])}  (load before: {load()})")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, cache = Path(tmp), Path(tmp) / "cache"
+        rows = [("no --cache", *cli_run(folder, "plain", None)),
+                ("--cache, empty (cold)", *cli_run(folder, "cold", cache)),
+                ("--cache, warm", *cli_run(folder, "warm", cache))]
+    plain = rows[0][2]
+    print(f"{'run':24s}{'end to end s':>14s}{'report wall_s':>15s}{'method s':>10s}  metrics vs uncached  cache")
+    for name, wall, report, note in rows:
+        diff = differences(plain, report)
+        same = "equal (every one)" if not diff else "DIFFER: " + ", ".join(diff[:6])
+        print(f"{name:24s}{wall:14.1f}{report['wall_s']:15.1f}{report['method_wall_s']:10.1f}  {same:19s}  "
+              f"{note.split(': ', 1)[-1]}")
+    n = sum(len(plain[p]) for p in ("before", "after", "oracle"))
+    print(f"target: warm ≤ 30 s end to end; {n} metrics compared; load after: {load()}, cores: {os.cpu_count()}")
+
+
+def click_and_time(page, condition: str, timeout_s: float = 300) -> float:
+    t0 = time.perf_counter()
+    page.click("#start-run")
+    page.wait_for_function(f"/^running/.test({BAR})", timeout=timeout_s * 1000, polling=50)  # not the last run's bar
+    page.wait_for_function(condition, timeout=timeout_s * 1000, polling=50)
+    return time.perf_counter() - t0
+
+
+def app_part() -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.conftest import CHROMIUM_FLAGS, Server, ensure_chromium
+    from tests.e2e.test_browser import choose_method, open_app, use_preset  # the page as the browser tests drive it
+
+    print(f"App: python app.py, headless Chromium, workshop preset  (load before: {load()})")
+    server = Server([sys.executable, "app.py"], ROOT / "test-artifacts" / "feedback-server.log")
+    try:
+        url = server.ready()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=ensure_chromium(), headless=True, args=CHROMIUM_FLAGS)
+            _, page = open_app(browser, url)
+            use_preset(page)
+            print(f"{'method (in this order)':34s}{'first plot point s':>20s}{'whole run s':>13s}  state")
+            for label, first_point in METHODS:
+                choose_method(page, label)
+                t0 = time.perf_counter()
+                first = click_and_time(page, f"({first_point}) || {ENDED}")
+                page.wait_for_function(ENDED, timeout=300_000, polling=50)
+                whole = time.perf_counter() - t0
+                state = page.inner_text("#run-state").split(" ")[0]
+                print(f"{label:34s}{first:20.1f}{whole:13.1f}  {state}", flush=True)
+            browser.close()
+    finally:
+        server.stop()
+    print(f"targets: first point ≤ 3 s, IHL + FILA ≤ 20 s, the next methods' first points at once; "
+          f"load after: {load()}, cores: {os.cpu_count()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cli", action="store_true", help="only the command line")
+    parser.add_argument("--app", action="store_true", help="only the app in a browser")
+    args = parser.parse_args()
+    both = not (args.cli or args.app)
+    if args.cli or both:
+        cli_part()
+    if args.app or both:
+        app_part()
+
+
+if __name__ == "__main__":
+    main()
