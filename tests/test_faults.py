@@ -39,7 +39,8 @@ import unlearning.trainer
 from unlearning import fila
 from unlearning.artifacts import original
 from unlearning.data import Dataset, load_file
-from unlearning.errors import UserError
+from unlearning.errors import Cancelled, UserError
+from unlearning.evalcache import EvalCache
 from unlearning.generate import prompt_ids
 from unlearning.models import WORKSHOP_DIR
 from unlearning.runs import Run, RunContext
@@ -238,7 +239,8 @@ PHASES = {  # phase: (method, settings, the phase's first progress message, its 
     "fisher pass": ("ihl-fila", LORA, "Fisher information, batch 1/", (unlearning.trainer, "accumulate_fisher")),
     "svd": ("ihl-fila", LORA, "FILA init: SVD of layer 1/", (unlearning.trainer, "fila_init_layers")),
     "training": ("ihl", LORA, "step 1/", (unlearning.trainer, "train")),
-    "evaluation before": ("ihl", LORA, "before: evaluating forget", (unlearning.pipeline, "evaluate")),
+    # (ECO gets the oracle and `before` first; the LoRA methods evaluate them alongside, without progress events)
+    "evaluation before": ("eco", ECO, "before: evaluating forget", (unlearning.pipeline, "evaluate")),
     "evaluation after": ("ihl", LORA, "after: evaluating forget", (unlearning.pipeline, "evaluate")),
     "eco classifier": ("eco", ECO, "training the prompt classifier", (unlearning.methods.eco, "fit_classifier")),
     "eco search": ("eco", ECO, "strength ", (unlearning.methods.eco, "search")),
@@ -249,6 +251,7 @@ PHASES = {  # phase: (method, settings, the phase's first progress message, its 
 def test_cancel_at_every_phase_stops_inside_it_and_leaves_nothing(phase, studio, bystander, monkeypatch):
     method, settings, first, (module, name) = PHASES[phase]
     before, session = fingerprint(studio, bystander), Session()
+    studio.evals = EvalCache()  # every phase really runs: the oracle and `before` are not taken from the cache
     fired = when_progress(monkeypatch, first, lambda run: run.cancel())
     escaped = spy(monkeypatch, module, name)
     fila_init, svds = fila.fila_init, []
@@ -265,6 +268,33 @@ def test_cancel_at_every_phase_stops_inside_it_and_leaves_nothing(phase, studio,
     assert run.since(0)[-1].message == "Cancelled; nothing was changed." and run.error is None
     if phase == "svd":
         assert len(svds) == 1  # one layer's SVD, not all of them
+    assert_unchanged(before, fingerprint(studio, bystander))
+    monkeypatch.undo()
+    assert_usable(studio, session, before, bystander)
+
+
+def test_a_cancel_during_the_reference_evaluated_alongside_the_method_stops_it(studio, bystander, monkeypatch):
+    """The LoRA methods train while the oracle and `before` are evaluated on another thread: a
+    cancel then stops that evaluation inside (not after it), and the run leaves nothing."""
+    before, session = fingerprint(studio, bystander), Session()
+    studio.evals = EvalCache()  # so the reference is really evaluated
+    started, holder, escaped = threading.Event(), {}, []
+    evaluate = unlearning.pipeline.evaluate
+
+    def cancelling(*args, **kwargs):
+        started.wait(WAIT)
+        holder["run"].cancel()
+        try:
+            return evaluate(*args, **kwargs)
+        except Cancelled:
+            escaped.append("Cancelled")
+            raise
+
+    monkeypatch.setattr(unlearning.pipeline, "evaluate", cancelling)
+    holder["run"] = studio.start(session, UnlearnJob("workshop", "ihl", LORA))
+    started.set()
+    run = finish(holder["run"], "cancelled")
+    assert escaped == ["Cancelled"] and run.since(0)[-1].message == "Cancelled; nothing was changed."
     assert_unchanged(before, fingerprint(studio, bystander))
     monkeypatch.undo()
     assert_usable(studio, session, before, bystander)
