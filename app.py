@@ -51,10 +51,10 @@ def build(backend: Backend) -> gr.Blocks:
                 report = report_panel.render(state)
             with gr.Tab("Stress test", id="stress", elem_id="tab-stress"):
                 stress_panel.render(backend, state, head["name"])
-        _wire(backend, state, tabs, head, data, method, run, chat, compare, report)
+        kept_views = _wire(backend, state, tabs, head, data, method, run, chat, compare, report)
         # A page load attaches its session (its own, after a reload); a page that goes away has
         # limits.RECONNECT_SECONDS to come back before its run stops and its data is deleted.
-        shown = [state, token, run["timer"], data["info"], data["preview"], report["table"], report["cost"]]
+        shown = [state, token, run["timer"], data["info"], data["preview"], head["data"], chat["examples"], *kept_views]
         (demo.load(None, None, [token], js=f"() => sessionStorage.getItem('{TOKEN_KEY}') || ''")
             .then(_attach, [state, token], shown, api_visibility="private")
             .then(None, [token], None, js=f"(token) => {{ sessionStorage.setItem('{TOKEN_KEY}', token); }}"))
@@ -63,8 +63,8 @@ def build(backend: Backend) -> gr.Blocks:
     return demo
 
 
-def _wire(backend, state, tabs, head, data, method, run, chat, compare, report) -> None:
-    """What one panel's change does to the others."""
+def _wire(backend, state, tabs, head, data, method, run, chat, compare, report) -> list:
+    """What one panel's change does to the others; returns the views of the kept runs."""
     private = {"api_visibility": "private"}
     # New data: the header's line and the chat's example prompts.
     data["info"].change(header.show_data, [state], [head["data"]], **private)
@@ -84,6 +84,7 @@ def _wire(backend, state, tabs, head, data, method, run, chat, compare, report) 
         (button.click(lambda n=name: (n, gr.Tabs(selected="run")), None, [head["method"], tabs], **private)
             .then(data_panel.use_workshop, [state], [state, data["info"], data["preview"]], **private)
             .then(run["start"], run["inputs"], run["outputs"], **private))
+    return kept_views
 
 
 def _kept(session: Session):
@@ -93,6 +94,7 @@ def _kept(session: Session):
             *report_panel.show(session))
 
 
+ATTACH_VIEWS = 13  # what _attach shows of a session besides the session and its token
 _tokens: dict[str, str] = {}  # a page's Gradio session hash → its session's token
 
 
@@ -103,10 +105,10 @@ def _attach(fresh: Session, token: str, request: gr.Request):
     if request.session_hash is not None:
         _tokens[request.session_hash] = token
     if session is fresh:  # a new page: nothing to restore, and a click made meanwhile (a preset,
-        return session, token, *[gr.skip()] * 5  # a run whose timer is polling) must not be undone
+        return session, token, *[gr.skip()] * (ATTACH_VIEWS)  # a run whose timer is polling) must not be undone
     info, rows = data_panel.describe_session_data(session)
-    table, cost = report_panel.show(session)
-    return session, token, gr.Timer(active=session.run is not None), info, rows, table, cost
+    return (session, token, gr.Timer(active=session.run is not None), info, rows, header.show_data(session),
+            chat_panel.refresh_examples(session), *_kept(session))
 
 
 def _seen(token: str) -> None:

@@ -93,3 +93,29 @@ def test_a_new_page_attaching_late_leaves_what_was_clicked_meanwhile_alone():
     finally:
         app.SESSIONS.close_all()
         fresh.close()
+
+
+def test_a_reloaded_page_gets_its_session_and_every_view_of_it():
+    """After a dropped connection the reloaded page's attach step shows the session it had: its
+    data, its kept runs and the current run's report (this crashed once the report had a chart)."""
+    import app
+
+    class Kept:
+        def release(self):
+            pass
+
+    session = Session()
+    try:
+        session.use_preset()
+        session.keep("ga", Kept(), {"method": "ga", "before": {"forget.rougeL": 1.0}, "after": {"forget.rougeL": 0.4}})
+        request = types.SimpleNamespace(session_hash="page-2")
+        _, token, *_ = app._attach(session, "", request)
+        app.SESSIONS.lost(token, grace=60)  # the connection dropped…
+        fresh = Session()
+        again, same_token, timer, info, _rows, data_line, _examples, runs, *rest = app._attach(fresh, token, request)  # …and the page came back
+        assert again is session and same_token == token and len(rest) == app.ATTACH_VIEWS - 6
+        assert "forget.jsonl" in info and "forget.jsonl" in data_line
+        assert runs.choices == [("#1 baseline: gradient ascent", 1)] and runs.value == 1
+        assert any("forget.rougeL" in str(view) for view in rest)  # the report's table
+    finally:
+        app.SESSIONS.close_all()
