@@ -108,8 +108,9 @@ def launch(backend: Backend, session: Session, job: Callable[[], RunJob], label:
     yield session, progress_html([], label), gr.Timer(active=True)
     run.drive()
     # Gradio shows a generator's last output again when it completes: on ZeroGPU that is after
-    # the run ended and the timer showed it, so the last output must not be the "running" bar.
-    yield session, gr.skip(), gr.Timer(active=True)  # (one more tick shows the end, if the timer stopped)
+    # the run ended and the timer showed it, so the last output is the run as it is now (and an
+    # API client's /start returns it). One more tick shows the end, if the timer stopped.
+    yield session, progress_html(run.since(0), run.state), gr.Timer(active=True)
 
 
 def starter(backend: Backend, names: list[str]):
