@@ -68,10 +68,16 @@ def figure(events: list[Event], plots: tuple[catalog.Plot, ...] | None = None) -
         for name, (xs, ys) in values.items():
             fig.add_trace(go.Scatter(x=xs, y=ys, name=f"{series}: {name}", mode=spec.mode), row=1, col=col)
         if spec.x != "step":  # ("step" is every plot's x but ECO's: the legend sits where its title would)
-            fig.update_xaxes(title_text=spec.x, row=1, col=col)
+            fig.update_xaxes(title_text=spec.x, type="log" if _decades(values) else None, row=1, col=col)
     fig.update_layout(height=PLOT_HEIGHT, margin={"l": 40, "r": 10, "t": 40, "b": 30}, uirevision="keep",
                       legend={"orientation": "h"}, font={"size": 13})
     return fig
+
+
+def _decades(values: dict[str, tuple[list, list]]) -> bool:
+    """Do the x values span more than two decades (ECO's strengths: 0.001 … 10,000)? Then a log axis."""
+    xs = [x for xs, _ in values.values() for x in xs if isinstance(x, (int, float))]
+    return bool(xs) and min(xs) > 0 and max(xs) / min(xs) > 100
 
 
 def _title(series: str, specs: dict[str, catalog.Plot] | None = None) -> str:

@@ -81,6 +81,9 @@ def test_plot_specs_drive_the_points():
     assert points["classifier"] == {"loss": ([1], [0.7])}
     fig = run_panel.figure(events, eco)
     assert fig.layout.xaxis.title.text == "strength" and fig.layout.xaxis2.title.text is None  # ("step": the legend's place)
+    assert fig.layout.xaxis.type is None  # 0.5 … 2.0: a linear axis
+    wide = events + [Event("step", series="search", step=3, values={"strength": 1000.0, "metric": 0.1, "target": 0.2})]
+    assert run_panel.figure(wide, eco).layout.xaxis.type == "log"  # 0.5 … 1000: more than two decades
     assert fig.layout.annotations[0].text == "ECO strength search (metric vs target)"
     assert {t.mode for t in fig.data if t.name.startswith("search")} == {"markers"}
     own = (catalog.Plot("train", "by lr", x="lr", hidden=("total",)),)
