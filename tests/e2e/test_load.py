@@ -170,8 +170,7 @@ def bar_percent(bar: str) -> int:
 
 # ------------------------------------------------------------------ sessions
 def chat_session(load: Load, url: str, n: int) -> None:
-    client = Client(url, verbose=False)
-    name = f"chat-{n}"
+    client, name = Client(url, verbose=False), f"chat-{n}"
     use_preset(load, client, name)
     load.training_has_device.wait(TRAIN_TIMEOUT)  # chat while the model trains
     for i in range(CHATS):
@@ -206,8 +205,7 @@ def write_files(folder, n: int) -> list[tuple[str, str, int, int]]:
 
 
 def upload_session(load: Load, url: str, n: int, folder) -> None:
-    client = Client(url, verbose=False)
-    name = f"upload-{n}"
+    client, name = Client(url, verbose=False), f"upload-{n}"
     for forget, retain, n_forget, n_retain in write_files(folder, n):
         for api, path, count in (("/upload_forget", forget, n_forget), ("/upload_retain", retain, n_retain)):
             out = load.call(client, name, api, handle_file(path))
@@ -223,8 +221,7 @@ def upload_session(load: Load, url: str, n: int, folder) -> None:
 
 
 def training_session(load: Load, url: str, folder) -> None:
-    client = Client(url, verbose=False)
-    name = "training"
+    client, name = Client(url, verbose=False), "training"
     for role, rows in (("forget", FORGET[:TRAIN_FORGET]), ("retain", RETAIN[:TRAIN_RETAIN])):
         path = folder / f"train-{role}.jsonl"
         path.write_text("".join(json.dumps(q) + "\n" for q in rows), encoding="utf-8")
