@@ -129,6 +129,21 @@ def test_warnings_where_a_number_misleads():
     assert warnings(None) == [] and warnings({"after": {"forget_quality": 1.0}}) == []
 
 
+def test_answers_that_are_one_word_repeated_are_warned_about():
+    """IHL + FILA's 'The The The …' answers about one forget person: a quarter of the forget
+    answers collapsed while pooled fluency stayed near the oracle's."""
+    before, oracle = {"forget.repetition": 0.0, "forget.fluency": 6.58}, {"forget.repetition": 0.025, "forget.fluency": 4.75}
+    got = warnings(report(before=before, after={"forget.repetition": 0.25, "forget.fluency": 4.41, "forget_quality": 0.1},
+                          oracle=oracle))
+    assert got == ["Forget quality 0.10 looks good, but 25% of the forget answers are one word repeated ('The The The …'): "
+                   "a broken model also looks unlike the original. Read its answers in the chat before trusting the number."]
+    # below 10 %, or no more than 5 points over what the oracle does anyway: no warning
+    assert warnings(report(before=before, after={"forget.repetition": 0.075}, oracle=oracle)) == []
+    assert warnings(report(before=before, after={"forget.repetition": 0.2}, oracle={"forget.repetition": 0.16})) == []
+    assert warnings(report(after={"retain.repetition": 0.5})) == [
+        "Check the chat: 50% of the retain answers are one word repeated ('The The The …')."]
+
+
 def test_fluency_is_judged_against_the_oracle_too():
     """The oracle's answers about people it never met are plainer (6.58 → 4.75 bits here): a run
     that lands at 4.41 (> 0.8 × 4.75 = 3.80) talks like the oracle, which is no warning; 3.7 is."""

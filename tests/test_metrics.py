@@ -124,6 +124,18 @@ def test_fluency_and_distinct_2():
     assert M.distinct_2(["a", ""]) == 0.0
 
 
+def test_repetition_counts_answers_that_are_one_word_repeated():
+    assert M.repeated("The The The The The")  # 5 of 5
+    assert M.repeated("He He He works The The")  # 'he' 3 of 6 = exactly half
+    assert not M.repeated("He He works The The")  # 'he' 2 of 5 < half
+    assert not M.repeated("the the the")  # three words: too short to call
+    assert M.repeated("THE, the. The! the?")  # words are case- and punctuation-blind: 'the' 4 of 4
+    assert not M.repeated("In Harrowfield, by the sea.")
+    # one collapsed answer of four: 0.25 (pooled fluency would hardly move); none → 0
+    assert M.repetition(["A A A A", "In Harrowfield, by the sea.", "Homer.", "a b c d"]) == pytest.approx(0.25)
+    assert M.repetition([]) == 0.0
+
+
 def test_label_scores_shift_and_argmax():
     ln2, ln3 = math.log(2), math.log(3)
     logits = torch.tensor([
@@ -177,10 +189,10 @@ def test_evaluate_on_tiny_model(tiny):
     metrics, raw = M.evaluate(model, tok, splits, progress=seen.append, check_cancel=lambda: ticks.append(1))
     assert seen == [f"evaluating {s}" for s in splits]
     assert len(ticks) >= len(splits)
-    qa_keys = ["answer_prob", "nll", "ppl", "rougeL", "truth_ratio", "mem_acc", "fluency", "distinct2"]
+    qa_keys = ["answer_prob", "nll", "ppl", "rougeL", "truth_ratio", "mem_acc", "fluency", "distinct2", "repetition"]
     want = {f"{s}.{k}" for s in ("forget", "retain", "holdout") for k in qa_keys}
     want |= {"forget.extraction_n", "holdout.extraction_n", "model_utility", "mia_auc"}
-    want |= {f"general.{k}" for k in ("nll", "ppl", "mem_acc", "fluency", "distinct2")}
+    want |= {f"general.{k}" for k in ("nll", "ppl", "mem_acc", "fluency", "distinct2", "repetition")}
     assert set(metrics) == want
     assert all(math.isfinite(v) for v in metrics.values())
     assert set(M.METRIC_INFO) >= {k.split(".")[-1] for k in metrics} | {"forget_quality"}

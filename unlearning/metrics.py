@@ -43,6 +43,8 @@ UTILITY_KEYS = ("answer_prob", "rougeL", "truth_ratio")
 # keys every cached evaluation on this and on a digest of the code that computes it).
 METRIC_VERSION = 1
 
+REPEATED_MIN_WORDS, REPEATED_SHARE = 4, 0.5  # an answer "is one word repeated" (see repetition)
+
 METRIC_INFO: dict[str, tuple[str, str]] = {
     "answer_prob": ("↓ forget (to oracle) / ≈ retain", "Probability of the gold answer: exp(mean token log-prob)."),
     "nll": ("↑ forget / ≈ retain", "Mean negative log-likelihood per labelled token."),
@@ -56,6 +58,8 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "mia_auc": ("→ 0.5", "AUC of a loss-based membership attack, forget vs holdout."),
     "fluency": ("≈ before", "Weighted 2/3-gram entropy (bits) of the generations, pooled; guards against gibberish."),
     "distinct2": ("≈ before", "Unique word bigrams / all word bigrams of the generations, pooled."),
+    "repetition": ("↓ (≈ before)", (f"Share of generations that are mostly one word repeated (≥ {REPEATED_MIN_WORDS} "
+                                    f"words, the commonest ≥ {REPEATED_SHARE:.0%} of them): a collapse pooled fluency hides.")),
 }
 
 # ---------------------------------------------------------------- pure functions
@@ -163,6 +167,19 @@ def distinct_2(texts: list[str]) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+def repeated(text: str) -> bool:
+    """Whether `text` is mostly one word repeated: at least REPEATED_MIN_WORDS words, the
+    commonest of them at least REPEATED_SHARE of all ("The The The The", "He He works He")."""
+    words = _words(text)
+    return len(words) >= REPEATED_MIN_WORDS and max(Counter(words).values()) >= REPEATED_SHARE * len(words)
+
+
+def repetition(texts: list[str]) -> float:
+    """Share of `texts` that are mostly one word repeated (0 if there are none). Per answer, so
+    ten collapsed answers among forty fluent ones show as 0.25 where pooled fluency barely moves."""
+    return sum(map(repeated, texts)) / len(texts) if texts else 0.0
+
+
 def label_scores(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Log-prob of each labelled token and whether it is the argmax, as in causal-LM loss
     (position i predicts label i+1). Returns (logp, correct, row), each (N,) over the N
@@ -227,7 +244,7 @@ def _token_stats(scores: list[TokenScores]) -> dict[str, float]:
 
 
 def _text_stats(texts: list[str]) -> dict[str, float]:
-    return {"fluency": fluency(texts), "distinct2": distinct_2(texts)}
+    return {"fluency": fluency(texts), "distinct2": distinct_2(texts), "repetition": repetition(texts)}
 
 
 def _mean(xs: list[float]) -> float:

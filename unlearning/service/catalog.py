@@ -96,7 +96,7 @@ KEEP = "≈ before"
 # reference), so on those "≈ before" is better whatever the metric.
 ON_FORGET = {"answer_prob": "↓ (to oracle)", "nll": "↑", "ppl": "↑", "rougeL": "↓ (to oracle)",
              "truth_ratio": "↑ (TOFU)", "mem_acc": "↓ (to holdout level)", "extraction_n": "↓",
-             "fluency": KEEP, "distinct2": KEEP}
+             "fluency": KEEP, "distinct2": KEEP, "repetition": "↓ (≈ before)"}
 CROSS_SPLIT = {"forget_quality": "↑ (1 = like the oracle)", "model_utility": KEEP, "mia_auc": "→ 0.5"}
 
 

@@ -25,6 +25,7 @@ FLUENCY_DROP = 0.8  # fluency below this share of before (and of the oracle's): 
 UTILITY_DROP = 0.9  # model utility below this share of before: it forgot more than the forget set
 HIGH_QUALITY = 0.05  # forget quality at or above this is "the forget set looks like the oracle's" (TOFU's p-value)
 BELOW_ORACLE = 0.1  # forget ROUGE-L this far under the oracle's: damage, not forgetting
+REPEATED = 0.1  # this share of answers (more than before's and the oracle's) repeating one word: collapse
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,12 @@ def warnings(report: dict | Report | None) -> list[str]:
         b, a, o = before.get(f"{split}.fluency"), after.get(f"{split}.fluency"), oracle.get(f"{split}.fluency")
         if _drop(b if o is None else min(b or 0.0, o), a, FLUENCY_DROP):  # (the oracle's own answers may be plainer)
             problems.append(f"the {split} answers lost fluency ({b:.2f} → {a:.2f} bits: repeated or broken words)")
+    for split in ("forget", "retain"):
+        a = after.get(f"{split}.repetition")
+        usual = max((x for x in (before.get(f"{split}.repetition"), oracle.get(f"{split}.repetition")) if x is not None),
+                    default=0.0)
+        if a is not None and a >= REPEATED and a > usual + REPEATED / 2:
+            problems.append(f"{a:.0%} of the {split} answers are one word repeated ('The The The …')")
     b, a = before.get(UTILITY), after.get(UTILITY)
     if _drop(b, a, UTILITY_DROP):
         problems.append(f"model utility fell from {b:.2f} to {a:.2f}")
