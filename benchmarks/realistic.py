@@ -41,7 +41,7 @@ N_FORGET, N_HOLDOUT, HOLDOUT_SEED = 40, 40, 11
 COLUMNS = (("forget.rougeL", "forget rougeL ↓"), ("retain.rougeL", "retain rougeL ↑"),
            ("model_utility", "model_utility ↑"), ("general.rougeL", "general rougeL ↑"),
            ("forget_quality", "forget_quality ↑"), ("forget.fluency", "forget fluency"),
-           ("retain.fluency", "retain fluency"))
+           ("retain.fluency", "retain fluency"), ("forget.repetition", "forget answers one word repeated ↓"))
 
 
 def _write(path: Path, rows: list[dict]) -> None:

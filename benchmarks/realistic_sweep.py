@@ -71,6 +71,7 @@ def main() -> None:
     p.add_argument("--kit", choices=("realistic", "workshop"), default="realistic",
                    help="the taught realistic set (default) or the workshop preset")
     p.add_argument("--show", type=int, default=3, help="forget answers printed after training")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (1 lets two sweeps share 2 cores)")
     args = p.parse_args()
     import torch
 
@@ -80,7 +81,7 @@ def main() -> None:
     from unlearning.models import load_model
     from unlearning.settings import build
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     folder = CACHE if args.kit == "realistic" else KIT
     forget, retain_all = load_file(folder / "forget.jsonl"), load_file(folder / "retain.jsonl")
     sample = random.Random(0).sample(retain_all.examples, min(args.retain_sample, len(retain_all)))

@@ -212,6 +212,20 @@ def test_holdout_stop_ends_the_run_when_the_criterion_is_met(loaded):
     assert any(e.series == "holdout" for e in run.since(0) if e.kind == "step")
 
 
+@pytest.mark.parametrize("stop, every, want", [
+    ("steps", 0, [5, 10, 12]),         # automatic: only the plot reads it, every 5 steps and the last
+    ("steps", 4, [4, 8, 12]),          # as asked
+    ("holdout", 0, list(range(1, 13))),  # automatic: it decides the stop, every step
+])
+def test_the_holdout_criterion_is_measured_as_often_as_it_is_needed(loaded, stop, every, want, monkeypatch):
+    from unlearning.trainer import HoldoutCriterion
+    monkeypatch.setattr(HoldoutCriterion, "reached", lambda self, measured: False)  # never stop early
+    run = run_method("ihl", loaded, steps=12, stop=stop, check_every=every)
+    run.wait()
+    assert [c["step"] for c in run.result.extra_report["stopping"]["checks"]] == want
+    assert [e.step for e in run.since(0) if e.kind == "step" and e.series == "holdout"] == want
+
+
 def test_holdout_stop_needs_a_holdout_set(loaded):
     splits = {**SPLITS, "holdout": Dataset("h", "qa", [])}
     run = run_method("ihl", loaded, splits, stop="holdout")
@@ -271,3 +285,19 @@ def test_automatic_learning_rate_follows_the_model_size(tiny):
     big = SimpleNamespace(parameters=lambda: [torch.empty(60_000_000, device="meta")])
     assert learning_rate(LoraSettings(), big) == LARGE_MODEL_LR == 1e-4
     assert learning_rate(LoraSettings(lr=5e-4), big) == 5e-4  # a chosen rate is kept
+
+
+def test_the_inverted_hinge_methods_have_their_own_defaults(tiny):
+    """λ_r = 3 and 4e-4 on small models (trainer.IhlSettings: measured on long answers)."""
+    from types import SimpleNamespace
+
+    from unlearning.trainer import IhlSettings, learning_rate
+
+    model, _ = tiny
+    for name in ("ihl-fila", "ihl"):
+        cfg = build(get_method(name).Config, {})
+        assert isinstance(cfg, IhlSettings) and (cfg.retain_weight, cfg.forget_weight, cfg.lr) == (3.0, 1.0, 0.0)
+        assert learning_rate(cfg, model) == 4e-4
+    big = SimpleNamespace(parameters=lambda: [torch.empty(60_000_000, device="meta")])
+    assert learning_rate(IhlSettings(), big) == 1e-4
+    assert build(get_method("gd-fila").Config, {}).retain_weight == 1.0  # the other LoRA methods keep theirs

@@ -7,7 +7,7 @@ init (A random, B = 0). Comparing the two shows what the Fisher initialisation b
 from __future__ import annotations
 
 from ..losses import Term, ihl, nll
-from ..trainer import LoraMethod, LoraSettings, RandomInit
+from ..trainer import IhlSettings, LoraMethod, LoraSettings, RandomInit
 from . import register
 
 
@@ -21,6 +21,7 @@ class Ihl(LoraMethod):
         "IHL + FILA, but the adapters start from a random init. It usually needs more steps to forget; "
         "use it to see what the Fisher initialisation adds."
     )
+    Config = IhlSettings  # λ_r = 3 and an automatic 4e-4 (trainer.IhlSettings says why)
     init = RandomInit()
 
     @classmethod

@@ -10,7 +10,7 @@ forget set and not to the retain set, so the first steps already move the right 
 from __future__ import annotations
 
 from ..losses import Term, ihl, nll
-from ..trainer import FisherInit, LoraMethod, LoraSettings
+from ..trainer import FisherInit, IhlSettings, LoraMethod, LoraSettings
 from . import register
 
 
@@ -27,6 +27,7 @@ class IhlFila(LoraMethod):
         "set, so it forgets in few steps. Use it to remove specific facts while keeping everything else; the "
         "base model is untouched, the result is a small adapter."
     )
+    Config = IhlSettings  # λ_r = 3 and an automatic 4e-4 (trainer.IhlSettings says why)
     init = FisherInit()
 
     @classmethod
