@@ -185,6 +185,29 @@ def test_cancel_stops_within_one_step_and_restores_the_base(name, loaded):
     assert torch.equal(logits(loaded.model, loaded.tokenizer), before)
 
 
+@pytest.mark.parametrize("name", ["ihl-fila", "gd"])
+def test_the_evaluation_model_is_a_private_merged_copy(name, loaded):
+    """The after-evaluation's model: the run's adapters (and FILA's offset) merged into a
+    copy's weights: the same logits as the unlearned view, no LoRA layer, and the shared base
+    keeps its adapters and its original view."""
+    from peft.tuners.lora import LoraLayer
+
+    run = run_method(name, loaded)
+    run.wait()
+    with run.result.view("unlearned") as m:
+        want = logits(m, loaded.tokenizer)
+    with run.result.view("original") as m:
+        original = logits(m, loaded.tokenizer)
+    with run.result.evaluation_model() as plain:
+        assert plain is not loaded.model and not any(isinstance(x, LoraLayer) for x in plain.modules())
+        assert torch.allclose(logits(plain, loaded.tokenizer), want, atol=1e-5)
+    assert any(isinstance(x, LoraLayer) for x in loaded.model.modules())
+    with run.result.view("unlearned") as m:
+        assert torch.equal(logits(m, loaded.tokenizer), want)
+    with run.result.view("original") as m:
+        assert torch.equal(logits(m, loaded.tokenizer), original)
+
+
 def test_two_runs_share_one_base_without_seeing_each_other(loaded):
     a = run_method("ihl", loaded)
     a.wait()

@@ -179,6 +179,18 @@ def test_sequence_logprobs_matches_manual_forward(tiny):
         assert s.correct == argmax
 
 
+def test_splits_evaluated_on_two_threads_give_the_same_report(tiny):
+    model, tok = tiny
+    qa = Dataset("facts.jsonl", "qa", list(FACTS))
+    passages = Dataset("wiki.txt", "passage", [Passage("Paris is a city. It lies on the Seine and has many bridges.")])
+    splits = {"forget": qa, "retain": Dataset("r.jsonl", "qa", list(FACTS[:2])), "holdout": qa, "general": passages}
+    one, raw_one = M.evaluate(model, tok, splits)
+    seen: list[str] = []
+    two, raw_two = M.evaluate(model, tok, splits, workers=2, progress=seen.append)
+    assert list(two) == list(one) and two == one  # the same keys in the same order, the same figures
+    assert raw_two == raw_one and sorted(seen) == sorted(f"evaluating {s}" for s in splits)
+
+
 def test_evaluate_on_tiny_model(tiny):
     model, tok = tiny
     qa = Dataset("facts.jsonl", "qa", list(FACTS))

@@ -114,6 +114,13 @@ class Unlearned(ABC):
         """`which` view as a model that takes the lock per call (see LockedModel)."""
         return LockedModel(self.loaded.model, lambda: self.view(which))
 
+    @contextmanager
+    def evaluation_model(self) -> Iterator[Any]:
+        """The unlearned model as the after-evaluation scores it: the locked view by default;
+        a method may give a plain model no other session touches (LoRA: merged weights),
+        which the pipeline then evaluates on several threads."""
+        yield self.proxy("unlearned")
+
     def row_view(self, which: str) -> RowView | None:
         """`which` view as one row of a batch shared with other sessions, or None where this
         method's view cannot be (its replies are then decoded alone)."""

@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 from . import limits
 from .artifacts import RowView, Unlearned, base_lock, read_json
 from .errors import UserError
-from .models import Loaded
+from .models import SMALL_MODEL_PARAMS, Loaded
 
 PREFIX = "base_model.model."  # what PeftModel.save_pretrained puts before module names
 WEIGHTS = "adapter_model.safetensors"
@@ -86,6 +86,25 @@ def adapters_off(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     with base_lock(model):
         _switch(model, None)
         yield model
+
+
+def merged_copy(model: torch.nn.Module, names: list[str]) -> torch.nn.Module:
+    """A private copy of the shared model with adapters `names` merged into its weights and
+    every LoRA wrapper gone: a plain model that takes no lock, which several threads may
+    evaluate at once. It costs one model's memory (callers keep it to small models)."""
+    with base_lock(model):
+        plain = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, layer in _lora_layers(plain):
+            base = layer.get_base_layer()
+            assert isinstance(base, torch.nn.Linear), "LoRA on a Linear layer"
+            for adapter in names:
+                if adapter in layer.lora_A:
+                    a, b = _weights(layer, adapter)
+                    base.weight += layer.scaling[adapter] * (b @ a).to(base.weight.dtype)  # s · B · A: (out, in)
+            parent, _, attr = name.rpartition(".")
+            setattr(plain.get_submodule(parent) if parent else plain, attr, base)
+    return plain
 
 
 @contextmanager
@@ -330,6 +349,18 @@ class LoraUnlearned(Unlearned):
 
     def row_view(self, which: str) -> RowView:
         return RowView(tuple(self.adapters.names) if which == "unlearned" else ())
+
+    @contextmanager
+    def evaluation_model(self) -> Iterator[Any]:
+        """A small model on the CPU: a private copy with the adapters merged (no lock, no
+        per-layer LoRA matmuls; with two threads the after-evaluation took 4.6 s instead of
+        11.8 s on the preset). Anything larger, or placed by accelerate: the locked view."""
+        model = self.loaded.model
+        small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS
+        if self.loaded.device == "cpu" and small and not getattr(model, "hf_device_map", None):
+            yield merged_copy(model, self.adapters.names)
+        else:
+            yield self.proxy("unlearned")
 
     def _save_files(self, folder: Path) -> None:
         self.adapters.save(folder, self.loaded.name)

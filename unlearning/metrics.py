@@ -14,6 +14,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 
@@ -392,17 +393,31 @@ def _cross_split(metrics: dict[str, float], raw: dict, oracle_raw: dict | None) 
 
 def evaluate(model, tokenizer, splits: dict[str, Dataset], oracle_raw: dict | None = None,
              progress: Callable[[str], None] | None = None, check_cancel: Callable[[], None] | None = None,
-             batch_size: int = 32, evaluate_one: Callable[..., tuple[dict, dict]] | None = None) -> tuple[dict[str, float], dict]:
+             batch_size: int = 32, evaluate_one: Callable[..., tuple[dict, dict]] | None = None,
+             workers: int = 1) -> tuple[dict[str, float], dict]:
     """Every metric of every non-empty split as `split.metric`, plus the cross-split ones;
     and the raw dict {split: raw}, which is what a later call takes as `oracle_raw`.
-    `evaluate_one` replaces evaluate_split (evalcache.cached_split reads a cache first)."""
+    `evaluate_one` replaces evaluate_split (evalcache.cached_split reads a cache first).
+    `workers` > 1 evaluates that many splits at once on threads: only for a model no other
+    thread uses (each split's figures are the same either way)."""
     one = evaluate_one or evaluate_split
-    metrics: dict[str, float] = {}
-    raw: dict[str, dict] = {}
-    for name, ds in ((n, d) for n, d in splits.items() if len(d)):
+    todo = [(n, d) for n, d in splits.items() if len(d)]
+
+    def split(name: str, ds: Dataset) -> tuple[dict[str, float], dict]:
         _tick(check_cancel)
         if progress is not None:
             progress(f"evaluating {name}")
-        m, raw[name] = one(model, tokenizer, ds, name, batch_size, check_cancel)
+        return one(model, tokenizer, ds, name, batch_size, check_cancel)
+
+    if workers > 1 and len(todo) > 1:  # the largest first, so the last to start is a small one
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {n: pool.submit(split, n, d) for n, d in sorted(todo, key=lambda nd: -len(nd[1]))}
+            done = {n: f.result() for n, f in futures.items()}
+    else:
+        done = {n: split(n, d) for n, d in todo}
+    metrics: dict[str, float] = {}
+    raw: dict[str, dict] = {}
+    for name, _ in todo:  # the splits' order, however they ran
+        m, raw[name] = done[name]
         metrics.update({f"{name}.{k}": v for k, v in m.items()})
     return {**metrics, **_cross_split(metrics, raw, oracle_raw)}, raw

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from .artifacts import original
+from .artifacts import LockedModel, original
 from .data import Dataset, check_pair, load_file
 from .errors import Cancelled
 from .evalcache import EvalCache, cached_split, lookup
@@ -53,12 +53,22 @@ def complete_splits(forget: Dataset, retain: Dataset, holdout: Dataset | None = 
             "general": general or load_file(WORKSHOP_DIR / "general.jsonl")}
 
 
-def _evaluate_phase(ctx: RunContext, phase: str, model, tokenizer, splits, oracle_raw=None, evaluate_one=None):
+def _evaluate_phase(ctx: RunContext, phase: str, model, tokenizer, splits, oracle_raw=None, evaluate_one=None,
+                    workers: int = 1):
     pctx = PhaseContext(ctx, phase)
     names = iter(range(len(splits)))
     progress = lambda msg: pctx.progress(next(names, 0) / len(splits), f"{phase}: {msg}")
     return evaluate(model, tokenizer, splits, oracle_raw=oracle_raw, progress=progress, check_cancel=ctx.check_cancel,
-                    evaluate_one=evaluate_one)
+                    evaluate_one=evaluate_one, workers=workers)
+
+
+def _evaluate_after(ctx: RunContext, unlearned, tokenizer, splits, oracle_raw) -> tuple[dict, dict]:
+    """The unlearned model's evaluation. Where the method hands over a private plain model
+    (LoRA on a small CPU model: merged weights), two splits at a time, one core each (see
+    models.set_cpu_threads); otherwise one at a time on the locked view."""
+    with unlearned.evaluation_model() as model:
+        private = not isinstance(model, LockedModel) and str(unlearned.loaded.device) == "cpu"
+        return _evaluate_phase(ctx, "after", model, tokenizer, splits, oracle_raw, workers=2 if private else 1)
 
 
 class Reference:
@@ -207,7 +217,7 @@ def unlearn_job(method: Method, cfg: Any, loaded: Loaded, splits: dict[str, Data
                 report["oracle"], oracle_raw, report["before"] = reference.result()
             finally:
                 reference.close()
-            report["after"], _ = _evaluate_phase(ctx, "after", unlearned.proxy("unlearned"), loaded.tokenizer, splits, oracle_raw)
+            report["after"], _ = _evaluate_after(ctx, unlearned, loaded.tokenizer, splits, oracle_raw)
         report.update(steps=unlearned.steps, trainable_params=unlearned.trainable_params,
                       history=unlearned.history, **unlearned.extra_report)
         ctx.progress(1.0, "done")
@@ -226,8 +236,7 @@ def eval_job(loaded: Loaded, splits: dict[str, Dataset], oracle: Loaded | None =
         with MemoryWatch(loaded.device) as memory:
             report["oracle"], oracle_raw, report["before"] = _reference_phases(ctx, loaded, oracle, splits, True, cache)
             if unlearned is not None:
-                view = unlearned.proxy("unlearned")
-                report["after"], _ = _evaluate_phase(ctx, "after", view, loaded.tokenizer, splits, oracle_raw)
+                report["after"], _ = _evaluate_after(ctx, unlearned, loaded.tokenizer, splits, oracle_raw)
                 report.update(steps=unlearned.steps, trainable_params=unlearned.trainable_params, history=unlearned.history)
         ctx.progress(1.0, "done")
         return _cost(report, t0, memory)
