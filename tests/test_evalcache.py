@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -193,7 +194,7 @@ class _Fake:
         self.seen = {"reference": reference}
         ctx.step("train", 1, 1, {"loss": 1.0})
         return SimpleNamespace(proxy=lambda which: original(loaded.model), steps=1, trainable_params=0, history=[],
-                               extra_report={})
+                               extra_report={}, evaluation_model=lambda: nullcontext(original(loaded.model)))
 
 
 @pytest.mark.parametrize("reference_first", [False, True])

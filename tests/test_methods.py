@@ -241,7 +241,7 @@ def test_holdout_stop_ends_the_run_when_the_criterion_is_met(loaded):
     ("holdout", 0, list(range(1, 13))),  # automatic: it decides the stop, every step
 ])
 def test_the_holdout_criterion_is_measured_as_often_as_it_is_needed(loaded, stop, every, want, monkeypatch):
-    from unlearning.trainer import HoldoutCriterion
+    from unlearning.stopping import HoldoutCriterion
     monkeypatch.setattr(HoldoutCriterion, "reached", lambda self, measured: False)  # never stop early
     run = run_method("ihl", loaded, steps=12, stop=stop, check_every=every)
     run.wait()

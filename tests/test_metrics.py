@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from unlearning import metrics as M
+from unlearning import textstats as T
 from unlearning.batches import encode_qa
 from unlearning.data import QA, Dataset, Passage, opening_sentences
 from unlearning.errors import Cancelled
@@ -125,12 +126,12 @@ def test_fluency_and_distinct_2():
 
 
 def test_repetition_counts_answers_that_are_one_word_repeated():
-    assert M.repeated("The The The The The")  # 5 of 5
-    assert M.repeated("He He He works The The")  # 'he' 3 of 6 = exactly half
-    assert not M.repeated("He He works The The")  # 'he' 2 of 5 < half
-    assert not M.repeated("the the the")  # three words: too short to call
-    assert M.repeated("THE, the. The! the?")  # words are case- and punctuation-blind: 'the' 4 of 4
-    assert not M.repeated("In Harrowfield, by the sea.")
+    assert T.repeated("The The The The The")  # 5 of 5
+    assert T.repeated("He He He works The The")  # 'he' 3 of 6 = exactly half
+    assert not T.repeated("He He works The The")  # 'he' 2 of 5 < half
+    assert not T.repeated("the the the")  # three words: too short to call
+    assert T.repeated("THE, the. The! the?")  # words are case- and punctuation-blind: 'the' 4 of 4
+    assert not T.repeated("In Harrowfield, by the sea.")
     # one collapsed answer of four: 0.25 (pooled fluency would hardly move); none → 0
     assert M.repetition(["A A A A", "In Harrowfield, by the sea.", "Homer.", "a b c d"]) == pytest.approx(0.25)
     assert M.repetition([]) == 0.0

@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import math
-import re
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from .batches import IGNORE, Encoded, batches, encode_passage, encode_qa, pad_id
 from .data import Dataset
 from .generate import generate_answers, generate_ids
 from .limits import MAX_NEW_TOKENS
+from .textstats import REPEATED_MIN_WORDS, REPEATED_SHARE, distinct_2, fluency, ngrams, repetition
 
 # Our answers are a handful of words, so 2-grams (Jang et al. also report n = 3..5 on
 # long passages, where an answer-sized text would have almost no n-grams at all).
@@ -44,8 +43,6 @@ UTILITY_KEYS = ("answer_prob", "rougeL", "truth_ratio")
 # keys every cached evaluation on this and on a digest of the code that computes it).
 METRIC_VERSION = 1
 
-REPEATED_MIN_WORDS, REPEATED_SHARE = 4, 0.5  # an answer "is one word repeated" (see repetition)
-
 METRIC_INFO: dict[str, tuple[str, str]] = {
     "answer_prob": ("↓ forget (to oracle) / ≈ retain", "Probability of the gold answer: exp(mean token log-prob)."),
     "nll": ("↑ forget / ≈ retain", "Mean negative log-likelihood per labelled token."),
@@ -64,12 +61,6 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
 }
 
 # ---------------------------------------------------------------- pure functions
-
-
-def _words(text: str) -> list[str]:
-    """Words for the fluency n-grams: lowercase, anything but [a-z0-9] is a separator (the
-    split rouge_score makes, without its stemming: fluency counts surface forms)."""
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).split()
 
 
 @cache
@@ -126,10 +117,6 @@ def harmonic_mean(values: list[float]) -> float:
     return len(values) / sum(1 / v for v in values)
 
 
-def _ngrams(seq: list, n: int) -> list[tuple]:
-    return [tuple(seq[i : i + n]) for i in range(len(seq) - n + 1)]
-
-
 def extraction_likelihood(generated: list[list[int]], suffixes: list[list[int]], n: int = EXTRACTION_N) -> float:
     """EL_n of one example (Jang et al. 2022): mean over prefix cuts t of OVERLAP_n, the share
     of the greedy continuation's n-grams that occur in the true suffix x_≥t. A continuation
@@ -138,47 +125,11 @@ def extraction_likelihood(generated: list[list[int]], suffixes: list[list[int]],
         return 0.0
     total = 0.0
     for gen, suffix in zip(generated, suffixes, strict=True):
-        grams = _ngrams(gen, n)
+        grams = ngrams(gen, n)
         if grams:
-            truth = set(_ngrams(suffix, n))
+            truth = set(ngrams(suffix, n))
             total += sum(g in truth for g in grams) / len(grams)
     return total / len(generated)
-
-
-def _pooled_ngrams(texts: list[str], k: int) -> list[tuple]:
-    """Word k-grams of every text (none spanning two texts), pooled: answers are too short
-    for a per-text entropy to mean anything."""
-    return [g for t in texts for g in _ngrams(_words(t), k)]
-
-
-def _entropy_bits(grams: list[tuple]) -> float:
-    counts, total = Counter(grams), len(grams)
-    return -sum(c / total * math.log2(c / total) for c in counts.values()) if total else 0.0
-
-
-def fluency(texts: list[str]) -> float:
-    """ROME/MEMIT's n-gram entropy, mean(2/3·H2, 4/3·H3), on the pooled k-gram counts.
-    Collapsing into repetition ('the the the') drives it towards 0."""
-    return (2 / 3 * _entropy_bits(_pooled_ngrams(texts, 2)) + 4 / 3 * _entropy_bits(_pooled_ngrams(texts, 3))) / 2
-
-
-def distinct_2(texts: list[str]) -> float:
-    """Unique word bigrams / all word bigrams, pooled over texts (0 if there are none)."""
-    grams = _pooled_ngrams(texts, 2)
-    return len(set(grams)) / len(grams) if grams else 0.0
-
-
-def repeated(text: str) -> bool:
-    """Whether `text` is mostly one word repeated: at least REPEATED_MIN_WORDS words, the
-    commonest of them at least REPEATED_SHARE of all ("The The The The", "He He works He")."""
-    words = _words(text)
-    return len(words) >= REPEATED_MIN_WORDS and max(Counter(words).values()) >= REPEATED_SHARE * len(words)
-
-
-def repetition(texts: list[str]) -> float:
-    """Share of `texts` that are mostly one word repeated (0 if there are none). Per answer, so
-    ten collapsed answers among forty fluent ones show as 0.25 where pooled fluency barely moves."""
-    return sum(map(repeated, texts)) / len(texts) if texts else 0.0
 
 
 def label_scores(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
