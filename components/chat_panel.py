@@ -6,7 +6,7 @@ import html
 
 import gradio as gr
 
-from unlearning.service import Backend, ChatJob, Session, UserError, model_name
+from unlearning.service import Backend, ChatJob, Session, UserError, limits, model_name
 
 from .common import error_box
 
@@ -97,6 +97,9 @@ def render(backend: Backend, state: gr.State, model) -> dict:
     examples.select(lambda p: p, [examples], [message])
     args = ([message, state, model, left, right], [left, right, badge, message])
     respond = responder(backend)
-    send.click(respond, *args, api_name="chat")
-    message.submit(respond, *args, api_visibility="private")  # the same call as /chat
+    # chat has a pool of its own (concurrent replies decode as one batch: service/batcher.py),
+    # so a room's questions neither queue behind uploads and polls nor hold them up
+    send.click(respond, *args, api_name="chat", concurrency_limit=limits.CHAT_CONCURRENCY, concurrency_id="chat")
+    message.submit(respond, *args, api_visibility="private",  # the same call as /chat
+                   concurrency_limit=limits.CHAT_CONCURRENCY, concurrency_id="chat")
     return {"examples": examples, "runs": runs}

@@ -155,3 +155,31 @@ def test_chat_stream_with_a_batcher_says_what_it_says_alone(room):
         batched = list(chat_stream(loaded, lora, prompt, TOKENS, ChatBatcher(window_s=0)))[-1]
         assert batched == list(chat_stream(loaded, lora, prompt, TOKENS))[-1]
         assert batched.original != batched.unlearned
+
+
+def test_a_training_step_waits_while_chat_replies_are_being_decoded(room):
+    """The batcher counts the requests it holds on a base (from put to the end of their batch);
+    defer_to_chat waits while there are any, at most its limit."""
+    import time
+
+    from unlearning import artifacts
+
+    loaded = room[0]
+    seen: list[int] = []
+    hook = loaded.model.register_forward_pre_hook(lambda m, a: seen.append(artifacts._chatting.get(id(loaded.model), 0)))
+    try:
+        *_, last = ChatBatcher(window_s=0).decode(loaded, [(prompt_ids(loaded.tokenizer, PROMPTS[0]), RowView())], TOKENS)
+    finally:
+        hook.remove()
+    assert last and seen and all(n == 1 for n in seen)  # counted during every decode step
+    assert id(loaded.model) not in artifacts._chatting  # and not after
+    assert artifacts.defer_to_chat(loaded.model, 5.0) < 0.05  # nobody chatting: no wait
+    artifacts.chat_requests(loaded.model, 2)
+    try:
+        t0 = time.monotonic()
+        waited = artifacts.defer_to_chat(loaded.model, 0.2)
+        assert 0.2 <= waited < 1.0 and time.monotonic() - t0 >= 0.2  # chatting: waits up to its limit
+        threading.Timer(0.1, artifacts.chat_requests, (loaded.model, -2)).start()
+        assert 0.05 < artifacts.defer_to_chat(loaded.model, 5.0) < 2.0  # until the replies are done
+    finally:
+        artifacts._chatting.pop(id(loaded.model), None)

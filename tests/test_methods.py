@@ -249,6 +249,15 @@ def test_the_holdout_criterion_is_measured_as_often_as_it_is_needed(loaded, stop
     assert [e.step for e in run.since(0) if e.kind == "step" and e.series == "holdout"] == want
 
 
+def test_every_training_step_lets_chat_go_first(loaded, monkeypatch):
+    from unlearning import trainer
+    calls = []
+    monkeypatch.setattr(trainer, "defer_to_chat", lambda model: calls.append(model))
+    run = run_method("ihl-fila", loaded, steps=4)
+    run.wait()
+    assert run.state == "done" and calls == [loaded.model] * 4
+
+
 def test_holdout_stop_needs_a_holdout_set(loaded):
     splits = {**SPLITS, "holdout": Dataset("h", "qa", [])}
     run = run_method("ihl", loaded, splits, stop="holdout")

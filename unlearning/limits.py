@@ -30,6 +30,8 @@ EVAL_CACHE_ENTRIES = 256  # evaluations (one split of one model each) the proces
 # -- the web app
 APP_CONCURRENCY = 8  # requests the app serves at once (chat, uploads, polling)
 APP_QUEUE_SIZE = 64  # requests waiting beyond those; more get "the queue is full"
+CHAT_CONCURRENCY = 32  # chat replies served at once, apart from the other requests (they decode as one batch)
+CHAT_FIRST_S = 0.5  # a training step waits up to this long for the chat replies being decoded on its base
 MODEL_LOAD_SECONDS = 300  # a request waits this long for a model to load (it goes on loading after)
 MAX_VISITOR_MODELS = 2  # hub models named by visitors kept loaded at once; one more evicts the least recently used
 RECONNECT_SECONDS = 20  # a page whose connection dropped has this long to come back before its session closes
@@ -62,6 +64,8 @@ def describe() -> list[tuple[str, str]]:
         ("time a request waits for a model to load", f"{MODEL_LOAD_SECONDS // 60} minutes"),
         ("models named by visitors kept loaded at once", f"{MAX_VISITOR_MODELS}"),
         ("app requests served at once / waiting", f"{APP_CONCURRENCY} / {APP_QUEUE_SIZE}"),
+        ("chat replies served at once (besides those)", f"{CHAT_CONCURRENCY}"),
+        ("a training step waits for chat replies on its model", f"up to {CHAT_FIRST_S:g} s"),
         ("an open page tells the app it is still there", f"every {KEEPALIVE_SECONDS} s"),
         ("a browser session's data is deleted", (f"{RECONNECT_SECONDS} s after its tab closes (a reloaded tab gets it "
                                                  f"back), or after {SESSION_HOURS} hours")),

@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Self
 import torch
 
 from . import distributed, limits
+from .artifacts import defer_to_chat
 from .batches import Encoded, encode_dataset, pad_id, paired_batches
 from .data import Dataset
 from .errors import UserError
@@ -256,6 +257,7 @@ def train(ctx, loaded: Loaded, adapters: Adapters, terms: tuple[Term, ...], data
         if dp is not None:
             batch = dp.shard(batch)  # this process's rows of the global batch
         idle = dp is not None and distributed.is_empty(batch)
+        defer_to_chat(loaded.model)  # chat replies being decoded on this base go first (artifacts.py)
         reference = {} if idle else _reference(loaded.model, terms, batch, device)  # before the adapters go on
         with adapters.use(train=True) as model:
             if dp is not None and idle:

@@ -13,7 +13,8 @@ then the lane decodes every waiting request's rows in one batch (generate.batche
 each row in its own view (lora.mixed_adapters: its adapters on for that row alone; ECO's
 guard: its corrupted prompt embeddings, computed in the caller's thread). Requests arriving
 meanwhile join the next batch. The lane takes the base's lock per step only, so training
-steps and other views interleave. A caller that stops reading (a closed tab) ends its rows
+steps and other views interleave; while it holds requests a training step on the same base
+waits (artifacts.defer_to_chat, up to limits.CHAT_FIRST_S), so replies come first. A caller that stops reading (a closed tab) ends its rows
 at the next step; if a batched forward fails, each request in it is decoded again alone, so
 only the one that fails alone sees the error. A lane idle for `idle_s` ends its thread.
 """
@@ -63,6 +64,9 @@ class _Lane:
         self.thread: threading.Thread | None = None
 
     def put(self, request: _Request) -> None:
+        from ..artifacts import chat_requests
+
+        chat_requests(self.base.model, 1)  # until its batch is decoded: training steps wait for it
         with self.cond:
             self.waiting.append(request)
             self.cond.notify()
@@ -85,7 +89,12 @@ class _Lane:
                 while self.waiting and (not batch or rows + len(self.waiting[0].embeds) <= self.batcher.max_rows):
                     batch.append(self.waiting.pop(0))
                     rows += len(batch[-1].embeds)
-            self._decode([r for r in batch if not r.cancelled])
+            try:
+                self._decode([r for r in batch if not r.cancelled])
+            finally:
+                from ..artifacts import chat_requests
+
+                chat_requests(self.base.model, -len(batch))
 
     def _decode(self, batch: list[_Request]) -> None:
         try:
