@@ -11,9 +11,9 @@ oracle) and the training history equal the uncached run's. Target: warm ≤ 30 s
 
 App: `python app.py` on a free loopback port, driven in headless Chromium (tests/e2e's): the
 preset, IHL + FILA, Start → the first point of the live plot (target ≤ 3 s) and the run's end
-(target ≤ 20 s); then two more methods on the same data, IHL and ECO (which needs the oracle
-before its strength search) → their first points (the oracle and `before` come from the
-process's cache: training starts at once). Times are from the click to the page showing a step
+(target ≤ 20 s); then three more runs on the same data, IHL, ECO (which needs the oracle
+before its strength search) and IHL + FILA again → their first points and ends (the oracle and
+`before` come from the process's cache: training starts at once). Times are from the click to the page showing a step
 (the page polls every 0.5 s).
 """
 
@@ -40,7 +40,8 @@ POINT = "document.querySelector('#loss-plot .scatterlayer .point') !== null"
 BAR = "document.querySelector('#run-state').innerText"
 METHODS = (("IHL + FILA (LoRA training)", f"/step \\d+\\/\\d+/.test({BAR}) && {POINT}"),
            ("baseline: IHL, random-init LoRA", f"/step \\d+\\/\\d+/.test({BAR}) && {POINT}"),
-           ("ECO prompts (no training)", f"/classifier/.test({BAR}) && {POINT}"))
+           ("ECO prompts (no training)", f"/classifier/.test({BAR}) && {POINT}"),
+           ("IHL + FILA (LoRA training)", f"/step \\d+\\/\\d+/.test({BAR}) && {POINT}"))  # again: on the cached reference
 ENDED = "/^(done|failed|cancelled)/.test(document.querySelector('#run-state').innerText)"
 
 

@@ -263,7 +263,8 @@ def test_cancel_at_every_phase_stops_inside_it_and_leaves_nothing(phase, studio,
     monkeypatch.setattr(fila, "fila_init", counted_svd)
     run = finish(studio.start(session, UnlearnJob("workshop", method, settings)), "cancelled")
     assert fired, f"the run never reached {first!r}"
-    assert escaped == ["Cancelled"]  # the phase itself noticed the cancel
+    # the phase itself noticed the cancel (and after unlearning, the reference still finishing alongside, if it was)
+    assert escaped == ["Cancelled"] or (phase == "evaluation after" and escaped == ["Cancelled"] * 2)
     assert events_after(run, fired[0]) == ["cancelled"]  # at its next check: no batch, step or point more
     assert run.since(0)[-1].message == "Cancelled; nothing was changed." and run.error is None
     if phase == "svd":

@@ -192,6 +192,20 @@ def test_splits_evaluated_on_two_threads_give_the_same_report(tiny):
     assert raw_two == raw_one and sorted(seen) == sorted(f"evaluating {s}" for s in splits)
 
 
+def test_against_oracle_equals_evaluating_with_the_oracle(tiny):
+    """The pipeline evaluates `after` before the oracle's raw values are in, then adds them."""
+    model, tok = tiny
+    qa = Dataset("facts.jsonl", "qa", list(FACTS))
+    splits = {"forget": qa, "retain": Dataset("r.jsonl", "qa", list(FACTS[:2])), "holdout": qa}
+    _, oracle_raw = M.evaluate(model, tok, {"forget": Dataset("o.jsonl", "qa", list(FACTS[1:]) + [FACTS[0]])})
+    want, _ = M.evaluate(model, tok, splits, oracle_raw=oracle_raw)
+    alone, raw = M.evaluate(model, tok, splits)
+    assert "forget_quality" not in alone and "forget_quality" in want
+    got = M.against_oracle(alone, raw, oracle_raw)
+    assert got == want and list(got) == list(want)
+    assert M.against_oracle(alone, raw, None) == alone
+
+
 def test_evaluate_on_tiny_model(tiny):
     model, tok = tiny
     qa = Dataset("facts.jsonl", "qa", list(FACTS))

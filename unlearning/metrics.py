@@ -342,6 +342,13 @@ def _cross_split(metrics: dict[str, float], raw: dict, oracle_raw: dict | None) 
     return out
 
 
+def against_oracle(metrics: dict[str, float], raw: dict, oracle_raw: dict | None) -> dict[str, float]:
+    """`evaluate`'s result as if it had been given `oracle_raw` (forget_quality needs the
+    oracle's truth ratios): the same keys in the same order, the cross-split ones recomputed."""
+    per_split = {k: v for k, v in metrics.items() if "." in k}
+    return {**per_split, **_cross_split(per_split, raw, oracle_raw)}
+
+
 def evaluate(model, tokenizer, splits: dict[str, Dataset], oracle_raw: dict | None = None,
              progress: Callable[[str], None] | None = None, check_cancel: Callable[[], None] | None = None,
              batch_size: int = 32, evaluate_one: Callable[..., tuple[dict, dict]] | None = None,

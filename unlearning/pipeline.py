@@ -17,7 +17,7 @@ from .data import Dataset, check_pair, load_file
 from .errors import Cancelled
 from .evalcache import EvalCache, cached_split, lookup
 from .memory import MemoryWatch
-from .metrics import evaluate, forget_quality
+from .metrics import against_oracle, evaluate, forget_quality
 from .models import WORKSHOP_DIR, Loaded
 from .runs import RunContext
 
@@ -194,7 +194,8 @@ def unlearn_job(method: Method, cfg: Any, loaded: Loaded, splits: dict[str, Data
     """Work function: returns {"report": dict, "unlearned": Unlearned}.
 
     The method starts first and the oracle/before evaluation runs alongside it (or comes from
-    `cache`), so training shows its first steps within seconds; a method that declares
+    `cache`), so training shows its first steps within seconds, and the `after` evaluation
+    overlaps whatever of it is left; a method that declares
     `reference_first` (ECO: its strength search aims at the oracle's value) gets it before it
     starts. Either way the report is the same; the LoRA methods' holdout target, which they
     read from `before` when it is known, they otherwise measure themselves, to the same value."""
@@ -214,10 +215,13 @@ def unlearn_job(method: Method, cfg: Any, loaded: Loaded, splits: dict[str, Data
                 # oracle_raw: the oracle's per-example values (ECO's --target forget_quality matches its R)
                 unlearned = method.run(PhaseContext(ctx, "method"), loaded, splits, cfg, reference.known())
                 report["method_wall_s"] = round(time.perf_counter() - t_method, 2)
+                # while the reference may still be finishing alongside: forget_quality, which
+                # needs the oracle's truth ratios, is added once it is there
+                after, after_raw = _evaluate_after(ctx, unlearned, loaded.tokenizer, splits, None)
                 report["oracle"], oracle_raw, report["before"] = reference.result()
             finally:
                 reference.close()
-            report["after"], _ = _evaluate_after(ctx, unlearned, loaded.tokenizer, splits, oracle_raw)
+            report["after"] = against_oracle(after, after_raw, oracle_raw)
         report.update(steps=unlearned.steps, trainable_params=unlearned.trainable_params,
                       history=unlearned.history, **unlearned.extra_report)
         ctx.progress(1.0, "done")
