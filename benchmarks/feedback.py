@@ -3,6 +3,7 @@
     python benchmarks/feedback.py              # both parts
     python benchmarks/feedback.py --cli        # only the command line
     python benchmarks/feedback.py --app        # only the app in a browser
+    python benchmarks/feedback.py --service    # only the app's engine side, in-process (no page)
 
 CLI: `python -m unlearning unlearn --method ihl-fila` on the workshop preset, end to end (process
 start to exit), three times: without --cache, with an empty --cache folder, with the same folder
@@ -127,16 +128,45 @@ def app_part() -> None:
           f"load after: {load()}, cores: {os.cpu_count()}")
 
 
+def service_part() -> None:
+    """The app's engine side alone (no server, no page): IHL + FILA started through the service
+    layer as the app starts it, twice in one process (the second on the cached reference), with
+    the seconds from Start to the first training step and to the run's end."""
+    from unlearning.service import ModelCache, Session, Studio, UnlearnJob
+    from unlearning.service.session import preset
+
+    print(f"Service: Studio.start, IHL + FILA with defaults, workshop preset  (load before: {load()})")
+    studio = Studio(ModelCache(device="cpu"))
+    studio.models.get("workshop"), studio.models.get("workshop-oracle")  # loaded, as in a running app
+    print(f"{'run':44s}{'first step s':>14s}{'whole run s':>13s}  state")
+    for label in ("first (oracle/before computed alongside)", "second (oracle/before from the cache)"):
+        session = Session()
+        session.data = preset("qa")
+        t0 = time.perf_counter()
+        run = studio.start(session, UnlearnJob("workshop", "ihl-fila", {}))
+        first = None
+        while run.state not in ("done", "failed", "cancelled"):
+            if first is None and any(e.kind == "step" and e.series == "train" for e in run.since(0)):
+                first = time.perf_counter() - t0
+            time.sleep(0.01)
+        whole = time.perf_counter() - t0
+        print(f"{label:44s}{first or float('nan'):14.2f}{whole:13.2f}  {run.state}", flush=True)
+    print(f"load after: {load()}, cores: {os.cpu_count()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cli", action="store_true", help="only the command line")
     parser.add_argument("--app", action="store_true", help="only the app in a browser")
+    parser.add_argument("--service", action="store_true", help="only the app's engine side, in this process")
     args = parser.parse_args()
-    both = not (args.cli or args.app)
+    both = not (args.cli or args.app or args.service)
     if args.cli or both:
         cli_part()
     if args.app or both:
         app_part()
+    if args.service:
+        service_part()
 
 
 if __name__ == "__main__":

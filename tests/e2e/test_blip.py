@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from .test_browser import RUN_TIMEOUT_MS, choose_method, open_app, report_value, use_preset
+from .test_browser import RUN_TIMEOUT_MS, choose_method, open_app, report_value, run_text, use_preset
 
 BLIP_SECONDS = 4
 
@@ -98,6 +98,6 @@ def test_a_dropped_connection_mid_run_does_not_cancel_the_run(browser, proxy, sh
                                timeout=RUN_TIMEOUT_MS)
     finally:
         shot(page, "after-the-blip")
-    assert page.inner_text("#run-state").startswith("done"), page.inner_text("#run-state")
+    assert run_text(page).startswith("done"), run_text(page)
     assert report_value(page, "forget.rougeL", 3) >= 0  # and its report arrived
     context.close()
