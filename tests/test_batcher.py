@@ -146,7 +146,10 @@ def test_a_caller_that_stops_reading_leaves_the_others_whole(room):
     for t in threads:
         t.join(60)
     expected = alone(original(loaded.model), loaded, PROMPTS[1])
-    assert out["stayer"] == [expected] and out["quitter"] == [expected[:1]]
+    # the quitter saw the first step it read: one token, or more where the decoder ran ahead of
+    # its reader (decode shows the latest); always a start of the same reply
+    (seen,) = out["quitter"]
+    assert out["stayer"] == [expected] and seen and seen == expected[:len(seen)]
 
 
 def test_chat_stream_with_a_batcher_says_what_it_says_alone(room):

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,8 @@ from unlearning.data import QA
 from unlearning.distributed import is_empty, shard, unit_count, weigh
 from unlearning.losses import Term, nll
 from unlearning.methods import all_methods
-from unlearning.trainer import LoraMethod, _reference, _step_values
+from unlearning.steps import reference_pass, step_gradients, step_values
+from unlearning.trainer import LoraMethod
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,7 +81,7 @@ def test_shards_weighed_add_up_to_the_whole_batch(tiny, method):
     device = torch.device("cpu")
 
     def values_of(b):
-        return _step_values(model, terms, b, device, _reference(model, terms, b, device))
+        return step_values(model, terms, b, device, reference_pass(model, terms, b, device))
 
     with torch.no_grad():
         whole = values_of(full)
@@ -95,6 +97,35 @@ def test_shards_weighed_add_up_to_the_whole_batch(tiny, method):
                     summed[k] += v.item()
             for k, v in whole.items():
                 assert summed[k] == pytest.approx(v.item(), rel=1e-4, abs=1e-5), (method.name, world, k)
+
+
+@pytest.mark.parametrize("method", LORA, ids=lambda m: m.name)
+def test_a_step_with_its_splits_side_by_side_equals_the_step_in_turn(tiny, method):
+    """steps.step_gradients with a pool (the retain pass on a second thread) gives every LoRA
+    method's terms, total and gradient as the serial step does."""
+    model, tok = tiny
+    terms = method.objective(method.Config())
+    batch = {"forget": batch_of(tok, FACTS[:3]), "retain": batch_of(tok, FACTS[3:7])}
+    device, params = torch.device("cpu"), [p for p in model.parameters() if p.dim() == 2][:4]
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(True)
+        reference = reference_pass(model, terms, batch, device)
+        serial = step_gradients(model, terms, batch, device, reference, params)
+        with ThreadPoolExecutor(1) as pool:
+            side = step_gradients(model, terms, batch, device, reference, params, pool)
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+    assert list(side[0]) == list(serial[0]) == [t.name for t in terms] + ["total"]
+    for k in serial[0]:
+        assert torch.allclose(side[0][k], serial[0][k], rtol=1e-6, atol=1e-7), k
+    expected = float(sum(t.weight * serial[0][t.name] for t in terms))
+    assert float(side[0]["total"]) == pytest.approx(expected, rel=1e-6, abs=1e-7)
+    for g_side, g_serial in zip(side[1], serial[1]):
+        assert torch.allclose(g_side, g_serial, rtol=1e-5, atol=1e-7)
+    assert any(float(g.abs().sum()) > 0 for g in side[1])
 
 
 def test_one_process_joins_no_group(monkeypatch):

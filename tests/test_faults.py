@@ -153,19 +153,19 @@ def test_an_error_in_a_training_step_fails_the_run_and_restores_everything(studi
     before, session = fingerprint(studio, bystander), Session()
     finish(studio.start(session, UnlearnJob("workshop", "ihl", {**LORA, "steps": 1})), "done")  # a previous artifact
     kept = fingerprint(studio, bystander)
-    step_values, calls = unlearning.trainer._step_values, []
+    step_gradients, calls = unlearning.trainer.step_gradients, []
 
     def third_step_fails(*args):
         calls.append(1)
         if len(calls) == 3:
             raise RuntimeError("injected fault\nat step 3")
-        return step_values(*args)
+        return step_gradients(*args)
 
-    monkeypatch.setattr(unlearning.trainer, "_step_values", third_step_fails)
+    monkeypatch.setattr(unlearning.trainer, "step_gradients", third_step_fails)
     run = finish(studio.start(session, UnlearnJob("workshop", "ihl-fila", LORA)), "failed")
     assert run.error == "The run failed with an internal error: RuntimeError: injected fault at step 3"
     assert run.since(0)[-1].kind == "error" and run.since(0)[-1].message == run.error
-    assert "Traceback (most recent call last)" in run.traceback and "_step_values" in run.traceback
+    assert "Traceback (most recent call last)" in run.traceback and "step_gradients" in run.traceback
     assert [e.step for e in run.since(0) if e.kind == "step" and e.series == "train"] == [1, 2]
     # The failed run's adapters were let go; the previous run is still kept, and still current.
     assert_unchanged(kept, fingerprint(studio, bystander))

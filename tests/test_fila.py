@@ -1,6 +1,7 @@
 """fila.py against hand computations (METHODS.md §FILA), and FILA's step 0 on the tiny model."""
 
 import copy
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import pytest
@@ -61,6 +62,12 @@ def test_fisher_two_layer_toy_matches_hand_computation():
     batches = [{"forget": batch(*f1), "retain": batch(*r1)}, {"forget": batch(*f2), "retain": batch(*r2)}]
     weights = {"l1": toy.l1.weight, "l2": toy.l2.weight}
     stats = accumulate_fisher(toy, weights, batches)
+    with ThreadPoolExecutor(1) as pool:  # each batch's retain half on a second thread: the same sums
+        side_by_side = accumulate_fisher(toy, weights, batches, pool=pool)
+    assert (side_by_side.n_forget, side_by_side.n_retain) == (stats.n_forget, stats.n_retain) == (5, 5)
+    for split in ("forget", "retain"):
+        for name in weights:
+            assert torch.equal(getattr(side_by_side, split)[name], getattr(stats, split)[name])
 
     for split, parts in (("forget", (f1, f2)), ("retain", (r1, r2))):
         want1, want2, total = torch.zeros(4, 3), torch.zeros(5, 4), 0

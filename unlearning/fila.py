@@ -15,6 +15,7 @@ Everything is computed in float32 whatever the model's dtype.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
@@ -55,35 +56,45 @@ def _requiring_grad(params: list[torch.Tensor]) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
+def _batch_gradient(model, batch: dict[str, torch.Tensor], params: list[torch.Tensor]
+                    ) -> tuple[int, tuple[torch.Tensor, ...]]:
+    """(N_b, the gradient of the batch's token-mean NLL with respect to `params`); (0, ()) for a
+    batch without labelled tokens."""
+    b = {k: v.to(params[0].device) for k, v in batch.items()}
+    n_b = int((b["labels"][:, 1:] != IGNORE).sum())
+    if n_b == 0:
+        return 0, ()
+    with torch.enable_grad():  # grad mode is per thread: also on a pool's
+        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False).logits
+        return n_b, torch.autograd.grad(nll(logits, b["labels"]), params)
+
+
 def accumulate_fisher(model, weights: dict[str, torch.Tensor], batches: Iterable[dict[str, dict[str, torch.Tensor]]],
-                      each_batch: Callable[[int], None] | None = None, guard=None) -> FisherStats:
+                      each_batch: Callable[[int], None] | None = None, guard=None,
+                      pool: Executor | None = None) -> FisherStats:
     """One pass over paired {"forget", "retain"} batches: for each, the gradient g of the batch's
     token-mean NLL with respect to every weight, added as N_b · g² (N_b = labelled tokens).
 
     `each_batch(i)` runs before batch i (progress, cancellation); `guard` is a context manager
-    factory held around each batch (the shared base's lock). Gradients go to autograd.grad,
-    never into `.grad`, so the model is left exactly as it was."""
+    factory held around each batch (the shared base's lock); with `pool`, a batch's retain
+    half runs on the pool's thread beside its forget half (the sums are the same, added in
+    the same order). Gradients go to autograd.grad, never into `.grad`, so the model is left
+    exactly as it was."""
     names, params = list(weights), list(weights.values())
     stats = FisherStats({n: torch.zeros_like(p, dtype=torch.float32) for n, p in weights.items()},
                         {n: torch.zeros_like(p, dtype=torch.float32) for n, p in weights.items()})
-    device = params[0].device
     for i, batch in enumerate(batches):
         if each_batch is not None:
             each_batch(i)
         with (guard() if guard is not None else nullcontext()), _requiring_grad(params):
-            for split, acc in (("forget", stats.forget), ("retain", stats.retain)):
-                b = {k: v.to(device) for k, v in batch[split].items()}
-                n_b = int((b["labels"][:, 1:] != IGNORE).sum())
-                if n_b == 0:
-                    continue
-                logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False).logits
-                grads = torch.autograd.grad(nll(logits, b["labels"]), params)
-                for name, g in zip(names, grads):
-                    acc[name].add_(g.float().square(), alpha=n_b)
-                if split == "forget":
-                    stats.n_forget += n_b
-                else:
-                    stats.n_retain += n_b
+            retain = pool.submit(_batch_gradient, model, batch["retain"], params) if pool is not None else None
+            parts = [_batch_gradient(model, batch["forget"], params),
+                     retain.result() if retain is not None else _batch_gradient(model, batch["retain"], params)]
+        for (n_b, grads), acc in zip(parts, (stats.forget, stats.retain)):
+            for name, g in zip(names, grads):
+                acc[name].add_(g.float().square(), alpha=n_b)
+        stats.n_forget += parts[0][0]
+        stats.n_retain += parts[1][0]
     return stats
 
 

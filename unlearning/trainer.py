@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from itertools import islice
 from pathlib import Path
@@ -38,10 +39,11 @@ from .errors import UserError
 from .fila import accumulate_fisher, eps_share_message, fila_init_layers, relative_importance
 from .limits import MAX_STEPS
 from .lora import Adapters, Init, LoraUnlearned, adapters_off, target_linears
-from .losses import REFERENCE, Term, evaluate_terms, reads_of, splits_of
+from .losses import Term
 from .models import SMALL_MODEL_PARAMS, Loaded, check_trainable, input_device
 from .report import Block, Line, Plot, Report
 from .settings import setting, validate
+from .steps import reference_pass, split_pool, step_gradients, step_values
 from .stopping import HoldoutCriterion
 
 FISHER_SHARE = 0.1  # of the method's progress bar, for inits that need a pass over the data
@@ -168,7 +170,12 @@ class FisherInit:
         dp = distributed.current()
         if dp is not None:  # each process its own whole batches, then the sums added up
             batches, n_batches = dp.own_batches(batches), len(range(dp.rank, n_batches, dp.world))
-        stats = accumulate_fisher(loaded.model, weights, batches, each_batch, guard=lambda: adapters_off(loaded.model))
+        pool = split_pool(loaded)
+        try:
+            stats = accumulate_fisher(loaded.model, weights, batches, each_batch, lambda: adapters_off(loaded.model), pool)
+        finally:
+            if pool is not None:
+                pool.shutdown()
         if dp is not None:
             stats = dp.reduce_fisher(stats)
         f_rel, share = relative_importance(stats)
@@ -186,36 +193,6 @@ class Outcome:
     checks: list[dict[str, float]] = field(default_factory=list)
     reached_at: int | None = None
     steps: int = 0
-
-
-def _forward(model, batch: dict[str, torch.Tensor], device, hidden: bool) -> dict[str, Any]:
-    """One split's forward pass as the reads a Term may name (losses.Term)."""
-    b = {k: v.to(device) for k, v in batch.items()}
-    out = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False, output_hidden_states=hidden)
-    return {"logits": out.logits, "labels": b["labels"], "attention_mask": b["attention_mask"],  # (B, T, V), (B, T), (B, T)
-            "hidden_states": out.hidden_states}  # None unless asked: L + 1 of (B, T, H)
-
-
-def _reference(model, terms: tuple[Term, ...], batch: dict, device) -> dict[str, dict[str, Any]]:
-    """The original model's forward pass (every adapter off, no grad) on each split some term
-    reads a "ref_" value of, under those names; {} for objectives that read none."""
-    out = {}
-    for split in splits_of(terms):
-        wanted = {r.removeprefix(REFERENCE) for r in reads_of(terms, split) if r.startswith(REFERENCE)}
-        if wanted:
-            with torch.no_grad(), adapters_off(model) as original:
-                values = _forward(original, batch[split], device, "hidden_states" in wanted)
-            out[split] = {REFERENCE + k: v for k, v in values.items()}
-    return out
-
-
-def _step_values(model, terms: tuple[Term, ...], batch: dict, device,
-                 reference: dict[str, dict[str, Any]] | None = None) -> dict[str, torch.Tensor]:
-    outputs = {}
-    for split in splits_of(terms):
-        values = _forward(model, batch[split], device, "hidden_states" in reads_of(terms, split))
-        outputs[split] = values | (reference or {}).get(split, {})
-    return evaluate_terms(terms, outputs)
 
 
 # The automatic learning rate (lr = 0) and the defaults above (100 steps, no early stop), from
@@ -239,6 +216,16 @@ def learning_rate(cfg: LoraSettings, model) -> float:
 def train(ctx, loaded: Loaded, adapters: Adapters, terms: tuple[Term, ...], data: TrainData, cfg: LoraSettings,
           criterion: HoldoutCriterion | None, start: float = 0.0) -> Outcome:
     """Train the adapter; `start` is where the progress bar already is (after the init)."""
+    pool = split_pool(loaded)
+    try:
+        return _train(ctx, loaded, adapters, terms, data, cfg, criterion, start, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+def _train(ctx, loaded: Loaded, adapters: Adapters, terms: tuple[Term, ...], data: TrainData, cfg: LoraSettings,
+           criterion: HoldoutCriterion | None, start: float, pool: ThreadPoolExecutor | None) -> Outcome:
     params = adapters.parameters()
     base_lr = learning_rate(cfg, loaded.model)
     if cfg.lr == 0:
@@ -258,16 +245,16 @@ def train(ctx, loaded: Loaded, adapters: Adapters, terms: tuple[Term, ...], data
             batch = dp.shard(batch)  # this process's rows of the global batch
         idle = dp is not None and distributed.is_empty(batch)
         defer_to_chat(loaded.model)  # chat replies being decoded on this base go first (artifacts.py)
-        reference = {} if idle else _reference(loaded.model, terms, batch, device)  # before the adapters go on
+        reference = {} if idle else reference_pass(loaded.model, terms, batch, device)  # before the adapters go on
         with adapters.use(train=True) as model:
             if dp is not None and idle:
                 grads, values = dp.nothing(terms, params)
-            else:
-                values = _step_values(model, terms, batch, device, reference)
-                if dp is not None:
-                    values = dp.weigh(terms, values, batch)  # this process's share of the global loss
+            elif dp is not None:
+                values = dp.weigh(terms, step_values(model, terms, batch, device, reference), batch)  # this process's share
                 # into the adapter only, never into the base's .grad; a layer the forward skips gets 0
                 grads = list(torch.autograd.grad(values["total"], params, allow_unused=True, materialize_grads=True))
+            else:
+                values, grads = step_gradients(model, terms, batch, device, reference, params, pool)
             if dp is not None:
                 grads, values = dp.reduce_step(grads, values)  # the global batch's gradient and losses
             for p, g in zip(params, grads):

@@ -1,0 +1,88 @@
+"""One LoRA training step's passes and gradients (trainer.train runs them step by step).
+
+    values, grads = step_gradients(model, terms, batch, device, reference_pass(...), params, pool)
+
+`reference_pass` is the original model's forward on each split a term reads a "ref_" value of;
+`step_values` evaluates every term (and `total`) from one forward pass per split;
+`step_gradients` adds total's gradient with respect to the trained parameters, the splits side
+by side on two cores where `split_pool` gives a thread for that.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import torch
+
+from . import distributed
+from .lora import adapters_off
+from .losses import REFERENCE, Term, evaluate_terms, reads_of, splits_of
+from .models import Loaded
+
+
+def forward(model, batch: dict[str, torch.Tensor], device, hidden: bool) -> dict[str, Any]:
+    """One split's forward pass as the reads a Term may name (losses.Term)."""
+    b = {k: v.to(device) for k, v in batch.items()}
+    out = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False, output_hidden_states=hidden)
+    return {"logits": out.logits, "labels": b["labels"], "attention_mask": b["attention_mask"],  # (B, T, V), (B, T), (B, T)
+            "hidden_states": out.hidden_states}  # None unless asked: L + 1 of (B, T, H)
+
+
+def reference_pass(model, terms: tuple[Term, ...], batch: dict, device) -> dict[str, dict[str, Any]]:
+    """The original model's forward pass (every adapter off, no grad) on each split some term
+    reads a "ref_" value of, under those names; {} for objectives that read none."""
+    out = {}
+    for split in splits_of(terms):
+        wanted = {r.removeprefix(REFERENCE) for r in reads_of(terms, split) if r.startswith(REFERENCE)}
+        if wanted:
+            with torch.no_grad(), adapters_off(model) as original:
+                values = forward(original, batch[split], device, "hidden_states" in wanted)
+            out[split] = {REFERENCE + k: v for k, v in values.items()}
+    return out
+
+
+def step_values(model, terms: tuple[Term, ...], batch: dict, device,
+                reference: dict[str, dict[str, Any]] | None = None) -> dict[str, torch.Tensor]:
+    outputs = {}
+    for split in splits_of(terms):
+        values = forward(model, batch[split], device, "hidden_states" in reads_of(terms, split))
+        outputs[split] = values | (reference or {}).get(split, {})
+    return evaluate_terms(terms, outputs)
+
+
+def split_step(model, terms: tuple[Term, ...], split: str, batch: dict, device, reference: dict[str, dict[str, Any]],
+               params: list[torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+    """One split's terms (their own "total": Σ weight · value) and that total's gradient."""
+    mine = tuple(t for t in terms if t.split == split)
+    values = step_values(model, mine, batch, device, reference)
+    return values, list(torch.autograd.grad(values["total"], params, allow_unused=True, materialize_grads=True))
+
+
+def step_gradients(model, terms: tuple[Term, ...], batch: dict, device, reference: dict[str, dict[str, Any]],
+                   params: list[torch.Tensor], pool: ThreadPoolExecutor | None = None
+                   ) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+    """Every term, `total`, and total's gradient with respect to `params`. With `pool`, the
+    splits' passes run side by side, the second on the pool's thread (each term reads one
+    split, so the total and its gradient are the sums of the splits'): on a small CPU model a
+    step is a chain of matmuls too short to split across cores, but two passes fill two."""
+    splits = splits_of(terms)
+    if pool is None or len(splits) < 2:
+        values = step_values(model, terms, batch, device, reference)
+        return values, list(torch.autograd.grad(values["total"], params, allow_unused=True, materialize_grads=True))
+    later = [pool.submit(split_step, model, terms, s, batch, device, reference, params) for s in splits[1:]]
+    parts = [split_step(model, terms, splits[0], batch, device, reference, params)] + [f.result() for f in later]
+    named = {k: v for part, _ in parts for k, v in part.items() if k != "total"}
+    values = {t.name: named[t.name] for t in terms}
+    values["total"] = torch.stack([part["total"] for part, _ in parts]).sum()
+    return values, [torch.stack(gs).sum(0) for gs in zip(*(g for _, g in parts))]
+
+
+def split_pool(loaded: Loaded) -> ThreadPoolExecutor | None:
+    """A thread for a step's second split where that fills an idle core: a CPU model run on one
+    intra-op thread (models.set_cpu_threads) on a machine with more than one core."""
+    if distributed.current() is None and str(loaded.device) == "cpu" and torch.get_num_threads() == 1 \
+            and (os.cpu_count() or 1) > 1:
+        return ThreadPoolExecutor(1, thread_name_prefix="split")
+    return None
