@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Callable
 
 import gradio as gr
@@ -16,6 +17,7 @@ from .common import error_box
 from .header import hint
 
 POLL_SECONDS = 0.5
+PLOT_SECONDS = 1.0  # the live plot's period (the bar's is POLL_SECONDS): see redraw
 PLOT_HEIGHT = 320
 HINT = ("Each line is one term of the method's loss, per step. Unlearning pushes the forget term while the retain term "
         "should stay flat; ECO draws its strength search instead (the metric against the target). Teach-first runs "
@@ -148,16 +150,30 @@ def cancel(session: Session):
     return progress_html(events, state) + (f'<div class="us-note">{html.escape(message)}</div>')
 
 
-def poll(session: Session):
+def redraw(shown: tuple, run, events: list[Event], ended: bool, now: float | None = None) -> tuple[bool, tuple]:
+    """Whether this tick sends the run's plot again, and what the page has shown after it
+    (`shown`: a per-page state, (run, when, steps)): a run's first steps at once, then at most
+    every PLOT_SECONDS, and its last steps when it ends. The page redraws the whole figure each
+    time, and each figure is a message to each browser in the room."""
+    now = time.monotonic() if now is None else now
+    steps = sum(1 for e in events if e.kind == "step")
+    same, at, drawn = (shown[0] == id(run), shown[1], shown[2]) if shown else (False, 0.0, 0)
+    if same and (steps == drawn or (drawn > 0 and not ended and now - at < PLOT_SECONDS)):
+        return False, shown
+    return steps > 0, (id(run), now, steps)
+
+
+def poll(session: Session, shown: tuple):
     """Timer tick: progress and plot while running; stop the timer when the run ended."""
     run = session.run
     if run is None or run.kind == "attack":  # a stress test shows in its own panel
-        return gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip()
+        return gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip(), shown
     events = run.since(0)
-    fig = figure(events, catalog.plots(run.method) if run.method else None)
     ended = run.finished
+    draw, shown = redraw(shown, run, events, ended)
+    fig = figure(events, catalog.plots(run.method) if run.method else None) if draw else None
     return (progress_html(events, run.state), fig if fig is not None else gr.skip(),
-            gr.Timer(active=not ended), run.state if ended else gr.skip())
+            gr.Timer(active=not ended), run.state if ended else gr.skip(), shown)
 
 
 # ------------------------------------------------------------------ widgets
@@ -177,6 +193,7 @@ def render(backend: Backend, state: gr.State, model, method: dict) -> dict:
     start.click(start_run, inputs, [state, bar, timer, finished], api_name="start")
     teach.click(teacher(backend), [state, model], [state, bar, timer, finished], api_name="teach_first")
     stop.click(cancel, [state], [bar], api_name="cancel")
-    timer.tick(poll, [state], [bar, plot, timer, finished], api_name="poll")
+    shown = gr.State(())  # this page's plot: (run, when, steps) as `redraw` last sent it
+    timer.tick(poll, [state, shown], [bar, plot, timer, finished, shown], api_name="poll")
     return {"finished": finished, "bar": bar, "plot": plot, "timer": timer,
             "start": start_run, "inputs": inputs, "outputs": [state, bar, timer, finished]}

@@ -43,6 +43,24 @@ def test_progress_bar_text():
     assert "cancelled" in run_panel.progress_html(events + [Event("cancelled", message="Cancelled.")], "cancelled")
 
 
+def test_the_live_plot_is_sent_at_once_then_every_plot_seconds_and_at_the_end():
+    run, other = object(), object()
+    step = lambda k: Event("step", series="train", step=k, values={"total": 1.0})
+    every = run_panel.PLOT_SECONDS
+    draw, shown = run_panel.redraw((), run, [], False, now=0.0)
+    assert not draw  # nothing to draw yet
+    draw, shown = run_panel.redraw(shown, run, [step(1)], False, now=0.1)
+    assert draw and shown == (id(run), 0.1, 1)  # the first step at once
+    assert run_panel.redraw(shown, run, [step(1), step(2)], False, now=0.1 + every / 2) == (False, shown)
+    draw, later = run_panel.redraw(shown, run, [step(1), step(2)], False, now=0.1 + every)
+    assert draw and later == (id(run), 0.1 + every, 2)
+    assert run_panel.redraw(later, run, [step(1), step(2)], True, now=0.2 + every) == (False, later)  # nothing new
+    draw, end = run_panel.redraw(later, run, [step(1), step(2), step(3)], True, now=0.2 + every)
+    assert draw and end[2] == 3  # the last steps when the run ends, however soon
+    draw, _ = run_panel.redraw(end, other, [step(1)], False, now=0.3 + every)
+    assert draw  # another run (or this page seeing a run for the first time): at once
+
+
 def test_chat_escapes_html_and_badges():
     turn = chat_panel.turn("<b>hi</b>", '<img src=x onerror="alert(1)">')
     assert turn[0]["content"] == "&lt;b&gt;hi&lt;/b&gt;" and "<img" not in turn[1]["content"]

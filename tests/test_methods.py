@@ -249,6 +249,21 @@ def test_the_holdout_criterion_is_measured_as_often_as_it_is_needed(loaded, stop
     assert [e.step for e in run.since(0) if e.kind == "step" and e.series == "holdout"] == want
 
 
+def test_knowledge_in_two_halves_side_by_side_is_the_knowledge_in_one_pass(loaded):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from unlearning.batches import encode_dataset
+    from unlearning.stopping import knowledge
+    ds = qa(7)  # an odd count: halves of 3 and 4
+    items = encode_dataset(loaded.tokenizer, ds)
+    one = knowledge(loaded.model, loaded.tokenizer, ds, items)
+    with ThreadPoolExecutor(1) as pool:
+        halves = knowledge(loaded.model, loaded.tokenizer, ds, items, pool=pool)
+    n_tokens = sum(sum(1 for y in it.labels[1:] if y != -100) for it in items)
+    assert halves == one and set(one) == {"mem_acc"}
+    assert round(one["mem_acc"] * n_tokens) == pytest.approx(one["mem_acc"] * n_tokens)  # a share of the tokens
+
+
 def test_every_training_step_lets_chat_go_first(loaded, monkeypatch):
     from unlearning import trainer
     calls = []

@@ -4,6 +4,7 @@ the holdout set, text the model never saw. trainer.train measures it every `chec
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 
 import torch
 
@@ -15,15 +16,26 @@ from .models import Loaded
 
 
 def knowledge(model, tokenizer, ds: Dataset, items: list[Encoded],
-              check_cancel: Callable[[], None] | None = None) -> dict[str, float]:
-    """How well `model` knows `ds`: mem_acc over its labelled tokens and, for passages, EL_n."""
+              check_cancel: Callable[[], None] | None = None, pool: Executor | None = None) -> dict[str, float]:
+    """How well `model` knows `ds`: mem_acc over its labelled tokens and, for passages, EL_n.
+    With `pool`, QA items are scored in two halves side by side (the second on its thread)."""
     with torch.no_grad():
         if ds.kind == "passage":  # EL_n needs generations; evaluate_split has them
             metrics, _ = evaluate_split(model, tokenizer, ds, "forget", check_cancel=check_cancel)
             return {k: metrics[k] for k in ("mem_acc", "extraction_n") if k in metrics}
-        scores = sequence_logprobs(model, tokenizer, items, check_cancel=check_cancel)
+        if pool is None or len(items) < 2:
+            scores = sequence_logprobs(model, tokenizer, items, check_cancel=check_cancel)
+        else:
+            half = len(items) // 2
+            later = pool.submit(_scores, model, tokenizer, items[half:], check_cancel)
+            scores = sequence_logprobs(model, tokenizer, items[:half], check_cancel=check_cancel) + later.result()
     correct = [ok for s in scores for ok in s.correct]
     return {"mem_acc": sum(correct) / max(len(correct), 1)}
+
+
+def _scores(model, tokenizer, items: list[Encoded], check_cancel) -> list:
+    with torch.no_grad():  # grad mode is per thread
+        return sequence_logprobs(model, tokenizer, items, check_cancel=check_cancel)
 
 
 class HoldoutCriterion:
@@ -50,8 +62,9 @@ class HoldoutCriterion:
             target = {k: measured[k] for k in keys if k in measured}  # a QA holdout has no EL_n
         return cls(loaded.tokenizer, splits["forget"], forget_items, target)
 
-    def measure(self, model, check_cancel: Callable[[], None] | None = None) -> dict[str, float]:
-        return knowledge(model, self.tokenizer, self.forget, self.items, check_cancel)
+    def measure(self, model, check_cancel: Callable[[], None] | None = None, pool: Executor | None = None
+                ) -> dict[str, float]:
+        return knowledge(model, self.tokenizer, self.forget, self.items, check_cancel, pool)
 
     def reached(self, measured: dict[str, float]) -> bool:
         return all(measured[k] <= v for k, v in self.target.items())

@@ -272,7 +272,7 @@ def _train(ctx, loaded: Loaded, adapters: Adapters, terms: tuple[Term, ...], dat
             measured: dict[str, float] = {}
             if dp is None or dp.main:
                 with adapters.use() as model:
-                    measured = criterion.measure(model, ctx.check_cancel)
+                    measured = criterion.measure(model, ctx.check_cancel, pool)
             reached = criterion.reached(measured) if measured else False
             if dp is not None:  # the main process's measurement and decision: all stop at the same step
                 measured, reached = dp.broadcast((measured, reached))
