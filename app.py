@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import gradio as gr
 from gradio.utils import get_upload_folder
 
 from components import chat_panel, compare_panel, data_panel, header, method_panel, report_panel, run_panel, stress_panel
-from unlearning.service import Backend, ModelCache, Session, Sessions, Studio, choose_backend, limits, sweep_leftovers
+from unlearning.service import Backend, LocalBackend, ModelCache, Session, Sessions, Studio, choose_backend, limits, sweep_leftovers
 
 CSS = (Path(__file__).parent / "assets" / "studio.css").read_text(encoding="utf-8")
 SESSIONS = Sessions()  # which page holds which session, and when a session really ends
@@ -120,6 +121,18 @@ def _lost(request: gr.Request) -> None:
     SESSIONS.lost(token)
 
 
+def _warm(studio: Studio, name: str) -> None:
+    """The workshop preset's oracle and `before` evaluations, computed while the room opens the
+    page (Studio.warm_preset); a failure here only means the first run computes them itself."""
+    try:
+        seconds = studio.warm_preset(name)
+    except Exception as e:  # noqa: BLE001  logged for the operator; the app serves regardless
+        print(f"warm-up of the workshop preset failed: {type(e).__name__}: {e}", flush=True)
+        return
+    if seconds is not None:
+        print(f"workshop preset: oracle and before evaluated in {seconds:.1f} s (cached for every session)", flush=True)
+
+
 def main() -> None:
     models = ModelCache(device=os.environ.get("UNLEARNING_DEVICE", "auto"),
                         trust_remote_code=os.environ.get("UNLEARNING_TRUST_REMOTE_CODE") == "1",
@@ -127,7 +140,10 @@ def main() -> None:
                         device_map=os.environ.get("UNLEARNING_DEVICE_MAP") or None)
     sweep_leftovers([tempfile.gettempdir(), get_upload_folder()])  # what a killed earlier run of the app left
     backend = choose_backend(Studio(models))  # first: on ZeroGPU it imports `spaces`, which must patch torch before a model loads
-    models.get(os.environ.get("UNLEARNING_MODEL", "workshop"), operator=True)  # load before serving
+    name = os.environ.get("UNLEARNING_MODEL", "workshop")
+    models.get(name, operator=True)  # load before serving
+    if isinstance(backend, LocalBackend) and os.environ.get("UNLEARNING_WARM", "1") != "0":
+        threading.Thread(target=_warm, args=(backend.studio, name), name="warm-preset", daemon=True).start()
     demo = build(backend)
     demo.queue(default_concurrency_limit=limits.APP_CONCURRENCY, max_size=limits.APP_QUEUE_SIZE)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

@@ -233,3 +233,66 @@ def _releasing(run, release: threading.Event):
             release.set()
 
     return wrapped
+
+
+# --------------------------------------------------------------- claims and the warm-up
+
+
+def test_a_split_under_way_is_waited_for_not_evaluated_twice(loaded, monkeypatch):
+    calls, started, go = [], threading.Event(), threading.Event()
+    evaluate_split = metrics.evaluate_split
+
+    def slow(*args, **kwargs):
+        calls.append(args[3])  # the split's name
+        started.set()
+        go.wait(10)
+        return evaluate_split(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "evaluate_split", slow)
+    cache, one = EvalCache(), {"forget": SPLITS["forget"]}
+    results = {}
+    first = threading.Thread(target=lambda: results.setdefault("first", evaluate_into(cache, loaded, one)))
+    first.start()
+    started.wait(10)
+    second = threading.Thread(target=lambda: results.setdefault("second", evaluate_into(cache, loaded, one)))
+    second.start()
+    second.join(0.5)
+    assert second.is_alive()  # waiting for the first thread's entry, not evaluating it
+    go.set()
+    first.join(10), second.join(10)
+    assert calls == ["forget"] and results["first"] == results["second"]
+    assert (cache.hits, cache.misses) == (1, 1)
+
+
+def test_a_claim_given_up_passes_to_the_waiting_thread(loaded):
+    cache = EvalCache()
+    key = {"split": "forget", "model": "x"}
+    assert cache.claim(key) is None  # ours to compute
+    got = {}
+    waiter = threading.Thread(target=lambda: got.setdefault("value", cache.claim(key)))
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive()
+    cache.release(key)  # never put (the evaluation failed): the waiter claims it in turn
+    waiter.join(5)
+    assert got == {"value": None}
+    cache.put(key, ({"m": 1.0}, {}))
+    cache.release(key)
+    assert cache.claim(key) == ({"m": 1.0}, {})
+
+    def cancelled():
+        raise RuntimeError("cancelled")
+
+    other = {"split": "retain", "model": "x"}
+    assert cache.claim(other) is None
+    with pytest.raises(RuntimeError, match="cancelled"):  # a cancelled run stops waiting
+        cache.claim(other, cancelled)
+
+
+def test_the_warm_up_leaves_a_run_nothing_to_evaluate(loaded, oracle):
+    cache = EvalCache()
+    assert pipeline.warm_reference(loaded, oracle, SPLITS, cache) > 0
+    assert (cache.hits, cache.misses) == (0, 2 * N_SPLITS)
+    warmed = unlearn_report(get_method("ihl"), loaded, oracle, cache)
+    assert (cache.hits, cache.misses) == (2 * N_SPLITS, 2 * N_SPLITS)  # the run computed nothing
+    assert stable(warmed) == stable(unlearn_report(get_method("ihl"), loaded, oracle, None))

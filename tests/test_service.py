@@ -204,3 +204,18 @@ def test_a_stress_test_attacks_the_sessions_artifact(studio):
     assert blocks["relearn"]["steps"][0] == 0 and len(blocks["relearn"]["oracle"]) == len(blocks["relearn"]["steps"]) >= 4
     assert {"8", "4"} <= set(blocks["quantize"]) and blocks["quantize"]["summary"]
     session.close()
+
+
+def test_the_warm_up_evaluates_what_a_preset_run_looks_up(studio, monkeypatch):
+    from unlearning import pipeline
+    seen = []
+    monkeypatch.setattr(pipeline, "warm_reference", lambda *args: seen.append(args) or 1.5)
+    assert studio.warm_preset("workshop") == 1.5
+    (loaded, oracle, splits, cache), = seen
+    session = Session()
+    session.use_preset()
+    assert loaded is studio.models.get("workshop") and oracle is studio.oracle(session, "workshop")
+    assert oracle is studio.models.get("workshop-oracle") and cache is studio.evals
+    assert {k: (ds.name, ds.examples) for k, ds in splits.items()} == \
+        {k: (ds.name, ds.examples) for k, ds in session.splits().items()}
+    assert studio.warm_preset("another/model") is None and len(seen) == 1  # no oracle, no warm-up

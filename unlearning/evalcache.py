@@ -57,6 +57,7 @@ class EvalCache:
         self.write_error: str | None = None  # the last failed write to the folder, for the log
         self._memory: OrderedDict[str, Value] = OrderedDict()
         self._lock = threading.Lock()
+        self._computing: dict[str, threading.Event] = {}  # entries a thread is evaluating now
         if self.folder is not None:
             _check_folder(self.folder)
 
@@ -71,6 +72,35 @@ class EvalCache:
             if value is not None:
                 self._remember(name, value)
         return copy.deepcopy(value)  # callers may fill in a dict (forget_quality); the entry stays as computed
+
+    def claim(self, key: dict[str, Any], check_cancel: Callable[[], None] | None = None) -> Value | None:
+        """The entry, once there; None when the caller is to compute it (then `release` it,
+        after `put`). While another thread computes the same entry this waits for it, so two
+        runs (or a run and the app's warm-up) never evaluate one split twice at once."""
+        name = key_digest(key)
+        while True:
+            if (hit := self.get(key)) is not None:
+                return hit
+            with self._lock:
+                busy = self._computing.get(name)
+                if busy is None:
+                    self._computing[name] = threading.Event()
+                    break
+            while not busy.wait(0.2):
+                if check_cancel is not None:
+                    check_cancel()
+        if (hit := self.get(key)) is not None:  # put and released between the first get and the claim
+            self.release(key)
+            return hit
+        return None
+
+    def release(self, key: dict[str, Any]) -> None:
+        """End a claim: whoever waits for the entry reads it now (or, if it was never put,
+        claims it in turn)."""
+        with self._lock:
+            busy = self._computing.pop(key_digest(key), None)
+        if busy is not None:
+            busy.set()
 
     def count(self, hit: bool, n: int = 1) -> None:
         with self._lock:
@@ -267,15 +297,19 @@ def cached_split(cache: EvalCache, loaded: Loaded, only_cached: bool = False) ->
 
     def one(model, tokenizer, ds: Dataset, split: str, batch_size: int = 32, check_cancel=None) -> Value:
         key = split_key(identity, loaded.device, dtype, split, ds, batch_size)
-        hit = cache.get(key)
-        if only_cached and hit is None:
-            raise _Miss(split)
-        if not only_cached:  # lookup() counts its hits once it found them all
-            cache.count(hit is not None)
+        if only_cached:  # lookup() counts its hits once it found them all
+            if (hit := cache.get(key)) is None:
+                raise _Miss(split)
+            return hit
+        hit = cache.claim(key, check_cancel)  # waits while another thread evaluates this split
+        cache.count(hit is not None)
         if hit is not None:
             return hit
-        value = evaluate_split(model, tokenizer, ds, split, batch_size, check_cancel)
-        cache.put(key, value)
+        try:
+            value = evaluate_split(model, tokenizer, ds, split, batch_size, check_cancel)
+            cache.put(key, value)
+        finally:
+            cache.release(key)
         return value
 
     return one

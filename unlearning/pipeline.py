@@ -169,6 +169,21 @@ class Reference:
         return oracle, oracle_raw, before
 
 
+def warm_reference(loaded: Loaded, oracle: Loaded | None, splits: dict[str, Dataset], cache: EvalCache) -> float:
+    """Evaluate the original model (a run's `before`) and the oracle on `splits` into `cache`
+    now, side by side on two threads; the seconds it took. Splits already cached are read, and
+    a run started meanwhile waits for the ones under way (EvalCache.claim) instead of
+    evaluating them again. The app does this for the workshop preset as it starts."""
+    t0 = time.perf_counter()
+    models = [m for m in (oracle, loaded) if m is not None]
+    with ThreadPoolExecutor(max_workers=len(models)) as pool:
+        jobs = [pool.submit(evaluate, original(m.model), m.tokenizer, splits, evaluate_one=cached_split(cache, m))
+                for m in models]
+        for job in jobs:
+            job.result()
+    return time.perf_counter() - t0
+
+
 def _reference_phases(ctx: RunContext, loaded: Loaded, oracle: Loaded | None, splits, before: bool,
                       cache: EvalCache | None = None):
     """Evaluate the oracle and the model before unlearning now: (oracle, oracle_raw, before)."""

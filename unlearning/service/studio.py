@@ -50,6 +50,20 @@ class Studio:
             return self.models.get("workshop-oracle")
         return None
 
+    def warm_preset(self, name: str = "workshop") -> float | None:
+        """Evaluate the workshop preset's `before` and oracle into the evaluation cache: the
+        seconds it took, or None for a model other than the workshop's (its preset has no
+        oracle, and a large model's evaluation is no warm-up). Called on a thread as the app
+        starts, so the room's first run on the preset trains without computing them alongside
+        (measured: the first IHL + FILA run's page time, benchmarks/RESULTS.md "Fast feedback")."""
+        from ..pipeline import warm_reference
+
+        if model_name(name) != "workshop":
+            return None
+        session = Session()
+        session.use_preset()
+        return warm_reference(self.models.get(name), self.oracle(session, name), session.splits(), self.evals)
+
     # -------------------------------------------------------------- runs
     def check(self, session: Session, job: RunJob) -> None:
         """Everything that can be refused before a run starts, in the words the user sees:
