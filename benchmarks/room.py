@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from gradio_client import Client  # noqa: E402
 
+from benchmarks.feedback import WARMED  # noqa: E402
 from tests.e2e.conftest import Server  # noqa: E402
 from tests.e2e.test_load import (FORGET, NOTE, RETAIN, WAITING, Load, bar_percent, bar_text, chat, percentile, poll,  # noqa: E402
                                  settings, use_preset)
@@ -192,6 +193,9 @@ def main() -> None:
     server = Server([sys.executable, "-c", code], ROOT / "test-artifacts" / "room-server.log")
     try:
         url = server.ready()
+        log = ROOT / "test-artifacts" / "room-server.log"  # the room opens the page once the app's warm-up is done
+        while WARMED not in log.read_text() and time.time() < server.started + 180:
+            time.sleep(0.2)
         warm = Client(url, verbose=False)  # the first chat loads the model: not part of the room
         use_preset(Load(), warm, "warm-up")
         warm.predict(FORGET[0]["question"], "workshop", [], [], api_name="/chat")
