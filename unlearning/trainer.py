@@ -302,7 +302,7 @@ class LoraMethod:
     Config = LoraSettings
     init: RandomInit | FisherInit = RandomInit()  # a stateless strategy
     plots = (Plot("train", "losses per step", hidden=("lr", "elapsed_s")),
-             Plot("holdout", "holdout criterion: forget falls to the holdout level"))
+             Plot("holdout", "holdout criterion: forget → holdout level"))
 
     @classmethod
     def report_blocks(cls, report: Report) -> list[Block]:

@@ -330,3 +330,18 @@ def test_a_stress_test_on_the_kept_run_draws_relearning_for_three_models(page, s
     legend = page.locator("#stress-relearn .legend").first.text_content() or ""
     assert "original" in legend and "unlearned" in legend and "oracle" in legend
     assert page.locator("#stress-relearn-caption").inner_text().strip()
+
+
+def test_every_button_label_is_drawn_in_one_font(page):
+    """Gradio's bundled semibold face holds a few glyphs only: offline, a button read "FIL" in
+    one font and "A" in another until assets/studio.css pointed semibold at the whole Bold face."""
+    page.evaluate("document.fonts.ready")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+    for selector in ("#try-ihl-fila", "#try-eco", "#start-run", "#teach-first"):
+        node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+        fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+        letters = [f for f in fonts if f["glyphCount"] > 1 or not f["familyName"].startswith("DejaVu")]
+        assert len(letters) == 1, (selector, fonts)
