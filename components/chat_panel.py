@@ -83,9 +83,9 @@ def refresh_examples(session: Session):
 # ------------------------------------------------------------------ widgets
 def render(backend: Backend, state: gr.State, model) -> dict:
     with gr.Row():
-        runs = gr.Dropdown([], label="Unlearned side: no run yet", elem_id="chat-run", scale=1, min_width=160)
+        runs = gr.Dropdown([], label="Unlearned side: no run yet", elem_id="chat-run", scale=1, min_width=250)
         examples = gr.Dropdown([], label="Example prompts (forget, retain, reworded)", allow_custom_value=False,
-                               elem_id="chat-examples", scale=2)
+                               elem_id="chat-examples", scale=1)
     with gr.Row():
         message = gr.Textbox(show_label=False, placeholder="Ask about someone in the forget set…", scale=4,
                              elem_id="chat-input")
