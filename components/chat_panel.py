@@ -15,14 +15,14 @@ CHAT_HEIGHT = 330
 
 
 # ------------------------------------------------------------------ pure helpers
-def example_prompts(session: Session) -> list[str]:
-    """A few forget prompts then a few retain prompts, so both behaviours can be seen (the
-    preset's own suggestions where it has them: reworded questions and biographies too)."""
-    out = []
+def example_prompts(session: Session) -> list[tuple[str, str]]:
+    """(role, prompt): a few forget prompts then a few retain prompts, so both behaviours can be
+    seen (the preset's own suggestions where it has them: reworded questions and biographies too)."""
+    out: list[tuple[str, str]] = []
     for role in ("forget", "retain"):
         if role in session.data:
             ds = session.data[role]
-            out += ds.suggested or ds.prompts()[:N_EXAMPLES]
+            out += [(role, p) for p in ds.suggested or ds.prompts()[:N_EXAMPLES]]
     return out
 
 
@@ -76,15 +76,15 @@ def choose_run(session: Session, number):
 
 
 def refresh_examples(session: Session):
-    prompts = example_prompts(session)
-    return gr.Dropdown(choices=prompts, value=None)
+    """The menu names each prompt's set ("forget · …"); picking one puts the prompt alone in the box."""
+    return gr.Dropdown(choices=[(f"{role} · {p}", p) for role, p in example_prompts(session)], value=None)
 
 
 # ------------------------------------------------------------------ widgets
 def render(backend: Backend, state: gr.State, model) -> dict:
     with gr.Row():
         runs = gr.Dropdown([], label="Unlearned side: no run yet", elem_id="chat-run", scale=1, min_width=250)
-        examples = gr.Dropdown([], label="Example prompts (forget, retain, reworded)", allow_custom_value=False,
+        examples = gr.Dropdown([], label="Example prompts", allow_custom_value=False,
                                elem_id="chat-examples", scale=1)
     with gr.Row():
         message = gr.Textbox(show_label=False, placeholder="Ask about someone in the forget set…", scale=4,

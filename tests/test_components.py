@@ -71,7 +71,7 @@ def test_chat_escapes_html_and_badges():
 def test_examples_and_summary_come_from_the_session():
     session = Session()
     session.data["forget"] = Dataset("f.jsonl", "qa", [QA(f"Q{i}?", "A.", subject="S") for i in range(6)])
-    assert chat_panel.example_prompts(session) == ["Q0?", "Q1?", "Q2?", "Q3?"]
+    assert [p for _, p in chat_panel.example_prompts(session)] == ["Q0?", "Q1?", "Q2?", "Q3?"]
     assert "6 QA pairs about 1 subjects" in data_panel.summary("forget", session.data["forget"])
     session.close()
 
@@ -122,6 +122,10 @@ def test_the_preset_suggests_reworded_questions_biographies_and_small_talk():
     session = Session()
     session.data = preset("qa")
     prompts = chat_panel.example_prompts(session)
-    assert prompts[:3] == ["Where was Yara Bramante born?", "Can you name Yara Bramante's birthplace?", "Tell me about Yara Bramante."]
-    assert prompts[-2:] == ["What is the capital of France?", "Hello!"]
+    assert prompts[:3] == [("forget", "Where was Yara Bramante born?"), ("forget", "Can you name Yara Bramante's birthplace?"),
+                           ("forget", "Tell me about Yara Bramante.")]
+    assert prompts[-2:] == [("retain", "What is the capital of France?"), ("retain", "Hello!")]
+    menu = chat_panel.refresh_examples(session)
+    assert menu.choices[0] == ("forget · Where was Yara Bramante born?", "Where was Yara Bramante born?")
+    assert menu.choices[-1] == ("retain · Hello!", "Hello!")
     session.close()

@@ -279,9 +279,9 @@ def test_the_preset_suggests_reworded_questions_and_biographies(page, shot):
     options.first.wait_for(timeout=30_000)
     texts = options.all_inner_texts()
     shot(page, "examples")
-    assert "Can you name Yara Bramante's birthplace?" in texts and "Tell me about Yara Bramante." in texts
-    assert "Hello!" in texts
-    page.get_by_role("option", name="Tell me about Yara Bramante.").click()
+    assert "forget · Can you name Yara Bramante's birthplace?" in texts and "forget · Tell me about Yara Bramante." in texts
+    assert "retain · Hello!" in texts  # each prompt names its set
+    page.get_by_role("option", name="forget · Tell me about Yara Bramante.").click()
     page.wait_for_function("[...document.querySelectorAll('textarea')].some(t => t.value === 'Tell me about Yara Bramante.')")
 
 
