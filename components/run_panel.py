@@ -65,14 +65,18 @@ def figure(events: list[Event], plots: tuple[catalog.Plot, ...] | None = None) -
     if not points:
         return None
     fig = make_subplots(rows=1, cols=len(points), subplot_titles=[_title(s, specs) for s in points])
+    any_title = False
     for col, (series, values) in enumerate(points.items(), start=1):
         spec = _spec(specs, series)
         for name, (xs, ys) in values.items():
             fig.add_trace(go.Scatter(x=xs, y=ys, name=f"{series}: {name}", mode=spec.mode), row=1, col=col)
-        if spec.x != "step":  # ("step" is every plot's x but ECO's: the legend sits where its title would)
+        if spec.x != "step":  # "step" is every plot's x but ECO's, which is titled
+            any_title = True
             fig.update_xaxes(title_text=spec.x, type="log" if _decades(values) else None, row=1, col=col)
     fig.update_layout(height=PLOT_HEIGHT, margin={"l": 40, "r": 10, "t": 40, "b": 30}, uirevision="keep",
-                      legend={"orientation": "h"}, font={"size": 13})
+                      # below the tick labels (and the x title, where there is one) at any width
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.3 if any_title else -0.2},
+                      font={"size": 13})
     return fig
 
 

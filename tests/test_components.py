@@ -34,6 +34,10 @@ def test_plot_points_per_series_and_search_axis():
     assert points["search"]["metric"] == ([0.5], [0.9]) and "strength" not in points["search"]
     assert len(run_panel.figure(events).data) == 3  # train total; search metric and target
     assert run_panel.figure([]) is None
+    # the legend hangs below the tick labels, and lower still under an x title (ECO's "strength")
+    steps = run_panel.figure(events[:2]).layout.legend
+    titled = run_panel.figure(events, catalog.method("eco").plots).layout.legend
+    assert steps.yanchor == titled.yanchor == "top" and titled.y < steps.y < -0.1
 
 
 def test_progress_bar_text():
