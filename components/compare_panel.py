@@ -1,6 +1,8 @@
-"""Compare — every run the session kept: a table, and forget against utility with `before` and
-the oracle marked, so "which method got closest to the oracle without hurting what it should
-keep" is seen, not read. Also where a kept run is removed."""
+"""Compare — every run the session kept: a table, and the distance to the oracle (over the probe
+suite: every wording a room tries, fluency included) against utility with `before` and the
+oracle marked, so "which method got closest to the oracle without hurting what it should keep"
+is seen, not read; a run the probes show as unchanged, collapsed or leaking is marked so. Also
+where a kept run is removed."""
 
 from __future__ import annotations
 
@@ -13,12 +15,16 @@ from unlearning.service.compare import CompareRow, Reference, compare_rows, refe
 from .common import error_box
 from .header import hint
 
-HEADERS = ["run", "data", "steps", "wall time (s)", "forget ROUGE-L (↓ to the oracle's)", "model utility (≈ before)",
-           "forget quality (↑, 1 = oracle)", "fluency, bits (≈ before)"]
+HEADERS = ["run", "data", "steps", "wall time (s)", "distance to the oracle (↓, 0 = oracle)", "what the probes show",
+           "forget ROUGE-L (↓ to the oracle's)", "model utility (≈ before)", "forget quality (↑, 1 = oracle)",
+           "fluency, bits (≈ before)"]
 HINT = ("The gold star is the oracle, a model that never saw the forget set; the grey square is the model before "
-        "unlearning. The best run sits near the star's left–right position (forgotten as much as the oracle, no "
-        "more) and no lower than the square (nothing else lost).")
+        "unlearning. Left–right is how far a model's answers are from the oracle's over every wording a room tries "
+        "(trained and new wordings, 'Tell me about NAME.', prompt tricks), counting repeated words and lost fluency: "
+        "the best run sits near the star, and no lower than the square (nothing else lost). A red point is a run "
+        "the probes show as unchanged, collapsed or leaking.")
 MARKERS = {"before": ("square", "#6b7280"), "oracle": ("star", "#d97706")}
+RUN_COLOR, WARN_COLOR = "#4f46e5", "#dc2626"
 
 
 # ------------------------------------------------------------------ pure helpers
@@ -30,29 +36,47 @@ def table_rows(rows: list[CompareRow], refs: list[Reference], current: int | Non
     """One row per kept run (the current one marked ▶), then `before` and `oracle`; numbers stay
     numbers (rounded), so a script reading /compare gets values, not text."""
     out: list[list] = [[("▶ " if r.run.startswith(f"#{current} ") else "") + r.run, r.data, r.steps, _round(r.wall_s, 1),
+                        _round(r.distance), r.verdict or ("like the oracle" if r.distance is not None else ""),
                         _round(r.forget), _round(r.utility), _round(r.forget_quality, 4), _round(r.fluency, 2)]
                        for r in rows]
-    out += [[f"({ref.name})", "", None, None, _round(ref.forget), _round(ref.utility), _round(ref.forget_quality, 4),
-             _round(ref.fluency, 2)] for ref in refs]
+    out += [[f"({ref.name})", "", None, None, _round(ref.distance), "", _round(ref.forget), _round(ref.utility),
+             _round(ref.forget_quality, 4), _round(ref.fluency, 2)] for ref in refs]
     return out
 
 
+def x_axis(rows: list[CompareRow], refs: list[Reference]) -> tuple[str, str]:
+    """(field, title) of the picture's x: the distance to the oracle when every point has it,
+    else (reports from before the probe suite) forget ROUGE-L."""
+    if all(r.distance is not None for r in rows if r.utility is not None) and \
+            all(r.distance is not None for r in refs if r.utility is not None):
+        return "distance", "distance to the oracle over the probes (0 = answers like the oracle; lower is better)"
+    return "forget", "forget ROUGE-L after (lower = forgot more; aim for the oracle's)"
+
+
+def point_label(row: CompareRow) -> str:
+    """'#3 GA' and, when the probes found something, what: '#3 GA: lost what it should keep'."""
+    short = row.run.split(" (")[0]
+    return f"{short}: {row.verdict}" if row.verdict else short
+
+
 def figure(rows: list[CompareRow], refs: list[Reference]) -> go.Figure | None:
-    """Forget ROUGE-L (x) against model utility (y): one point per run, before and oracle marked."""
-    points = [r for r in rows if r.forget is not None and r.utility is not None]
-    marks = [r for r in refs if r.forget is not None and r.utility is not None]
+    """The distance to the oracle (x; forget ROUGE-L for old reports) against model utility (y):
+    one point per run, red where the probes found something; before and oracle marked."""
+    x, title = x_axis(rows, refs)
+    points = [r for r in rows if getattr(r, x) is not None and r.utility is not None]
+    marks = [r for r in refs if getattr(r, x) is not None and r.utility is not None]
     if not points and not marks:
         return None
     fig = go.Figure()
     for ref in marks:
         symbol, color = MARKERS[ref.name]
-        fig.add_trace(go.Scatter(x=[ref.forget], y=[ref.utility], mode="markers+text", name=ref.name, text=[ref.name],
+        fig.add_trace(go.Scatter(x=[getattr(ref, x)], y=[ref.utility], mode="markers+text", name=ref.name, text=[ref.name],
                                  textposition="top center", marker={"symbol": symbol, "size": 18, "color": color}))
     if points:
-        fig.add_trace(go.Scatter(x=[r.forget for r in points], y=[r.utility for r in points], mode="markers+text",
-                                 name="runs", text=[r.run.split(" (")[0] for r in points], textposition="bottom center",
-                                 marker={"size": 14, "color": "#4f46e5"}))
-    fig.update_xaxes(title_text="forget ROUGE-L after (lower = forgot more; aim for the oracle's)")
+        fig.add_trace(go.Scatter(x=[getattr(r, x) for r in points], y=[r.utility for r in points], mode="markers+text",
+                                 name="runs", text=[point_label(r) for r in points], textposition="bottom center",
+                                 marker={"size": 14, "color": [WARN_COLOR if r.verdict else RUN_COLOR for r in points]}))
+    fig.update_xaxes(title_text=title)
     fig.update_yaxes(title_text="model utility (higher = kept more)")
     fig.update_layout(height=360, margin={"l": 50, "r": 10, "t": 20, "b": 50}, showlegend=False, font={"size": 14})
     return fig

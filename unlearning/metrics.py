@@ -312,11 +312,17 @@ def _evaluate_passages(model, tokenizer, ds: Dataset, split: str, bs: int, check
     return {**_token_stats(scores), **_text_stats(conts)}, {"R": [], "losses": losses, "generations": gens}, items
 
 
+def _evaluate_probes(model, tokenizer, ds: Dataset, split: str, bs: int, check_cancel) -> tuple[dict, dict, list]:
+    from .probes import evaluate_probes  # probes.py scores with this module's ROUGE-L
+
+    return (*evaluate_probes(model, tokenizer, ds, check_cancel), [])
+
+
 def evaluate_split(model, tokenizer, ds: Dataset, split: str, batch_size: int = 32,
                    check_cancel: Callable[[], None] | None = None) -> tuple[dict[str, float], dict]:
     """Metrics of one split (unprefixed keys) and its raw per-example values: {"R": truth
     ratios, "losses": mean NLL per example, "generations": [{prompt, output, reference}]}."""
-    run = _evaluate_qa if ds.kind == "qa" else _evaluate_passages
+    run = {"qa": _evaluate_qa, "passage": _evaluate_passages, "probes": _evaluate_probes}[ds.kind]
     was_training = model.training  # evaluate without dropout, then leave the model as found
     model.eval()
     try:

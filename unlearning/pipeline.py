@@ -19,6 +19,8 @@ from .evalcache import EvalCache, cached_split, lookup
 from .memory import MemoryWatch
 from .metrics import against_oracle, evaluate, forget_quality
 from .models import WORKSHOP_DIR, Loaded
+from .outcome import with_distance
+from .probes import probe_set
 from .runs import RunContext
 
 if TYPE_CHECKING:
@@ -44,13 +46,15 @@ class PhaseContext:
 
 def complete_splits(forget: Dataset, retain: Dataset, holdout: Dataset | None = None,
                     general: Dataset | None = None) -> dict[str, Dataset]:
-    """The four splits a report needs: the user's forget/retain (checked against each other),
-    and holdout/general defaulting to the workshop kit's (holdout of the forget set's kind)."""
+    """The splits a report needs: the user's forget/retain (checked against each other),
+    holdout/general defaulting to the workshop kit's (holdout of the forget set's kind), and
+    the probe suite built from forget/retain (probes.py: what a room asks in chat)."""
     check_pair(forget, retain)
     ext = "jsonl" if forget.kind == "qa" else "txt"
     return {"forget": forget, "retain": retain,
             "holdout": holdout or load_file(WORKSHOP_DIR / f"holdout.{ext}"),
-            "general": general or load_file(WORKSHOP_DIR / "general.jsonl")}
+            "general": general or load_file(WORKSHOP_DIR / "general.jsonl"),
+            "probes": probe_set(forget, retain)}
 
 
 def _evaluate_phase(ctx: RunContext, phase: str, model, tokenizer, splits, oracle_raw=None, evaluate_one=None,
@@ -240,7 +244,7 @@ def unlearn_job(method: Method, cfg: Any, loaded: Loaded, splits: dict[str, Data
         report.update(steps=unlearned.steps, trainable_params=unlearned.trainable_params,
                       history=unlearned.history, **unlearned.extra_report)
         ctx.progress(1.0, "done")
-        return {"report": _cost(report, t0, memory), "unlearned": unlearned}
+        return {"report": _cost(with_distance(report), t0, memory), "unlearned": unlearned}
 
     return work
 
@@ -258,6 +262,6 @@ def eval_job(loaded: Loaded, splits: dict[str, Dataset], oracle: Loaded | None =
                 report["after"], _ = _evaluate_after(ctx, unlearned, loaded.tokenizer, splits, oracle_raw)
                 report.update(steps=unlearned.steps, trainable_params=unlearned.trainable_params, history=unlearned.history)
         ctx.progress(1.0, "done")
-        return _cost(report, t0, memory)
+        return _cost(with_distance(report), t0, memory)
 
     return work

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .. import outcome
 from ..errors import UserError
 from ..report import Block, Line, Plot, Report, Table
 from ..settings import describe
@@ -88,8 +89,10 @@ def plots(name: str | None = None) -> tuple[Plot, ...]:
 
 # ------------------------------------------------------------------ metrics: which way is better
 
-SPLITS = ("forget", "retain", "holdout", "general")
-HEADLINE = ("forget_quality", "model_utility", "mia_auc")
+# The report's splits in display order; the last two are the general split's TOFU sets, whose
+# numbers model utility is made of (metrics.py).
+SPLITS = ("forget", "retain", "holdout", "general", "real_authors", "world_facts")
+HEADLINE = ("oracle_distance", "forget_quality", "model_utility", "mia_auc")
 KEEP = "≈ before"
 # metrics.METRIC_INFO's arrows, said per split. Only the forget split should move; retain and
 # general are what the model should keep, holdout is text it never saw (the forget split's
@@ -97,7 +100,10 @@ KEEP = "≈ before"
 ON_FORGET = {"answer_prob": "↓ (to oracle)", "nll": "↑", "ppl": "↑", "rougeL": "↓ (to oracle)",
              "truth_ratio": "↑ (TOFU)", "mem_acc": "↓ (to holdout level)", "extraction_n": "↓",
              "fluency": KEEP, "distinct2": KEEP, "repetition": "↓ (≈ before)"}
-CROSS_SPLIT = {"forget_quality": "↑ (1 = like the oracle)", "model_utility": KEEP, "mia_auc": "→ 0.5"}
+CROSS_SPLIT = {"oracle_distance": "↓ (0 = answers like the oracle on every probe)", "forget_quality": "↑ (1 = like the oracle)",
+               "model_utility": KEEP, "mia_auc": "→ 0.5"}
+# The probe suite's families (probes.py): forget ones move to the oracle's, retain ones stay.
+ON_PROBE = {"rougeL": "↓ (to oracle)", "repetition": "↓ (≈ oracle)", "fluency": "≈ oracle"}
 
 
 def better(key: str) -> str:
@@ -106,6 +112,8 @@ def better(key: str) -> str:
     split, _, metric = key.rpartition(".")
     if not split:
         return CROSS_SPLIT.get(key, "")
+    if split.startswith("probes."):
+        return ON_PROBE.get(metric, "") if split.startswith("probes.forget_") else KEEP
     if split not in SPLITS or metric not in ON_FORGET:
         return ""
     return ON_FORGET[metric] if split == "forget" else KEEP
@@ -173,7 +181,30 @@ def report_view(report: dict | Report | None) -> ReportView:
 
     cls = next((m for m in all_methods() if m.name == r.method), None)
     blocks = tuple(cls.report_blocks(r)) if cls is not None and hasattr(cls, "report_blocks") else ()
+    if (probes := probe_table(r)) is not None:
+        blocks = (Block("What a room would ask: the probe suite", table=probes, id="probe-block"), *blocks)
     rows = metric_rows(r)
     cost = Cost(r.method, r.model, r.device, r.steps, r.wall_s, r.method_wall_s, r.peak_mem_mb, r.trainable_params)
     return ReportView(r, (cls.label or cls.name) if cls is not None else None,
                       tuple(row for row in rows if row.metric in HEADLINE), rows, blocks, cost)
+
+
+PROBE_METRICS = (("rougeL", "recall"), ("repetition", "repeated"))
+
+
+def probe_table(report: dict | Report | None) -> Table | None:
+    """One row per probe family the report has: its recall (ROUGE-L) and share of repeated
+    answers for the unlearned model, the oracle and the original; None without probes."""
+    r = report if isinstance(report, Report) else Report.from_dict(report or {})
+    columns = (("unlearned", r.after), ("oracle", r.oracle), ("original", r.before))
+    rows = []
+    for family, label in outcome.FAMILIES.items():
+        cells = [outcome.value(m, family, k) for k, _ in PROBE_METRICS for _, m in columns]
+        if any(c is not None for c in cells):
+            rows.append((label, *cells))
+    if not rows:
+        return None
+    better = {"rougeL": "↓ to the oracle on forget, ≈ on retain", "repetition": "↓"}
+    headers = ("probe", *(f"{word}, {name} ({better[k]})" if name == "unlearned" else f"{word}, {name}"
+                          for k, word in PROBE_METRICS for name, _ in columns))
+    return Table(headers, tuple(rows), ".2f", id="probe-table")

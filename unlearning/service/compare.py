@@ -1,9 +1,9 @@
 """What the app shows to compare runs and to read one report at a glance. Torch-free.
 
-    compare_rows(session.kept)   # one CompareRow per kept run: forget, utility, forget quality, fluency…
+    compare_rows(session.kept)   # one CompareRow per kept run: distance to the oracle, utility, what the probes show…
     references(session.kept)     # `before` and `oracle` as points of the same kind
     key_metrics(report)          # the few numbers the report chart draws (before / after / oracle)
-    warnings(report)             # sentences where a number misleads (high forget quality, broken model)
+    warnings(report)             # sentences where a number misleads (unchanged, collapsed, leaking, broken model)
 
 Every reader takes a report dict as pipeline.py writes it (or a typed Report) and tolerates any
 part missing: a metric that is not there is None, and a warning that needs it is not given.
@@ -15,11 +15,14 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .. import outcome
 from ..report import Metrics, Report
 from .session import KeptRun
 
-# The one forget metric and the one "what it must keep" metric of the compare picture.
+# The compare picture's headline (the distance to the oracle over the probes) and its "what it
+# must keep" metric; forget ROUGE-L and the rest are columns of the table.
 FORGET, UTILITY, QUALITY, FLUENCY = "forget.rougeL", "model_utility", "forget_quality", "forget.fluency"
+DISTANCE = outcome.DISTANCE
 
 FLUENCY_DROP = 0.8  # fluency below this share of before (and of the oracle's): the answers are breaking down
 UTILITY_DROP = 0.9  # model utility below this share of before: it forgot more than the forget set
@@ -39,6 +42,8 @@ class CompareRow:
     utility: float | None  # model utility after: ≈ before
     forget_quality: float | None  # ↑ (1 = like the oracle)
     fluency: float | None  # of the forget answers, bits: ≈ before
+    distance: float | None = None  # to the oracle over the probes: ↓, 0 = answers like the oracle
+    verdict: str = ""  # what the probes show ("nothing changed", "collapsed", "leaks", …); "" = like the oracle
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,7 +62,8 @@ def compare_rows(kept: Iterable[KeptRun]) -> list[CompareRow]:
         r = _report(run.report)
         after = r.after or {}
         rows.append(CompareRow(run.label, run.method, run.data, r.steps, r.wall_s, after.get(FORGET),
-                               after.get(UTILITY), after.get(QUALITY), after.get(FLUENCY)))
+                               after.get(UTILITY), after.get(QUALITY), after.get(FLUENCY), after.get(DISTANCE),
+                               ", ".join(outcome.tags(r.before, r.after, r.oracle))))
     return rows
 
 
@@ -68,6 +74,7 @@ class Reference:
     utility: float | None
     forget_quality: float | None
     fluency: float | None
+    distance: float | None = None
 
 
 def references(kept: list[KeptRun]) -> list[Reference]:
@@ -78,7 +85,7 @@ def references(kept: list[KeptRun]) -> list[Reference]:
         for run in reversed(kept):
             m: Metrics | None = getattr(_report(run.report), name)
             if m:
-                out.append(Reference(name, m.get(FORGET), m.get(UTILITY), m.get(QUALITY), m.get(FLUENCY)))
+                out.append(Reference(name, m.get(FORGET), m.get(UTILITY), m.get(QUALITY), m.get(FLUENCY), m.get(DISTANCE)))
                 break
     return out
 
@@ -97,6 +104,7 @@ class KeyMetric:
 
 
 KEY_METRICS = (  # (key, label, better)
+    (DISTANCE, "distance to the oracle (probes)", "↓ (0 = the oracle)"),
     (FORGET, "forget ROUGE-L", "↓ to the oracle"),
     ("retain.rougeL", "retain ROUGE-L", "≈ before"),
     (UTILITY, "model utility", "≈ before"),
@@ -125,6 +133,7 @@ def warnings(report: dict | Report | None) -> list[str]:
     """Plain sentences where a number of the report misleads; [] when none does."""
     r = _report(report)
     before, after, oracle = r.before or {}, r.after or {}, r.oracle or {}
+    found = outcome.readings(r.before, r.after, r.oracle)  # what the probes show: said first
     problems = []
     for split in ("forget", "retain"):
         b, a, o = before.get(f"{split}.fluency"), after.get(f"{split}.fluency"), oracle.get(f"{split}.fluency")
@@ -139,15 +148,16 @@ def warnings(report: dict | Report | None) -> list[str]:
     b, a = before.get(UTILITY), after.get(UTILITY)
     if _drop(b, a, UTILITY_DROP):
         problems.append(f"model utility fell from {b:.2f} to {a:.2f}")
-    out = []
+    out = list(found)
     quality = after.get(QUALITY)
     if problems and quality is not None and quality >= HIGH_QUALITY:
         out.append(f"Forget quality {quality:.2f} looks good, but {' and '.join(problems)}: a broken model also "
                    "looks unlike the original. Read its answers in the chat before trusting the number.")
-    elif problems:
+    elif problems and not found:  # the probes' sentences already say it in a room's words
         out.append(f"Check the chat: {' and '.join(problems)}.")
     f, o = after.get(FORGET), oracle.get(FORGET)
     if f is not None and o is not None and f < o - BELOW_ORACLE:
         out.append(f"Forget ROUGE-L {f:.2f} is well under the oracle's {o:.2f}: a model that never saw the forget "
                    "set still gets some answers right, so going lower is damage, not forgetting.")
     return out
+
