@@ -151,3 +151,72 @@ def test_fluency_is_judged_against_the_oracle_too():
     assert warnings(report(before=before, after={"forget.fluency": 4.41}, oracle=oracle)) == []
     assert warnings(report(before=before, after={"forget.fluency": 3.7}, oracle=oracle)) == [
         "Check the chat: the forget answers lost fluency (6.58 → 3.70 bits: repeated or broken words)."]
+
+
+# ------------------------------------------------ the probes: distance to the oracle and what they show
+
+
+def _probes(**families: tuple[float, float, float]) -> dict[str, float]:
+    """probes.<family>.rougeL / .repetition / .fluency from (rougeL, repetition, fluency)."""
+    return {f"probes.{f}.{k}": v for f, t in families.items() for k, v in zip(("rougeL", "repetition", "fluency"), t)}
+
+
+P_ORACLE = _probes(forget_trained=(0.2, 0.0, 6.0), forget_bio=(0.0, 0.0, 4.0), retain_bio=(1.0, 0.0, 5.0))
+P_BEFORE = _probes(forget_trained=(1.0, 0.0, 6.0), forget_bio=(1.0, 0.0, 5.0), retain_bio=(1.0, 0.0, 5.0))
+P_RUNS = {  # hand-made: a good run, and the three that must never look closest to the oracle
+    "good": _probes(forget_trained=(0.25, 0.0, 5.7), forget_bio=(0.05, 0.0, 4.0), retain_bio=(0.97, 0.0, 5.0)),
+    "degenerate": _probes(forget_trained=(0.14, 0.75, 1.3), forget_bio=(0.0, 0.75, 0.9), retain_bio=(0.40, 0.0, 5.0)),
+    "leaking": _probes(forget_trained=(0.19, 0.0, 6.0), forget_bio=(0.90, 0.0, 5.0), retain_bio=(1.0, 0.0, 5.0)),
+    "unchanged": dict(P_BEFORE),
+}
+
+
+def _probe_session() -> Session:
+    from unlearning.outcome import with_distance
+
+    s = Session()
+    for name, after in P_RUNS.items():
+        r = with_distance(report(name, {**BEFORE, **P_BEFORE}, {**BEFORE, **after}, {**ORACLE, **P_ORACLE}))
+        s.keep(name, FakeArtifact(), r)
+    return s
+
+
+def test_no_degenerate_leaking_or_unchanged_run_is_drawn_closest_to_the_oracle():
+    from components.compare_panel import figure, table_rows
+
+    s = _probe_session()
+    try:
+        rows, refs = compare_rows(s.kept), references(s.kept)
+        # good: (|0.25−0.2| + (1 − 5.7/6)) + 0.05 + 0.03 = 0.1 + 0.05 + 0.03 → 0.18 / 3
+        assert {r.method: round(r.distance, 4) for r in rows} == {
+            "good": 0.06, "degenerate": round((0.06 + 0.75 + (1 - 1.3 / 6) + 0.75 + (1 - 0.9 / 4) + 0.6) / 3, 4),
+            "leaking": round((0.01 + 0.9 + 0) / 3, 4), "unchanged": 0.6}
+        assert {r.method: r.verdict for r in rows} == {
+            "good": "", "degenerate": "collapsed, lost what it should keep", "leaking": "leaks", "unchanged": "nothing changed"}
+        fig = figure(rows, refs)
+        runs = next(t for t in fig.data if t.name == "runs")
+        closest = min(zip(runs.x, runs.text), key=lambda p: p[0])[1]
+        assert closest == "#1 good" and fig.layout.xaxis.title.text.startswith("distance to the oracle")
+        assert list(runs.marker.color) == ["#4f46e5", "#dc2626", "#dc2626", "#dc2626"]  # red: the probes found something
+        oracle = next(t for t in fig.data if t.name == "oracle")
+        assert oracle.x == (0.0,)
+        table = table_rows(rows, refs)
+        assert [row[5] for row in table[:4]] == ["like the oracle", "collapsed, lost what it should keep", "leaks",
+                                                  "nothing changed"]
+        for run in s.kept[1:]:  # each bad run carries its warning in the report too
+            assert warnings(run.report)
+        assert not [w for w in warnings(s.kept[0].report) if "probes" in w or "Nothing" in w]
+    finally:
+        s.close()
+
+
+def test_the_picture_falls_back_to_forget_rouge_for_reports_without_probes():
+    from components.compare_panel import figure
+
+    s = Session()
+    try:
+        s.keep("ga", FakeArtifact(), report("ga", BEFORE, {**BEFORE, "forget.rougeL": 0.3}, ORACLE))
+        fig = figure(compare_rows(s.kept), references(s.kept))
+        assert fig.layout.xaxis.title.text.startswith("forget ROUGE-L")
+    finally:
+        s.close()
