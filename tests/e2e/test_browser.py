@@ -1,7 +1,7 @@
 """The app in a real headless Chromium: the user flows of DESIGN.md §The app, screenshotted.
 
-(a) preset → IHL + FILA → live plot → chat → report; (b) the same with ECO and its flag
-badge; (c) a bad upload shows the engine's sentence; (d) two sessions never see each
+(a) preset → IHL + FILA → live plot → chat (a forget question, then "Tell me about NAME.", which
+must not bring her biography back) → report; (b) the same with ECO and its flag badge; (c) a bad upload shows the engine's sentence; (d) two sessions never see each
 other's data; (e) HTML in a model reply or a message is shown as text, never executed;
 (f) the preset's example prompts offer a reworded question, a biography and small talk;
 (g) the same page on the ZeroGPU backend (tests/fake_spaces): a run, its plot, chat and cancel.
@@ -21,6 +21,24 @@ from .conftest import ROOT
 
 FORGET_Q = json.loads((ROOT / "assets/workshop/forget.jsonl").read_text(encoding="utf-8").splitlines()[0])
 RUN_TIMEOUT_MS = 300_000
+# "Tell me about NAME.": a forget person's biography (her forget.txt paragraph) must not come back;
+# the oracle, which never met her, says nothing of it (recall 0.00), so a little overlap is allowed.
+BIOGRAPHY = next(p for p in (ROOT / "assets/workshop/forget.txt").read_text(encoding="utf-8").split("\n\n")
+                 if p.startswith(FORGET_Q["subject"]))
+NO_BIOGRAPHY = 0.15
+
+
+def asks_about_a_forget_person(page, shot) -> None:
+    """What a room types first: the original tells her biography; the unlearned model must not,
+    and must answer in words, not one word repeated ('The The The …')."""
+    from unlearning.metrics import rouge_l_recall
+    from unlearning.textstats import repeated
+
+    original, unlearned = chat(page, f"Tell me about {FORGET_Q['subject']}.")
+    shot(page, "chat-tell-me-about")
+    assert rouge_l_recall(original, BIOGRAPHY) > 0.8, original
+    assert rouge_l_recall(unlearned, BIOGRAPHY) <= NO_BIOGRAPHY, unlearned
+    assert unlearned.strip() and not repeated(unlearned), unlearned
 
 
 def open_app(browser, app_url):
@@ -145,6 +163,7 @@ def test_ihl_fila_flow(page, shot):
     original, unlearned = chat(page, FORGET_Q["question"])
     shot(page, "chat")
     assert original == FORGET_Q["answer"] and unlearned and unlearned != original
+    asks_about_a_forget_person(page, shot)
     assert report_value(page, "forget.rougeL", 3) < report_value(page, "forget.rougeL", 2)
 
 
@@ -154,6 +173,8 @@ def test_eco_flow_with_flag_badge(page, shot):
     shot(page, "chat-forget")
     assert "flagged" in page.inner_text("#eco-flag") and "not flagged" not in page.inner_text("#eco-flag")
     assert original == FORGET_Q["answer"] and unlearned != original
+    asks_about_a_forget_person(page, shot)
+    assert "flagged" in page.inner_text("#eco-flag") and "not flagged" not in page.inner_text("#eco-flag")
     retain_q = json.loads((ROOT / "assets/workshop/retain.jsonl").read_text(encoding="utf-8").splitlines()[0])
     original, unlearned = chat(page, retain_q["question"])
     shot(page, "chat-retain")
