@@ -73,7 +73,7 @@ def test_rmu_step_0_retain_is_0_and_forget_is_the_originals_distance_to_c_u(load
     batch = collate(encode_dataset(tok, SPLITS["forget"]), pad_id(tok))
     with run.result.view("original") as m, torch.no_grad():
         h = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True).hidden_states[1]
-    expected = activation_distance(h, 7.0 * random_direction(h.shape[-1], 0), batch["attention_mask"])
+    expected = activation_distance(h, 7.0 * random_direction(h.shape[-1], 0), batch["labels"] != -100)  # the answers
     assert record["forget_rmu"] == pytest.approx(expected.item(), rel=1e-5)
     assert record["total"] == pytest.approx(record["forget_rmu"], rel=1e-6)
 

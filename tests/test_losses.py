@@ -130,12 +130,23 @@ def test_npo_takes_no_gradient_through_the_reference():
 
 
 def test_simnpo_hand_computed():
-    # −(2/β)·logsigmoid(−β·lp/|y| − δ) = (2/β)·log(1 + exp(β·lp/|y| + δ)) = (2/β)·log(1 + e^δ·p̄^β),
-    # p̄ = exp(lp/|y|) = √.14, the answer's geometric-mean token probability
+    # −(2/β)·logsigmoid(β·(ℓ̄ − δ)), ℓ̄ = −lp/|y| the mean NLL per answer token (open-unlearning's
+    # form, the margin inside β) = (2/β)·log(1 + exp(−β·ℓ̄ − β·δ)) = (2/β)·log(1 + p̄^β·e^(βδ)),
+    # with p̄ = exp(lp/|y|) = √.14, the answer's geometric-mean token probability.
     value = simnpo(logits_from(PROBS), LABELS, beta=4.5, delta=0.0)
     assert value.item() == pytest.approx((2 / 4.5) * math.log(1 + 0.14 ** (4.5 / 2)), abs=1e-6)  # 0.005052
-    with_margin = simnpo(logits_from(PROBS), LABELS, beta=4.5, delta=1.0)
-    assert with_margin.item() == pytest.approx((2 / 4.5) * math.log(1 + math.e * 0.14 ** 2.25), abs=1e-6)
+
+
+def test_simnpo_margin_sits_inside_beta():
+    # β = 2, δ = .5: β·(ℓ̄ − δ) = 2·(−ln √.14 − .5) = −ln .14 − 1, so the value is
+    # (2/2)·log(1 + exp(ln .14 + 1)) = log(1 + .14·e) = 0.32249. (δ outside β, the old
+    # logsigmoid(−β·lp/|y| − δ), gives log(1 + .14·e^.5) = 0.20768; the sign as
+    # METHODS.md prints it, β·(lp/|y| − δ) inside, gives log(1 + .14/e) = 0.05022.)
+    value = simnpo(logits_from(PROBS), LABELS, beta=2.0, delta=0.5)
+    assert value.item() == pytest.approx(math.log(1 + 0.14 * math.e), abs=1e-6)
+    assert value.item() == pytest.approx(0.32249, abs=1e-5)
+    # δ > 0 pushes harder: the loss and its pull on the answer grow with δ
+    assert simnpo(logits_from(PROBS), LABELS, beta=2.0, delta=1.0).item() > value.item()
 
 
 def test_simnpo_normalises_by_answer_length_where_npo_does_not():
@@ -154,22 +165,53 @@ def test_simnpo_normalises_by_answer_length_where_npo_does_not():
 
 
 def test_npo_and_simnpo_of_a_batch_without_labels_are_zero_and_attached():
-    x = torch.randn(1, 3, 3, requires_grad=True)
-    empty = torch.full((1, 3), M)
+    x = torch.randn(2, 3, 3, requires_grad=True)
+    empty = torch.full((2, 3), M)
     for value in (npo(x, empty, x.detach()), simnpo(x, empty)):
         assert value.item() == 0.0
         value.backward()
+    assert x.grad is not None and not x.grad.any()
+
+
+def test_npo_and_simnpo_drop_a_row_without_labels():
+    """METHODS.md: a row with no labelled token contributes nothing (never 0/0): the batch's value
+    is the labelled row's alone, not halved, and the empty row gets no gradient."""
+    probs = logits_from(PROBS + [[[0.2, 0.3, 0.5]] * 3]).requires_grad_()
+    ref = logits_from(REF + [[[0.2, 0.3, 0.5]] * 3])
+    labels = torch.tensor([[M, 0, 2], [M, M, M]])
+    value = npo(probs, labels, ref, beta=1.0)
+    assert value.item() == pytest.approx(2 * math.log(1 + 0.7), abs=1e-6)  # β = 1: 2·log(1 + p/p_ref), row 0 only
+    value.backward()
+    assert probs.grad is not None and not probs.grad[1].any() and probs.grad[0].any()
+    # SimNPO, β = 1, δ = 0: 2·log(1 + √.14) from row 0 alone
+    assert simnpo(logits_from(PROBS + [[[0.2, 0.3, 0.5]] * 3]), labels, beta=1.0).item() == pytest.approx(
+        2 * math.log(1 + math.sqrt(0.14)), abs=1e-6)
 
 
 # --------------------------------------------------------------------------- RMU
 
 
-def test_activation_distance_hand_computed_over_the_unpadded_positions():
-    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]])  # (1, 3, 2)
-    mask = torch.tensor([[1, 1, 0]])  # the third position is padding
-    # ‖(1,2) − (1,0)‖² = 0 + 4 = 4; ‖(3,4) − (1,0)‖² = 4 + 16 = 20; mean 12 (with the padding: (4 + 20 + 52)/3)
-    assert activation_distance(hidden, torch.tensor([1.0, 0.0]), mask).item() == pytest.approx(12.0)
-    assert activation_distance(hidden, torch.zeros(1, 3, 2), torch.ones(1, 3)).item() == pytest.approx((5 + 25 + 61) / 3)
+def test_activation_distance_is_a_mean_of_sequence_means_of_the_hidden_size_mean():
+    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]],
+                           [[0.0, 0.0], [2.0, 0.0], [1.0, 1.0]]])  # (2, 3, 2)
+    mask = torch.tensor([[1, 1, 0], [0, 0, 1]])
+    # target (1, 0). Row 0: (0² + 2²)/2 = 2 and (2² + 4²)/2 = 10, mean 6; row 1: (0² + 1²)/2 = .5.
+    # Mean of the rows: 3.25 (a pooled token mean would be (2 + 10 + .5)/3 = 4.17; a sum over H, 6.5).
+    target = torch.tensor([1.0, 0.0])
+    assert activation_distance(hidden, target, mask).item() == pytest.approx(3.25)
+    # a third row with no labelled position is dropped, never 0/0
+    three = torch.cat([hidden, torch.ones(1, 3, 2)])
+    assert activation_distance(three, target, torch.cat([mask, torch.zeros(1, 3, dtype=torch.long)])).item() == pytest.approx(3.25)
+    # against a (B, T, H) target, all positions: row 0 (2.5 + 12.5 + 30.5)/3, row 1 (0 + 2 + 1)/3
+    assert activation_distance(hidden, torch.zeros(2, 3, 2), torch.ones(2, 3)).item() == pytest.approx((45.5 / 3 + 1) / 2)
+
+
+def test_activation_distance_without_labelled_positions_is_zero_and_attached():
+    hidden = torch.randn(2, 3, 4, requires_grad=True)
+    value = activation_distance(hidden, torch.ones(4), torch.zeros(2, 3))
+    assert value.item() == 0.0
+    value.backward()
+    assert hidden.grad is not None and not hidden.grad.any()
 
 
 def test_random_direction_is_a_seeded_unit_vector_drawn_from_its_own_generator():
@@ -183,25 +225,28 @@ def test_random_direction_is_a_seeded_unit_vector_drawn_from_its_own_generator()
 
 def test_rmu_forget_hand_computed_at_its_layer():
     # hidden_states = (embeddings, layer 1, layer 2); in one dimension u = (1), so c·u = c.
-    mask = torch.tensor([[1, 1]])
+    labels = torch.tensor([[5, 6]])  # both positions labelled
     states = (torch.zeros(1, 2, 1), torch.tensor([[[1.0], [7.0]]]), torch.tensor([[[100.0], [100.0]]]))
     # layer 1, c = 4: ((1 − 4)² + (7 − 4)²)/2 = 9
-    assert rmu_forget(states, mask, layer=1, steering=4.0, seed=0).item() == pytest.approx(9.0)
-    assert rmu_forget(states, mask, layer=2, steering=4.0, seed=0).item() == pytest.approx(96.0 ** 2)
-    # in two dimensions: ‖h − c·u‖² = ‖h‖² − 2c·h·u + c²
+    assert rmu_forget(states, labels, layer=1, steering=4.0, seed=0).item() == pytest.approx(9.0)
+    assert rmu_forget(states, labels, layer=2, steering=4.0, seed=0).item() == pytest.approx(96.0 ** 2)
+    # hidden state t is read where label t is set (unshifted, as open-unlearning): c = 3
+    assert rmu_forget(states, torch.tensor([[5, M]]), layer=1, steering=3.0, seed=0).item() == pytest.approx(4.0)  # (1 − 3)²
+    assert rmu_forget(states, torch.tensor([[M, 6]]), layer=1, steering=3.0, seed=0).item() == pytest.approx(16.0)  # (7 − 3)²
+    # in two dimensions: ‖h − c·u‖²/H = (‖h‖² − 2c·h·u + c²)/2
     h = torch.tensor([[[3.0, -1.0]]])
     u = random_direction(2, 7)
-    expected = 10 - 2 * 2.0 * (3 * u[0].item() - u[1].item()) + 4
-    assert rmu_forget((h, h), torch.ones(1, 1), layer=1, steering=2.0, seed=7).item() == pytest.approx(expected, abs=1e-5)
+    expected = (10 - 2 * 2.0 * (3 * u[0].item() - u[1].item()) + 4) / 2
+    assert rmu_forget((h, h), torch.tensor([[1]]), layer=1, steering=2.0, seed=7).item() == pytest.approx(expected, abs=1e-5)
 
 
 def test_rmu_retain_hand_computed_and_zero_for_the_original():
-    mask = torch.tensor([[1, 1, 0]])
+    labels = torch.tensor([[5, 6, M]])  # the third position carries no label (padding or prompt)
     ref = (torch.zeros(1, 3, 2), torch.tensor([[[1.0, 1.0], [0.0, 2.0], [9.0, 9.0]]]))
     states = (ref[0], torch.tensor([[[2.0, 3.0], [0.0, 2.0], [0.0, 0.0]]]).requires_grad_())
-    # ‖(1, 2)‖² = 5 and 0 at the two unpadded positions: mean 2.5
-    value = rmu_retain(states, ref, mask, layer=1)
-    assert value.item() == pytest.approx(2.5)
+    # (1² + 2²)/2 = 2.5 and 0 at the two labelled positions: mean 1.25
+    value = rmu_retain(states, ref, labels, layer=1)
+    assert value.item() == pytest.approx(1.25)
     value.backward()
-    assert states[1].grad[0, 2].abs().sum() == 0  # padding gets no gradient
-    assert rmu_retain(ref, ref, mask, layer=1).item() == 0.0
+    assert states[1].grad[0, 2].abs().sum() == 0  # an unlabelled position gets no gradient
+    assert rmu_retain(ref, ref, labels, layer=1).item() == 0.0

@@ -5,7 +5,7 @@
 Each process holds the whole model and takes its share of every paired batch (the same
 global batch a one-process run takes: `--batch-size` is global). A step's loss terms are
 means over the global batch, so each process weighs its own mean by its share of the term's
-units (labelled tokens, answers or positions: `losses.Term.unit`) and the gradients are
+units (labelled tokens, answers, rows or positions: `losses.Term.unit`) and the gradients are
 summed: every process gets the gradient of the one-process loss, clips it and takes the same
 AdamW step. FILA's Fisher pass gives each process whole batches and sums the Fisher sums.
 Only the main process evaluates, writes the report and saves the artifact.
@@ -76,6 +76,8 @@ def unit_count(term: Term, batch: dict[str, torch.Tensor]) -> int:
     """How many of what `term` averages over its split's `batch` holds (losses.Term.unit)."""
     if term.unit == "positions":
         return int(batch["attention_mask"].bool().sum())
+    if term.unit == "rows":  # unshifted: RMU reads hidden state t where label t is set
+        return int(((batch["labels"] != IGNORE).sum(-1) > 0).sum())
     labelled = batch["labels"][:, 1:] != IGNORE  # (B, T-1): position t predicts token t+1
     if term.unit == "answers":
         return int((labelled.sum(-1) > 0).sum())

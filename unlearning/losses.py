@@ -4,8 +4,10 @@ Every function takes causal-LM `logits` (B, T, V) and `labels` (B, T) with -100 
 positions; position t predicts label t+1, as in the model's own loss. Each is a token mean
 over all labelled tokens of the micro-batch (not a mean of per-sequence means), except NPO
 and SimNPO, which their papers define as a mean over sequences of a score of the whole
-answer. A batch with no labelled token gives 0 (still attached to the graph, so backward works).
-RMU's losses read hidden states instead of logits (see `activation_distance`).
+answer, and RMU, whose activation distance is a mean of per-sequence means (open-unlearning's).
+Those three drop a row with no labelled token (never 0/0). A batch with no labelled token gives 0
+(still attached to the graph, so backward works). RMU's losses read hidden states instead of
+logits (see `activation_distance`).
 
 A method's objective is a tuple of `Term`s: named values, each weighted into the total. A
 term's `reads` name what its function takes from its split's forward pass (by default the
@@ -108,28 +110,34 @@ def npo(logits: torch.Tensor, labels: torch.Tensor, ref_logits: torch.Tensor, be
 
 def simnpo(logits: torch.Tensor, labels: torch.Tensor, beta: float = 4.5, delta: float = 0.0) -> torch.Tensor:
     """SimNPO (Fan et al., arXiv 2410.07163): −(2/β) · mean over answers of
-    logsigmoid(−β·lp_θ/|y| − δ). Reference-free and length-normalised: lp/|y| is the mean
-    log-probability per answer token, so long answers weigh no more than short ones.
-    (open-unlearning subtracts δ before multiplying by β; METHODS.md and the paper after.
-    The default δ = 0 makes them equal.) The weight γ is the term's weight."""
+    logsigmoid(β·(ℓ̄ − δ)), ℓ̄ = −lp_θ/|y| the answer's mean NLL per token. Reference-free and
+    length-normalised, so long answers weigh no more than short ones. The margin δ sits inside β
+    as open-unlearning writes it (its `beta * (nll/|y| − delta)`); the paper's margin γ outside
+    β is γ = β·δ, and δ > 0 pushes harder in both. (METHODS.md prints the margin inside β with
+    the other sign; at the default δ = 0 all agree.) The weight γ of the term is its weight."""
     lp, n = answer_logprob(logits, labels)  # (B,), (B,)
     keep = n > 0
     if not keep.any():
         return _empty(logits)
-    return -(2 / beta) * F.logsigmoid(-beta * lp[keep] / n[keep] - delta).mean()
+    return -(2 / beta) * F.logsigmoid(beta * (-lp[keep] / n[keep] - delta)).mean()
 
 
 # ------------------------------------------------------------- RMU (METHODS.md §IHL, baselines)
 
 
 def activation_distance(hidden: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the positions with mask 1 of ‖h − target‖²: hidden (B, T, H), target (H,) or
-    (B, T, H), mask (B, T) the attention mask — the prompt and answer tokens of a QA example
-    (every token of a passage chunk), not the padding. A squared norm, as METHODS.md writes it;
-    WMDP's code takes the mean over H instead (H times smaller; AdamW makes the two train alike)."""
-    d = (hidden.float() - target.float()).pow(2).sum(-1)  # (B, T)
-    keep = mask.bool()  # (B, T)
-    return d[keep].mean() if keep.any() else _empty(hidden)
+    """open-unlearning's RMU distance: the squared error averaged over the hidden size, then over
+    each row's positions with mask 1, then over the rows that have any (a mean of per-sequence
+    means; a row without one is dropped, never 0/0). hidden (B, T, H); target (H,) or (B, T, H);
+    mask (B, T), the labelled positions (`labels != -100`: a QA example's answer and EOS, every
+    token of a passage chunk)."""
+    d = (hidden.float() - target.float()).pow(2).mean(-1)  # (B, T)
+    m = mask.to(d.dtype)  # (B, T)
+    n = m.sum(-1)  # (B,): positions per row
+    keep = n > 0
+    if not keep.any():
+        return _empty(hidden)
+    return ((d * m).sum(-1)[keep] / n[keep]).mean()
 
 
 @functools.cache
@@ -140,20 +148,22 @@ def random_direction(dim: int, seed: int) -> torch.Tensor:
     return u / u.norm()
 
 
-def rmu_forget(hidden_states: tuple[torch.Tensor, ...], mask: torch.Tensor, layer: int, steering: float,
+def rmu_forget(hidden_states: tuple[torch.Tensor, ...], labels: torch.Tensor, layer: int, steering: float,
                seed: int) -> torch.Tensor:
-    """RMU's forget term (Li et al., arXiv 2403.03218): mean ‖h_ℓ − c·u‖² over the forget
-    batch's positions, h_ℓ = hidden_states[ℓ], the output of decoder layer ℓ (1-based; index 0
-    holds the embeddings; for the last layer transformers gives it after the final norm)."""
+    """RMU's forget term (Li et al., arXiv 2403.03218): the mean squared distance of h_ℓ to c·u over
+    the forget batch's labelled positions (`activation_distance`), h_ℓ = hidden_states[ℓ], the
+    output of decoder layer ℓ (1-based; index 0 holds the embeddings; for the last layer
+    transformers gives it after the final norm). The hidden state at position t is read where
+    label t is set, as open-unlearning does (not shifted like the logits)."""
     h = hidden_states[layer]  # (B, T, H)
-    return activation_distance(h, steering * random_direction(h.shape[-1], seed).to(h.device), mask)
+    return activation_distance(h, steering * random_direction(h.shape[-1], seed).to(h.device), labels != IGNORE)
 
 
 def rmu_retain(hidden_states: tuple[torch.Tensor, ...], ref_hidden_states: tuple[torch.Tensor, ...],
-               mask: torch.Tensor, layer: int) -> torch.Tensor:
-    """RMU's retain term: mean ‖h_ℓ − h_ℓ^orig‖² over the retain batch's positions; 0 while the
-    adapters are 0."""
-    return activation_distance(hidden_states[layer], ref_hidden_states[layer].detach(), mask)
+               labels: torch.Tensor, layer: int) -> torch.Tensor:
+    """RMU's retain term: the mean squared distance of h_ℓ to the original's h_ℓ over the retain
+    batch's labelled positions; 0 while the adapters are 0."""
+    return activation_distance(hidden_states[layer], ref_hidden_states[layer].detach(), labels != IGNORE)
 
 
 # ---------------------------------------------------------------------- objectives
@@ -176,7 +186,8 @@ class Term:
     reads: tuple[str, ...] = ("logits", "labels")
     # What `fn` averages over, so data-parallel training (distributed.py) can weigh each
     # process's share: "tokens" (labelled ones), "answers" (rows with a labelled token) or
-    # "positions" (attention-mask 1s).
+    # "positions" (attention-mask 1s) or "rows" (rows with a label at any position, RMU's
+    # sequences: its hidden state t is read where label t is set, unshifted).
     unit: str = "tokens"
 
 

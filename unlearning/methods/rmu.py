@@ -70,7 +70,6 @@ class Rmu(LoraMethod):
     def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
         own = RmuSettings.of(cfg)
         forget = partial(rmu_forget, layer=own.layer, steering=own.steering, seed=own.seed)
-        return (Term("forget_rmu", "forget", forget, cfg.forget_weight, ("hidden_states", "attention_mask"),
-                     unit="positions"),
+        return (Term("forget_rmu", "forget", forget, cfg.forget_weight, ("hidden_states", "labels"), unit="rows"),
                 Term("retain_rmu", "retain", partial(rmu_retain, layer=own.layer), cfg.retain_weight,
-                     ("hidden_states", "ref_hidden_states", "attention_mask"), unit="positions"))
+                     ("hidden_states", "ref_hidden_states", "labels"), unit="rows"))

@@ -2,8 +2,9 @@
 Preference Optimization for LLM Unlearning", arXiv 2410.07163; a baseline the field compares against.
 
 NPO without the reference model and normalised by answer length: L = γ·(−2/β)·mean
-logsigmoid(−β·lp_θ/|y| − δ) + NLL_r. Every answer is pushed down by its mean per-token
-log-probability, so long answers are not over-forgotten and short ones not under-forgotten.
+logsigmoid(β·(−lp_θ/|y| − δ)) + NLL_r, the margin δ inside β as open-unlearning has it. Every
+answer is pushed down by its mean per-token log-probability, so long answers are not
+over-forgotten and short ones not under-forgotten.
 """
 
 from __future__ import annotations
