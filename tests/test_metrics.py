@@ -96,6 +96,40 @@ def test_harmonic_mean():
     assert M.harmonic_mean([]) == 0.0
 
 
+def test_option_prob_and_the_truth_ratio_against_the_answer_by_hand():
+    """TOFU's real-author / world-fact scoring from given per-token mean log-probs."""
+    lp_answer, lp_perturbed = math.log(0.5), [math.log(0.2), math.log(0.1), math.log(0.2)]
+    # p(answer) / (p(answer) + Σ p(perturbed)) = .5 / (.5 + .2 + .1 + .2) = .5
+    assert M.option_prob(lp_answer, lp_perturbed) == pytest.approx(0.5)
+    assert M.option_prob(math.log(0.3), [math.log(0.1)]) == pytest.approx(0.75)  # .3 / .4
+    assert M.option_prob(-2000.0, [-2000.0, -2000.0]) == pytest.approx(1 / 3)  # no 0/0 when every p underflows
+    # R = exp(mean lp(perturbed) − lp(answer)) = (.2·.1·.2)^(1/3) / .5 = .004^(1/3)/.5 = .317480
+    r = M.truth_ratio(lp_answer, lp_perturbed)
+    assert r == pytest.approx(0.004 ** (1 / 3) / 0.5) and r == pytest.approx(0.317480, abs=1e-6)
+    assert M.truth_ratio_score(r, "general") == pytest.approx(0.682520, abs=1e-6)  # max(0, 1 − R)
+
+
+# TOFU's nine numbers on a small table: (answer_prob, rougeL, truth_ratio) per set
+NINE = {"retain": (0.9, 1.0, 0.6), "real_authors": (0.5, 0.75, 0.4), "world_facts": (0.8, 1.0, 0.5)}
+
+
+def test_model_utility_is_the_harmonic_mean_of_tofus_nine_numbers():
+    metrics = {f"retain.{k}": v for k, v in zip(M.UTILITY_KEYS, NINE["retain"])} | {"retain.nll": 0.1, "forget.rougeL": 0.3}
+    sets = {name: dict(zip(M.UTILITY_KEYS, NINE[name])) for name in ("real_authors", "world_facts")}
+    out = M._cross_split(metrics, {"general": {"sets": sets}}, None)
+    # 9 / (1/.9 + 1/1 + 1/.6 + 1/.5 + 1/.75 + 1/.4 + 1/.8 + 1/1 + 1/.5) = 9 / 13.86111 = 0.649299
+    assert out["model_utility"] == pytest.approx(9 / (10 / 9 + 1 + 5 / 3 + 2 + 4 / 3 + 2.5 + 1.25 + 1 + 2))
+    assert out["model_utility"] == pytest.approx(0.649299, abs=1e-6)
+    assert out["real_authors.answer_prob"] == 0.5 and out["world_facts.truth_ratio"] == 0.5  # each part is in the report
+    # a missing set: the six numbers that exist, 6 / (1/.9 + 1 + 1/.6 + 1/.8 + 1 + 2) = 6 / 8.02778 = 0.747405
+    fewer = M._cross_split(metrics, {"general": {"sets": {"world_facts": sets["world_facts"]}}}, None)
+    assert fewer["model_utility"] == pytest.approx(0.747405, abs=1e-6)
+    assert "real_authors.rougeL" not in fewer
+    # no general split at all: retain's three; no utility without any
+    assert M._cross_split(metrics, {}, None)["model_utility"] == pytest.approx(3 / (10 / 9 + 1 + 5 / 3))
+    assert "model_utility" not in M._cross_split({"forget.rougeL": 0.3}, {}, None)
+
+
 def test_extraction_likelihood():
     generated = [[1, 2, 3, 4], [7], [5, 5, 5]]
     suffixes = [[1, 2, 5, 3, 4], [2, 5], [5, 5]]
@@ -229,6 +263,36 @@ def test_evaluate_on_tiny_model(tiny):
     again, _ = M.evaluate(model, tok, {"forget": qa}, oracle_raw=raw)
     assert again["forget_quality"] == pytest.approx(1.0)
     assert model.training is False
+
+
+def test_general_split_is_scored_as_tofus_real_author_and_world_fact_sets(tiny):
+    model, tok = tiny
+    general = Dataset("g.jsonl", "qa", [
+        QA("Who wrote Hamlet?", "William Shakespeare.", None, ("Leo Tolstoy.", "Homer."), "Hamlet", "real_authors"),
+        QA("What is the capital of Peru?", "Lima.", None, ("Oslo.", "Rome.", "Cairo."), "Peru"),  # no group: a world fact
+        QA("Which planet is red?", "Mars.", "The red planet is Mars.", (), None, "world_facts"),  # no options: ROUGE only
+    ])
+    m, raw = M.evaluate_split(model, tok, general, "general")
+
+    def lp(qa: QA, answer: str) -> float:
+        return M.sequence_logprobs(model, tok, [encode_qa(tok, qa, answer=answer)])[0].mean_logprob
+
+    author, capital, planet = general.examples
+    lps = {qa.question: (lp(qa, qa.answer), [lp(qa, a) for a in qa.perturbed_answers]) for qa in (author, capital)}
+    # the truth ratio against the answer itself, not a paraphrase
+    rs = [M.truth_ratio(*lps[qa.question]) for qa in (author, capital)]
+    assert raw["R"] == pytest.approx(rs, abs=1e-5)
+    assert m["truth_ratio"] == pytest.approx(sum(max(0.0, 1 - r) for r in rs) / 2, abs=1e-5)
+    rouge = [M.rouge_l_recall(g["output"], g["reference"]) for g in raw["generations"]]
+    sets = raw["sets"]
+    assert sets["real_authors"] == pytest.approx({"rougeL": rouge[0], "answer_prob": M.option_prob(*lps[author.question]),
+                                                  "truth_ratio": max(0.0, 1 - rs[0])}, abs=1e-5)
+    assert sets["world_facts"] == pytest.approx({"rougeL": (rouge[1] + rouge[2]) / 2,  # the planet counts for ROUGE only
+                                                 "answer_prob": M.option_prob(*lps[capital.question]),
+                                                 "truth_ratio": max(0.0, 1 - rs[1])}, abs=1e-5)
+    metrics, _ = M.evaluate(model, tok, {"retain": Dataset("r.jsonl", "qa", list(FACTS)), "general": general})
+    nine = [metrics[f"{s}.{k}"] for s in M.UTILITY_SPLITS for k in M.UTILITY_KEYS]  # all nine in the report
+    assert metrics["model_utility"] == pytest.approx(M.harmonic_mean(nine))
 
 
 def test_cancel_propagates_and_training_mode_is_restored(tiny):

@@ -35,6 +35,11 @@ def strip_invisible(text: str) -> str:
     return _EDGES.sub("", text)
 
 
+# TOFU's two general-knowledge sets, which model utility scores apart (metrics.py): a QA
+# record of the general split may say which it belongs to in its "group" field.
+GENERAL_SETS = ("world_facts", "real_authors")
+
+
 @dataclass(frozen=True)
 class QA:
     """One question/answer fact. The optional fields feed the TOFU truth ratio."""
@@ -44,6 +49,7 @@ class QA:
     paraphrased_answer: str | None = None
     perturbed_answers: tuple[str, ...] = ()
     subject: str | None = None  # who or what the fact is about (the workshop's person)
+    group: str | None = None  # a general example's TOFU set (GENERAL_SETS); None reads as world facts
 
 
 @dataclass(frozen=True)
@@ -172,7 +178,17 @@ def _example(rec: dict, where: str, name: str) -> QA | Passage:
         paraphrased_answer=_optional_string(rec, "paraphrased_answer", where, name),
         perturbed_answers=_perturbed(rec.get("perturbed_answers"), where, name),
         subject=_optional_string(rec, "subject", where, name),
+        group=_group(rec, where, name),
     )
+
+
+def _group(rec: dict, where: str, name: str) -> str | None:
+    """The optional TOFU set of a general-knowledge example: one of GENERAL_SETS."""
+    value = _optional_string(rec, "group", where, name)
+    if value is not None and value not in GENERAL_SETS:
+        known = " or ".join(f"'{g}'" for g in GENERAL_SETS)
+        raise UserError(f"{name}: {where} has '{shorten(value, 40)}' in 'group'; use {known} (or leave it out).")
+    return value
 
 
 def _string(rec: dict, key: str, where: str, name: str) -> str:

@@ -3,9 +3,10 @@
 1. Pure functions on numbers, strings and token ids: each one is checked against
    hand-computed values in tests/test_metrics.py.
 2. Model-level evaluation: `evaluate(model, tokenizer, {"forget": ds, ...})` returns a flat
-   dict of metrics keyed `split.metric` plus the cross-split ones (`model_utility`,
-   `mia_auc`, `forget_quality`), and the raw per-example values a later call needs
-   (pass the oracle's raw dict as `oracle_raw` to get `forget_quality`).
+   dict of metrics keyed `split.metric` plus the cross-split ones (`model_utility`, with the
+   general split's parts of it as `real_authors.*` and `world_facts.*`; `mia_auc`,
+   `forget_quality`), and the raw per-example values a later call needs (pass the oracle's raw
+   dict as `oracle_raw` to get `forget_quality`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 from scipy.stats import ks_2samp, rankdata
 
 from .batches import IGNORE, Encoded, batches, encode_passage, encode_qa, pad_id
-from .data import Dataset
+from .data import GENERAL_SETS, QA, Dataset
 from .generate import generate_answers, generate_ids
 from .limits import MAX_NEW_TOKENS
 from .textstats import REPEATED_MIN_WORDS, REPEATED_SHARE, distinct_2, fluency, ngrams, repetition
@@ -38,19 +39,28 @@ EL_MAX_TOKENS = 32
 EXTRACTION_SPLITS = ("forget", "holdout")
 FORGET_LIKE = ("forget", "holdout")  # splits whose truth ratio is scored min(R, 1/R)
 FLUENCY_TOKENS = 32  # length of the passage continuations scored for fluency
+# TOFU's model utility: the harmonic mean of these three numbers on the retain split and on
+# each of the general split's two sets (data.GENERAL_SETS), nine in all. On the general sets
+# answer_prob is normalised over the answer and its perturbed options, and the truth ratio
+# compares the perturbed answers with the answer itself (TOFU's aggregate_eval_stat.py).
 UTILITY_KEYS = ("answer_prob", "rougeL", "truth_ratio")
+UTILITY_SPLITS = ("retain", *GENERAL_SETS)
+GENERAL = "general"  # the split scored the TOFU way for real-author and world-fact QA
 # Bump when a metric's definition changes without a change to this file's code (evalcache.py
 # keys every cached evaluation on this and on a digest of the code that computes it).
-METRIC_VERSION = 1
+METRIC_VERSION = 2
 
 METRIC_INFO: dict[str, tuple[str, str]] = {
     "answer_prob": ("↓ forget (to oracle) / ≈ retain", "Probability of the gold answer: exp(mean token log-prob)."),
     "nll": ("↑ forget / ≈ retain", "Mean negative log-likelihood per labelled token."),
     "ppl": ("↑ forget / ≈ retain", "Perplexity, exp(nll)."),
     "rougeL": ("↓ forget / ≈ retain", "ROUGE-L recall of the greedy answer against the gold answer."),
-    "truth_ratio": ("↑ (TOFU)", "Paraphrased vs perturbed answers: min(R, 1/R) on forget, max(0, 1−R) elsewhere."),
+    "truth_ratio": ("↑ (TOFU)", ("Paraphrased (on general: the answer itself) vs perturbed answers: min(R, 1/R) on "
+                                 "forget, max(0, 1−R) elsewhere.")),
     "forget_quality": ("↑ (1 = like the oracle)", "KS-test p-value between the model's and the oracle's forget R."),
-    "model_utility": ("≈ before", "Harmonic mean of retain/general answer_prob, rougeL and truth_ratio."),
+    "model_utility": ("≈ before", ("TOFU's: harmonic mean of answer_prob, rougeL and truth_ratio on retain, real_authors "
+                                   "and world_facts (the general split's two sets; there answer_prob is normalised over "
+                                   "the answer and its perturbed options). Those of the nine the report holds are the ones used.")),
     "mem_acc": ("↓ forget to holdout level / ≈ retain", "Share of tokens where argmax p is the true token."),
     "extraction_n": ("↓ forget", f"Extraction likelihood EL_{EXTRACTION_N}: n-gram overlap of greedy continuations."),
     "mia_auc": ("→ 0.5", "AUC of a loss-based membership attack, forget vs holdout."),
@@ -108,6 +118,13 @@ def mia_auc(member_losses: list[float], nonmember_losses: list[float]) -> float:
     ranks = rankdata(list(member_losses) + list(nonmember_losses))  # ties get average ranks
     u = float(ranks[n:].sum()) - m * (m + 1) / 2  # pairs where the non-member ranks higher
     return u / (n * m)
+
+
+def option_prob(lp_answer: float, lp_perturbed: list[float]) -> float:
+    """TOFU's answer probability among the options: p(answer) / (p(answer) + Σ_i p(perturbed_i)),
+    p = exp(lp), lp a per-token mean log-prob; written as 1 / (1 + Σ_i e^(lp_i − lp_answer))
+    so no probability underflows."""
+    return 1 / (1 + sum(math.exp(lp - lp_answer) for lp in lp_perturbed))
 
 
 def harmonic_mean(values: list[float]) -> float:
@@ -269,16 +286,41 @@ def _extraction(model, tokenizer, items: list[Encoded], batch_size: int, check_c
     return _mean([extraction_likelihood(g, s, EXTRACTION_N) for g, s in per_example.values()])
 
 
+def _answer_logprobs(model, tokenizer, qas: list, answers: Callable[[QA], tuple[str, ...]], batch_size: int,
+                     check_cancel) -> list[list[float]]:
+    """Per-token mean log-probs of other answers to each question: `answers(qa)` of each, in order."""
+    alts = [encode_qa(tokenizer, qa, answer=a) for qa in qas for a in answers(qa)]
+    scores = iter(sequence_logprobs(model, tokenizer, alts, batch_size, check_cancel))
+    return [[next(scores).mean_logprob for _ in answers(qa)] for qa in qas]
+
+
 def truth_ratios(model, tokenizer, qas: list, batch_size: int = 32, check_cancel=None) -> list[float]:
     """R for every example that has a paraphrase and at least one perturbed answer."""
     usable = [qa for qa in qas if qa.paraphrased_answer and qa.perturbed_answers]
-    alts = [encode_qa(tokenizer, qa, answer=a) for qa in usable for a in (qa.paraphrased_answer, *qa.perturbed_answers)]
-    scores = iter(sequence_logprobs(model, tokenizer, alts, batch_size, check_cancel))
-    out = []
-    for qa in usable:
-        para = next(scores).mean_logprob
-        out.append(truth_ratio(para, [next(scores).mean_logprob for _ in qa.perturbed_answers]))
-    return out
+    lps = _answer_logprobs(model, tokenizer, usable, lambda qa: (qa.paraphrased_answer or qa.answer, *qa.perturbed_answers),
+                           batch_size, check_cancel)
+    return [truth_ratio(lp[0], lp[1:]) for lp in lps]
+
+
+def _general_sets(model, tokenizer, qas: list, means: list[float], rouges: list[float], bs: int,
+                  check_cancel) -> tuple[list[float], dict[str, dict[str, float]]]:
+    """TOFU's scoring of real-author and world-fact QA, which compares the perturbed answers with
+    the answer itself (no paraphrase): R of every example with perturbed answers, and each set's
+    {rougeL, answer_prob over the options, truth_ratio} (the last two where it has such examples).
+    `means` are the answers' per-token mean log-probs, `rouges` the greedy answers' ROUGE-L."""
+    usable = [i for i, qa in enumerate(qas) if qa.perturbed_answers]
+    wrong = dict(zip(usable, _answer_logprobs(model, tokenizer, [qas[i] for i in usable],
+                                              lambda qa: qa.perturbed_answers, bs, check_cancel)))
+    sets: dict[str, dict[str, float]] = {}
+    for name in GENERAL_SETS:
+        members = [i for i, qa in enumerate(qas) if (qa.group or GENERAL_SETS[0]) == name]
+        scored = [i for i in members if i in wrong]
+        if members:
+            sets[name] = {"rougeL": _mean([rouges[i] for i in members])}
+        if scored:
+            sets[name]["answer_prob"] = _mean([option_prob(means[i], wrong[i]) for i in scored])
+            sets[name]["truth_ratio"] = _mean([truth_ratio_score(truth_ratio(means[i], wrong[i]), GENERAL) for i in scored])
+    return [truth_ratio(means[i], wrong[i]) for i in usable], sets
 
 
 def _evaluate_qa(model, tokenizer, ds: Dataset, split: str, bs: int, check_cancel) -> tuple[dict, dict, list]:
@@ -287,12 +329,18 @@ def _evaluate_qa(model, tokenizer, ds: Dataset, split: str, bs: int, check_cance
     scores = sequence_logprobs(model, tokenizer, items, bs, check_cancel)
     means = [s.mean_logprob for s in scores]
     answers = _greedy_answers(model, tokenizer, qas, items, bs, check_cancel)
-    m = {"answer_prob": _mean([math.exp(x) for x in means]), **_token_stats(scores),
-         "rougeL": _mean([rouge_l_recall(a, qa.answer) for a, qa in zip(answers, qas)]), **_text_stats(answers)}
-    if rs := truth_ratios(model, tokenizer, qas, bs, check_cancel):
+    rouges = [rouge_l_recall(a, qa.answer) for a, qa in zip(answers, qas)]
+    m = {"answer_prob": _mean([math.exp(x) for x in means]), **_token_stats(scores), "rougeL": _mean(rouges),
+         **_text_stats(answers)}
+    extra: dict = {}
+    if split == GENERAL:  # TOFU's real-author and world-fact QA: the truth ratio against the answer itself
+        rs, extra["sets"] = _general_sets(model, tokenizer, qas, means, rouges, bs, check_cancel)
+    else:
+        rs = truth_ratios(model, tokenizer, qas, bs, check_cancel)
+    if rs:
         m["truth_ratio"] = _mean([truth_ratio_score(r, split) for r in rs])
     gens = [{"prompt": qa.question, "output": a, "reference": qa.answer} for qa, a in zip(qas, answers)]
-    return m, {"R": rs, "losses": [-x for x in means], "generations": gens}, items
+    return m, {"R": rs, "losses": [-x for x in means], "generations": gens, **extra}, items
 
 
 def _evaluate_passages(model, tokenizer, ds: Dataset, split: str, bs: int, check_cancel) -> tuple[dict, dict, list]:
@@ -334,12 +382,20 @@ def evaluate_split(model, tokenizer, ds: Dataset, split: str, batch_size: int = 
     return (m if el is None else {**m, "extraction_n": el}), raw
 
 
+def utility_parts(metrics: dict[str, float], sets: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Those of TOFU's nine numbers that exist, keyed `set.metric`: retain's from `metrics`, the
+    general split's two sets' from `sets` (its raw "sets")."""
+    found = {**metrics, **{f"{name}.{k}": v for name, values in sets.items() for k, v in values.items()}}
+    return {k: found[k] for s in UTILITY_SPLITS for u in UTILITY_KEYS if (k := f"{s}.{u}") in found}
+
+
 def _cross_split(metrics: dict[str, float], raw: dict, oracle_raw: dict | None) -> dict[str, float]:
-    """model_utility, mia_auc and forget_quality, each only when its inputs exist."""
-    out: dict[str, float] = {}
-    utility = [metrics[k] for s in ("retain", "general") for u in UTILITY_KEYS if (k := f"{s}.{u}") in metrics]
-    if utility:
-        out["model_utility"] = harmonic_mean(utility)
+    """The general split's sets' numbers, model_utility (of exactly the parts the report then
+    holds), mia_auc and forget_quality, each only when its inputs exist."""
+    parts = utility_parts(metrics, raw.get(GENERAL, {}).get("sets", {}))
+    out = {k: v for k, v in parts.items() if not k.startswith("retain.")}
+    if parts:
+        out["model_utility"] = harmonic_mean(list(parts.values()))
     if raw.get("forget", {}).get("losses") and raw.get("holdout", {}).get("losses"):
         out["mia_auc"] = mia_auc(raw["forget"]["losses"], raw["holdout"]["losses"])
     r_model, r_oracle = raw.get("forget", {}).get("R"), (oracle_raw or {}).get("forget", {}).get("R")

@@ -53,7 +53,7 @@ def complete_splits(forget: Dataset, retain: Dataset, holdout: Dataset | None = 
     ext = "jsonl" if forget.kind == "qa" else "txt"
     return {"forget": forget, "retain": retain,
             "holdout": holdout or load_file(WORKSHOP_DIR / f"holdout.{ext}"),
-            "general": general or load_file(WORKSHOP_DIR / "general.jsonl"),
+            "general": general or load_file(WORKSHOP_DIR / "tofu_general.jsonl"),
             "probes": probe_set(forget, retain)}
 
 
