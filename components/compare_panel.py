@@ -72,11 +72,14 @@ def figure(rows: list[CompareRow], refs: list[Reference]) -> go.Figure | None:
         symbol, color = MARKERS[ref.name]
         fig.add_trace(go.Scatter(x=[getattr(ref, x)], y=[ref.utility], mode="markers+text", name=ref.name, text=[ref.name],
                                  textposition="top center", marker={"symbol": symbol, "size": 18, "color": color}))
-    if points:
-        fig.add_trace(go.Scatter(x=[getattr(r, x) for r in points], y=[r.utility for r in points], mode="markers+text",
-                                 name="runs", text=[point_label(r) for r in points], textposition="bottom center",
+    xs = [getattr(r, x) for r in points]
+    hi = max([*xs, *(getattr(r, x) for r in marks)])
+    if points:  # a label near the right edge is written leftwards, so the axis never cuts it
+        fig.add_trace(go.Scatter(x=xs, y=[r.utility for r in points], mode="markers+text", name="runs",
+                                 text=[point_label(r) for r in points],
+                                 textposition=["bottom left" if hi > 0 and v > 0.7 * hi else "bottom center" for v in xs],
                                  marker={"size": 14, "color": [WARN_COLOR if r.verdict else RUN_COLOR for r in points]}))
-    fig.update_xaxes(title_text=title)
+    fig.update_xaxes(title_text=title, range=[-0.08 * hi, 1.1 * hi] if hi > 0 else None)
     fig.update_yaxes(title_text="model utility (higher = kept more)")
     fig.update_layout(height=360, margin={"l": 50, "r": 10, "t": 20, "b": 50}, showlegend=False, font={"size": 14})
     return fig
