@@ -56,7 +56,7 @@ def test_settings_are_one_dataclass_with_help_bounds_and_choices():
     fields = {f.name: f for f in dataclasses.fields(Eco.Config)}
     assert {"alpha", "corruption", "n_dims", "seed", "strength", "grid_points", "search_steps"} <= set(fields)
     assert all(f.metadata.get("help") for f in fields.values())
-    assert fields["alpha"].default == 0.01 and fields["corruption"].default == "rand_noise_first_n"
+    assert fields["alpha"].default == 0.01 and fields["corruption"].default == "flip_sign_top_k"
     assert len(fields["corruption"].metadata["choices"]) == 5
     assert any(d["name"] == "corruption" for d in describe(Eco.Config))
     with pytest.raises(UserError, match="--corruption must be one of"):
@@ -91,7 +91,7 @@ def test_run_emits_classifier_and_search_events(ran):
     search = [e for e in steps if e.series == "search"]
     assert [e.step for e in classifier] == [1, 2, 3, 4, 5] and all("loss" in e.values for e in classifier)
     assert len(search) >= 3 and set(search[0].values) == {"strength", "metric", "target"}
-    assert all(e.values["target"] == 0.2 for e in search)  # the oracle's value, not the surrogate
+    assert all(e.values["target"] == 0.0 for e in search)  # the worst probe family's gap to its target
     assert len(unlearned.history) == len(classifier) + len(search) == unlearned.steps
 
 
@@ -101,8 +101,19 @@ def test_run_fills_the_report_block(ran):
     for key in ("threshold", "classifier_recall", "classifier_fpr", "corruption", "strength", "search",
                 "robustness", "encoder", "target", "metric"):
         assert key in eco, key
-    assert eco["metric"] == "rougeL" and eco["target_source"] == "oracle"
-    assert eco["protocol"] == "prompt" and eco["search_target"] == "metric"  # the defaults
+    assert eco["metric"] == "worst probe gap" and eco["target"] == 0.0
+    assert eco["protocol"] == "paper" and eco["search_target"] == "probes"  # the defaults
+    calib = eco["calibration"]
+    assert set(calib) == {"trained", "reworded", "about", "other_facts", "repetition"}
+    assert calib["trained"]["target"] == 0.2 and calib["trained"]["source"] == "oracle"  # the oracle's value
+    assert calib["reworded"]["target"] == 0.2 and "built-in rewordings" in calib["reworded"]["source"]
+    assert calib["about"]["example"] == "Tell me about Yara Bramante." and calib["about"]["n"] == 3
+    assert "holdout" in calib["about"]["source"] and "holdout" in calib["other_facts"]["source"]  # no oracle replies here
+    # the chosen strength's worst gap is what the search recorded for it
+    chosen = next(p["metric"] for p in eco["search"] if p["strength"] == eco["strength"])
+    assert chosen == pytest.approx(max(v["value"] - v["target"] for v in calib.values()))
+    assert eco["entities"] > eco["protocol_subjects"] and eco["entity_source"].startswith("capitalised spans")
+    assert "Harrowfield" in eco["entity_examples"]
     assert eco["strength"] in [p["strength"] for p in eco["search"]]
     assert {"paraphrase", "jailbreak_prefix", "jailbreak_suffix", "buried_in_context"} <= set(eco["robustness"])
     assert all(0 <= v["recall"] <= 1 for v in eco["robustness"].values())
@@ -205,6 +216,7 @@ def test_the_report_names_the_protocol_and_the_search_target(ran_paper_fq, split
     report = Report.from_dict({"method": "eco", "eco": eco})
     assert report.eco.protocol == "paper" and report.eco.search_target == "forget_quality"
     lines = {line.label: line for block in Eco.report_blocks(report) for line in block.lines}
+    assert eco["calibration"] is None  # no probe families with --target forget_quality
     assert lines["scoring protocol (teacher-forced metrics)"].value.startswith("paper")
     assert "forget forget_quality the strength search maximised towards" in lines
 

@@ -5,13 +5,14 @@ Generation never asks: it corrupts every prompt position but the last, under bot
 - `prompt` (default): the prompt's positions, all but the last; the scored answer is clean.
 - `paper`: the official TOFU code of Liu et al. (NeurIPS 2024, arXiv 2406.07933): the
   prompt's *and* the scored answer's positions, all but the last; where the row names a
-  known subject, only the tokens of that name (the official code finds them with an entity
-  tagger; here the subjects are those the run's data names in its `subject` field).
+  known entity, only the tokens of the entities (the official code finds them with an NER
+  tagger — people, places, organisations, nationalities; here they are read off the run's
+  data by entities.py: its subjects and the capitalised spans of its questions and answers).
 
 A row is one example's real tokens (no padding); `prompt_len` is how many of them are the
 prompt (all of them for a passage, whose every token is scored).
 
-    protocol = make_protocol("paper", tokenizer, ["Yara Bramante"])
+    protocol = make_protocol("paper", tokenizer, ["Yara Bramante", "Harrowfield"])
     protocol.positions(row_ids, prompt_len)   # → [3, 4, 12] (the name's tokens)
 """
 
@@ -43,9 +44,9 @@ class PromptProtocol(ScoringProtocol):
 
 
 class PaperProtocol(ScoringProtocol):
-    """Prompt and answer, all but the last; only the subject-name tokens where a name is found.
+    """Prompt and answer, all but the last; only the entity tokens where an entity is found.
 
-    Names are matched by tokenising: each word of each subject's name is encoded alone, with
+    Entities are matched by tokenising: each word of each entity is encoded alone, with
     and without a leading space (mid-sentence and at the start of a text), and every run of
     the row's ids equal to one of those encodings is a name. So a name split over several
     tokens (" Br", "am", "ante") is found as that run, and a possessive ("Bramante's") is found
@@ -53,7 +54,7 @@ class PaperProtocol(ScoringProtocol):
     word that the tokenizer merges with its neighbour in context is missed. A row in which no
     name is found (no subject known, a name written another way) gets every position but the
     last corrupted. The encodings are kept as hashes, so a saved guard does not spell out the
-    names of the people it forgets."""
+    names of the people (and places) it forgets."""
 
     name = "paper"
 
@@ -62,9 +63,9 @@ class PaperProtocol(ScoringProtocol):
         self.name_lengths = set(name_lengths or ())
 
     @classmethod
-    def from_subjects(cls, tokenizer, subjects: list[str]) -> PaperProtocol:
+    def from_entities(cls, tokenizer, entities: list[str]) -> PaperProtocol:
         runs = {tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
-                for subject in subjects for word in subject.split() if _is_name_word(word)
+                for entity in entities for word in entity.split() if _is_name_word(word)
                 for text in (word, " " + word)}
         runs.discard(())
         return cls({_key(r) for r in runs}, {len(r) for r in runs})
@@ -100,12 +101,12 @@ def _key(run: tuple[int, ...]) -> str:
 PROTOCOLS = ("prompt", "paper")
 
 
-def make_protocol(name: str, tokenizer=None, subjects: list[str] | None = None) -> ScoringProtocol:
-    """`paper` with the name encodings of `subjects` (none: every scored position is corrupted)."""
+def make_protocol(name: str, tokenizer=None, entities: list[str] | None = None) -> ScoringProtocol:
+    """`paper` with the word encodings of `entities` (none: every scored position is corrupted)."""
     if name == "prompt":
         return PromptProtocol()
     if name == "paper":
-        return PaperProtocol.from_subjects(tokenizer, subjects or []) if tokenizer is not None else PaperProtocol()
+        return PaperProtocol.from_entities(tokenizer, entities or []) if tokenizer is not None else PaperProtocol()
     raise UserError(f"Unknown ECO scoring protocol '{name}'; known ones: {', '.join(PROTOCOLS)}.")
 
 

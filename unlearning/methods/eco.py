@@ -16,8 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts import RowView, Unlearned
+from ..batches import answer_ids
 from ..data import QA, Dataset
+from ..eco import calibration
 from ..eco.corruption import CORRUPTIONS, make_corruption
+from ..eco.entities import SOURCE as ENTITY_SOURCE
+from ..eco.entities import data_entities
 from ..eco.features import DEFAULT_ENCODER, Featurizer, get_encoder, segments
 from ..eco.guard import Guard
 from ..eco.objective import METRICS, forget_metric, forget_quality_of, resolve_metric
@@ -27,6 +31,7 @@ from ..eco.search import SearchResult, maximise, search
 from ..eco.storage import load_guard, save_guard
 from ..eco.training import HeadSettings, fit_classifier, general_prompts, preload_general_embeddings
 from ..errors import UserError
+from ..limits import MAX_NEW_TOKENS
 from ..models import Loaded
 from ..report import Block, Line, Plot, Report, Table
 from ..settings import setting, validate
@@ -34,9 +39,9 @@ from . import register
 
 # Shares of the method's progress bar.
 CLASSIFIER_SHARE, PROBE_SHARE = 0.35, 0.45
-TARGETS = ("metric", "forget_quality")  # what the strength search aims for (METHODS.md §ECO 5)
+TARGETS = ("probes", "metric", "forget_quality")  # what the strength search aims for (METHODS.md §ECO 5)
 PROTOCOL_LABELS = {"prompt": "prompt (prompt positions only)",
-                   "paper": "paper (prompt and scored answer; subject names where known)"}
+                   "paper": "paper (prompt and scored answer; the data's entities where found)"}
 FQ_SOURCE = "oracle's truth-ratio distribution (forget quality maximised; the strength is chosen on the forget set)"
 
 
@@ -44,17 +49,23 @@ FQ_SOURCE = "oracle's truth-ratio distribution (forget quality maximised; the st
 class EcoConfig:
     alpha: float = setting(0.01, "ECO: the classifier's target false-positive rate on benign prompts "
                                  "(its threshold is calibrated for it)", lo=0.001, hi=0.5)
-    corruption: str = setting("rand_noise_first_n", "ECO: how a flagged prompt's embeddings are corrupted",
+    # Defaults chosen on the workshop kit (docs/methods.md §ECO): METHODS.md §ECO names
+    # rand_noise_first_n (n = 1) and the prompt protocol; on the kit that pair cannot reach forget
+    # quality 0.1 and its random draws leave some prompts readable, so flip_sign_top_k and paper.
+    corruption: str = setting("flip_sign_top_k", "ECO: how a flagged prompt's embeddings are corrupted",
                               choices=tuple(CORRUPTIONS))
     n_dims: int = setting(1, "ECO: dimensions the noise corruptions touch (n, or k for rand_noise_top_k)", lo=1, hi=65536)
     metric: str = setting("auto", "ECO: forget metric the strength search matches to the target "
                                   "(auto: rougeL for QA, mem_acc for passages)", choices=METRICS)
-    target: str = setting("metric", "ECO: what the strength search aims for: metric (the oracle's value of the "
-                                    "metric, else the holdout surrogate) or forget_quality (the oracle's truth-ratio "
-                                    "distribution: maximise forget quality; needs an oracle)", choices=TARGETS)
-    protocol: str = setting("prompt", "ECO: how teacher-forced scores corrupt a flagged prompt: prompt (its positions "
+    target: str = setting("probes", "ECO: what the strength search aims for: probes (every probe family — trained "
+                                    "questions, held-out wordings, 'Tell me about NAME.', other forget facts — at or "
+                                    "below its target; QA data), metric (the oracle's value of the metric on the "
+                                    "trained questions, else the holdout surrogate) or forget_quality (the oracle's "
+                                    "truth-ratio distribution: maximise forget quality; needs an oracle)",
+                          choices=TARGETS)
+    protocol: str = setting("paper", "ECO: how teacher-forced scores corrupt a flagged prompt: prompt (its positions "
                                       "only) or paper (the official TOFU code's: prompt and scored answer, only the "
-                                      "subject's name where one is known)", choices=PROTOCOLS)
+                                      "entities the data names where one is found)", choices=PROTOCOLS)
     strength: float = setting(0.0, "ECO: a fixed corruption strength (σ, or k dims); 0 finds it by search", lo=0.0, hi=1e4)
     grid_points: int = setting(7, "ECO: coarse grid points before the zeroth-order search", lo=1, hi=50, ui=False)
     search_steps: int = setting(8, "ECO: search steps after the grid (bisection once the target is bracketed)",
@@ -113,10 +124,15 @@ def _oracle_r(reference: dict | None) -> list[float]:
 
 
 def subjects(splits: dict[str, Dataset]) -> list[str]:
-    """Every subject the run's data names (forget, retain, holdout, general): the names the
-    paper protocol keeps to, as the official code's entity tagger tags any name it meets."""
+    """Every subject the run's data names (forget, retain, holdout, general)."""
     names = (ex.subject for ds in splits.values() for ex in ds.examples if isinstance(ex, QA) and ex.subject)
     return list(dict.fromkeys(names))
+
+
+def _not_subjects(entities: list[str], splits: dict[str, Dataset]) -> list[str]:
+    """The entities that are not a subject: places, organisations, titles the tagging found."""
+    known = set(subjects(splits))
+    return [e for e in entities if e not in known]
 
 
 def classifier_texts(ds: Dataset) -> list[str]:
@@ -178,7 +194,15 @@ class Eco:
         rows = tuple((name, p.recall, p.fpr, p.example) for name, p in eco.robustness.items())
         table = Table(("rewrite of forget prompts", "recall ↑", "FPR ↓", "example"), rows, ".2f",
                       id="eco-robustness") if rows else None
-        return [Block("ECO classifier", lines, table, id="eco-block")]
+        blocks = [Block("ECO classifier", lines, table, id="eco-block")]
+        calib = eco.extra.get("calibration")
+        if isinstance(calib, dict) and calib:
+            rows = tuple((name, v.get("value"), v.get("target"), v.get("source")) for name, v in calib.items()
+                         if isinstance(v, dict))
+            blocks.append(Block("ECO calibration (probe families at the chosen strength)", (),
+                                Table(("family", "value", "target", "target from"), rows, ".3f", id="eco-calibration"),
+                                id="eco-calibration-block"))
+        return blocks
 
     @staticmethod
     def run(ctx, loaded: Loaded, splits: dict[str, Dataset], cfg: EcoConfig, reference: dict) -> EcoUnlearned:
@@ -214,13 +238,18 @@ class Eco:
         classifier_s = time.perf_counter() - t0
         ctx.check_cancel()
 
-        names = subjects(splits)
+        entities = data_entities(splits)
         guard = Guard(loaded.model, tok, classifier, make_corruption(cfg.corruption, cfg.n_dims), cfg.strength, cfg.seed,
-                      make_protocol(cfg.protocol, tok, names))
+                      make_protocol(cfg.protocol, tok, entities))
         ctx.progress(PROBE_SHARE, "finding the corruption strength")
+        probes: ProbeObjective | None = None
         if cfg.target == "forget_quality":
             metric, target, source = "forget_quality", 1.0, FQ_SOURCE
             objective = Objective(metric, lambda m, c: forget_quality_of(m, tok, forget, r_oracle, check_cancel=c))
+        elif cfg.target == "probes" and metric == "rougeL":
+            probes = ProbeObjective.build(loaded, splits, reference, _target(loaded, splits, metric, reference, ctx.check_cancel))
+            metric, target, source = "worst probe gap", 0.0, PROBES_SOURCE
+            objective = Objective(metric, probes.measure)
         else:
             target, source = _target(loaded, splits, metric, reference, ctx.check_cancel)
             objective = Objective(metric, lambda m, c: forget_metric(m, tok, forget, metric, check_cancel=c))
@@ -234,7 +263,10 @@ class Eco:
         unlearned.extra_report = {"eco": {
             **stats, "corruption": guard.corruption.name, "corruption_params": guard.corruption.params(),
             "strength": guard.strength, "metric": metric, "target": target, "target_source": source,
-            "search_target": cfg.target, "protocol": guard.protocol.name, "protocol_subjects": len(names),
+            "search_target": "probes" if probes else ("metric" if cfg.target == "probes" else cfg.target),
+            "calibration": probes.report(guard.strength) if probes else None, "protocol": guard.protocol.name,
+            "protocol_subjects": len(subjects(splits)), "entities": len(entities), "entity_source": ENTITY_SOURCE,
+            "entity_examples": entities[:3] + _not_subjects(entities, splits)[:9],
             "search": points, "robustness": robustness, "encoder": cfg.encoder, "ngram_dims": cfg.ngram_dims,
             "classifier_s": round(classifier_s, 2), "search_s": round(t_search, 2)}}
         ctx.progress(1.0, f"strength {guard.strength:.4g}")
@@ -244,6 +276,45 @@ class Eco:
     def load(loaded: Loaded, folder: Path, settings: dict[str, Any]) -> EcoUnlearned:
         guard, spec = load_guard(loaded, Path(folder))
         return EcoUnlearned(loaded, settings, guard, spec["encoder"], spec["ngram_dims"])
+
+
+PROBES_SOURCE = "each probe family's own target (eco.calibration): the search matches max(value − target) to 0"
+
+
+class ProbeObjective:
+    """The strength search's objective under `--target probes` (eco/calibration.py): the worst
+    family's gap to its target, with every evaluated strength's family values kept for the report."""
+
+    def __init__(self, families: list[calibration.Family], repetition_target: float):
+        self.families, self.repetition_target = families, repetition_target
+        self.targets = {f.name: f.target for f in families} | {"repetition": repetition_target}
+        self.seen: dict[float, dict[str, float]] = {}
+
+    @classmethod
+    def build(cls, loaded: Loaded, splits: dict[str, Dataset], reference: dict | None,
+              trained_target: tuple[float, str]) -> ProbeObjective:
+        tok, forget = loaded.tokenizer, splits["forget"]
+        budget = min(MAX_NEW_TOKENS, max(len(answer_ids(tok, qa.answer)) for qa in forget.examples))
+        reworded, source = calibration.reworded_questions(forget)
+        families = calibration.probe_families(
+            forget, reworded, source, splits.get("holdout"), reference,
+            lambda probes, tokens: calibration.replies(loaded.model, tok, probes, tokens), trained_target, budget)
+        oracle = (reference or {}).get("oracle") or {}
+        return cls(families, float(oracle.get("forget.repetition", 0.0)))
+
+    def measure(self, guard, check_cancel) -> float:
+        values = calibration.measure(guard, guard.tokenizer, self.families, check_cancel)
+        self.seen[guard.strength] = values
+        return calibration.worst_gap(values, self.targets)
+
+    def report(self, strength: float) -> dict:
+        """Each family's target, its source, its value at `strength` and a sample prompt."""
+        values = self.seen.get(strength, {})
+        out = {f.name: {"target": f.target, "value": values.get(f.name), "source": f.source, "n": len(f.probes),
+                        "example": f.probes[0].prompt} for f in self.families}
+        out["repetition"] = {"target": self.repetition_target, "value": values.get("repetition"),
+                             "source": "oracle's forget repetition", "n": None, "example": None}
+        return out
 
 
 @dataclass(frozen=True)
