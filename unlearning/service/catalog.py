@@ -182,7 +182,7 @@ def report_view(report: dict | Report | None) -> ReportView:
     cls = next((m for m in all_methods() if m.name == r.method), None)
     blocks = tuple(cls.report_blocks(r)) if cls is not None and hasattr(cls, "report_blocks") else ()
     if (probes := probe_table(r)) is not None:
-        blocks = (Block("What a room would ask: the probe suite", table=probes, id="probe-block"), *blocks)
+        blocks = (Block(PROBE_TITLE, table=probes, id="probe-block"), *blocks)
     rows = metric_rows(r)
     cost = Cost(r.method, r.model, r.device, r.steps, r.wall_s, r.method_wall_s, r.peak_mem_mb, r.trainable_params)
     return ReportView(r, (cls.label or cls.name) if cls is not None else None,
@@ -190,6 +190,8 @@ def report_view(report: dict | Report | None) -> ReportView:
 
 
 PROBE_METRICS = (("rougeL", "recall"), ("repetition", "repeated"))
+PROBE_TITLE = ("What a room would ask: the probe suite (recall: forget ↓ to the oracle's, retain ≈ the original's; "
+               "repeated: share of answers that are one word repeated, ↓)")
 
 
 def probe_table(report: dict | Report | None) -> Table | None:
@@ -204,7 +206,5 @@ def probe_table(report: dict | Report | None) -> Table | None:
             rows.append((label, *cells))
     if not rows:
         return None
-    better = {"rougeL": "↓ to the oracle on forget, ≈ on retain", "repetition": "↓"}
-    headers = ("probe", *(f"{word}, {name} ({better[k]})" if name == "unlearned" else f"{word}, {name}"
-                          for k, word in PROBE_METRICS for name, _ in columns))
+    headers = ("probe", *(f"{word}, {name}" for _, word in PROBE_METRICS for name, _ in columns))
     return Table(headers, tuple(rows), ".2f", id="probe-table")
