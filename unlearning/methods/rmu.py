@@ -3,7 +3,8 @@ arXiv 2403.03218 (Representation Misdirection for Unlearning); a baseline the fi
 
 At one middle decoder layer ℓ, pushes the forget set's activations towards a fixed random
 direction c·u and holds the retain set's at the original's:
-L = mean‖h_ℓ(x_f) − c·u‖² + α·mean‖h_ℓ(x_r) − h_ℓ^orig(x_r)‖², on LoRA of layers 1..ℓ only.
+L = mean‖h_ℓ(x_f) − c·u‖² + α·mean‖h_ℓ(x_r) − h_ℓ^orig(x_r)‖², on LoRA of layers 1..ℓ only,
+each mean open-unlearning's: over the hidden size, then a sequence's labelled tokens, then the batch.
 """
 
 from __future__ import annotations
@@ -22,14 +23,13 @@ from . import register
 
 @dataclass
 class RmuSettings(LoraSettings):
-    # Defaults for the workshop model (4 layers, 192 wide; activations of mean norm ~360 at
-    # layer 2), measured at --lr 1e-3 over 100 steps (forget / retain rougeL, before 1.0 / 1.0):
-    # c = 300: 0.72 / 1.00; c = 1000: 0.38 / 0.91; c = 2000: 0.10 / 0.50; with α = 10,
-    # c = 1500: 0.47 / 0.99, c = 2000: 0.42 / 0.99, c = 3000: 0.40 / 0.95. open-unlearning's
-    # α = 1000 kept everything, forget set included (1.00 / 1.00 at c = 300; 0.69 / 1.00 at
-    # α = 100, c = 3000). At the automatic 2e-4 no c from 100 to 3000 changed an answer. WMDP
-    # steers with c = 6.5 at a 4096-wide layer; c scales with the layer's activation norm, so
-    # another model needs its own (here c ≈ 5.5 × the norm).
+    # Defaults for the workshop model (4 layers, 192 wide; mean activation norm ~340 at layers
+    # 1-3), measured at --lr 1e-3 over 100 steps; forget / retain ROUGE-L and forget repetition
+    # (before 1.00 / 1.00 / 0; oracle 0.20 / 1.00 / 0): ℓ = 2, c = 2000, α = 10: 0.51 / 0.99 / 0.25;
+    # ℓ = 3: 0.49 / 0.99 / 0.15 (but the test models have 2 layers); c = 3000: 0.41 / 0.91 / 0.40;
+    # α = 3, c = 1000: 0.47 / 0.96 / 0.18. Forgetting more costs retain and fluency in step
+    # (docs/methods.md has the sweep). open-unlearning's RMU.yaml (c = 300, α = 1000 at layer 7 of
+    # a 7-8 B model) kept every workshop answer: c scales with the activation norm at ℓ.
     layer: int = setting(2, "ℓ, the decoder layer (1-based) whose activations are steered; LoRA trains layers 1..ℓ",
                          lo=1, hi=1000)
     steering: float = setting(2000.0, "c, the steering coefficient: forget activations are pushed towards c·u; "
