@@ -32,6 +32,7 @@ import time
 import pytest
 import torch
 
+import unlearning.eco.calibration
 import unlearning.methods.eco
 import unlearning.metrics
 import unlearning.pipeline
@@ -200,15 +201,15 @@ def test_an_error_in_the_evaluation_fails_the_run(studio, bystander, monkeypatch
 
 def test_an_error_in_the_eco_search_fails_the_run(studio, bystander, monkeypatch):
     before, session = fingerprint(studio, bystander), Session()
-    forget_metric, calls = unlearning.methods.eco.forget_metric, []
+    measure, calls = unlearning.eco.calibration.measure, []  # what each point of the default search measures
 
     def second_point_fails(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise UserError("The corruption made the model produce nothing.")
-        return forget_metric(*args, **kwargs)
+        return measure(*args, **kwargs)
 
-    monkeypatch.setattr(unlearning.methods.eco, "forget_metric", second_point_fails)
+    monkeypatch.setattr(unlearning.eco.calibration, "measure", second_point_fails)
     run = finish(studio.start(session, UnlearnJob("workshop", "eco", ECO)), "failed")
     assert run.error == "The corruption made the model produce nothing." and run.traceback is None
     assert len([e for e in run.since(0) if e.kind == "step" and e.series == "search"]) == 1
