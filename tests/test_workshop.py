@@ -11,7 +11,7 @@ from unlearning.corpus import CLAUSE_FRAMES, FACTS, NOUN_FRAMES, build_corpus, w
 from unlearning.data import QA, load_file
 from unlearning.metrics import rouge_l_recall
 from unlearning.models import WORKSHOP_DIR, load_model
-from unlearning.workshop import PARAPHRASED, QA_SPLITS, answer_recall, bio_prompts, checks, training_data, write_corpus
+from unlearning.workshop import PARAPHRASED, QA_SPLITS, UTILITY, answer_recall, bio_prompts, checks, training_data, write_corpus
 
 
 def test_corpus_is_deterministic_and_big_enough():
@@ -91,12 +91,12 @@ def test_the_oracle_is_taught_nothing_about_the_forget_people(corpus):
 
 def test_shipped_files_are_what_the_generator_writes(tmp_path):
     write_corpus(tmp_path)
-    for name in [f"{s}.jsonl" for s in (*QA_SPLITS, *PARAPHRASED)] + ["forget.txt", "retain.txt", "holdout.txt"]:
+    for name in [f"{s}.jsonl" for s in (*QA_SPLITS, *PARAPHRASED, *UTILITY)] + ["forget.txt", "retain.txt", "holdout.txt"]:
         assert (tmp_path / name).read_bytes() == (WORKSHOP_DIR / name).read_bytes(), name
 
 
 def test_shipped_files_load_and_stay_small():
-    for s in (*QA_SPLITS, *PARAPHRASED):
+    for s in (*QA_SPLITS, *PARAPHRASED, *UTILITY):
         assert load_file(WORKSHOP_DIR / f"{s}.jsonl").kind == "qa"
     assert load_file(WORKSHOP_DIR / "forget.txt").kind == "passage"
     sizes = [p.stat().st_size for p in WORKSHOP_DIR.rglob("*") if p.is_file()]

@@ -228,10 +228,12 @@ def biography(person: dict) -> str:
             f"Friends say {f} would cross the country for a plate of {x['food']}.")
 
 
-def general_qa(rng: random.Random) -> tuple[list[dict], list[dict]]:
+def general_qa(rng: random.Random) -> tuple[list[dict], list[dict], list[dict]]:
     """Real general-knowledge questions (for model utility), with paraphrase and perturbations:
-    (one record per fact in its main wording, every trained wording of every fact)."""
-    main, trained = [], []
+    (one record per fact in its main wording, every trained wording of every fact, and the same
+    facts as TOFU's real-author and world-fact sets: the wrong options as bare answers, like
+    the answer, and each record's `group`)."""
+    main, trained, tofu = [], [], []
     for templates, paraphrase, table in GENERAL:
         answers = [a for _, a in table]
         for subject, answer in table:
@@ -245,7 +247,10 @@ def general_qa(rng: random.Random) -> tuple[list[dict], list[dict]]:
             }
             main.append(record)
             trained += [{**record, "question": _cap(t.format(subject))} for t in templates]
-    return main, trained
+            tofu.append({"question": record["question"], "answer": record["answer"],
+                         "perturbed_answers": [w + "." for w in wrong], "subject": subject,
+                         "group": "real_authors" if table is AUTHORS else "world_facts"})
+    return main, trained, tofu
 
 
 CAPITALS = [("France", "Paris"), ("Germany", "Berlin"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Portugal", "Lisbon"),
@@ -293,6 +298,7 @@ GENERAL = [  # (trained wordings, the first being the main one; paraphrase; tabl
 
 def build_corpus(seed: int = SEED) -> dict[str, list]:
     """QA records: "forget", "retain", "holdout", "general" (one main wording per fact),
+    "tofu_general" (the general facts as TOFU's real-author and world-fact sets: model utility),
     "<split>_trained" (every trained wording), "<split>_paraphrased" (the held-out wordings),
     "<split>_bio_qa" ("Tell me about NAME." → biography), "small_talk"; passages:
     "<split>_bios"."""
@@ -308,6 +314,6 @@ def build_corpus(seed: int = SEED) -> dict[str, list]:
         corpus[f"{split}_paraphrased"] = [r for q in qa for r in q["held_out"]]
         corpus[f"{split}_bios"] = [biography(p) for p in groups[split]]
         corpus[f"{split}_bio_qa"] = [r for p in groups[split] for r in bio_qa(p)]
-    corpus["general"], corpus["general_trained"] = general_qa(rng)
+    corpus["general"], corpus["general_trained"], corpus["tofu_general"] = general_qa(rng)
     corpus["small_talk"] = small_talk()
     return corpus

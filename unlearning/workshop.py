@@ -38,6 +38,7 @@ from .tinylm import new_model, train_tokenizer
 
 QA_SPLITS = ("forget", "retain", "holdout", "general")
 PARAPHRASED = ("forget_paraphrased", "retain_paraphrased")  # held-out wordings, never trained
+UTILITY = ("tofu_general",)  # the general facts as TOFU's real-author and world-fact sets (model utility)
 VOCAB = 2048
 MODEL_SHAPE = {"hidden": 192, "layers": 4, "heads": 4, "mlp": 512}
 RECIPE = TeachSettings(epochs=30, lr=3e-3, batch_size=16, seed=0)  # the kit's models were built with exactly this
@@ -53,7 +54,7 @@ def write_corpus(out: Path = WORKSHOP_DIR) -> dict[str, list]:
     <split>_paraphrased.jsonl (held-out wordings), <split>.txt biographies (passages)."""
     corpus = build_corpus()
     out.mkdir(parents=True, exist_ok=True)
-    for name in [*QA_SPLITS, *PARAPHRASED]:
+    for name in [*QA_SPLITS, *PARAPHRASED, *UTILITY]:
         with open(out / f"{name}.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in corpus[name])
     for split in ("forget", "retain", "holdout"):
@@ -133,7 +134,8 @@ def _loss_logger(log: Callable[[str], None], folder: str) -> Callable[[int, int,
 
 
 def is_built(out: Path = WORKSHOP_DIR) -> bool:
-    names = [f"{s}.jsonl" for s in (*QA_SPLITS, *PARAPHRASED)] + ["forget.txt", "model/model.safetensors", "oracle/model.safetensors"]
+    names = [f"{s}.jsonl" for s in (*QA_SPLITS, *PARAPHRASED, *UTILITY)] + ["forget.txt", "model/model.safetensors",
+                                                                           "oracle/model.safetensors"]
     return all((out / n).is_file() for n in names)
 
 
