@@ -71,6 +71,16 @@ def test_jsonl_qa_with_every_optional_field(tmp_path):
     assert ds.examples[1] == QA("Second?", "Yes.")  # stripped; null means not given
 
 
+def test_a_general_example_names_its_tofu_set(tmp_path):
+    ds = load_file(put(tmp_path, "general.jsonl", jsonl(qa("Who wrote Hamlet?", "William Shakespeare.", group="real_authors"),
+                                                         qa("Capital of Peru?", "Lima."))))
+    assert [ex.group for ex in ds.examples] == ["real_authors", None]  # None reads as world facts (metrics.py)
+    path = put(tmp_path, "g.jsonl", jsonl(qa("Who wrote Hamlet?", "William Shakespeare.", group="authors")))
+    with pytest.raises(UserError, match=r"^g.jsonl: line 1 has 'authors' in 'group'; use 'world_facts' or "
+                                        r"'real_authors' \(or leave it out\)\.$"):
+        load_file(path)
+
+
 def test_jsonl_passages(tmp_path):
     ds = load_file(put(tmp_path, "p.jsonl", jsonl({"text": " One. "}, {"text": "Two\nlines.", "id": 3})))
     assert ds.kind == "passage" and ds.examples == [Passage("One."), Passage("Two\nlines.")]
