@@ -69,6 +69,14 @@ def test_forget_equals_retain(capsys):
     assert "same examples" in one_line_error(code, err)
 
 
+def test_paraphrased_passages_are_one_sentence(tmp_path, capsys):
+    para = tmp_path / "para.txt"
+    para.write_text("Yara was born by the sea.\n", encoding="utf-8")
+    code, _, err = run_cli(capsys, "eval", "--model", "workshop", "--forget", FORGET, "--retain", RETAIN,
+                           "--paraphrased", str(para))
+    assert "The paraphrased file 'para.txt' holds passages" in one_line_error(code, err)
+
+
 def test_forget_overlaps_retain(tmp_path, capsys):
     lines = Path(RETAIN).read_text(encoding="utf-8").splitlines()
     (tmp_path / "f.jsonl").write_text("\n".join(lines[:3] + Path(FORGET).read_text().splitlines()[:3]) + "\n")
@@ -158,3 +166,6 @@ def test_eval_writes_every_metric_and_forget_quality(tmp_path, capsys):
     assert report["oracle"]["forget_quality"] == 1.0
     assert "after" not in report and report["model"] == "workshop" and report["wall_s"] > 0
     assert "forget.rougeL" in out
+    # the probes: the original tells every biography; the oracle, which never met the forget people, none
+    assert report["before"]["probes.forget_bio.rougeL"] == 1.0 and report["oracle"]["probes.forget_bio.rougeL"] < 0.1
+    assert report["oracle"]["oracle_distance"] == 0.0 and report["before"]["oracle_distance"] > 0.4

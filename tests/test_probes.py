@@ -8,6 +8,7 @@ import pytest
 
 from unlearning import outcome
 from unlearning.data import QA, Dataset, Passage, load_file
+from unlearning.errors import UserError
 from unlearning.metrics import evaluate_split
 from unlearning.models import WORKSHOP_DIR
 from unlearning.probes import Probe, evaluate_probes, heldout_wordings, probe_set, prompt_of, worst_wrapper
@@ -50,6 +51,15 @@ def test_uploaded_data_gets_bio_probes_scored_against_its_own_answers():
     assert [(p.prompt, p.reference) for p in bio] == [("Tell me about Zed.", "In Oslo. Baker.")]
     assert not any(p.family == "forget_heldout" for p in suite.examples)  # none given
     assert [p.reference for p in suite.examples if p.family == "retain_bio"] == ["In Rome."]
+
+
+def test_given_held_out_wordings_are_the_held_out_family():
+    forget = Dataset("f", "qa", [QA("Where does Zed live?", "In Oslo.", subject="Zed")])
+    para = Dataset("p", "qa", [QA("Zed's home town?", "In Oslo.", subject="Zed")])
+    suite = probe_set(forget, Dataset("r", "qa", [QA("Amy?", "Rome.")]), para)
+    assert [(p.prompt, p.reference) for p in suite.examples if p.family == "forget_heldout"] == [("Zed's home town?", "In Oslo.")]
+    with pytest.raises(UserError, match="The paraphrased file 'p.txt' holds passages"):
+        probe_set(forget, forget, Dataset("p.txt", "passage", [Passage("Zed lives in Oslo.")]))
 
 
 def test_passages_are_probed_by_their_openings():

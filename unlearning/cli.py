@@ -53,6 +53,8 @@ def _eval_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retain", required=True, help="retain file")
     p.add_argument("--holdout", help="text the model never saw, same kind as forget (default: the workshop's)")
     p.add_argument("--general", help="general-knowledge QA for model utility (default: the workshop's)")
+    p.add_argument("--paraphrased", help="the forget questions in wordings never trained, for the report's probes "
+                                         "(default: the kit's for the kit's forget facts)")
     p.add_argument("--oracle", help="a model that never saw the forget set, for forget_quality")
     p.add_argument("--report", help="write the report JSON here")
     p.add_argument("--cache", metavar="DIR", help="keep the oracle's and the original model's evaluations in this folder "

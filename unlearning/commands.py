@@ -54,10 +54,13 @@ def follow(work: Callable[[RunContext], Any], name: str) -> Any:
 
 
 def load_splits(args) -> dict[str, Dataset]:
-    """forget/retain from the user, holdout/general defaulting to the workshop kit's."""
+    """forget/retain from the user, holdout/general defaulting to the workshop kit's, and the
+    held-out wordings of the probes when given."""
+    paraphrased = getattr(args, "paraphrased", None)
     return complete_splits(load_file(args.forget), load_file(args.retain),
                            load_file(args.holdout) if args.holdout else None,
-                           load_file(args.general) if args.general else None)
+                           load_file(args.general) if args.general else None,
+                           load_file(paraphrased) if paraphrased else None)
 
 
 def eval_cache(args):

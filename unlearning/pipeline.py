@@ -45,16 +45,17 @@ class PhaseContext:
 
 
 def complete_splits(forget: Dataset, retain: Dataset, holdout: Dataset | None = None,
-                    general: Dataset | None = None) -> dict[str, Dataset]:
+                    general: Dataset | None = None, paraphrased: Dataset | None = None) -> dict[str, Dataset]:
     """The splits a report needs: the user's forget/retain (checked against each other),
     holdout/general defaulting to the workshop kit's (holdout of the forget set's kind), and
-    the probe suite built from forget/retain (probes.py: what a room asks in chat)."""
+    the probe suite built from forget/retain and the forget set's held-out wordings when given
+    (probes.py: what a room asks in chat)."""
     check_pair(forget, retain)
     ext = "jsonl" if forget.kind == "qa" else "txt"
     return {"forget": forget, "retain": retain,
             "holdout": holdout or load_file(WORKSHOP_DIR / f"holdout.{ext}"),
             "general": general or load_file(WORKSHOP_DIR / "tofu_general.jsonl"),
-            "probes": probe_set(forget, retain)}
+            "probes": probe_set(forget, retain, paraphrased)}
 
 
 def _evaluate_phase(ctx: RunContext, phase: str, model, tokenizer, splits, oracle_raw=None, evaluate_one=None,

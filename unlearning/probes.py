@@ -29,6 +29,7 @@ from functools import cache
 from statistics import mean
 
 from .data import QA, Dataset, load_file
+from .errors import UserError
 from .generate import generate_ids, prompt_ids
 from .limits import MAX_NEW_TOKENS
 from .metrics import rouge_l_recall
@@ -90,6 +91,15 @@ def heldout_wordings(forget: Dataset) -> list[QA]:
     return [ex for ex in (kit.examples if kit is not None else []) if (ex.subject, ex.answer) in facts]
 
 
+def _heldout(forget: Dataset, paraphrased: Dataset | None) -> list[QA]:
+    if paraphrased is None:
+        return heldout_wordings(forget)
+    if paraphrased.kind != "qa":
+        raise UserError(f"The paraphrased file '{paraphrased.name}' holds passages; give the forget questions in "
+                        "other wordings as question/answer pairs (.jsonl, .json or .csv).")
+    return list(paraphrased.examples)
+
+
 def _sample(xs: list, n: int, seed: int) -> list:
     if len(xs) <= n:
         return list(xs)
@@ -128,8 +138,9 @@ def _opening(text: str, words: int = 60) -> tuple[str, str]:
     return text[:cut].strip(), " ".join(text[cut:].split()[:words])
 
 
-def probe_set(forget: Dataset, retain: Dataset, seed: int = 0) -> Dataset:
-    """The suite for a forget/retain pair (QA). Passages are probed by their openings,
+def probe_set(forget: Dataset, retain: Dataset, paraphrased: Dataset | None = None, seed: int = 0) -> Dataset:
+    """The suite for a forget/retain pair (QA); `paraphrased`: the forget facts in wordings never
+    trained (default: the kit's, for the kit's facts). Passages are probed by their openings,
     continued as text and scored against the rest of the passage."""
     if forget.kind != "qa":
         probes = [Probe("forget_trained", *_opening(ex.text), "text") for ex in forget.examples]
@@ -137,7 +148,7 @@ def probe_set(forget: Dataset, retain: Dataset, seed: int = 0) -> Dataset:
     qas = list(forget.examples)
     probes = [Probe("forget_trained", qa.question, qa.answer, subject=qa.subject) for qa in _sample(qas, MAX_TRAINED, seed)]
     probes += [Probe("forget_heldout", qa.question, qa.answer, subject=qa.subject)
-               for qa in _sample(heldout_wordings(forget), MAX_HELDOUT, seed)]
+               for qa in _sample(_heldout(forget, paraphrased), MAX_HELDOUT, seed)]
     probes += [Probe("forget_bio", about(s), ref, subject=s)
                for s, ref in _sample(list(_subjects(qas).items()), MAX_SUBJECTS, seed)]
     kept = list(retain.examples) if retain.kind == "qa" else []
