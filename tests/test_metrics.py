@@ -49,7 +49,9 @@ def test_rouge_l_recall_is_rouge_scores_stemmed_recall(prediction, reference, ex
 
 def test_rouge_scorer_is_built_once():
     M.rouge_l_recall("a", "a")
-    assert M._rouge_scorer() is M._rouge_scorer()
+    from unlearning.scores import _rouge_scorer
+
+    assert _rouge_scorer() is _rouge_scorer()
 
 
 def test_truth_ratio_from_token_logprobs():

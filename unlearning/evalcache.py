@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 FORMAT = "unlearning-eval-cache"
 # The modules whose code decides every number of an evaluation: any change to them misses.
-METRIC_CODE = ("metrics.py", "textstats.py", "generate.py", "batches.py", "probes.py", "wordings.py")
+METRIC_CODE = ("metrics.py", "scores.py", "textstats.py", "generate.py", "batches.py", "probes.py", "wordings.py")
 
 Value = tuple[dict[str, float], dict[str, Any]]  # one split's (metrics, raw)
 

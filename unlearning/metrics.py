@@ -1,7 +1,7 @@
 """Evaluation metrics (METHODS.md §Metrics), in two layers.
 
-1. Pure functions on numbers, strings and token ids: each one is checked against
-   hand-computed values in tests/test_metrics.py.
+1. Pure functions on numbers and strings (scores.py, re-exported here): each one is checked
+   against hand-computed values in tests/test_metrics.py.
 2. Model-level evaluation: `evaluate(model, tokenizer, {"forget": ds, ...})` returns a flat
    dict of metrics keyed `split.metric` plus the cross-split ones (`model_utility`, with the
    general split's parts of it as `real_authors.*` and `world_facts.*`; `mia_auc`,
@@ -15,20 +15,27 @@ import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
 
 import torch
-from scipy.stats import ks_2samp, rankdata
 
 from .batches import IGNORE, Encoded, batches, encode_passage, encode_qa, pad_id
 from .data import GENERAL_SETS, QA, Dataset
 from .generate import generate_answers, generate_ids
 from .limits import MAX_NEW_TOKENS
-from .textstats import REPEATED_MIN_WORDS, REPEATED_SHARE, distinct_2, fluency, ngrams, repetition
+from .probes import evaluate_probes
+from .scores import (
+    EXTRACTION_N,
+    extraction_likelihood,
+    forget_quality,
+    harmonic_mean,
+    mia_auc,
+    option_prob,
+    rouge_l_recall,
+    truth_ratio,
+    truth_ratio_score,
+)
+from .textstats import REPEATED_MIN_WORDS, REPEATED_SHARE, distinct_2, fluency, repetition
 
-# Our answers are a handful of words, so 2-grams (Jang et al. also report n = 3..5 on
-# long passages, where an answer-sized text would have almost no n-grams at all).
-EXTRACTION_N = 2
 # Extraction likelihood needs one greedy generation per prefix cut; cap both the cuts per
 # example (evenly spaced) and the compared continuation so a 512-token passage costs at
 # most 32 generations of 32 tokens. Short answers never reach either cap.
@@ -37,7 +44,6 @@ EL_MAX_TOKENS = 32
 # ...and it is computed only where the forget/holdout comparison needs it: on retain and
 # general data it would cost the most generations and answer no question we ask.
 EXTRACTION_SPLITS = ("forget", "holdout")
-FORGET_LIKE = ("forget", "holdout")  # splits whose truth ratio is scored min(R, 1/R)
 FLUENCY_TOKENS = 32  # length of the passage continuations scored for fluency
 # TOFU's model utility: the harmonic mean of these three numbers on the retain split and on
 # each of the general split's two sets (data.GENERAL_SETS), nine in all. On the general sets
@@ -69,85 +75,6 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "repetition": ("↓ (≈ before)", (f"Share of generations that are mostly one word repeated (≥ {REPEATED_MIN_WORDS} "
                                     f"words, the commonest ≥ {REPEATED_SHARE:.0%} of them): a collapse pooled fluency hides.")),
 }
-
-# ---------------------------------------------------------------- pure functions
-
-
-@cache
-def _rouge_scorer():
-    """The one ROUGE-L scorer, built on first use: importing rouge_score (and nltk behind
-    it) costs a second or two, which nothing that never scores a text should pay. ROUGE-L
-    needs only nltk's Porter stemmer, which is code: no nltk data is read or fetched."""
-    from rouge_score.rouge_scorer import RougeScorer  # type: ignore[import-untyped]  # ships no types
-
-    return RougeScorer(["rougeL"], use_stemmer=True)
-
-
-def rouge_l_recall(prediction: str, reference: str) -> float:
-    """ROUGE-L recall of `prediction` against `reference`, as TOFU and ECO score it:
-    rouge_score's `RougeScorer(['rougeL'], use_stemmer=True)` (lowercased, split on anything
-    but [a-z0-9], words over 3 letters Porter-stemmed), LCS / reference words. An empty
-    reference scores 0.0. The one entry point: every metric and the ECO search call this."""
-    return float(_rouge_scorer().score(reference, prediction)["rougeL"].recall)
-
-
-def truth_ratio(lp_paraphrased: float, lp_perturbed: list[float]) -> float:
-    """TOFU's R = exp(mean_i lp_perturbed_i − lp_paraphrased), lp = per-token mean log-probs.
-    R < 1: the model prefers the (paraphrased) truth; R ≈ 1: it cannot tell them apart."""
-    if not lp_perturbed:
-        raise ValueError("truth_ratio needs at least one perturbed answer")
-    return math.exp(sum(lp_perturbed) / len(lp_perturbed) - lp_paraphrased)
-
-
-def truth_ratio_score(r: float, split: str) -> float:
-    """Higher is better on every split: on forget-like data R near 1 (min(R, 1/R)) means the
-    fact is gone; elsewhere max(0, 1 − R) rewards preferring the truth."""
-    return min(r, 1 / r) if split in FORGET_LIKE else max(0.0, 1 - r)
-
-
-def forget_quality(r_model: list[float], r_oracle: list[float]) -> float:
-    """Two-sided two-sample KS p-value on raw R values (scipy picks the exact method for
-    small samples): 1 = the model's R distribution is indistinguishable from the oracle's."""
-    return float(ks_2samp(r_model, r_oracle).pvalue)
-
-
-def mia_auc(member_losses: list[float], nonmember_losses: list[float]) -> float:
-    """AUC of 'lower loss ⇒ member': P(loss_non > loss_mem) + ½·P(tie), by Mann–Whitney U
-    from average ranks (O(n log n), unlike counting all pairs). Both lists must be non-empty."""
-    n, m = len(member_losses), len(nonmember_losses)
-    ranks = rankdata(list(member_losses) + list(nonmember_losses))  # ties get average ranks
-    u = float(ranks[n:].sum()) - m * (m + 1) / 2  # pairs where the non-member ranks higher
-    return u / (n * m)
-
-
-def option_prob(lp_answer: float, lp_perturbed: list[float]) -> float:
-    """TOFU's answer probability among the options: p(answer) / (p(answer) + Σ_i p(perturbed_i)),
-    p = exp(lp), lp a per-token mean log-prob; written as 1 / (1 + Σ_i e^(lp_i − lp_answer))
-    so no probability underflows."""
-    return 1 / (1 + sum(math.exp(lp - lp_answer) for lp in lp_perturbed))
-
-
-def harmonic_mean(values: list[float]) -> float:
-    """0 if any value is ≤ 0 (or there are none): one collapsed metric sinks the utility."""
-    if not values or any(v <= 0 for v in values):
-        return 0.0
-    return len(values) / sum(1 / v for v in values)
-
-
-def extraction_likelihood(generated: list[list[int]], suffixes: list[list[int]], n: int = EXTRACTION_N) -> float:
-    """EL_n of one example (Jang et al. 2022): mean over prefix cuts t of OVERLAP_n, the share
-    of the greedy continuation's n-grams that occur in the true suffix x_≥t. A continuation
-    too short to hold an n-gram counts 0; no cuts at all gives 0.0."""
-    if not generated:
-        return 0.0
-    total = 0.0
-    for gen, suffix in zip(generated, suffixes, strict=True):
-        grams = ngrams(gen, n)
-        if grams:
-            truth = set(ngrams(suffix, n))
-            total += sum(g in truth for g in grams) / len(grams)
-    return total / len(generated)
-
 
 def label_scores(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Log-prob of each labelled token and whether it is the argmax, as in causal-LM loss
@@ -361,8 +288,6 @@ def _evaluate_passages(model, tokenizer, ds: Dataset, split: str, bs: int, check
 
 
 def _evaluate_probes(model, tokenizer, ds: Dataset, split: str, bs: int, check_cancel) -> tuple[dict, dict, list]:
-    from .probes import evaluate_probes  # probes.py scores with this module's ROUGE-L
-
     return (*evaluate_probes(model, tokenizer, ds, check_cancel), [])
 
 

@@ -32,8 +32,8 @@ from .data import QA, Dataset, load_file
 from .errors import UserError
 from .generate import generate_ids, prompt_ids
 from .limits import MAX_NEW_TOKENS
-from .metrics import rouge_l_recall
 from .models import WORKSHOP_DIR
+from .scores import rouge_l_recall
 from .textstats import fluency, repetition
 from .wordings import ROLE_PLAY, SHOTS, about, completion, few_shot, noisy
 
