@@ -20,6 +20,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from components import chat_panel, compare_panel, data_panel, header, method_panel, report_panel, run_panel, stress_panel
+from components.common import OnDelete
 from unlearning.service import Backend, LocalBackend, ModelCache, Session, Sessions, Studio, choose_backend, limits, sweep_leftovers
 
 CSS = (Path(__file__).parent / "assets" / "studio.css").read_text(encoding="utf-8")
@@ -34,7 +35,8 @@ def build(backend: Backend) -> gr.Blocks:
     with gr.Blocks(title="Unlearning Studio") as demo:
         # One Session per page; the registry hands it back to the page reloaded after a dropped
         # connection, and closes it once no page holds it (Gradio drops a state after its TTL).
-        state = gr.State(Session(), time_to_live=limits.SESSION_HOURS * 3600, delete_callback=SESSIONS.dropped)
+        state = gr.State(Session(), time_to_live=limits.SESSION_HOURS * 3600,
+                         delete_callback=OnDelete("close the session", SESSIONS.dropped))
         token = gr.Textbox(visible=False, elem_id="session-token")
         head = header.render(backend)
         with gr.Tabs(selected="run", elem_id="tabs") as tabs:

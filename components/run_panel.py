@@ -13,7 +13,7 @@ from plotly.subplots import make_subplots
 from unlearning.service import Backend, Event, RunJob, Session, TeachJob, UnlearnJob, UserError, catalog, model_name
 
 from . import method_panel
-from .common import error_box
+from .common import OnDelete, error_box
 from .header import hint
 
 POLL_SECONDS = 0.5
@@ -197,7 +197,7 @@ def render(backend: Backend, state: gr.State, model, method: dict) -> dict:
     start.click(start_run, inputs, [state, bar, timer, finished], api_name="start")
     teach.click(teacher(backend), [state, model], [state, bar, timer, finished], api_name="teach_first")
     stop.click(cancel, [state], [bar], api_name="cancel")
-    shown = gr.State(())  # this page's plot: (run, when, steps) as `redraw` last sent it
+    shown = gr.State((), delete_callback=OnDelete("nothing to delete"))  # this page's plot: (run, when, steps) as `redraw` last sent it
     timer.tick(poll, [state, shown], [bar, plot, timer, finished, shown], api_name="poll")
     return {"finished": finished, "bar": bar, "plot": plot, "timer": timer,
             "start": start_run, "inputs": inputs, "outputs": [state, bar, timer, finished]}

@@ -30,6 +30,14 @@ class Sessions:
         self._pages: dict[int, int] = {}  # id(session) → pages holding it
         self._lock = threading.Lock()
 
+    def __deepcopy__(self, memo) -> Sessions:
+        """One registry per process: a deep copy of something that points here (a page config
+        copied per request once held `dropped`) must not copy the open sessions."""
+        return self
+
+    def __repr__(self) -> str:
+        return "Sessions()"
+
     def attach(self, fresh: Session, token: str | None) -> tuple[Session, str]:
         """The session a loading page should use: the one `token` names if its page went
         away moments ago (this is that page, reloaded), otherwise `fresh`, under a new token.

@@ -63,7 +63,7 @@ class KeptRun:
 @dataclass
 class Session:
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    folder: Path = field(default_factory=new_folder)
+    workdir: Path | None = None  # its folder when given (a GPU worker works in the app's); else `folder` makes one
     data: dict[str, Dataset] = field(default_factory=dict)  # "forget", "retain" (validated)
     taught: Loaded | None = None  # "teach first": this session's own copy of the model
     taught_oracle: Loaded | None = None
@@ -80,9 +80,20 @@ class Session:
         # Gradio copies a State's dataclass fields, and a lock cannot be copied.
         self.lock = threading.RLock()  # (keep() runs under it too)
         self.owned: list[Path] = []  # more to delete at close(), outside the folder
+        self.closed = False
 
     def __deepcopy__(self, memo):  # gr.State deep-copies its initial value; ours is per session
         return Session()
+
+    @property
+    def folder(self) -> Path:
+        """The session's folder, made on first use: Gradio makes a Session for every session id
+        a request names (a page, an API client, a crafted call), and most never hold a file.
+        After close() it is a path that does not exist."""
+        with self.lock:
+            if self.workdir is None:
+                self.workdir = Path(tempfile.gettempdir()) / f"{FOLDER_PREFIX}closed-{self.id}" if self.closed else new_folder()
+            return self.workdir
 
     # -------------------------------------------------------------- data
     def use_preset(self, kind: str = "qa") -> dict[str, Dataset]:
@@ -210,12 +221,15 @@ class Session:
 
     def close(self) -> None:
         with self.lock:
+            self.closed = True
             if (run := self._running()) is not None:
                 run.cancel()
             artifact, self.artifact = self.artifact, None
             kept, self.kept, self.current = self.kept, [], None
+            folder = self.workdir
         _release([artifact, *(k.artifact for k in kept)])
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         with self.lock:
             owned, self.owned = self.owned, []
         for path in owned:

@@ -100,7 +100,7 @@ def drop_inherited_connections() -> None:
 def _rebuild(studio: Studio, work: Work) -> Session:
     """The session as far as `work` needs it: its data and folder, and the taught model (and
     for a run its oracle). Never `close()` it: that would delete the folder the app still uses."""
-    session = Session(id=work.session_id, folder=Path(work.folder), data=dict(work.data))
+    session = Session(id=work.session_id, workdir=Path(work.folder), data=dict(work.data))
     taught = Path(work.folder) / TAUGHT
     if not isinstance(work.job, TeachJob) and (taught / "model").is_dir():  # teaching starts again from the base
         session.taught = _load_taught(studio, work.job.model_name, taught / "model", "model")
