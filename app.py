@@ -19,7 +19,7 @@ from pathlib import Path
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from components import chat_panel, compare_panel, data_panel, header, method_panel, report_panel, run_panel, stress_panel
+from components import chat_panel, clients, compare_panel, data_panel, header, method_panel, report_panel, run_panel, stress_panel
 from components.common import OnDelete
 from unlearning.service import Backend, LocalBackend, ModelCache, Session, Sessions, Studio, choose_backend, limits, sweep_leftovers
 
@@ -150,7 +150,7 @@ def main() -> None:
     demo.queue(default_concurrency_limit=limits.APP_CONCURRENCY, max_size=limits.APP_QUEUE_SIZE)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), css=CSS,
-                max_file_size=limits.MAX_FILE_BYTES)
+                max_file_size=limits.MAX_FILE_BYTES, **clients.launch_options())
 
 
 if __name__ == "__main__":

@@ -12,16 +12,20 @@ serve pages or to cancel, and the folders of this process can be counted.
 from __future__ import annotations
 
 import glob
+import http.client
 import json
 import os
 import re
 import socket
 import tempfile
 import urllib.request
+from types import SimpleNamespace
 
+import gradio as gr
 import pytest
 
-from unlearning.service import Session, UserError
+from components import clients
+from unlearning.service import Session, UserError, limits
 
 
 class NoModel:
@@ -41,15 +45,15 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served():
-    """(url, app module): the app on a free loopback port."""
+    """The app on a free loopback port, launched as app.main launches it: url, port, app, demo."""
     import app
 
     demo = app.build(NoModel())
     demo.queue()
     port = _free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **clients.launch_options())
     try:
-        yield f"http://127.0.0.1:{port}/", app
+        yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", port=port, app=app, demo=demo)
     finally:
         demo.close()
         app.SESSIONS.close_all()
@@ -71,7 +75,7 @@ def get(url: str) -> str:
 
 
 def test_page_loads_make_no_session_and_print_no_address(served):
-    url, app = served
+    url, app = served.url, served.app
     before = session_folders()
     pages = [app.SESSIONS.attach(Session(), None)[0] for _ in range(3)]  # open pages, each with files
     for session in pages:
@@ -88,3 +92,51 @@ def test_page_loads_make_no_session_and_print_no_address(served):
     for session in pages:
         app.SESSIONS.dropped(session)
     assert session_folders() - before == set()
+
+
+def call(conn: http.client.HTTPConnection, api: str, session_hash: str) -> str:
+    """POST /gradio_api/call/<api> under `session_hash`, as a raw API client may: the event id."""
+    conn.request("POST", f"/gradio_api/call/{api}", json.dumps({"data": [], "session_hash": session_hash}),
+                 {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    body = response.read()
+    assert response.status == 200, body
+    return json.loads(body)["event_id"]
+
+
+def finish(conn: http.client.HTTPConnection, api: str, event_id: str) -> None:
+    conn.request("GET", f"/gradio_api/call/{api}/{event_id}")
+    conn.getresponse().read()  # the event stream, to its end
+
+
+def page_session(served, session_hash: str) -> Session:
+    state = next(b for b in served.demo.blocks.values() if isinstance(b, gr.State) and isinstance(b.value, Session))
+    return served.demo.server_app.state_holder.session_data[session_hash].state_data[state._id]
+
+
+def test_a_flood_of_session_ids_from_one_client_evicts_no_other_clients_session(served, monkeypatch):
+    """10,004 made-up session ids once pushed a real visitor's state out of Gradio's 10,000
+    (nothing closed). Here the same at a smaller scale: Gradio's capacity 60, the app's bounds
+    40 in all and 10 per address, and 200 ids from one address."""
+    get(served.url)  # the app's first request puts the bounded state holder in place
+    holder = served.demo.server_app.state_holder
+    monkeypatch.setattr(holder, "capacity", 60)
+    monkeypatch.setattr(limits, "MAX_SESSIONS", 40)
+    monkeypatch.setattr(limits, "CLIENT_SESSIONS", 10)
+    victim_conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30, source_address=("127.0.0.2", 0))
+    finish(victim_conn, "cancel", call(victim_conn, "cancel", "victim-page"))
+    victim = page_session(served, "victim-page")
+    victim.data["forget"] = "kept"  # stands in for its data, runs and unlearned model
+    assert victim.folder.is_dir()
+    flood = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+    finish(flood, "cancel", call(flood, "cancel", "flood-0"))
+    first = page_session(served, "flood-0")
+    assert first.folder.is_dir()
+    rss = rss_mb()
+    for i in range(1, 200):
+        call(flood, "cancel", f"flood-{i}")
+    print(f"\n200 session ids from one address: {len(holder.session_data)} states held; RSS {rss:.0f} → {rss_mb():.0f} MB")
+    assert "victim-page" in holder.session_data and page_session(served, "victim-page") is victim
+    assert victim.data["forget"] == "kept" and not victim.closed and victim.folder.is_dir()
+    assert first.closed and not first.folder.exists()  # the flood's own first session was dropped, and closed
+    assert len(holder.session_data) <= limits.MAX_SESSIONS

@@ -36,6 +36,8 @@ MODEL_LOAD_SECONDS = 300  # a request waits this long for a model to load (it go
 MAX_VISITOR_MODELS = 2  # hub models named by visitors kept loaded at once; one more evicts the least recently used
 RECONNECT_SECONDS = 20  # a page whose connection dropped has this long to come back before its session closes
 KEEPALIVE_SECONDS = 5  # how often an open page tells the app it is still there
+MAX_SESSIONS = 2_000  # browser sessions (and API clients' sessions) the app holds; one more closes the least recently used
+CLIENT_SESSIONS = 100  # of those, held by one address at once; one more closes that address's least recently used
 SESSION_HOURS = 6  # a session's data, runs and artifacts are deleted after this (or when its tab closes)
 
 
@@ -66,6 +68,7 @@ def describe() -> list[tuple[str, str]]:
         ("app requests served at once / waiting", f"{APP_CONCURRENCY} / {APP_QUEUE_SIZE}"),
         ("chat replies served at once (besides those)", f"{CHAT_CONCURRENCY}"),
         ("a training step waits for chat replies on its model", f"up to {CHAT_FIRST_S:g} s"),
+        ("sessions the app holds at once / from one address", f"{MAX_SESSIONS:,} / {CLIENT_SESSIONS}"),
         ("an open page tells the app it is still there", f"every {KEEPALIVE_SECONDS} s"),
         ("a browser session's data is deleted", (f"{RECONNECT_SECONDS} s after its tab closes (a reloaded tab gets it "
                                                  f"back), or after {SESSION_HOURS} hours")),
