@@ -225,6 +225,16 @@ def table(data: dict) -> str:
     return "\n".join("| " + " | ".join(r) + " |" for r in [head, ["---"] * len(head), *rows])
 
 
+def is_default(run: dict) -> bool:
+    """Whether a run used its method's defaults (the automatic rate for this small model)."""
+    from unlearning.methods import get_method
+
+    cls: Any = get_method(run["method"]).Config
+    cfg, s = cls(), run["settings"]
+    return (run["budget"] == cfg.steps and s["lr"] == cls.AUTO_LR[0]
+            and all(getattr(cfg, k) == v for k, v in s.items() if k not in ("lr", "seed")))
+
+
 def figure(method: str, runs: list[dict], reference: dict, path: Path) -> None:
     """One PNG: a panel per probe, the probe against the step, a line per learning rate (seed 0),
     the oracle's level dashed grey, the holdout-criterion point circled."""
@@ -234,9 +244,12 @@ def figure(method: str, runs: list[dict], reference: dict, path: Path) -> None:
     img = Image.new("RGB", (pad + len(METRICS) * (panel_w + pad), top + panel_h + 80), "white")
     draw = ImageDraw.Draw(img)
     font = ImageFont.load_default(size=13)
-    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
-    runs = [r for r in runs if r["settings"]["seed"] == 0]
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+    runs = sorted((r for r in runs if r["settings"]["seed"] == 0), key=is_default)  # the default drawn last, on top
     budget = max(r["budget"] for r in runs)
+    def colour(j: int, run: dict) -> str:
+        return "black" if is_default(run) else colours[j % len(colours)]
+
     draw.text((pad, 10), f"{method} on the workshop preset: probes along training (greedy answers, ROUGE-L recall; "
               "forget and repetition: lower is better, retain: higher)",
               fill="black", font=ImageFont.load_default(size=16))
@@ -258,16 +271,17 @@ def figure(method: str, runs: list[dict], reference: dict, path: Path) -> None:
         for j, run in enumerate(runs):
             pts = sorted((p["step"], p[metric]) for k, p in run["points"].items() if k != "holdout")
             line = [xy(0, reference["workshop"][metric])] + [xy(s, v) for s, v in pts]
-            draw.line(line, fill=colours[j % len(colours)], width=2)
+            draw.line(line, fill=colour(j, run), width=5 if is_default(run) else 2)
             if "holdout" in run["points"]:
                 hx, hy = xy(run["points"]["holdout"]["step"], run["points"]["holdout"][metric])
-                draw.ellipse((hx - 5, hy - 5, hx + 5, hy + 5), outline=colours[j % len(colours)], width=2)
+                draw.ellipse((hx - 5, hy - 5, hx + 5, hy + 5), outline=colour(j, run), width=2)
     ly = top + panel_h + 30
     x = pad
     for j, run in enumerate(runs):
         label = ", ".join(f"{k} {v:g}" for k, v in run["settings"].items() if k != "seed")
         label += f", {run['budget']} steps" if run["budget"] != 100 else ""
-        draw.line((x, ly + 7, x + 24, ly + 7), fill=colours[j % len(colours)], width=3)
+        label += " (default)" if is_default(run) else ""
+        draw.line((x, ly + 7, x + 24, ly + 7), fill=colour(j, run), width=5 if is_default(run) else 3)
         draw.text((x + 30, ly), label, fill="black", font=font)
         x += 60 + int(draw.textlength(label, font=font))
     draw.text((x, ly), "- - oracle      o  holdout criterion met      x: step      start: original",

@@ -51,13 +51,23 @@ MAX_GRAD_NORM = 1.0
 PLOT_CHECK_EVERY = 5  # the holdout criterion's automatic period when it does not decide the stop
 
 
+def _rate(x: float) -> str:
+    mantissa, exponent = f"{x:e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"  # 4e-4, 1.5e-3
+
+
+def auto_lr(small: float, large: float) -> Any:
+    """The `lr` setting of a class whose AUTO_LR is (small, large): its help names both rates."""
+    return setting(0.0, f"AdamW learning rate; 0 = automatic: {_rate(small)} for models under 50 M parameters, "
+                   f"{_rate(large)} for larger ones", lo=0.0, hi=1.0)
+
+
 @dataclass
 class LoraSettings:
     """Settings every LoRA method shares (the CLI flags and the UI controls come from here)."""
 
     steps: int = setting(100, "optimiser steps (with stop=holdout, the most it may take)", lo=1, hi=MAX_STEPS)
-    lr: float = setting(0.0, "AdamW learning rate; 0 = automatic: 2e-4 for models under 50 M parameters, "
-                        "1e-4 for larger ones", lo=0.0, hi=1.0)
+    lr: float = auto_lr(2e-4, 1e-4)
     rank: int = setting(8, "LoRA rank r (α = 2r)", choices=tuple(r for r in (4, 8, 16, 32, 64) if r <= limits.MAX_RANK))
     batch_size: int = setting(8, "forget examples per step, each paired with a random retain example", lo=1, hi=256)
     warmup: float = setting(0.1, "share of the steps over which the learning rate warms up", lo=0.0, hi=0.5)
@@ -95,11 +105,15 @@ class IhlSettings(LoraSettings):
     oracle's 0.49); λ_r = 3 at 4e-4 held both. On the workshop kit the same pair stays within
     both bars (forget rougeL within 0.1 of the oracle's, retain ≥ 0.98×)."""
 
-    lr: float = setting(0.0, "AdamW learning rate; 0 = automatic: 4e-4 for models under 50 M parameters, "
-                        "1e-4 for larger ones", lo=0.0, hi=1.0)
+    lr: float = auto_lr(4e-4, 1e-4)
     retain_weight: float = setting(3.0, "λ_r, weight of the retain term", lo=0.0, hi=100.0, ui=False)
 
     AUTO_LR: ClassVar[tuple[float, float]] = (4e-4, 1e-4)
+
+
+def own_default(name: str, value: Any) -> Any:
+    """LoraSettings' field `name` (its help and bounds) with a method's own default."""
+    return field(default=value, metadata=LoraSettings.__dataclass_fields__[name].metadata)
 
 
 def check_every(cfg: LoraSettings) -> int:

@@ -7,9 +7,20 @@ it shows what unlearning costs without a retain term.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from ..losses import Term, ga
-from ..trainer import LoraMethod, LoraSettings, RandomInit
+from ..trainer import LoraMethod, LoraSettings, RandomInit, auto_lr
 from . import register
+
+
+@dataclass
+class GaSettings(LoraSettings):
+    # The lowest rate that forgets within 100 steps on the workshop kit; it does so by collapsing what the
+    # model should keep, GA's known failure, which is the lesson (benchmarks/RESULTS.md, issue 23).
+    AUTO_LR: ClassVar[tuple[float, float]] = (1.2e-3, 1e-4)
+    lr: float = auto_lr(*AUTO_LR)
 
 
 @register
@@ -21,6 +32,7 @@ class Ga(LoraMethod):
         "Gradient ascent: make the forget answers less likely and nothing else. The simplest baseline; with "
         "no retain term it often damages what the model should keep."
     )
+    Config = GaSettings
     init = RandomInit()
 
     @classmethod

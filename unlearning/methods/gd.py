@@ -7,9 +7,20 @@ The ascent term is unbounded, so it forgets fast but tends to damage fluency if 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from ..losses import Term, ga, nll
-from ..trainer import LoraMethod, LoraSettings, RandomInit
+from ..trainer import LoraMethod, LoraSettings, RandomInit, auto_lr
 from . import register
+
+
+@dataclass
+class GdSettings(LoraSettings):
+    # A zero-init LoRA B barely moves at 2e-4 on a saturated model; above 1e-3 the unbounded ascent collapses
+    # the answers into one repeated word before they reach the oracle's (benchmarks/RESULTS.md, issue 23).
+    AUTO_LR: ClassVar[tuple[float, float]] = (1e-3, 1e-4)
+    lr: float = auto_lr(*AUTO_LR)
 
 
 @register
@@ -21,6 +32,7 @@ class Gd(LoraMethod):
         "Gradient difference: make the forget answers less likely (gradient ascent) while keeping the retain "
         "answers likely. A standard baseline; the ascent has no floor, so watch fluency and retain scores."
     )
+    Config = GdSettings
     init = RandomInit()
 
     @classmethod

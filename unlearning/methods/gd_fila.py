@@ -7,9 +7,21 @@ without the inverted hinge loss.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from ..losses import Term, ga, nll
-from ..trainer import FisherInit, LoraMethod, LoraSettings
+from ..trainer import FisherInit, LoraMethod, LoraSettings, auto_lr, own_default
 from . import register
+
+
+@dataclass
+class GdFilaSettings(LoraSettings):
+    # FILA's large B0 makes the unbounded ascent fast: at 2e-4 it ran into one repeated word; 1e-4 stopped at the
+    # holdout criterion ends nearest the oracle of the rates tried, though none ends fluent (RESULTS.md, issue 23).
+    AUTO_LR: ClassVar[tuple[float, float]] = (1e-4, 1e-4)
+    lr: float = auto_lr(*AUTO_LR)
+    stop: str = own_default("stop", "holdout")
 
 
 @register
@@ -22,6 +34,7 @@ class GdFila(LoraMethod):
         "Compare it with GD to see the effect of the initialisation, and with IHL + FILA to see the effect "
         "of the loss."
     )
+    Config = GdFilaSettings
     init = FisherInit()
 
     @classmethod

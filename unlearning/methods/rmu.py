@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import partial
+from typing import ClassVar
 
 from ..errors import UserError
 from ..lora import target_linears
 from ..losses import Term, rmu_forget, rmu_retain
 from ..settings import setting
-from ..trainer import LoraMethod, LoraSettings, RandomInit
+from ..trainer import LoraMethod, LoraSettings, RandomInit, auto_lr
 from . import register
 
 
@@ -35,6 +36,9 @@ class RmuSettings(LoraSettings):
     steering: float = setting(2000.0, "c, the steering coefficient: forget activations are pushed towards c·u; "
                               "choose it a few times the activation norm at layer ℓ", lo=0.0, hi=1e6)
     retain_weight: float = setting(10.0, "α (λ_r), weight of the retain term", lo=0.0, hi=1e4, ui=False)
+    # the rate ℓ, c and α were chosen at; 2e-3 forgets to the oracle's level only by collapsing the answers
+    AUTO_LR: ClassVar[tuple[float, float]] = (1e-3, 1e-4)
+    lr: float = auto_lr(*AUTO_LR)
 
 
 def decoder_layer(module: str) -> int | None:
