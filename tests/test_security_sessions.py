@@ -4,6 +4,7 @@
    and nothing in it may reach the open sessions (each copy once made a Session and a folder);
    the config prints no memory address.
 2. A flood of session ids from one client evicts none of another client's sessions.
+3. Two starts at the same instant make one run, and cancel and close reach it.
 
 The app is built in this process (app.build) on a backend without a model: none is needed to
 serve pages or to cancel, and the folders of this process can be counted.
@@ -18,7 +19,10 @@ import os
 import re
 import socket
 import tempfile
+import threading
+import time
 import urllib.request
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import gradio as gr
@@ -26,6 +30,7 @@ import pytest
 
 from components import clients
 from unlearning.service import Session, UserError, limits
+from unlearning.service.session import BUSY
 
 
 class NoModel:
@@ -140,3 +145,65 @@ def test_a_flood_of_session_ids_from_one_client_evicts_no_other_clients_session(
     assert victim.data["forget"] == "kept" and not victim.closed and victim.folder.is_dir()
     assert first.closed and not first.folder.exists()  # the flood's own first session was dropped, and closed
     assert len(holder.session_data) <= limits.MAX_SESSIONS
+
+
+class SlowModels:
+    """A model cache whose model takes a moment to load: two starts sent at once are both in
+    their checks together."""
+
+    def get(self, name, operator=False):
+        time.sleep(0.2)
+        return SimpleNamespace(name=name, model=None, tokenizer=None, device="cpu")
+
+
+class HeldDevice:
+    """A device queue a run holds until it is cancelled."""
+
+    @contextmanager
+    def hold(self, ctx):
+        while True:
+            ctx.check_cancel()
+            time.sleep(0.01)
+        yield
+
+
+def test_two_starts_at_the_same_instant_make_one_run_that_cancel_and_close_reach():
+    """/teach_first and /start (or two /start) sent at once on an idle session were both
+    accepted in 3 of 8 tries, and the first run could be stopped by nothing."""
+    from unlearning.service import Studio, TeachJob
+
+    studio = Studio(SlowModels(), HeldDevice())
+    for _ in range(4):
+        session = Session()
+        session.use_preset()
+        barrier, outcomes = threading.Barrier(2), []
+
+        def start(session=session, barrier=barrier, outcomes=outcomes):
+            barrier.wait()
+            try:
+                outcomes.append(studio.start(session, TeachJob("workshop")))
+            except UserError as e:
+                outcomes.append(str(e))
+
+        threads = [threading.Thread(target=start) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        runs = [o for o in outcomes if not isinstance(o, str)]
+        assert len(runs) == 1 and session.run is runs[0], outcomes
+        assert [o for o in outcomes if isinstance(o, str)] == [BUSY]
+        session.close()  # closing the tab reaches the one run
+        runs[0].wait(10)
+        assert runs[0].state == "cancelled"
+
+    session = Session()  # Cancel pressed while the run is still being checked stops it as it starts
+    session.use_preset()
+    starting = threading.Thread(target=lambda: studio.start(session, TeachJob("workshop")))
+    starting.start()
+    time.sleep(0.05)
+    assert session.cancel() == "cancelling…"
+    starting.join(10)
+    session.run.wait(10)
+    assert session.run.state == "cancelled"
+    session.close()

@@ -18,10 +18,11 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .. import limits
 from ..data import Dataset, check_pair, load_file
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 ROLES = ("forget", "retain")
 FOLDER_PREFIX = "unlearning-session-"
 LEFTOVER = re.compile(r"^unlearning-(?:session|export)-(\d+)-")
+BUSY = "A run is already going in this session; cancel it or wait for it to finish."
+R = TypeVar("R", bound=RunHandle)
 
 
 def new_folder(root: str | Path | None = None, kind: str = "session") -> Path:
@@ -81,6 +84,8 @@ class Session:
         self.lock = threading.RLock()  # (keep() runs under it too)
         self.owned: list[Path] = []  # more to delete at close(), outside the folder
         self.closed = False
+        self._starting = False  # a run is being checked and started (see starting())
+        self._cancel_asked = False  # … and cancel was pressed meanwhile
 
     def __deepcopy__(self, memo):  # gr.State deep-copies its initial value; ours is per session
         return Session()
@@ -136,16 +141,44 @@ class Session:
 
     @property
     def busy(self) -> bool:
-        return self._running() is not None
+        return self._starting or self._running() is not None
 
     def check_idle(self) -> None:
         """One run per session at a time, whether it unlearns or teaches."""
-        if self.busy:
-            raise UserError("A run is already going in this session; cancel it or wait for it to finish.")
+        if self._running() is not None:
+            raise UserError(BUSY)
+
+    @contextmanager
+    def starting(self) -> Iterator[None]:
+        """Hold the session for one run while it is checked and started, so that two starts sent
+        at the same instant cannot both pass the idle check (the second is refused); the run
+        started inside joins the session with adopt()."""
+        with self.lock:
+            if self.busy:
+                raise UserError(BUSY)
+            self._starting, self._cancel_asked = True, False
+        try:
+            yield
+        finally:
+            with self.lock:
+                self._starting = False
+
+    def adopt(self, run: R) -> R:
+        """The run being started becomes the session's, where cancel and close reach it; a cancel
+        pressed while it was being checked, or a close meanwhile, stops it at once."""
+        with self.lock:
+            self.run = run
+            if self.closed or self._cancel_asked:
+                run.cancel()
+        return run
 
     def cancel(self) -> str:
         """Ask the session's run to stop; what to tell the user."""
-        run = self._running()
+        with self.lock:
+            run = self._running()
+            if run is None and self._starting:
+                self._cancel_asked = True
+                return "cancelling…"
         if run is None:
             return "There is no run to cancel."
         run.cancel()

@@ -85,15 +85,16 @@ class Studio:
 
     def start(self, session: Session, job: RunJob) -> Run:
         """Check `job`, then run it on a background thread; it waits for the device if another runs."""
-        self.check(session, job)
-        if isinstance(job, UnlearnJob):
-            work, method = self._unlearn(session, job), job.method
-        elif isinstance(job, AttackJob):
-            work, method = self._attack(session, job), None
-        else:
-            work, method = self._teach(session, job), None
-        session.run = Run(work, name=f"{type(job).__name__}-{session.id}", method=method, kind=kind_of(job)).start()
-        return session.run
+        with session.starting():  # one start at a time: the idle check and the new run are one step
+            self.check(session, job)
+            if isinstance(job, UnlearnJob):
+                work, method = self._unlearn(session, job), job.method
+            elif isinstance(job, AttackJob):
+                work, method = self._attack(session, job), None
+            else:
+                work, method = self._teach(session, job), None
+            run = session.adopt(Run(work, name=f"{type(job).__name__}-{session.id}", method=method, kind=kind_of(job)))
+            return run.start()
 
     def _attack(self, session: Session, job: AttackJob):
         """The stress tests of the session's artifact (attacks/), against the oracle when there is one."""

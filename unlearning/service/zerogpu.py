@@ -72,20 +72,20 @@ class ZeroGpuBackend:
         return self.studio.models.info(name)
 
     def start(self, session: Session, job: RunJob) -> RemoteRun:
-        self.studio.check(session, job)  # the same checks, here, before any GPU time is spent
-        flag = session.folder / f"cancel-{uuid.uuid4().hex[:8]}"
-        work = Work(job, session.id, str(session.folder), dict(session.data), str(flag), STOP_SHARE * self.run_seconds,
-                    _current(session))
-        on_done: Callable[[Any], None] = lambda result: session.clear_result()  # taught: kept runs were of the untaught model
-        if isinstance(job, UnlearnJob):
-            shutil.rmtree(session.folder / UNLEARNED, ignore_errors=True)
-            on_done = lambda report: _adopt(session, job.method, report)
-        elif isinstance(job, AttackJob):
-            session.robustness = None
-            on_done = session.keep_robustness
-        session.run = RemoteRun(f"{type(job).__name__}-{session.id}", getattr(job, "method", None), flag,
-                                lambda: stream(self._run_call, work), on_done, kind_of(job))
-        return session.run
+        with session.starting():  # one start at a time (Session.starting)
+            self.studio.check(session, job)  # the same checks, here, before any GPU time is spent
+            flag = session.folder / f"cancel-{uuid.uuid4().hex[:8]}"
+            work = Work(job, session.id, str(session.folder), dict(session.data), str(flag), STOP_SHARE * self.run_seconds,
+                        _current(session))
+            on_done: Callable[[Any], None] = lambda result: session.clear_result()  # taught: kept runs were of the untaught model
+            if isinstance(job, UnlearnJob):
+                shutil.rmtree(session.folder / UNLEARNED, ignore_errors=True)
+                on_done = lambda report: _adopt(session, job.method, report)
+            elif isinstance(job, AttackJob):
+                session.robustness = None
+                on_done = session.keep_robustness
+            return session.adopt(RemoteRun(f"{type(job).__name__}-{session.id}", getattr(job, "method", None), flag,
+                                           lambda: stream(self._run_call, work), on_done, kind_of(job)))
 
     def chat(self, session: Session, job: ChatJob) -> Iterator[Reply]:
         check_prompt(job.prompt)  # (no data: a reply needs none, and each call pickles its work)
