@@ -22,6 +22,7 @@ from gradio.utils import get_upload_folder
 from components import chat_panel, clients, compare_panel, data_panel, header, method_panel, report_panel, run_panel, stress_panel
 from components.common import OnDelete
 from unlearning.service import Backend, LocalBackend, ModelCache, Session, Sessions, Studio, choose_backend, limits, sweep_leftovers
+from unlearning.service.uploads import sweeping
 
 CSS = (Path(__file__).parent / "assets" / "studio.css").read_text(encoding="utf-8")
 SESSIONS = Sessions()  # which page holds which session, and when a session really ends
@@ -141,6 +142,7 @@ def main() -> None:
                         local_models=os.environ.get("UNLEARNING_LOCAL_MODELS") == "1",
                         device_map=os.environ.get("UNLEARNING_DEVICE_MAP") or None)
     sweep_leftovers([tempfile.gettempdir(), get_upload_folder()])  # what a killed earlier run of the app left
+    sweeping(get_upload_folder())  # and uploads no session takes (a script can POST files without a page)
     backend = choose_backend(Studio(models))  # first: on ZeroGPU it imports `spaces`, which must patch torch before a model loads
     name = os.environ.get("UNLEARNING_MODEL", "workshop")
     models.get(name, operator=True)  # load before serving

@@ -5,6 +5,7 @@
    the config prints no memory address.
 2. A flood of session ids from one client evicts none of another client's sessions.
 3. Two starts at the same instant make one run, and cancel and close reach it.
+4. Files POSTed to the upload route that no session takes are swept after a grace period.
 
 The app is built in this process (app.build) on a backend without a model: none is needed to
 serve pages or to cancel, and the folders of this process can be counted.
@@ -23,14 +24,17 @@ import threading
 import time
 import urllib.request
 from contextlib import contextmanager
+from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
+import httpx
 import pytest
 
 from components import clients
 from unlearning.service import Session, UserError, limits
 from unlearning.service.session import BUSY
+from unlearning.service.uploads import sweep_unclaimed
 
 
 class NoModel:
@@ -49,19 +53,23 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def served():
-    """The app on a free loopback port, launched as app.main launches it: url, port, app, demo."""
+def served(tmp_path_factory):
+    """The app on a free loopback port, launched as app.main launches it, its uploads in a
+    folder of its own: url, port, app, demo, uploads."""
     import app
 
-    demo = app.build(NoModel())
-    demo.queue()
-    port = _free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **clients.launch_options())
-    try:
-        yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", port=port, app=app, demo=demo)
-    finally:
-        demo.close()
-        app.SESSIONS.close_all()
+    uploads = tmp_path_factory.mktemp("gradio-uploads")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADIO_TEMP_DIR", str(uploads))
+        demo = app.build(NoModel())
+        demo.queue()
+        port = _free_port()
+        demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **clients.launch_options())
+        try:
+            yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", port=port, app=app, demo=demo, uploads=uploads)
+        finally:
+            demo.close()
+            app.SESSIONS.close_all()
 
 
 def session_folders() -> set[str]:
@@ -207,3 +215,21 @@ def test_two_starts_at_the_same_instant_make_one_run_that_cancel_and_close_reach
     session.run.wait(10)
     assert session.run.state == "cancelled"
     session.close()
+
+
+def test_uploads_no_session_takes_are_swept_after_the_grace(served):
+    """Files POSTed to /gradio_api/upload by a script that never opens a page stayed on disk."""
+    def upload(name: str, text: str) -> Path:
+        response = httpx.post(served.url + "gradio_api/upload", files={"files": (name, text.encode())}, timeout=30)
+        assert response.status_code == 200, response.text
+        return Path(response.json()[0])
+
+    stray, taken = upload("stray.jsonl", "x" * 1000), upload("forget.jsonl", "y" * 1000)
+    assert stray.is_relative_to(served.uploads) and stray.is_file() and taken.is_file()
+    session = Session()
+    session.own(taken)  # as the Data panel does with the file a page uploaded
+    assert sweep_unclaimed(served.uploads, older_than_s=600) == []  # within the grace: a page may still take it
+    assert sweep_unclaimed(served.uploads, older_than_s=0) == [stray]
+    assert not stray.exists() and not stray.parent.exists() and taken.is_file()
+    session.close()
+    assert not taken.exists()

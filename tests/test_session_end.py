@@ -51,8 +51,23 @@ def test_uploads_and_zips_leave_gradios_cache_with_the_session(uploads):
     assert not upload.exists() and not zipped.exists() and not session.folder.exists()
 
 
+def test_two_sessions_uploading_the_same_file_keep_it_until_the_last_closes(uploads):
+    """Gradio keeps the same bytes at one path (named by their hash): the first session to
+    close deleted the other's upload."""
+    upload = uploads / ("ab" * 32) / "forget.jsonl"
+    upload.parent.mkdir(parents=True)
+    upload.write_text(json.dumps({"question": "Who is Ann?", "answer": "A baker."}) + "\n", encoding="utf-8")
+    first, second = Session(), Session()
+    for session in (first, second):
+        assert data_panel.on_upload("forget")(str(upload), session)[3] == ""
+    first.close()
+    assert upload.is_file()
+    second.close()
+    assert not upload.exists()
+
+
 def test_the_sweep_takes_only_what_dead_processes_left(tmp_path):
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
     dead = int(done.stdout)
     left = [tmp_path / f"unlearning-session-{dead}-abc", tmp_path / f"unlearning-export-{dead}-def"]
     for folder in left:

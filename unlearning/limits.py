@@ -38,6 +38,7 @@ RECONNECT_SECONDS = 20  # a page whose connection dropped has this long to come 
 KEEPALIVE_SECONDS = 5  # how often an open page tells the app it is still there
 MAX_SESSIONS = 2_000  # browser sessions (and API clients' sessions) the app holds; one more closes the least recently used
 CLIENT_SESSIONS = 100  # of those, held by one address at once; one more closes that address's least recently used
+UPLOAD_GRACE_SECONDS = 600  # an uploaded file no session has claimed after this is deleted
 SESSION_HOURS = 6  # a session's data, runs and artifacts are deleted after this (or when its tab closes)
 
 
@@ -69,6 +70,7 @@ def describe() -> list[tuple[str, str]]:
         ("chat replies served at once (besides those)", f"{CHAT_CONCURRENCY}"),
         ("a training step waits for chat replies on its model", f"up to {CHAT_FIRST_S:g} s"),
         ("sessions the app holds at once / from one address", f"{MAX_SESSIONS:,} / {CLIENT_SESSIONS}"),
+        ("an upload no session takes is deleted after", f"{UPLOAD_GRACE_SECONDS // 60} minutes"),
         ("an open page tells the app it is still there", f"every {KEEPALIVE_SECONDS} s"),
         ("a browser session's data is deleted", (f"{RECONNECT_SECONDS} s after its tab closes (a reloaded tab gets it "
                                                  f"back), or after {SESSION_HOURS} hours")),

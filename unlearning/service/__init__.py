@@ -6,6 +6,7 @@
     session.py   Session: one browser tab's data, run, kept runs (artifact, report) and folder
     registry.py  Sessions: which page holds which session, and when a session really ends
     export.py    the session's artifact as a zip, or pushed to the Hub
+    uploads.py   the files sessions claim outside their folders; uploads no session claims swept
     jobs.py      the typed jobs (UnlearnJob, TeachJob, AttackJob, ChatJob), Reply, the RunHandle
                  and Artifact protocols both backends honour
     studio.py    Studio: a job's checks (all in one place) and its work, in this process

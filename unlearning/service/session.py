@@ -28,6 +28,7 @@ from .. import limits
 from ..data import Dataset, check_pair, load_file
 from ..errors import UserError
 from .jobs import Artifact, RunHandle
+from .uploads import CLAIMS
 
 if TYPE_CHECKING:
     from ..models import Loaded
@@ -246,8 +247,9 @@ class Session:
 
     # -------------------------------------------------------------- end
     def own(self, path: str | Path) -> Path:
-        """Delete `path` (a file or folder) when the session closes."""
-        path = Path(path)
+        """Delete `path` (a file or folder) when the session closes, unless another session
+        still claims it (the same bytes uploaded twice are one file: uploads.CLAIMS)."""
+        path = CLAIMS.claim(path)
         with self.lock:
             self.owned.append(path)
         return path
@@ -266,7 +268,8 @@ class Session:
         with self.lock:
             owned, self.owned = self.owned, []
         for path in owned:
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            if CLAIMS.release(path):
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 def _release(artifacts: Iterable[Artifact | None]) -> None:
