@@ -131,14 +131,33 @@ def test_a_visitor_cannot_name_a_path(name):
         check_visitor_model(name)
 
 
-def test_a_visitor_may_name_hub_ids_and_aliases(tmp_path, monkeypatch):
+def test_a_visitor_may_name_hub_ids_and_aliases():
     for name in ("workshop", "workshop-oracle", "gpt2", "Qwen/Qwen2.5-0.5B-Instruct", " owner/model.v2 "):
         check_visitor_model(name)
     assert not HUB_ID.match("owner/name\n")  # '$' would have let a newline through
+
+
+def test_a_model_name_error_does_not_tell_which_folders_exist(tmp_path, monkeypatch, tiny):
+    """A visitor's hub id that is also a folder here ('assets', 'owner/model' beside the app)
+    was refused in its own sentence, so the Model box told which folders the server has; now
+    such a name goes to the Hub like any other (never to the folder), and fails the same way."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network here; the cache has neither
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "owner" / "model").mkdir(parents=True)
-    with pytest.raises(UserError):  # a well-formed id that is a folder here would be read from disk
-        check_visitor_model("owner/model")
+    model, tok = tiny
+    model.save_pretrained(tmp_path / "owner" / "model")
+    tok.save_pretrained(tmp_path / "owner" / "model")
+    (tmp_path / "assets").mkdir()
+    models = ModelCache(device="cpu")
+
+    def error(name: str) -> str:
+        with pytest.raises(UserError) as err:
+            models.get(name)
+        return str(err.value).replace(name, "NAME")
+
+    assert error("owner/model") == error("owner/nothing-here")
+    assert error("assets") == error("no-such-folder")
 
 
 def test_local_folders_load_only_when_the_operator_allows(model_dir, session):

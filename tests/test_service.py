@@ -122,7 +122,7 @@ def test_teach_first_during_a_run_is_refused_and_cancel_reaches_the_run(studio):
 def _stand_in_loader(monkeypatch, slow: str, release: threading.Event, real=unlearning.models.load_model):
     """`load_model` that waits for `release` on the model called `slow` and loads the workshop
     model for any other hub id (no network here)."""
-    def load(name, device="auto", trust_remote_code=False, device_map=None):
+    def load(name, device="auto", trust_remote_code=False, device_map=None, hub_only=False):
         if name == slow:
             release.wait(30)
             raise UserError(f"Model '{name}' could not be loaded: it is not on this machine.")

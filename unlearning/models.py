@@ -86,27 +86,46 @@ def check_visitor_model(name: str) -> None:
     name = name.strip()
     if name in ALIASES:
         return
-    if not HUB_ID.match(name) or Path(name).exists():
+    if not HUB_ID.match(name):  # (a hub id that is also a folder here is fetched from the Hub: fetch_from_hub)
         raise UserError(f"'{name}' is not a hub id like 'owner/model-name'; folders on the server can be opened "
                         "only when its operator allows local models (UNLEARNING_LOCAL_MODELS=1).")
 
 
+HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken"]  # config, tokenizer, weights
+
+
+def fetch_from_hub(name: str, code: bool = False) -> str:
+    """A visitor's model: the folder of its files from the Hub (or the Hub cache, offline),
+    never a folder here that shares its name, so neither what loads nor the error a visitor
+    reads tells which folders the server has. `.bin` weights only where there are no
+    safetensors; the model's own code only when remote code is on."""
+    from huggingface_hub import snapshot_download
+
+    patterns = HUB_FILES + (["*.py"] if code else [])
+    folder = snapshot_download(name.strip(), allow_patterns=patterns)
+    if not any((Path(folder) / f).is_file() for f in WEIGHT_FILES):
+        folder = snapshot_download(name.strip(), allow_patterns=[*patterns, "pytorch_model*.bin"])
+    return folder
+
+
 def load_model(name: str, device: str = "auto", trust_remote_code: bool = False,
-               device_map: str | None = None) -> Loaded:
+               device_map: str | None = None, hub_only: bool = False) -> Loaded:
     """Load model + tokenizer on `device` in the dtype that suits it, in eval mode.
 
     `device_map="auto"` (DESIGN.md §Scale) lets accelerate's big-model loading place the
     model: sharded over the visible GPUs, what does not fit spilled to CPU memory (offloaded:
-    run on a GPU, layer by layer); on a machine without a GPU, all of it on the CPU."""
+    run on a GPU, layer by layer); on a machine without a GPU, all of it on the CPU.
+    `hub_only`: `name` is a visitor's hub id, fetched from the Hub alone (fetch_from_hub)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own progress reporting is the run's events
     hf_logging.set_verbosity_error()  # its warnings would break "one line on stderr"
-    source = resolve_source(name)
     dev = resolve_device(device)
     placement = _placement(device_map, device, dev)
+    source = None
     try:
+        source = fetch_from_hub(name, trust_remote_code) if hub_only else resolve_source(name)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=pick_dtype(dev), trust_remote_code=trust_remote_code,
                                                      **placement)
@@ -116,7 +135,7 @@ def load_model(name: str, device: str = "auto", trust_remote_code: bool = False,
         if isinstance(e, ValueError) and "trust_remote_code" in str(e):
             raise UserError(f"Model '{name}' needs to run its own Python code, which stays off unless the operator "
                             "enables trust_remote_code.") from e
-        if Path(source).is_dir():  # the user's own files: whatever their reader raised, they are the problem
+        if not hub_only and source is not None and Path(source).is_dir():  # the user's own files: whatever their reader raised, they are the problem
             raise UserError(f"Model folder '{name}' could not be loaded from its files, which are damaged or not "
                             f"a causal language model ({_short(e)}).") from e
         if isinstance(e, ValueError):

@@ -59,8 +59,10 @@ class ModelCache:
         from ..models import ALIASES, check_visitor_model, load_model
 
         name = model_name(name)
-        if not (operator or self.local_models or name in self._pinned):  # the operator's model is anyone's once loaded
+        visitor = not (operator or self.local_models or name in self._pinned)  # the operator's model is anyone's once loaded
+        if visitor:
             check_visitor_model(name)
+        hub_only = visitor and name not in ALIASES
         with self._lock:
             if operator or name in ALIASES:
                 self._pinned.add(name)
@@ -70,7 +72,7 @@ class ModelCache:
             load = self._loading.get(name)
             if load is None:  # the first to ask starts the load; later askers wait for the same one
                 load = self._loading[name] = _Load(name, lambda: load_model(name, self.device, self.trust_remote_code,
-                                                                                 self.device_map))
+                                                                                 self.device_map, hub_only))
                 load.on_done = lambda loaded: self._keep(name, loaded)
                 load.start()
         return load.result(limits.MODEL_LOAD_SECONDS)
