@@ -40,7 +40,7 @@ def test_runs_are_kept_numbered_and_the_newest_is_current():
         assert first.data == "forget.jsonl: 40 QA"
         s.select(1)
         assert s.artifact is a and s.report["method"] == "ga"
-        s.keep_robustness({"relearn": {}})
+        s.keep_robustness({"relearn": {}}, s.current)
         assert first.robustness == {"relearn": {}} and second.robustness is None
         s.select(2)
         assert s.robustness is None

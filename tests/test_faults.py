@@ -338,3 +338,30 @@ def test_closing_as_the_run_finishes_keeps_nothing_attached(studio, bystander, m
     finish(studio.start(session, UnlearnJob("workshop", "ihl", {**LORA, "steps": 1})), "cancelled")
     assert session.artifact is None and session.report is None and not session.folder.exists()
     assert_unchanged(before, fingerprint(studio, bystander))
+
+
+def test_a_stress_test_of_a_run_removed_meanwhile_lands_on_no_other_run(studio, monkeypatch):
+    """A stress test of run #2 whose run was removed mid-test put its result on run #1 (the
+    current one by the time it ended)."""
+    import unlearning.attacks
+    from unlearning.service import AttackJob
+
+    session = Session()
+    for _ in range(2):
+        finish(studio.start(session, UnlearnJob("workshop", "ihl", {**LORA, "steps": 1})), "done")
+    assert session.current == 2
+    removed = threading.Event()
+
+    def attack_job(*args, **kwargs):
+        def attack(ctx):
+            assert removed.wait(WAIT)
+            return {"relearn": {"of": "run #2"}}
+        return attack
+
+    monkeypatch.setattr(unlearning.attacks, "attack_job", attack_job)
+    run = studio.start(session, AttackJob("workshop", ("relearn",)))
+    session.remove_run(2)  # mid-test: #1 becomes the current run
+    removed.set()
+    finish(run, "done")
+    assert session.current == 1 and session.kept_run(1).robustness is None and session.robustness is None
+    session.close()

@@ -237,12 +237,15 @@ class Session:
                     self._make_current(self.kept[-1])
         run.artifact.release()
 
-    def keep_robustness(self, report: dict | None) -> None:
-        """A finished stress test of the current run."""
+    def keep_robustness(self, report: dict | None, number: int | None) -> None:
+        """A finished stress test of kept run `number` (the current one when it started): kept
+        with that run, and shown if it is still the current one; a run removed meanwhile takes
+        it with it, and never passes it to another."""
         with self.lock:
-            self.robustness = report
+            if self.current == number:  # (None in a GPU worker, whose session holds the artifact alone)
+                self.robustness = report
             for run in self.kept:
-                if run.number == self.current:
+                if run.number == number:
                     run.robustness = report
 
     # -------------------------------------------------------------- end

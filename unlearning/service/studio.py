@@ -104,14 +104,14 @@ class Studio:
         artifact = session.artifact
         if not isinstance(artifact, Unlearned):
             raise TypeError(f"a stress test needs an artifact attached in this process, not a {type(artifact).__name__}")
-        session.robustness = None
+        session.robustness, number = None, session.current  # the kept run under test, whatever is current later
         attack = attack_job(self.base(session, job.model_name), artifact, session.splits(),
                             self.oracle(session, job.model_name), attack_settings(job), self._paraphrased(session))
 
         def work(ctx: RunContext) -> dict:
             with self.queue.hold(ctx):
                 report = attack(ctx)
-            session.keep_robustness(report)
+            session.keep_robustness(report, number)
             return report
 
         return work

@@ -17,6 +17,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -83,13 +84,17 @@ class ZeroGpuBackend:
                 on_done = lambda report: _adopt(session, job.method, report)
             elif isinstance(job, AttackJob):
                 session.robustness = None
-                on_done = session.keep_robustness
+                on_done = partial(_keep_robustness, session, session.current)  # the run under test, whatever is current later
             return session.adopt(RemoteRun(f"{type(job).__name__}-{session.id}", getattr(job, "method", None), flag,
                                            lambda: stream(self._run_call, work), on_done, kind_of(job)))
 
     def chat(self, session: Session, job: ChatJob) -> Iterator[Reply]:
         check_prompt(job.prompt)  # (no data: a reply needs none, and each call pickles its work)
         return stream(self._chat_call, Work(job, session.id, str(session.folder), {}, artifact=_current(session)))
+
+
+def _keep_robustness(session: Session, number: int | None, report: dict | None) -> None:
+    session.keep_robustness(report, number)
 
 
 def _current(session: Session) -> str | None:
