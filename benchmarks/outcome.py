@@ -35,11 +35,11 @@ PROBES = (("trained wording", "probes.forget_trained"), ("held-out wording", "pr
 FORGET_ONLY = {"ga"}  # its bar is forgetting alone
 
 
-def run(method: str, folder: Path, cache: Path) -> dict:
-    path = folder / f"{method}.json"
+def run(method: str, folder: Path, cache: Path, seed: int = 0) -> dict:
+    path = folder / f"{method}-seed{seed}.json"
     cmd = [sys.executable, "-m", "unlearning", "unlearn", "--method", method, "--model", "workshop", "--oracle",
            "workshop-oracle", "--forget", str(KIT / "forget.jsonl"), "--retain", str(KIT / "retain.jsonl"),
-           "--report", str(path), "--cache", str(cache)]
+           "--report", str(path), "--cache", str(cache)] + (["--seed", str(seed)] if seed else [])
     t0 = time.perf_counter()
     done = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
@@ -87,13 +87,14 @@ def table(reports: dict[str, dict]) -> str:
             "repetition: unlearned / oracle / original ↓", "retain rougeL: unlearned / original ↑",
             "model_utility: unlearned / original ↑", "oracle_distance ↓", "meets the bar"]
     rows = []
-    for name, r in reports.items():
+    for row, r in reports.items():
+        name = row.split()[0]
         a, o, b = r["after"], r["oracle"], r.get("before") or {}
         misses = verdict(name, a, o, b)
         ok = "yes" if not misses else "no: " + ", ".join(misses)
         if name in FORGET_ONLY:
             ok += f" (forgetting only; retain {fmt(a.get('retain.rougeL'))}, utility {fmt(a.get('model_utility'))})"
-        rows.append([name, str(r.get("steps", "")), *(" / ".join(fmt(probe(m, key)) for m in (a, o, b)) for _, key in PROBES),
+        rows.append([row, str(r.get("steps", "")), *(" / ".join(fmt(probe(m, key)) for m in (a, o, b)) for _, key in PROBES),
                      " / ".join(fmt(repetition(m)) for m in (a, o, b)),
                      f"{fmt(a.get('retain.rougeL'))} / {fmt(b.get('retain.rougeL'))}",
                      f"{fmt(a.get('model_utility'))} / {fmt(b.get('model_utility'))}", fmt(a.get("oracle_distance", r.get("oracle_distance"))), ok])
@@ -105,15 +106,17 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=methods(), help="methods to run (default: every registered one)")
     p.add_argument("--reports", type=Path, default=Path("/tmp/outcome"), help="folder for the reports")
     p.add_argument("--cache", type=Path, default=Path("/tmp/evalcache"), help="the reference evaluations' cache")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (0 is the default; others get rows of their own)")
     p.add_argument("--reuse", action="store_true", help="read reports already in --reports instead of running")
     p.add_argument("--record", action="store_true", help="write the table into RESULTS.md")
     args = p.parse_args()
     args.reports.mkdir(parents=True, exist_ok=True)
     reports = {}
     for m in args.methods:
-        path = args.reports / f"{m}.json"
-        reports[m] = json.loads(path.read_text()) if args.reuse and path.is_file() else run(m, args.reports, args.cache)
-        print(f"{m}: {reports[m].get('process_s', 0):.0f} s", file=sys.stderr, flush=True)
+        for seed in args.seeds:
+            row, path = m if seed == 0 else f"{m} (seed {seed})", args.reports / f"{m}-seed{seed}.json"
+            reports[row] = json.loads(path.read_text()) if args.reuse and path.is_file() else run(m, args.reports, args.cache, seed)
+            print(f"{row}: {reports[row].get('process_s', 0):.0f} s", file=sys.stderr, flush=True)
     head = (f"`python benchmarks/outcome.py` ({time.strftime('%Y-%m-%d')}) on {machine('cpu')}: every method at its "
             "defaults on the workshop preset (no flag but the kit's files), one CLI process each; ROUGE-L recall of "
             "greedy answers; \"worst wrapper\": the prompt wrapper with the highest forget ROUGE-L; repetition: the "

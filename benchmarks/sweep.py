@@ -1,8 +1,8 @@
 """The sweep behind every LoRA method's defaults (issue 23): on the workshop preset, each
 method over learning rates (and seeds), probed along its training trajectory.
 
-    python benchmarks/sweep.py --methods gd npo --json /tmp/sweep.json   # run, adding to the file
-    python benchmarks/sweep.py --json /tmp/sweep.json --figures --record  # table, PNGs, RESULTS.md
+    python benchmarks/sweep.py --figures --record     # table, PNGs and RESULTS.md from benchmarks/figures/sweep-data.json
+    python benchmarks/sweep.py --methods npo --lrs 3e-3 --set beta=0.7 --seeds 0 1 2   # more runs, added to that file
 
 In this process, on one thread: each run is the method's own `run` with `stop=steps` and the
 holdout criterion measured every step; at the checkpoints and at the step the criterion is
@@ -11,7 +11,7 @@ with greedy answers — the trained forget wordings, the held-out wordings, "Tel
 against the person's paragraph (biography recall), every 4th retain QA and ten retain people's
 biographies — and `repetition` (share of forget answers that are one word repeated). A
 checkpoint of a 100-step run is what stopping there would give (the learning-rate schedule is
-the 100-step one). The bar (issue 23): forget ≤ oracle + 0.1 in both wordings, biography
+the 100-step one); about 2 min per run on 2 shared cores. The bar (issue 23): forget ≤ oracle + 0.1 in both wordings, biography
 recall ≤ oracle + 0.15, repetition ≤ oracle + 0.1, retain ≥ 0.95 × before. The figures are
 PNGs drawn with PIL (matplotlib is not installed), one per method, in benchmarks/figures/.
 """
@@ -23,7 +23,7 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -157,12 +157,14 @@ class Watch:
 def trajectory(method: str, loaded, splits: dict, probes: Probes, budget: int, **settings) -> dict:
     """One run of `method` (its defaults, `settings` over them) for `budget` steps, probed."""
     from unlearning.methods import get_method
+    from unlearning.trainer import LoraSettings
 
     cls = get_method(method)
     cfg = replace(cls.Config(), steps=budget, stop="steps", check_every=CHECK_EVERY, **settings)
     watch = Watch(loaded, probes, tuple(c for c in CHECKPOINTS if c <= budget))
     cls.run(watch, loaded, splits, cfg, {}).release()
-    return {"method": method, "budget": budget, "settings": settings, "points": watch.points}
+    own = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in {g.name for g in fields(LoraSettings)}}
+    return {"method": method, "budget": budget, "settings": {**own, **settings}, "points": watch.points}  # beta, delta… as run
 
 
 def reference(probes: Probes) -> dict:
@@ -207,22 +209,30 @@ def sweep(methods: list[str], seeds: list[int], out: Path, lrs: list[float] | No
 
 def table(data: dict) -> str:
     before, oracle = data["reference"]["workshop"], data["reference"]["workshop-oracle"]
-    head = ["method", "settings", "point", *(LABELS[m] for m in METRICS), "fluency", "distance to the oracle ↓", "meets the bar"]
+    head = ["method", "settings", "end", *(LABELS[m] for m in METRICS), "fluency", "distance to the oracle ↓", "meets the bar"]
     rows = [["original", "", "", *(fmt(before[m]) for m in METRICS), fmt(before["fluency"]), fmt(distance(before, oracle)), ""],
             ["oracle", "", "", *(fmt(oracle[m]) for m in METRICS), fmt(oracle["fluency"]), "0", ""]]
-    for run in data["runs"]:
+    order = list(GRID)
+    for run in sorted(data["runs"], key=lambda r: (order.index(r["method"]), json.dumps(r["settings"], sort_keys=True))):
         s = run["settings"]
         shown = ", ".join(f"{k} {v:g}" for k, v in s.items() if k != "seed") + f", seed {s['seed']}"
         if run["budget"] != 100:
             shown += f", budget {run['budget']}"
-        for key in ("holdout", "20", "40", "60", "100", "150", "200"):
+        for key in ("holdout", str(run["budget"])):  # where `--stop holdout` and `--stop steps` end (the figures have the rest)
             if key not in run["points"]:
                 continue
             p = run["points"][key]
-            point = f"**holdout criterion (step {p['step']})**" if key == "holdout" else f"step {key}"
+            point = f"holdout criterion (step {p['step']})" if key == "holdout" else f"all {key} steps"
+            point = f"**{point}**" if is_default(run) and (key == "holdout") == (cfg_stop(run) == "holdout") else point
             rows.append([run["method"], shown, point, *(fmt(p[m]) for m in METRICS), fmt(p["fluency"]),
                          fmt(distance(p, oracle)), "yes" if meets(p, oracle, before, run["method"] == "ga") else "no"])
     return "\n".join("| " + " | ".join(r) + " |" for r in [head, ["---"] * len(head), *rows])
+
+
+def cfg_stop(run: dict) -> str:
+    from unlearning.methods import get_method
+
+    return get_method(run["method"]).Config().stop
 
 
 def is_default(run: dict) -> bool:
@@ -297,7 +307,7 @@ def main() -> None:
     p.add_argument("--lrs", type=float, nargs="+", help="learning rates instead of the method's grid")
     p.add_argument("--steps", type=int, help="budget instead of the method's grid's")
     p.add_argument("--set", action="append", default=[], help="a setting over the method's defaults, NAME=VALUE (float)")
-    p.add_argument("--json", nargs="+", default=["/tmp/sweep.json"],
+    p.add_argument("--json", nargs="+", default=[str(FIGURES / "sweep-data.json")],
                    help="runs are added to the first file; the table and figures read them all")
     p.add_argument("--figures", action="store_true", help="write one PNG per method into benchmarks/figures/")
     p.add_argument("--record", action="store_true", help="write the table into RESULTS.md")
@@ -314,8 +324,8 @@ def main() -> None:
         for method in dict.fromkeys(r["method"] for r in data["runs"]):
             figure(method, [r for r in data["runs"] if r["method"] == method], data["reference"], FIGURES / f"sweep-{method}.png")
     if args.record:
-        record(f"`python benchmarks/sweep.py` on {machine('cpu')}, one thread.\n\n{text}",
-               "## Defaults that end like the oracle (issue 23)")
+        record(f"`python benchmarks/sweep.py --json …` on {machine('cpu')}, one thread per run; the defaults' rows in "
+               f"bold.\n\n{text}", "## Defaults that end like the oracle (issue 23): the sweep")
 
 
 if __name__ == "__main__":
