@@ -112,7 +112,9 @@ def render(state: gr.State) -> dict:
     plot = gr.Plot(elem_id="compare-plot", show_label=False)
     hint(HINT, "compare-hint")
     with gr.Row():
-        which = gr.Dropdown([], label="A kept run", elem_id="compare-run", scale=3)
+        # Any value goes through to `remove`, which checks it: an API client's /remove_run names a
+        # run without the page's private refresh having filled the choices.
+        which = gr.Dropdown([], label="A kept run", elem_id="compare-run", scale=3, allow_custom_value=True)
         drop = gr.Button("Remove it", variant="stop", scale=1, elem_id="compare-remove")
         refresh = gr.Button("Refresh", scale=1, elem_id="compare-refresh")
     note = gr.HTML(elem_id="compare-note")

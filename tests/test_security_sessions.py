@@ -6,6 +6,7 @@
 2. A flood of session ids from one client evicts none of another client's sessions.
 3. Two starts at the same instant make one run, and cancel and close reach it.
 4. Files POSTed to the upload route that no session takes are swept after a grace period.
+5. An API client removes a kept run by its number (the page's menu need not be filled first).
 
 The app is built in this process (app.build) on a backend without a model: none is needed to
 serve pages or to cancel, and the folders of this process can be counted.
@@ -87,6 +88,25 @@ def get(url: str) -> str:
         return response.read().decode("utf-8")
 
 
+def test_an_api_client_removes_a_kept_run_by_its_number(served):
+    """/remove_run refused every number ('not in the list of choices') until the page's private
+    refresh had filled the menu, which an API client never runs."""
+    class Kept:
+        def release(self):
+            pass
+
+    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+    finish(conn, "cancel", call(conn, "cancel", "api-client"))
+    session = page_session(served, "api-client")
+    for method in ("ga", "npo"):
+        session.keep(method, Kept(), {"method": method})
+    stream = finish(conn, "remove_run", call(conn, "remove_run", "api-client", [1]))
+    assert "event: complete" in stream, stream
+    assert [k.number for k in session.kept] == [2]
+    stream = finish(conn, "remove_run", call(conn, "remove_run", "api-client", [7]))
+    assert "There is no run #7 in this session" in stream
+
+
 def test_page_loads_make_no_session_and_print_no_address(served):
     url, app = served.url, served.app
     before = session_folders()
@@ -107,9 +127,9 @@ def test_page_loads_make_no_session_and_print_no_address(served):
     assert session_folders() - before == set()
 
 
-def call(conn: http.client.HTTPConnection, api: str, session_hash: str) -> str:
+def call(conn: http.client.HTTPConnection, api: str, session_hash: str, data: list | None = None) -> str:
     """POST /gradio_api/call/<api> under `session_hash`, as a raw API client may: the event id."""
-    conn.request("POST", f"/gradio_api/call/{api}", json.dumps({"data": [], "session_hash": session_hash}),
+    conn.request("POST", f"/gradio_api/call/{api}", json.dumps({"data": data or [], "session_hash": session_hash}),
                  {"Content-Type": "application/json"})
     response = conn.getresponse()
     body = response.read()
@@ -117,9 +137,9 @@ def call(conn: http.client.HTTPConnection, api: str, session_hash: str) -> str:
     return json.loads(body)["event_id"]
 
 
-def finish(conn: http.client.HTTPConnection, api: str, event_id: str) -> None:
+def finish(conn: http.client.HTTPConnection, api: str, event_id: str) -> str:
     conn.request("GET", f"/gradio_api/call/{api}/{event_id}")
-    conn.getresponse().read()  # the event stream, to its end
+    return conn.getresponse().read().decode("utf-8")  # the event stream, to its end
 
 
 def page_session(served, session_hash: str) -> Session:
