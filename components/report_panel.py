@@ -154,10 +154,10 @@ def download(session: Session, forget_text: bool = False):
 
 def push(session: Session, repo_id: str, token: str, public: bool = False, forget_text: bool = False):
     try:
-        url = push_to_hub(session, repo_id, token, public=public, forget_text=forget_text)
+        url, private = push_to_hub(session, repo_id, token, public=public, forget_text=forget_text)
     except UserError as e:
         return error_box(str(e)), ""
-    return f"✅ pushed to {html.escape(url)} ({'public' if public else 'private'})", ""  # the token box is cleared
+    return f"✅ pushed to {html.escape(url)} ({'private' if private else 'public'})", ""  # the token box is cleared
 
 
 # ------------------------------------------------------------------ widgets

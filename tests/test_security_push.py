@@ -90,7 +90,7 @@ def loud_logs(caplog):
 
 
 def fake_hub(monkeypatch, fail: bool = False) -> list[tuple]:
-    """HfApi's two calls, recorded; with `fail`, create_repo raises an error quoting the token
+    """HfApi's calls, recorded; with `fail`, create_repo raises an error quoting the token
     (as an HTTP error's message might)."""
     calls = []
 
@@ -100,10 +100,15 @@ def fake_hub(monkeypatch, fail: bool = False) -> list[tuple]:
         if fail:
             raise RuntimeError(f"401 Client Error: Unauthorized for token {token} on {repo_id}")
 
+    def repo_info(self, repo_id, *, token=None, **kwargs):
+        calls.append(("repo_info", repo_id, token))
+        return SimpleNamespace(private=True)
+
     def upload_folder(self, *, repo_id, folder_path, token=None, **kwargs):
         calls.append(("upload_folder", repo_id, token, sorted(os.listdir(folder_path))))
 
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(huggingface_hub.HfApi, "repo_info", repo_info)
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
     return calls
 
@@ -133,10 +138,11 @@ def assert_token_nowhere(flow, logs, capsys, *texts: str) -> None:
 
 def test_the_token_is_used_for_the_push_and_kept_nowhere(flow, monkeypatch, loud_logs, capsys):
     calls = fake_hub(monkeypatch)
-    url = push_to_hub(flow.session, "owner/unlearned", f"  {TOKEN}\n")
-    assert url == "https://huggingface.co/owner/unlearned"
-    assert [c[:3] for c in calls] == [("create_repo", "owner/unlearned", TOKEN), ("upload_folder", "owner/unlearned", TOKEN)]
-    assert "unlearning.json" in calls[1][3]
+    url, private = push_to_hub(flow.session, "owner/unlearned", f"  {TOKEN}\n")
+    assert url == "https://huggingface.co/owner/unlearned" and private
+    assert [c[:3] for c in calls] == [("create_repo", "owner/unlearned", TOKEN), ("repo_info", "owner/unlearned", TOKEN),
+                                      ("upload_folder", "owner/unlearned", TOKEN)]
+    assert "unlearning.json" in calls[2][3]
     assert_token_nowhere(flow, loud_logs, capsys, url)
 
 
@@ -187,17 +193,24 @@ def test_a_session_writes_only_in_its_own_folder(flow, monkeypatch):
 
 
 # ============================================================ 3. what leaves the app
-def hub_recording(monkeypatch) -> dict:
-    """HfApi's two calls, recording create_repo's `private` and the report.json uploaded."""
+def hub_recording(monkeypatch, existing: dict | None = None) -> dict:
+    """HfApi's calls, recording create_repo's `private` and the report.json uploaded;
+    `existing`: {repo id: private} of repos already on the Hub (which create_repo leaves as they are)."""
     seen: dict = {}
+    repos = dict(existing or {})
 
-    def create_repo(self, repo_id, *, token=None, private=None, **kwargs):
+    def create_repo(self, repo_id, *, token=None, private=None, exist_ok=False, **kwargs):
         seen["private"] = private
+        repos.setdefault(repo_id, bool(private))
+
+    def repo_info(self, repo_id, *, token=None, **kwargs):
+        return SimpleNamespace(private=repos[repo_id])
 
     def upload_folder(self, *, repo_id, folder_path, token=None, **kwargs):
         seen["report"] = (Path(folder_path) / "report.json").read_text(encoding="utf-8")
 
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(huggingface_hub.HfApi, "repo_info", repo_info)
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
     return seen
 
@@ -215,6 +228,17 @@ def test_a_push_is_private_and_quotes_no_forget_text_unless_asked(flow, monkeypa
     assert "(forget-set text left out)" in seen["report"]
     push_to_hub(flow.session, "owner/unlearned", TOKEN, public=True, forget_text=True)
     assert seen["private"] is False and forget_quotes(seen["report"], flow.session)
+
+
+def test_a_private_push_into_an_existing_public_repo_pushes_nothing(flow, monkeypatch):
+    """create_repo(exist_ok=True) leaves an existing repo as it is: a push asked to be private
+    went into a public repo, and the page said "(private)"."""
+    seen = hub_recording(monkeypatch, existing={"owner/public-one": False, "owner/private-one": True})
+    with pytest.raises(UserError, match="already exists and is public, so nothing was pushed"):
+        push_to_hub(flow.session, "owner/public-one", TOKEN)
+    assert "report" not in seen
+    message, _ = report_panel.push(flow.session, "owner/private-one", TOKEN, public=True)
+    assert "report" in seen and message.endswith("(private)")  # what the Hub says, not what was asked
 
 
 def test_the_zip_quotes_no_forget_text_unless_asked(flow):

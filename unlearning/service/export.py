@@ -78,9 +78,11 @@ def _needles(forget: Dataset | None) -> set[str]:
     return {n.strip().casefold() for n in out if len(n.strip()) >= 4}
 
 
-def push_to_hub(session: Session, repo_id: str, token: str, public: bool = False, forget_text: bool = False) -> str:
-    """Upload the artifact folder to a Hub model repo, private unless `public`. The token is
-    used for this one call and is neither stored nor logged."""
+def push_to_hub(session: Session, repo_id: str, token: str, public: bool = False, forget_text: bool = False) -> tuple[str, bool]:
+    """Upload the artifact folder to a Hub model repo, private unless `public`: its URL, and
+    whether the repo is private as the Hub says (an existing repo keeps its visibility, and a
+    public one is not pushed to unless `public`). The token is used for this one call and is
+    neither stored nor logged."""
     from huggingface_hub import HfApi
 
     from ..models import HUB_ID
@@ -91,13 +93,18 @@ def push_to_hub(session: Session, repo_id: str, token: str, public: bool = False
     if not (token or "").strip():
         raise UserError("Type a Hugging Face access token with write permission to push.")
     method, folder = _artifact(session).method, artifact_folder(session, forget_text)
-    api, failure = HfApi(), None
+    api, failure, private = HfApi(), None, False
     try:
-        api.create_repo(repo_id, token=token.strip(), private=not public, exist_ok=True)
-        api.upload_folder(repo_id=repo_id, folder_path=str(folder), token=token.strip(),
-                          commit_message=f"Unlearning Studio: {method} artifact")
+        api.create_repo(repo_id, token=token.strip(), private=not public, exist_ok=True)  # an existing repo: unchanged
+        private = bool(api.repo_info(repo_id, token=token.strip()).private)
+        if private or public:
+            api.upload_folder(repo_id=repo_id, folder_path=str(folder), token=token.strip(),
+                              commit_message=f"Unlearning Studio: {method} artifact")
     except Exception as e:  # noqa: BLE001  network, auth, permissions: one sentence, never the token
         failure = type(e).__name__
     if failure:  # raised out here, so the error does not carry the original (which may quote the token) as its context
         raise UserError(f"The push to {repo_id} failed ({failure}); check the token's write access and the network.")
-    return f"https://huggingface.co/{repo_id}"
+    if not (private or public):
+        raise UserError(f"{repo_id} already exists and is public, so nothing was pushed; push to a new name, or tick "
+                        "'Make the repository public'.")
+    return f"https://huggingface.co/{repo_id}", private
