@@ -105,6 +105,9 @@ _tokens: dict[str, str] = {}  # a page's Gradio session hash → its session's t
 def _attach(fresh: Session, token: str, request: gr.Request):
     """The page's session (the one it had before a reload, if it is still open) and what the
     page shows of it: its data, its run (the timer polls it), its report."""
+    if SESSIONS.ended(token):  # its connection was away longer than the grace: say so, not just an empty page
+        gr.Warning(f"This page was away more than {limits.RECONNECT_SECONDS} s, so its session ended: its data and runs are "
+                   "gone; start again here.")
     session, token = SESSIONS.attach(fresh, token)
     if request.session_hash is not None:
         _tokens[request.session_hash] = token

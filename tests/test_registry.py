@@ -40,10 +40,31 @@ def test_a_page_that_never_comes_back_has_its_session_closed_after_the_grace():
     while not closed(session) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert closed(session) and len(sessions) == 0
+    assert sessions.ended(token) and not sessions.ended("never-seen") and not sessions.ended("")
     fresh = Session()
     other, new_token = sessions.attach(fresh, token)  # too late: a fresh session, a new token
     assert other is fresh and new_token != token
     sessions.close_all()
+
+
+def test_a_page_back_after_its_session_ended_is_told_so():
+    """A 25 s outage closed the session and the page came back empty with no sentence."""
+    import pytest
+
+    import app
+
+    session, token = app.SESSIONS.attach(Session(), None)
+    app.SESSIONS.lost(token, grace=0.05)
+    deadline = time.monotonic() + 10
+    while not closed(session) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    fresh = Session()
+    try:
+        with pytest.warns(UserWarning, match="its session ended: its data and runs are gone"):
+            again, *_ = app._attach(fresh, token, types.SimpleNamespace(session_hash="page-3"))
+        assert again is fresh
+    finally:
+        app.SESSIONS.close_all()
 
 
 def test_a_request_from_the_page_cancels_the_close():

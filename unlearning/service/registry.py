@@ -12,12 +12,14 @@ reload but not the tab), and when a page goes away its session is closed only af
     sessions.lost(token)        # the page's connection dropped (Gradio's unload)
     sessions.seen(token)        # the page is still there (any request of it)
     sessions.dropped(session)   # the app framework let go of a page's state
+    sessions.ended(token)       # did this token's session close (the page came back too late)?
 """
 
 from __future__ import annotations
 
 import secrets
 import threading
+from collections import OrderedDict
 
 from .. import limits
 from .session import Session
@@ -28,6 +30,7 @@ class Sessions:
         self._by_token: dict[str, Session] = {}
         self._closing: dict[str, threading.Timer] = {}
         self._pages: dict[int, int] = {}  # id(session) → pages holding it
+        self._ended: OrderedDict[str, None] = OrderedDict()  # tokens of sessions closed after a lost page, newest last
         self._lock = threading.Lock()
 
     def __deepcopy__(self, memo) -> Sessions:
@@ -78,7 +81,16 @@ class Sessions:
                 return
             session = self._by_token.pop(token)
             self._pages.pop(id(session), None)
+            self._ended[token] = None
+            while len(self._ended) > limits.MAX_SESSIONS:
+                self._ended.popitem(last=False)
         session.close()
+
+    def ended(self, token: str | None) -> bool:
+        """Did `token`'s session close because its page stayed away past the grace? (A page
+        back after a long outage is told so, rather than finding an empty page.)"""
+        with self._lock:
+            return bool(token) and token in self._ended
 
     def dropped(self, session: Session) -> None:
         """A page's state was deleted (the app framework's time to live): close the session
