@@ -120,7 +120,8 @@ def main() -> None:
     head = (f"`python benchmarks/outcome.py` ({time.strftime('%Y-%m-%d')}) on {machine('cpu')}: every method at its "
             "defaults on the workshop preset (no flag but the kit's files), one CLI process each; ROUGE-L recall of "
             "greedy answers; \"worst wrapper\": the prompt wrapper with the highest forget ROUGE-L; repetition: the "
-            "most of any forget probe.")
+            "most of any forget probe. A row \"(seed s)\" is the same command with --seed s."
+            + (" Table read back from the reports of that run (--reuse)." if args.reuse else ""))
     text = f"{head}\n\n{table(reports)}"
     print(text)
     if args.record:

@@ -5,14 +5,15 @@ method over learning rates (and seeds), probed along its training trajectory.
     python benchmarks/sweep.py --methods npo --lrs 3e-3 --set beta=0.7 --seeds 0 1 2   # more runs, added to that file
 
 In this process, on one thread: each run is the method's own `run` with `stop=steps` and the
-holdout criterion measured every step; at the checkpoints and at the step the criterion is
-first met ("holdout": where `--stop holdout` would end the run) the unlearned model is probed
+holdout criterion measured every 5 steps; at the checkpoints and where the criterion is first
+met ("holdout": where `--stop holdout` would end the run, ±4 steps) the unlearned model is probed
 with greedy answers — the trained forget wordings, the held-out wordings, "Tell me about NAME."
 against the person's paragraph (biography recall), every 4th retain QA and ten retain people's
 biographies — and `repetition` (share of forget answers that are one word repeated). A
 checkpoint of a 100-step run is what stopping there would give (the learning-rate schedule is
-the 100-step one); about 2 min per run on 2 shared cores. The bar (issue 23): forget ≤ oracle + 0.1 in both wordings, biography
-recall ≤ oracle + 0.15, repetition ≤ oracle + 0.1, retain ≥ 0.95 × before. The figures are
+the 100-step one); about 2 min per run on 2 shared cores. The bar (issue 23): forget ≤ oracle
++ 0.1 in both wordings, biography recall ≤ oracle + 0.15, repetition ≤ oracle + 0.1, retain ≥
+0.95 × before. The figures are
 PNGs drawn with PIL (matplotlib is not installed), one per method, in benchmarks/figures/.
 """
 
@@ -30,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import fmt, machine, record
+from benchmarks.run import cpu_name, fmt, record
 
 KIT = ROOT / "assets" / "workshop"
 FIGURES = ROOT / "benchmarks" / "figures"
@@ -324,8 +325,9 @@ def main() -> None:
         for method in dict.fromkeys(r["method"] for r in data["runs"]):
             figure(method, [r for r in data["runs"] if r["method"] == method], data["reference"], FIGURES / f"sweep-{method}.png")
     if args.record:
-        record(f"`python benchmarks/sweep.py --json …` on {machine('cpu')}, one thread per run; the defaults' rows in "
-               f"bold.\n\n{text}", "## Defaults that end like the oracle (issue 23): the sweep")
+        record(f"`python benchmarks/sweep.py --record`: the {len(data['runs'])} runs of {', '.join(Path(f).name for f in args.json)}, "
+               f"one thread each on {cpu_name()}, 2 CPU cores shared with other work; the defaults' rows in bold (where their "
+               f"stopping rule ends them).\n\n{text}", "## Defaults that end like the oracle (issue 23): the sweep")
 
 
 if __name__ == "__main__":
