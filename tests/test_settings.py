@@ -49,3 +49,21 @@ def test_describe_hides_expert_knobs():
     spec = describe(Demo)
     assert [s["name"] for s in spec] == ["steps", "lr", "rank"]
     assert spec[2]["choices"] == (4, 8, 16) and spec[0]["help"] == "optimiser steps"
+
+
+def test_a_flag_methods_word_differently_says_what_they_share():
+    @dataclass
+    class Fast:
+        lr: float = setting(0.0, "learning rate; 0 = automatic: 4e-4 here", lo=0.0, hi=1.0)
+        steps: int = setting(10, "optimiser steps", lo=1, hi=100)
+
+    @dataclass
+    class Slow:
+        lr: float = setting(0.0, "learning rate; 0 = automatic: 1e-2 here", lo=0.0, hi=1.0)
+        steps: int = setting(50, "optimiser steps", lo=1, hi=100)
+
+    parser = argparse.ArgumentParser()
+    add_flags(parser, [Fast, Slow])
+    helps = {a.dest: a.help for a in parser._actions if a.dest.startswith("cfg_")}
+    assert helps == {"cfg_lr": "learning rate; 0 = automatic: differs by method (docs/methods.md; the app shows each "
+                               "method's own)", "cfg_steps": "optimiser steps"}

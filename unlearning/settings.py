@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 from typing import Any
 
 from .errors import UserError
@@ -100,15 +101,27 @@ def build(config_cls: type, values: dict[str, Any]) -> Any:
 def add_flags(parser: argparse.ArgumentParser, config_classes: list[type]) -> None:
     """One flag per field across all classes (same name, same meaning); values stay strings
     so `build` reports bad values in our own words."""
-    seen: set[str] = set()
+    first: dict[str, dataclasses.Field] = {}
+    helps: dict[str, list[str]] = {}
     for cls in config_classes:
         for f in dataclasses.fields(cls):
-            if f.name in seen:
-                continue
-            seen.add(f.name)
-            extra = f" (one of {', '.join(map(str, f.metadata['choices']))})" if f.metadata.get("choices") else ""
-            parser.add_argument(flag(f.name), dest=f"cfg_{f.name}", default=None, metavar=type(f.default).__name__.upper(),
-                                help=f"{f.metadata.get('help', '')}{extra}")
+            first.setdefault(f.name, f)
+            if (h := f.metadata.get("help", "")) not in helps.setdefault(f.name, []):
+                helps[f.name].append(h)
+    for name, f in first.items():
+        extra = f" (one of {', '.join(map(str, f.metadata['choices']))})" if f.metadata.get("choices") else ""
+        parser.add_argument(flag(name), dest=f"cfg_{name}", default=None, metavar=type(f.default).__name__.upper(),
+                            help=f"{shared_help(helps[name])}{extra}")
+
+
+def shared_help(helps: list[str]) -> str:
+    """One flag's help for every method: the help, or where methods word it differently (each
+    its own automatic rate) what they share, up to the last ';' or ':', and where to read the rest."""
+    if len(helps) == 1:
+        return helps[0]
+    common = os.path.commonprefix(helps)
+    cut = max(common.rfind(";"), common.rfind(":"))
+    return (common[: cut + 1] if cut > 0 else "") + " differs by method (docs/methods.md; the app shows each method's own)"
 
 
 def from_flags(config_cls: type, args: argparse.Namespace) -> Any:
