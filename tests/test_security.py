@@ -112,6 +112,7 @@ def test_the_app_takes_its_switches_from_the_operator_only(monkeypatch, env, tru
         monkeypatch.setenv(var, value)
     monkeypatch.setattr(app, "ModelCache", Anything)
     monkeypatch.setattr(app, "build", lambda backend: Anything())
+    monkeypatch.setattr(app, "sweeping", lambda folder: None)  # no sweeper thread on this machine's upload folder
     app.main()
     assert made.get("trust_remote_code", False) is trusted and made.get("local_models", False) is local
 

@@ -11,6 +11,9 @@ closes, never by the first.
     CLAIMS.release(path)               # True: no session claims it any more, delete it
     sweep_unclaimed(folder, 600)       # what no session claims, older than 10 minutes
     sweeping(folder)                   # that, every minute, on a daemon thread
+
+The upload folder is taken to be this app's (a Space runs one app; elsewhere give each app its
+own GRADIO_TEMP_DIR): another process's uploads there are claimed by none of these sessions.
 """
 
 from __future__ import annotations
