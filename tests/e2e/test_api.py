@@ -62,11 +62,13 @@ def test_api_compare_returns_one_row_per_kept_run(app_url):
     assert _run(client, "eco", strength=1.0, epochs=1, folds=2) == "done"
     table, _plot = client.predict(api_name="/compare")
     headers, rows = table["headers"], table["data"]
-    assert headers[:4] == ["run", "data", "steps", "wall time (s)"] and len(headers) == 8
+    assert headers[:6] == ["run", "data", "steps", "wall time (s)", "distance to the oracle (↓, 0 = oracle)",
+                           "what the probes show"] and len(headers) == 10
     assert [r[0] for r in rows] == ["#1 baseline: gradient ascent", "▶ #2 ECO prompts (no training)", "(before)", "(oracle)"]
-    for row in rows[:2]:
-        assert row[1] == "forget.jsonl: 40 QA" and all(isinstance(v, (int, float)) for v in row[4:6])  # forget, utility
-    assert rows[0][2] == 5 and rows[2][4] > rows[3][4]  # GA's 5 steps; before knew more of the forget set than the oracle
+    for row in rows[:2]:  # the distance, then forget ROUGE-L and utility: numbers; what the probes show: words
+        assert row[1] == "forget.jsonl: 40 QA" and all(isinstance(row[i], (int, float)) for i in (4, 6, 7))
+        assert isinstance(row[5], str) and row[5]
+    assert rows[0][2] == 5 and rows[2][4] > rows[3][4] == 0  # GA's 5 steps; before is farther from the oracle than the oracle
 
 
 def test_api_bad_upload_is_a_message(app_url, tmp_path):
