@@ -24,6 +24,9 @@ HINT = ("The gold star is the oracle, a model that never saw the forget set; the
         "the best run sits near the star, and no lower than the square (nothing else lost). A red point is a run "
         "the probes show as unchanged, collapsed or leaking.")
 MARKERS = {"before": ("square", "#6b7280"), "oracle": ("star", "#d97706")}
+# Shares of the table's width, so ten columns fit a projected 1280 px page without scrolling
+# (the run's label and what the probes show wrap; the numbers are short).
+COLUMN_WIDTHS = ["17%", "11%", "6%", "7%", "9%", "14%", "9%", "9%", "9%", "9%"]
 RUN_COLOR, WARN_COLOR = "#4f46e5", "#dc2626"
 
 
@@ -108,6 +111,7 @@ def remove(session: Session, number):
 # ------------------------------------------------------------------ widgets
 def render(state: gr.State) -> dict:
     table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, wrap=True, elem_id="compare-table",
+                         column_widths=COLUMN_WIDTHS,
                          label="Every run of this session (▶ = the one the chat and the report use)")
     plot = gr.Plot(elem_id="compare-plot", show_label=False)
     hint(HINT, "compare-hint")
