@@ -365,3 +365,27 @@ def test_a_stress_test_of_a_run_removed_meanwhile_lands_on_no_other_run(studio, 
     finish(run, "done")
     assert session.current == 1 and session.kept_run(1).robustness is None and session.robustness is None
     session.close()
+
+
+def test_a_kept_run_keeps_its_base_and_is_never_the_unlearned_side_of_another_model(studio):
+    """A kept run answered like the original once the model cache had let its base go (two
+    other hub models named), and chat naming another model made that model the 'unlearned' side."""
+    session = Session()
+    finish(studio.start(session, UnlearnJob("workshop", "ga", {**LORA, "steps": 10, "lr": 1e-2})), "done")
+    question = FORGET[0].question
+    before = list(studio.chat(session, ChatJob("workshop", question)))[-1]
+    assert before.unlearned != before.original  # the run changed what the model says
+    models = studio.models
+    with models._lock:  # the cache lets the model go, as it does a visitor's least recently used one
+        shared = models._loaded.pop("workshop")
+        models._pinned.discard("workshop")
+    try:
+        after = list(studio.chat(session, ChatJob("workshop", question)))[-1]
+        assert (after.original, after.unlearned) == (before.original, before.unlearned)
+        with pytest.raises(UserError, match="was made on workshop, not workshop-oracle: choose workshop"):
+            list(studio.chat(session, ChatJob("workshop-oracle", question)))
+    finally:
+        session.close()
+        with models._lock:
+            models._loaded["workshop"] = shared
+            models._pinned.add("workshop")

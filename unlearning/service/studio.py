@@ -27,6 +27,7 @@ from .queue import DeviceQueue
 from .session import Session
 
 if TYPE_CHECKING:
+    from ..artifacts import Unlearned
     from ..models import Loaded
 
 
@@ -101,11 +102,11 @@ class Studio:
         from ..artifacts import Unlearned
         from ..attacks import attack_job
 
-        artifact = session.artifact
+        base, artifact = self.with_run(session, job.model_name)
         if not isinstance(artifact, Unlearned):
             raise TypeError(f"a stress test needs an artifact attached in this process, not a {type(artifact).__name__}")
         session.robustness, number = None, session.current  # the kept run under test, whatever is current later
-        attack = attack_job(self.base(session, job.model_name), artifact, session.splits(),
+        attack = attack_job(base, artifact, session.splits(),
                             self.oracle(session, job.model_name), attack_settings(job), self._paraphrased(session))
 
         def work(ctx: RunContext) -> dict:
@@ -178,12 +179,27 @@ class Studio:
     # -------------------------------------------------------------- chat
     def chat(self, session: Session, job: ChatJob) -> Iterator[Reply]:
         """Both answers, growing together, batched with other sessions' (see chat.py)."""
+        base, artifact = self.with_run(session, job.model_name)
+        return chat_stream(base, artifact, job.prompt, job.max_new_tokens, self.batcher)
+
+    def with_run(self, session: Session, name: str) -> tuple[Loaded, Unlearned | None]:
+        """The base model and the session's current run, for chat and stress tests: the run's
+        own base, which it holds (a model cache that let that model go meanwhile would load a
+        copy without the run on it). A run made on another model than `name` is one sentence,
+        never a silent answer from a model it was not made on."""
         from ..artifacts import Unlearned
 
         artifact = session.artifact
-        if artifact is not None and not isinstance(artifact, Unlearned):
-            raise TypeError(f"chat needs an artifact attached in this process, not a {type(artifact).__name__}")
-        return chat_stream(self.base(session, job.model_name), artifact, job.prompt, job.max_new_tokens, self.batcher)
+        if artifact is None:
+            return self.base(session, name), None
+        if not isinstance(artifact, Unlearned):
+            raise TypeError(f"this needs an artifact attached in this process, not a {type(artifact).__name__}")
+        wanted = session.taught.name if session.taught is not None else model_name(name)
+        if artifact.loaded.name != wanted:
+            which = f"Run #{session.current}" if session.current is not None else "The unlearned model"
+            raise UserError(f"{which} was made on {artifact.loaded.name}, not {wanted}: choose {artifact.loaded.name} "
+                            "as the model to use it.")
+        return artifact.loaded, artifact
 
 
 def attack_settings(job: AttackJob):
