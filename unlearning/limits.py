@@ -33,6 +33,7 @@ APP_QUEUE_SIZE = 64  # requests waiting beyond those; more get "the queue is ful
 CHAT_CONCURRENCY = 32  # chat replies served at once, apart from the other requests (they decode as one batch)
 CHAT_FIRST_S = 0.5  # a training step waits up to this long for the chat replies being decoded on its base
 MODEL_LOAD_SECONDS = 300  # a request waits this long for a model to load (it goes on loading after)
+CHAT_MODEL_WAIT_S = 2  # … but a chat message only this long (it holds a place of the chat pool while it waits)
 MAX_VISITOR_MODELS = 2  # hub models named by visitors kept loaded at once; one more evicts the least recently used
 RECONNECT_SECONDS = 20  # a page whose connection dropped has this long to come back before its session closes
 KEEPALIVE_SECONDS = 5  # how often an open page tells the app it is still there
@@ -65,6 +66,7 @@ def describe() -> list[tuple[str, str]]:
         ("runs waiting for the device", f"{MAX_WAITING_RUNS}"),
         ("evaluations kept in memory (one split of one model each)", f"{EVAL_CACHE_ENTRIES}"),
         ("time a request waits for a model to load", f"{MODEL_LOAD_SECONDS // 60} minutes"),
+        ("time a chat message waits for a model to load", f"{CHAT_MODEL_WAIT_S} s"),
         ("models named by visitors kept loaded at once", f"{MAX_VISITOR_MODELS}"),
         ("app requests served at once / waiting", f"{APP_CONCURRENCY} / {APP_QUEUE_SIZE}"),
         ("chat replies served at once (besides those)", f"{CHAT_CONCURRENCY}"),

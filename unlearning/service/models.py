@@ -52,10 +52,12 @@ class ModelCache:
         self._lock = threading.Lock()  # guards the dicts only, never held during a load
         self._loading: dict[str, _Load] = {}
 
-    def get(self, name: str | None, operator: bool = False) -> Loaded:
+    def get(self, name: str | None, operator: bool = False, wait_s: float | None = None) -> Loaded:
         """The shared base model called `name`. A visitor's name must be a hub id or an alias
         unless the operator allowed local models; `operator=True` is for the operator's own
-        choice (the app's default model), which may be a folder and is never evicted."""
+        choice (the app's default model), which may be a folder and is never evicted. A model
+        still loading is waited for `wait_s` (limits.MODEL_LOAD_SECONDS unless given), then one
+        sentence; the load goes on."""
         from ..models import ALIASES, check_visitor_model, load_model
 
         name = model_name(name)
@@ -75,7 +77,7 @@ class ModelCache:
                                                                                  self.device_map, hub_only))
                 load.on_done = lambda loaded: self._keep(name, loaded)
                 load.start()
-        return load.result(limits.MODEL_LOAD_SECONDS)
+        return load.result(limits.MODEL_LOAD_SECONDS if wait_s is None else wait_s)
 
     def _keep(self, name: str, loaded: Loaded | None) -> None:
         with self._lock:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from .. import limits
 from ..errors import Cancelled, UserError
 from ..evalcache import EvalCache, shared
 from ..runs import Run, RunContext
@@ -39,9 +40,10 @@ class Studio:
         self.batcher = batcher or ChatBatcher()  # chat replies of concurrent sessions decoded together
         self.evals = evals if evals is not None else shared()  # oracle/before evaluations, once per process
 
-    def base(self, session: Session, name: str) -> Loaded:
-        """The model the session works on: its taught copy, or the shared base called `name`."""
-        return session.taught or self.models.get(name)
+    def base(self, session: Session, name: str, wait_s: float | None = None) -> Loaded:
+        """The model the session works on: its taught copy, or the shared base called `name`
+        (waiting `wait_s` for it if it is still loading: ModelCache.get)."""
+        return session.taught or self.models.get(name, wait_s=wait_s)
 
     def oracle(self, session: Session, name: str) -> Loaded | None:
         """A model that never saw the forget set: the taught oracle, or the kit's for the preset."""
@@ -179,10 +181,12 @@ class Studio:
     # -------------------------------------------------------------- chat
     def chat(self, session: Session, job: ChatJob) -> Iterator[Reply]:
         """Both answers, growing together, batched with other sessions' (see chat.py)."""
-        base, artifact = self.with_run(session, job.model_name)
+        # A model still loading is not waited for here: each chat holds one of the chat pool's
+        # places while it waits, and chats naming slow models would keep everyone else's out.
+        base, artifact = self.with_run(session, job.model_name, limits.CHAT_MODEL_WAIT_S)
         return chat_stream(base, artifact, job.prompt, job.max_new_tokens, self.batcher)
 
-    def with_run(self, session: Session, name: str) -> tuple[Loaded, Unlearned | None]:
+    def with_run(self, session: Session, name: str, wait_s: float | None = None) -> tuple[Loaded, Unlearned | None]:
         """The base model and the session's current run, for chat and stress tests: the run's
         own base, which it holds (a model cache that let that model go meanwhile would load a
         copy without the run on it). A run made on another model than `name` is one sentence,
@@ -191,7 +195,7 @@ class Studio:
 
         artifact = session.artifact
         if artifact is None:
-            return self.base(session, name), None
+            return self.base(session, name, wait_s), None
         if not isinstance(artifact, Unlearned):
             raise TypeError(f"this needs an artifact attached in this process, not a {type(artifact).__name__}")
         wanted = session.taught.name if session.taught is not None else model_name(name)
