@@ -26,7 +26,7 @@ HINT = ("The gold star is the oracle, a model that never saw the forget set; the
 MARKERS = {"before": ("square", "#6b7280"), "oracle": ("star", "#d97706")}
 # Shares of the table's width, so ten columns fit a projected 1280 px page without scrolling
 # (the run's label and what the probes show wrap; the numbers are short).
-COLUMN_WIDTHS = ["17%", "11%", "6%", "7%", "9%", "14%", "9%", "9%", "9%", "9%"]
+COLUMN_WIDTHS: list[str | int] = ["17%", "11%", "6%", "7%", "9%", "14%", "9%", "9%", "9%", "9%"]
 RUN_COLOR, WARN_COLOR = "#4f46e5", "#dc2626"
 
 

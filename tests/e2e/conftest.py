@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -50,8 +51,11 @@ class Server:
         port = _free_port()
         # UNLEARNING_LOCAL_MODELS: the operator's switch that lets the Model box open a folder
         # here (the XSS test teaches a model into tmp_path); tests/test_security.py checks it is off by default.
+        # GRADIO_TEMP_DIR: an upload folder of its own, since each app sweeps the uploads no session
+        # of its own claims (service/uploads.py) and the servers of one test run live side by side.
         env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-               "UNLEARNING_LOCAL_MODELS": "1", **(extra_env or {})}
+               "UNLEARNING_LOCAL_MODELS": "1", "GRADIO_TEMP_DIR": tempfile.mkdtemp(prefix="studio-e2e-uploads-"),
+               **(extra_env or {})}
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
