@@ -14,7 +14,7 @@ from unlearning.service.chat import check_prompt
 def test_describe_covers_every_limit():
     rows = dict(limits.describe())
     names = [n for n in vars(limits) if n.isupper()]
-    assert len(rows) == len(names) - 3  # APP_CONCURRENCY and APP_QUEUE_SIZE share a row, MAX_SESSIONS and CLIENT_SESSIONS, RECONNECT_SECONDS and SESSION_HOURS too
+    assert len(rows) == len(names) - 4  # APP_CONCURRENCY and APP_QUEUE_SIZE share a row, MAX_SESSIONS and CLIENT_SESSIONS, RECONNECT_SECONDS and SESSION_HOURS, MAX_RUN_DEVICE_S and SESSION_DEVICE_S too
     assert rows["size of one forget or retain file"] == "20 MB"
     assert rows["runs waiting for the device"] == str(limits.MAX_WAITING_RUNS)
 

@@ -235,3 +235,33 @@ def test_the_warm_up_evaluates_what_a_preset_run_looks_up(studio, monkeypatch):
     assert {k: (ds.name, ds.examples) for k, ds in splits.items()} == \
         {k: (ds.name, ds.examples) for k, ds in session.splits().items()}
     assert studio.warm_preset("another/model") is None and len(seen) == 1  # no oracle, no warm-up
+
+
+def test_a_visitor_cannot_hold_the_shared_device_for_hours(studio):
+    """Issue 28 #8: heavy allowed settings (5,000 steps × batch 256 × rank 64, ~40 min) and a used-up
+    hour are refused in one sentence; the workshop defaults and a default stress test are far inside."""
+    from unlearning.service import budget
+
+    session = Session()
+    session.use_preset("qa")
+    heavy = UnlearnJob("workshop", "ihl-fila", {"steps": limits.MAX_STEPS, "batch_size": 256, "rank": limits.MAX_RANK})
+    with pytest.raises(UserError, match=r"^This run would take about 40 minutes of the shared device; one run may take "
+                                        r"10 minutes — lower the steps, the batch size or the rank\.$"):
+        studio.check(session, heavy)
+    default = studio.check(session, UnlearnJob("workshop", "ihl-fila", {}))
+    assert default < limits.SESSION_DEVICE_S / 50 and studio.check(session, UnlearnJob("workshop", "eco", {})) < 60
+    run = studio.start(session, UnlearnJob("workshop", "ga", {"steps": 1}))  # a start counts for the hour
+    run.wait(300)
+    assert [s for _, s in session.device_log] == [pytest.approx(budget.RUN_OVERHEAD_S + budget.step_s(8, 8))]
+    assert studio.check(session, AttackJob("workshop")) < 60
+    with pytest.raises(UserError, match="lower the relearning steps"):
+        studio.check(session, AttackJob("workshop", ("relearn",), {"relearn_steps": 1000, "relearn_batch": 256,
+                                                                   "relearn_rank": limits.MAX_RANK}))
+    for _ in range(3):  # three allowed 6-minute runs fill the hour…
+        budget.charge(session, 6 * 60)
+    with pytest.raises(UserError, match=r"this session's runs of the last hour took 18 minutes; a visitor may use "
+                                        r"20 minutes an hour — lower the steps, the batch size or the rank, or wait\.$"):
+        studio.check(session, UnlearnJob("workshop", "ihl-fila", {"steps": 2_000}))
+    session.device_log = [(t - budget.HOUR_S, s) for t, s in session.device_log]  # … until it has passed
+    assert studio.check(session, UnlearnJob("workshop", "ihl-fila", {"steps": 2_000})) > 2 * 60
+    session.close()

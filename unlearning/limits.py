@@ -25,6 +25,8 @@ MAX_RUN_SECONDS = 60 * 60  # one run on the device, from the moment it gets the 
 MAX_KEPT_RUNS = 8  # finished runs one session keeps to compare and chat with (artifacts are small)
 DEVICE_RUNS = 1  # training runs on the device at the same time (per process)
 MAX_WAITING_RUNS = 4  # runs queued behind those; one more is told "the queue is full"
+MAX_RUN_DEVICE_S = 10 * 60  # the app: one run's or stress test's device time, estimated from its settings (service/budget.py)
+SESSION_DEVICE_S = 20 * 60  # the app: estimated device time of the runs one session starts in any hour
 EVAL_CACHE_ENTRIES = 256  # evaluations (one split of one model each) the process keeps in memory (evalcache.py)
 
 # -- the web app
@@ -64,6 +66,8 @@ def describe() -> list[tuple[str, str]]:
         ("finished runs one session keeps (to compare and chat with)", f"{MAX_KEPT_RUNS}"),
         ("runs on the device at once", f"{DEVICE_RUNS}"),
         ("runs waiting for the device", f"{MAX_WAITING_RUNS}"),
+        ("app: device time of one run / of a session's runs in an hour (estimated)",
+         f"{MAX_RUN_DEVICE_S // 60} / {SESSION_DEVICE_S // 60} minutes"),
         ("evaluations kept in memory (one split of one model each)", f"{EVAL_CACHE_ENTRIES}"),
         ("time a request waits for a model to load", f"{MODEL_LOAD_SECONDS // 60} minutes"),
         ("time a chat message waits for a model to load", f"{CHAT_MODEL_WAIT_S} s"),

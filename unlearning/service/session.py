@@ -87,6 +87,7 @@ class Session:
         self.closed = False
         self._starting = False  # a run is being checked and started (see starting())
         self._cancel_asked = False  # … and cancel was pressed meanwhile
+        self.device_log: list[tuple[float, float]] = []  # (monotonic start, estimated device s) of its runs: budget.py
 
     def __deepcopy__(self, memo):  # gr.State deep-copies its initial value; ours is per session
         return Session()

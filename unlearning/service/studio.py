@@ -20,6 +20,7 @@ from .. import limits
 from ..errors import Cancelled, UserError
 from ..evalcache import EvalCache, shared
 from ..runs import Run, RunContext
+from . import budget
 from .batcher import ChatBatcher
 from .chat import chat_stream
 from .jobs import AttackJob, ChatJob, Reply, RunJob, TeachJob, UnlearnJob, kind_of
@@ -68,28 +69,34 @@ class Studio:
         return warm_reference(self.models.get(name), self.oracle(session, name), session.splits(), self.evals)
 
     # -------------------------------------------------------------- runs
-    def check(self, session: Session, job: RunJob) -> None:
+    def check(self, session: Session, job: RunJob) -> float:
         """Everything that can be refused before a run starts, in the words the user sees:
-        a run already going, a bad method or setting, missing data, an unknown model. (It
-        also loads the model, so a ZeroGPU worker forked afterwards inherits it.)"""
+        a run already going, a bad method or setting, missing data, a run heavier than the
+        session's share of the device (budget.py), an unknown model. The run's estimated
+        device seconds, for budget.charge once it starts. (It also loads the model, so a
+        ZeroGPU worker forked afterwards inherits it.)"""
         session.check_idle()
+        cfg: Any = None
         if isinstance(job, UnlearnJob):
             from ..methods import get_method
             from ..settings import build
 
-            build(get_method(job.method).Config, job.settings)
+            cfg = build(get_method(job.method).Config, job.settings)
             session.check_room()
         if isinstance(job, AttackJob):
-            attack_settings(job)
+            cfg = attack_settings(job)
             if session.artifact is None:
                 raise UserError("There is no unlearned model to stress-test yet: run a method first.")
-        session.splits()
+        forget = session.splits()["forget"]
+        seconds = budget.estimate(job, cfg, len(forget.examples))
+        budget.check(session, job, seconds)
         self.base(session, job.model_name)
+        return seconds
 
     def start(self, session: Session, job: RunJob) -> Run:
         """Check `job`, then run it on a background thread; it waits for the device if another runs."""
         with session.starting():  # one start at a time: the idle check and the new run are one step
-            self.check(session, job)
+            seconds = self.check(session, job)
             if isinstance(job, UnlearnJob):
                 work, method = self._unlearn(session, job), job.method
             elif isinstance(job, AttackJob):
@@ -97,6 +104,7 @@ class Studio:
             else:
                 work, method = self._teach(session, job), None
             run = session.adopt(Run(work, name=f"{type(job).__name__}-{session.id}", method=method, kind=kind_of(job)))
+            budget.charge(session, seconds)
             return run.start()
 
     def _attack(self, session: Session, job: AttackJob):

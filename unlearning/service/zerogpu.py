@@ -23,6 +23,7 @@ from typing import Any
 
 from ..errors import UserError, one_line
 from ..runs import Event
+from . import budget
 from .chat import check_prompt
 from .jobs import AttackJob, ChatJob, Reply, RunJob, UnlearnJob, kind_of
 from .session import Session
@@ -74,7 +75,7 @@ class ZeroGpuBackend:
 
     def start(self, session: Session, job: RunJob) -> RemoteRun:
         with session.starting():  # one start at a time (Session.starting)
-            self.studio.check(session, job)  # the same checks, here, before any GPU time is spent
+            seconds = self.studio.check(session, job)  # the same checks, here, before any GPU time is spent
             flag = session.folder / f"cancel-{uuid.uuid4().hex[:8]}"
             work = Work(job, session.id, str(session.folder), dict(session.data), str(flag), STOP_SHARE * self.run_seconds,
                         _current(session))
@@ -85,8 +86,10 @@ class ZeroGpuBackend:
             elif isinstance(job, AttackJob):
                 session.robustness = None
                 on_done = partial(_keep_robustness, session, session.current)  # the run under test, whatever is current later
-            return session.adopt(RemoteRun(f"{type(job).__name__}-{session.id}", getattr(job, "method", None), flag,
-                                           lambda: stream(self._run_call, work), on_done, kind_of(job)))
+            run = session.adopt(RemoteRun(f"{type(job).__name__}-{session.id}", getattr(job, "method", None), flag,
+                                          lambda: stream(self._run_call, work), on_done, kind_of(job)))
+            budget.charge(session, seconds)
+            return run
 
     def chat(self, session: Session, job: ChatJob) -> Iterator[Reply]:
         check_prompt(job.prompt)  # (no data: a reply needs none, and each call pickles its work)
