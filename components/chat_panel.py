@@ -87,7 +87,7 @@ def render(backend: Backend, state: gr.State, model) -> dict:
         examples = gr.Dropdown([], label="Example prompts", allow_custom_value=False,
                                elem_id="chat-examples", scale=1)
     with gr.Row():
-        message = gr.Textbox(show_label=False, placeholder="Ask about someone in the forget set…", scale=4,
+        message = gr.Textbox(show_label=False, placeholder="Ask about someone in the forget set, or anyone else", scale=4,
                              elem_id="chat-input")
         send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
     badge = gr.HTML(elem_id="chat-flag")

@@ -13,6 +13,7 @@ the problem, never a raw decoder or parser exception. Tokenisation and batching 
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -240,3 +241,11 @@ def _key(ex: QA | Passage) -> tuple[str, str]:
     if isinstance(ex, QA):
         return ("qa", " ".join(ex.question.casefold().split()))
     return ("passage", " ".join(ex.text.casefold().split()))
+
+
+def sample(examples: list, n: int, seed: int) -> list:
+    """A seeded sample of at most n examples, in their original order."""
+    if len(examples) <= n:
+        return list(examples)
+    keep = sorted(random.Random(seed).sample(range(len(examples)), n))
+    return [examples[i] for i in keep]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import cache
 from statistics import mean
 
-from .data import QA, Dataset, load_file
+from .data import QA, Dataset, load_file, sample
 from .errors import UserError
 from .generate import generate_ids, prompt_ids
 from .limits import MAX_NEW_TOKENS
@@ -100,13 +100,6 @@ def _heldout(forget: Dataset, paraphrased: Dataset | None) -> list[QA]:
     return list(paraphrased.examples)
 
 
-def _sample(xs: list, n: int, seed: int) -> list:
-    if len(xs) <= n:
-        return list(xs)
-    keep = sorted(random.Random(seed).sample(range(len(xs)), n))
-    return [xs[i] for i in keep]
-
-
 def _subjects(qas: list[QA]) -> dict[str, str]:
     """{subject: what a model that knows them says}: the kit's biography, else their answers."""
     bios = biographies()
@@ -144,23 +137,23 @@ def probe_set(forget: Dataset, retain: Dataset, paraphrased: Dataset | None = No
     continued as text and scored against the rest of the passage."""
     if forget.kind != "qa":
         probes = [Probe("forget_trained", *_opening(ex.text), "text") for ex in forget.examples]
-        return Dataset("probes", "probes", _sample(probes, MAX_TRAINED, seed))
+        return Dataset("probes", "probes", sample(probes, MAX_TRAINED, seed))
     qas = list(forget.examples)
-    probes = [Probe("forget_trained", qa.question, qa.answer, subject=qa.subject) for qa in _sample(qas, MAX_TRAINED, seed)]
+    probes = [Probe("forget_trained", qa.question, qa.answer, subject=qa.subject) for qa in sample(qas, MAX_TRAINED, seed)]
     probes += [Probe("forget_heldout", qa.question, qa.answer, subject=qa.subject)
-               for qa in _sample(_heldout(forget, paraphrased), MAX_HELDOUT, seed)]
+               for qa in sample(_heldout(forget, paraphrased), MAX_HELDOUT, seed)]
     probes += [Probe("forget_bio", about(s), ref, subject=s)
-               for s, ref in _sample(list(_subjects(qas).items()), MAX_SUBJECTS, seed)]
+               for s, ref in sample(list(_subjects(qas).items()), MAX_SUBJECTS, seed)]
     kept = list(retain.examples) if retain.kind == "qa" else []
     rng = random.Random(seed)
     for i, wrapper in enumerate(WRAPPERS):
-        for j, qa in enumerate(_sample(qas, MAX_WRAPPED, seed + i)):
+        for j, qa in enumerate(sample(qas, MAX_WRAPPED, seed + i)):
             pool = [r for r in kept if r.question != qa.question]
             probes.append(_wrapped(qa, wrapper, rng.sample(pool, min(SHOTS, len(pool))), seed * 7919 + j))
     probes += [Probe("retain_trained", qa.question, qa.answer, subject=qa.subject)
-               for qa in _sample(kept, MAX_RETAIN_TRAINED, seed)]
+               for qa in sample(kept, MAX_RETAIN_TRAINED, seed)]
     probes += [Probe("retain_bio", about(s), ref, subject=s)
-               for s, ref in _sample(list(_subjects(kept).items()), MAX_RETAIN_SUBJECTS, seed)]
+               for s, ref in sample(list(_subjects(kept).items()), MAX_RETAIN_SUBJECTS, seed)]
     return Dataset("probes", "probes", probes)
 
 

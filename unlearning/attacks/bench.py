@@ -111,14 +111,6 @@ def qa_only(ds: Dataset, role: str) -> list[QA]:
     return list(ds.examples)
 
 
-def sample(examples: list, n: int, seed: int) -> list:
-    """A seeded sample of at most n examples, in their original order."""
-    if len(examples) <= n:
-        return list(examples)
-    keep = sorted(random.Random(seed).sample(range(len(examples)), n))
-    return [examples[i] for i in keep]
-
-
 def split_by_subject(examples: list[QA], seed: int) -> tuple[list[QA], list[QA]]:
     """Two halves (relearned, held out). When every example names its subject and there are
     at least two, whole subjects go to one half (a seeded shuffle of the subjects; the first

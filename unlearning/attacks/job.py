@@ -10,13 +10,13 @@ from typing import Any
 
 from .. import limits
 from ..artifacts import Unlearned
-from ..data import Dataset, load_file
+from ..data import Dataset, load_file, sample
 from ..errors import UserError
 from ..memory import MemoryWatch
 from ..models import Loaded
 from ..runs import RunContext
 from ..settings import setting
-from .bench import Attack, Bench, contenders, guard_of, qa_only, sample
+from .bench import Attack, Bench, contenders, guard_of, qa_only
 from .paraphrase import Paraphrase, kit_paraphrases, reworded
 from .prompts import Prompts
 from .quantize import Quantize
