@@ -27,12 +27,14 @@ def format_prompt(tokenizer, question: str) -> str:
 
 def prompt_ids(tokenizer, question: str) -> list[int]:
     """Token ids of the formatted prompt (BOS included when the tokenizer has one)."""
-    text = format_prompt(tokenizer, question)
+    return text_ids(tokenizer, format_prompt(tokenizer, question))
+
+
+def text_ids(tokenizer, text: str) -> list[int]:
+    """Token ids of a prompt already in its final form, BOS first when the tokenizer has one."""
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     bos = tokenizer.bos_token_id
-    if bos is not None and (not ids or ids[0] != bos):
-        ids = [bos] + ids
-    return ids
+    return ([bos] if bos is not None and (not ids or ids[0] != bos) else []) + ids
 
 
 def _left_padded(tokenizer, id_lists: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -30,7 +30,7 @@ from statistics import mean
 
 from .data import QA, Dataset, load_file, sample
 from .errors import UserError
-from .generate import generate_ids, prompt_ids
+from .generate import generate_ids, prompt_ids, text_ids
 from .limits import MAX_NEW_TOKENS
 from .models import WORKSHOP_DIR
 from .scores import rouge_l_recall
@@ -68,6 +68,7 @@ def _kit_file(name: str) -> Dataset | None:
     return load_file(path) if path.exists() else None
 
 
+@cache
 def biographies() -> dict[str, str]:
     """{subject: paragraph} of the kit's biographies: the first subject name of the kit each
     forget.txt / retain.txt / holdout.txt paragraph starts with."""
@@ -160,20 +161,13 @@ def probe_set(forget: Dataset, retain: Dataset, paraphrased: Dataset | None = No
 # ---------------------------------------------------------------- scoring
 
 
-def _text_ids(tokenizer, text: str) -> list[int]:
-    """A prompt already in its final form, BOS first as prompt_ids puts it."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    bos = tokenizer.bos_token_id
-    return ([bos] if bos is not None and (not ids or ids[0] != bos) else []) + ids
-
-
 def prompt_of(tokenizer, probe: Probe) -> list[int]:
     """The token ids the model gets for `probe`."""
     if probe.form == "text":
-        return _text_ids(tokenizer, probe.prompt)
+        return text_ids(tokenizer, probe.prompt)
     if probe.form == "few_shot":
         shots = [QA(q, a) for q, a in probe.shots]
-        return _text_ids(tokenizer, few_shot(tokenizer, shots, probe.prompt))
+        return text_ids(tokenizer, few_shot(tokenizer, shots, probe.prompt))
     return prompt_ids(tokenizer, probe.prompt)
 
 

@@ -27,7 +27,7 @@ from ..batches import answer_ids
 from ..data import QA, Dataset
 from ..eco.guard import Guard
 from ..errors import UserError
-from ..generate import generate_ids, prompt_ids
+from ..generate import generate_ids, prompt_ids, text_ids
 from ..limits import MAX_NEW_TOKENS
 from ..metrics import rouge_l_recall
 from ..models import Loaded
@@ -166,9 +166,7 @@ class Bench:
 
     def text_ids(self, text: str) -> list[int]:
         """Token ids of a prompt already in its final form (BOS first, as prompt_ids does)."""
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        bos = self.tokenizer.bos_token_id
-        return ([bos] if bos is not None and (not ids or ids[0] != bos) else []) + ids
+        return text_ids(self.tokenizer, text)
 
     def measure(self, model, forget: tuple[list[list[int]], list[str]], retain: tuple[list[list[int]], list[str]],
                 guarded: bool = False) -> dict[str, float]:
