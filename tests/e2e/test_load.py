@@ -21,6 +21,10 @@ of stalling CI. Every request's latency and error is recorded; the test asserts 
     its status (the run panel's bar, via /poll); the waiting runs still wait and the training
     run still finishes. The waiting runs are then cancelled (/cancel, /poll), so none trains.
 
+test_load_mix is a second load: 4 runners (each /start IHL + FILA for 20 steps on the
+preset; one trains, the others wait for the device), 6 chatters asking the preset's
+questions until every run has ended, and 2 uploaders; no errors, chat p95 ≤ 5 s.
+
 That is 13 concurrent sessions and 96 requests, plus the /poll calls that wait for a run to
 reach a state (about 80: the training run's every 0.5 s, and the run-queue sessions').
 The table (sessions, requests, errors, chat and upload p50/p95, training wall time) is
@@ -363,6 +367,81 @@ def test_load(crowded_app, app_url, tmp_path, request):
     chats = [c for c in load.calls if c.api == "/chat"]
     assert len(chats) == CHAT_SESSIONS * CHATS + UPLOAD_SESSIONS * UPLOAD_CHATS + 1
     assert "queue_full" in load.notes and "training_s" in load.notes
+
+
+# ------------------------------------------------------------------ the 4 + 6 + 2 mix
+MIX_RUNNERS, MIX_CHATTERS, MIX_STEPS = 4, 6, 20
+MIX_CHAT_P95_S = 5.0
+
+
+def runner_session(load: Load, url: str, n: int, started: threading.Event) -> None:
+    """/use_preset, /start IHL + FILA for MIX_STEPS steps (one run has the device, the others
+    wait for it), /poll until done."""
+    client, name = Client(url, verbose=False), f"runner-{n}"
+    use_preset(load, client, name)
+    out = load.call(client, name, "/start", "workshop", "ihl-fila", *settings(steps=MIX_STEPS))
+    if out is None or "us-error" in out[0]:
+        load.fail(name, "/start", f"the run did not start: {bar_text(out[0]) if out else ''}")
+    else:
+        t0, finished, bar = time.perf_counter(), None, ""
+        while time.perf_counter() - t0 < TRAIN_TIMEOUT * 2 and not finished:
+            bar, finished = poll(load, client, name)
+            if bar_percent(bar) > 0:
+                started.set()
+            time.sleep(0.5)
+        load.notes[name] = f"{time.perf_counter() - t0:.1f}"
+        if finished != "done":
+            load.fail(name, "/poll", f"the run ended as {finished!r}: {bar_text(bar)}")
+    started.set()
+    client.close()
+
+
+def mix_chat_session(load: Load, url: str, n: int, started: threading.Event, runs_over: threading.Event) -> None:
+    """Chats while the runs train: the preset's questions in turn until every run has ended
+    (at least CHATS of them)."""
+    client, name = Client(url, verbose=False), f"mix-chat-{n}"
+    use_preset(load, client, name)
+    started.wait(TRAIN_TIMEOUT)
+    i = 0
+    while i < CHATS or not runs_over.is_set():
+        source = FORGET if i % 2 == 0 else RETAIN
+        qa = source[(n * 7 + i) % len(source)]
+        chat(load, client, name, qa["question"], qa["answer"])
+        i += 1
+        if i >= 10 * CHATS:
+            break
+    client.close()
+
+
+def test_load_mix(app_url, tmp_path, request):
+    """Issue 28 #7: 4 runners, 6 chatters and 2 uploaders at once; every chat is answered
+    right and the chat's p95 stays within MIX_CHAT_P95_S while the runs train one by one."""
+    load, started, runs_over = Load(), threading.Event(), threading.Event()
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=MIX_RUNNERS + MIX_CHATTERS + UPLOAD_SESSIONS) as pool:
+        runners = [pool.submit(runner_session, load, app_url, n, started) for n in range(MIX_RUNNERS)]
+        others = ([pool.submit(mix_chat_session, load, app_url, n, started, runs_over) for n in range(MIX_CHATTERS)]
+                  + [pool.submit(upload_session, load, app_url, 10 + n, tmp_path) for n in range(UPLOAD_SESSIONS)])
+        for future in runners:
+            future.result(timeout=4 * TRAIN_TIMEOUT)
+        runs_over.set()
+        for future in others:
+            future.result(timeout=2 * TRAIN_TIMEOUT)
+    chats = sorted(c.seconds for c in load.calls if c.api == "/chat" and not c.error)
+    p50, p95 = percentile(chats, 50), percentile(chats, 95)
+    runs = ", ".join(f"{load.notes.get(f'runner-{n}', '?')} s" for n in range(MIX_RUNNERS))
+    text = (f"mix: {MIX_RUNNERS} runners + {MIX_CHATTERS} chatters + {UPLOAD_SESSIONS} uploaders, "
+            f"{len(load.calls)} requests, {len(load.errors())} errors, wall {time.perf_counter() - t0:.1f} s\n"
+            f"  chat n {len(chats)}  p50 {p50:.2f} s  p95 {p95:.2f} s  max {chats[-1]:.2f} s\n"
+            f"  runs ({MIX_STEPS} steps of IHL + FILA each, /start to done): {runs}")
+    errors = load.errors()
+    text += "".join(f"\nERROR {c.session} {c.api}: {c.error}" for c in errors[:20])
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "load-mix.txt").write_text(text + "\n", encoding="utf-8")
+    earlier = request.config.stash.get(LOAD_TABLE, "")
+    request.config.stash[LOAD_TABLE] = f"{earlier}\n{text}".strip()
+    assert not errors, text
+    assert p95 <= MIX_CHAT_P95_S, text
 
 
 # ------------------------------------------------------------------ Gradio's own queue
