@@ -7,7 +7,8 @@ import math
 import pytest
 
 from tests.reports import ECO, LORA, keys, without
-from unlearning.report import EcoSummary, Plot, Probe, Report
+from unlearning.eco.summary import EcoSummary, Probe
+from unlearning.report import Plot, Report
 
 
 def test_a_full_eco_report_reads_into_its_fields():

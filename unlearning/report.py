@@ -2,7 +2,10 @@
 
 The report JSON (DESIGN.md §Command line contract) is written by pipeline.py as a plain dict
 and stays exactly that; `Report.from_dict(d)` is the typed reading of it: a missing key, a
-None or a value of the wrong type becomes None (or empty), never an exception.
+None or a value of the wrong type becomes None (or empty), never an exception. One reader,
+`read(cls, d)`, does this for every report dataclass from its type hints, so a new field is
+one line. A method's own block is its own dataclass, registered under the report key it is
+written to (`@summary("eco")` in eco/summary.py); the Report holds it as `summary`.
 
 A method describes its own display with the small dataclasses below, and the UI draws what it
 is given without knowing the method:
@@ -15,11 +18,14 @@ is given without knowing the method:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from types import UnionType
+from typing import Any, Self, TypeVar, Union, get_args, get_origin, get_type_hints
 
 Value = float | int | str | None  # what a block shows in one cell; None is shown as "—"
 Metrics = dict[str, float | None]  # {"forget.rougeL": 0.21, "model_utility": 0.8, ...}
+T = TypeVar("T")
 
 
 # ------------------------------------------------------------------ display specs
@@ -70,7 +76,7 @@ class Block:
     id: str = ""
 
 
-# ------------------------------------------------------------------ tolerant readers
+# ------------------------------------------------------------------ the tolerant reader
 
 
 def number(value: Any) -> float | None:
@@ -93,75 +99,86 @@ def mapping(value: Any) -> dict[str, Any]:
     return {str(k): v for k, v in value.items()} if isinstance(value, dict) else {}
 
 
-def metrics(value: Any) -> Metrics | None:
-    """{key: float or None}; None when there is no dict at all (no oracle, `--no-before`)."""
-    if not isinstance(value, dict):
-        return None
-    return {str(k): number(v) for k, v in value.items()}
+SCALARS: dict[Any, Any] = {float: number, int: whole, str: text, Any: lambda v: v,
+                           bool: lambda v: v if isinstance(v, bool) else None}
+EXTRA = "extra"  # a dataclass's field for the keys it does not type, kept as they are
 
 
-def records(value: Any) -> list[dict[str, Any]]:
-    return [mapping(r) for r in value if isinstance(r, dict)] if isinstance(value, list) else []
+def _fits(tp: Any, value: Any) -> bool:
+    """Can `value` be read as `tp` at all (so that an optional field is not None)?"""
+    if tp in SCALARS:
+        return SCALARS[tp](value) is not None
+    if is_dataclass(tp) or get_origin(tp) is dict:
+        return isinstance(value, dict)
+    if get_origin(tp) is list:
+        return isinstance(value, list)
+    return any(_fits(a, value) for a in get_args(tp))  # a union
+
+
+def convert(tp: Any, value: Any) -> Any:
+    """`value` read as type `tp`: a scalar of the wrong kind is None, a container is emptied
+    of what does not fit, an optional part is None unless it fits."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (Union, UnionType):
+        kinds = [a for a in args if a is not type(None)]
+        fit = next((a for a in kinds if _fits(a, value)), None)
+        if fit is None:
+            return None if len(kinds) < len(args) else convert(kinds[0], value)
+        return convert(fit, value)
+    if tp in SCALARS:
+        return SCALARS[tp](value)
+    if isinstance(tp, type) and is_dataclass(tp):
+        return read(tp, value)
+    if origin is dict:
+        return {k: convert(args[1], v) for k, v in mapping(value).items()}
+    if origin is list:
+        return [convert(args[0], v) for v in value if _fits(args[0], v)] if isinstance(value, list) else []
+    raise TypeError(f"read() does not know the type {tp!r}")  # a programmer error: a field of a new kind
+
+
+def read(cls: type[T], value: Any) -> T:
+    """An instance of the dataclass `cls` from a JSON dict, tolerantly: each field read by its
+    type hint (nested dataclasses too), a missing or malformed one left at its default, keys
+    it does not know kept in its `extra` field when it has one, else dropped."""
+    d, hints = mapping(value), get_type_hints(cls)
+    names = {f.name for f in fields(cls) if f.init}  # type: ignore[arg-type]
+    args = {n: convert(hints[n], d[n]) for n in names - {EXTRA} if n in d}
+    if EXTRA in names:
+        args[EXTRA] = {k: v for k, v in d.items() if k not in names}
+    return cls(**args)
+
+
+class Readable:
+    """`Cls.from_dict(d)`: read(Cls, d), for the report's dataclasses."""
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Self:
+        return read(cls, d)
+
+
+# ------------------------------------------------------------------ method summaries
+
+SUMMARIES: dict[str, type] = {}  # report key → the dataclass of that block (its method registers it)
+
+
+def summary(key: str) -> Callable[[type[T]], type[T]]:
+    """Class decorator: the dataclass a method's report block under `key` is read into."""
+
+    def register(cls: type[T]) -> type[T]:
+        SUMMARIES[key] = cls
+        return cls
+
+    return register
 
 
 # ------------------------------------------------------------------ the typed report
 
 
-@dataclass
-class Probe:
-    """One rewrite family of ECO's robustness probe (eco/robustness.py)."""
-
-    recall: float | None = None
-    fpr: float | None = None  # None: no retain prompt takes this rewrite
-    n: int | None = None
-    example: str | None = None
-
-    @classmethod
-    def from_dict(cls, d: Any) -> Probe:
-        d = mapping(d)
-        return cls(number(d.get("recall")), number(d.get("fpr")), whole(d.get("n")), text(d.get("example")))
-
-
-@dataclass
-class EcoSummary:
-    """The report's `eco` block (methods/eco.py writes it)."""
-
-    classifier_recall: float | None = None  # k-fold, on forget prompts; None with too few to fold
-    classifier_fpr: float | None = None
-    cv_folds: int | None = None
-    threshold: float | None = None
-    alpha: float | None = None  # the target false-positive rate
-    corruption: str | None = None
-    strength: float | None = None
-    metric: str | None = None
-    target: float | None = None
-    target_source: str | None = None
-    search_target: str | None = None  # "metric" (match the target value) or "forget_quality" (maximise it)
-    protocol: str | None = None  # the scoring protocol of teacher-forced metrics: "prompt" or "paper"
-    search: list[dict[str, Any]] = field(default_factory=list)
-    robustness: dict[str, Probe] = field(default_factory=dict)
-    unseen_fpr: dict[str, float | None] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, d: Any) -> EcoSummary:
-        d = mapping(d)
-        known = {f.name for f in fields(cls)} - {"extra"}
-        return cls(
-            classifier_recall=number(d.get("classifier_recall")), classifier_fpr=number(d.get("classifier_fpr")),
-            cv_folds=whole(d.get("cv_folds")), threshold=number(d.get("threshold")), alpha=number(d.get("alpha")),
-            corruption=text(d.get("corruption")), strength=number(d.get("strength")), metric=text(d.get("metric")),
-            target=number(d.get("target")), target_source=text(d.get("target_source")),
-            search_target=text(d.get("search_target")), protocol=text(d.get("protocol")), search=records(d.get("search")),
-            robustness={k: Probe.from_dict(v) for k, v in mapping(d.get("robustness")).items()},
-            unseen_fpr={k: number(v) for k, v in mapping(d.get("unseen_fpr")).items()},
-            extra={k: v for k, v in d.items() if k not in known})
-
-
-@dataclass
-class Report:
-    """What `unlearn` / `eval` report (pipeline.py), read tolerantly. Keys it does not know
-    (a method's own: `lora`, `stopping`, `fila`; `attack`'s `robustness`) stay in `extra`."""
+@dataclass(frozen=True)
+class Report(Readable):
+    """What `unlearn` / `eval` report (pipeline.py), read tolerantly. A registered method block
+    becomes `summary` (and is also reached by its key: `report.eco`); other keys it does not
+    know (the LoRA methods' `lora`, `stopping`, `fila`; `attack`'s `robustness`) stay in `extra`."""
 
     method: str | None = None
     model: str | None = None
@@ -177,23 +194,25 @@ class Report:
     after: Metrics | None = None
     oracle: Metrics | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
-    eco: EcoSummary | None = None
     artifact: str | None = None
+    summary: object | None = None  # the method's own block, typed (SUMMARIES)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d: Any) -> Report:
+    def from_dict(cls, d: Any) -> Self:
         d = mapping(d)
-        known = {f.name for f in fields(cls)} - {"extra"}
-        return cls(
-            method=text(d.get("method")), model=text(d.get("model")), device=text(d.get("device")),
-            seed=whole(d.get("seed")), steps=whole(d.get("steps")), trainable_params=whole(d.get("trainable_params")),
-            wall_s=number(d.get("wall_s")), method_wall_s=number(d.get("method_wall_s")),
-            peak_mem_mb=number(d.get("peak_mem_mb")), settings=mapping(d.get("settings")),
-            before=metrics(d.get("before")), after=metrics(d.get("after")), oracle=metrics(d.get("oracle")),
-            history=records(d.get("history")),
-            eco=EcoSummary.from_dict(d["eco"]) if isinstance(d.get("eco"), dict) else None,
-            artifact=text(d.get("artifact")), extra={k: v for k, v in d.items() if k not in known})
+        report = read(cls, {k: v for k, v in d.items() if k not in SUMMARIES and k != "summary"})
+        key = next((k for k in SUMMARIES if isinstance(d.get(k), dict)), None)
+        return replace(report, summary=read(SUMMARIES[key], d[key])) if key is not None else report
+
+    def __getattr__(self, name: str) -> Any:
+        """A method's block by its report key (`report.eco`): its summary, or None when this
+        report has another method's (or none)."""
+        kind = SUMMARIES.get(name)
+        if kind is None:
+            raise AttributeError(name)
+        block = self.__dict__.get("summary")
+        return block if isinstance(block, kind) else None
 
     def section(self, name: str) -> dict[str, Any]:
         """An extra block as a dict ({} when absent or not a dict): `report.section("stopping")`."""

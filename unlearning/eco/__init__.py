@@ -19,3 +19,5 @@ weights never change. The parts, one file each:
 
 The registered method that ties them together is unlearning/methods/eco.py.
 """
+
+from . import summary  # noqa: F401  registers ECO's report block ("eco") with report.Report

@@ -10,7 +10,7 @@ the trainer), so it is imported inside the functions: importing this module stay
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import outcome
@@ -21,7 +21,7 @@ from ..settings import describe
 if TYPE_CHECKING:
     from ..methods import Method
 
-__all__ = ["Block", "Cost", "Line", "MethodInfo", "MetricRow", "Plot", "Report", "ReportView", "Table", "UserError",
+__all__ = ["Block", "Line", "MethodInfo", "MetricRow", "Plot", "Report", "ReportView", "Table", "UserError",
            "better", "default_method", "method", "method_label", "methods", "plots", "report_view"]
 
 
@@ -132,18 +132,6 @@ class MetricRow:
 
 
 @dataclass(frozen=True)
-class Cost:
-    method: str | None = None
-    model: str | None = None
-    device: str | None = None
-    steps: int | None = None
-    wall_s: float | None = None
-    method_wall_s: float | None = None
-    peak_mem_mb: float | None = None
-    trainable_params: int | None = None
-
-
-@dataclass(frozen=True)
 class ReportView:
     """Everything the report panel shows; `report` None means there is no report yet."""
 
@@ -152,11 +140,16 @@ class ReportView:
     headline: tuple[MetricRow, ...] = ()
     rows: tuple[MetricRow, ...] = ()  # every metric, headline ones first, then by split
     blocks: tuple[Block, ...] = ()  # the method's own part (report_blocks)
-    cost: Cost = field(default_factory=Cost)
 
     @property
     def empty(self) -> bool:
         return self.report is None
+
+    @property
+    def cost(self) -> Report:
+        """What the run cost (method, model, device, steps, wall_s, method_wall_s, peak_mem_mb,
+        trainable_params): the report's own fields, all None without a report."""
+        return self.report or Report()
 
 
 def _rank(key: str) -> tuple[int, int, str]:
@@ -176,17 +169,16 @@ def report_view(report: dict | Report | None) -> ReportView:
     """The view of a report dict (or typed Report): missing or malformed parts are left out."""
     if not report:
         return ReportView()
-    r = report if isinstance(report, Report) else Report.from_dict(report)
-    from ..methods import all_methods
+    from ..methods import all_methods  # first: the methods register their report blocks (report.summary)
 
+    r = report if isinstance(report, Report) else Report.from_dict(report)
     cls = next((m for m in all_methods() if m.name == r.method), None)
     blocks = tuple(cls.report_blocks(r)) if cls is not None and hasattr(cls, "report_blocks") else ()
     if (probes := probe_table(r)) is not None:
         blocks = (Block(PROBE_TITLE, table=probes, id="probe-block"), *blocks)
     rows = metric_rows(r)
-    cost = Cost(r.method, r.model, r.device, r.steps, r.wall_s, r.method_wall_s, r.peak_mem_mb, r.trainable_params)
     return ReportView(r, (cls.label or cls.name) if cls is not None else None,
-                      tuple(row for row in rows if row.metric in HEADLINE), rows, blocks, cost)
+                      tuple(row for row in rows if row.metric in HEADLINE), rows, blocks)
 
 
 PROBE_METRICS = (("rougeL", "recall"), ("repetition", "repeated"))
