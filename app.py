@@ -14,7 +14,9 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import gradio as gr
 from gradio.utils import get_upload_folder
@@ -28,6 +30,82 @@ CSS = (Path(__file__).parent / "assets" / "studio.css").read_text(encoding="utf-
 SESSIONS = Sessions()  # which page holds which session, and when a session really ends
 TOKEN_KEY = "unlearning-session"  # the tab's sessionStorage key: survives a reload, not the tab
 TABS = ("data", "run", "compare", "report", "stress")
+
+
+class Kept(NamedTuple):
+    """Every view of the session's kept runs: their values (`_kept`), or the components (`Page.kept`)."""
+
+    runs: Any  # the chat's run menu
+    which: Any  # Compare's run menu
+    table: Any  # Compare's table
+    plot: Any  # Compare's picture
+    report: Any  # the report panel: table, cost, chart, warnings
+    cost: Any
+    chart: Any
+    warnings: Any
+
+
+class Attached(NamedTuple):
+    """What a page's load shows of its session: the values (`_attach`), or the components
+    (`Page.attached`); a tuple only so that tests may unpack it, the event pairs it by name."""
+
+    session: Any
+    token: Any
+    timer: Any  # the run's timer: active while the session's run runs
+    info: Any  # the data panel's
+    preview: Any
+    data: Any  # the header's data line
+    examples: Any  # the chat's example prompts
+    runs: Any
+    which: Any
+    table: Any
+    plot: Any
+    report: Any
+    cost: Any
+    chart: Any
+    warnings: Any
+
+
+ATTACH_VIEWS = len(Attached._fields) - 2  # what _attach shows of a session besides the session and its token
+
+
+@dataclass(frozen=True)
+class Page:
+    """The panels of one page, for the events that reach across them."""
+
+    state: gr.State
+    token: gr.Textbox
+    tabs: gr.Tabs
+    head: header.Header
+    data: data_panel.DataPanel
+    method: method_panel.MethodPanel
+    run: run_panel.RunPanel
+    chat: chat_panel.ChatPanel
+    compare: compare_panel.ComparePanel
+    report: report_panel.ReportPanel
+
+    @property
+    def kept(self) -> Kept:
+        return Kept(self.chat.runs, self.compare.which, self.compare.table, self.compare.plot, *self.report.views)
+
+    @property
+    def attached(self) -> Attached:
+        return Attached(self.state, self.token, self.run.timer, self.data.info, self.data.preview, self.head.data,
+                        self.chat.examples, *self.kept)
+
+    def show_kept(self, session: Session) -> dict:
+        """{view: value} for every view of the kept runs."""
+        return _shown(self.kept, _kept(session))
+
+    def attach(self, fresh: Session, token: str, request: gr.Request) -> dict:
+        """{view: value}: the page's session and what the page shows of it (nothing more for a new page)."""
+        return _shown(self.attached, _attach(fresh, token, request))
+
+
+def _shown(views: tuple, values: tuple) -> dict:
+    """{component: value} of two records of one NamedTuple type; a skipped value is left out."""
+    assert type(views) is type(values), (type(views), type(values))
+    return {view: value for view, value in zip(views, values) if not isinstance(value, type(gr.skip()))}
 
 
 def build(backend: Backend) -> gr.Blocks:
@@ -45,64 +123,60 @@ def build(backend: Backend) -> gr.Blocks:
                 data = data_panel.render(state)
             with gr.Tab("Run & chat", id="run", elem_id="tab-run"), gr.Row(equal_height=False):
                 with gr.Column(scale=5, min_width=420):
-                    method = method_panel.render(head["method"])
-                    run = run_panel.render(backend, state, head["name"], method)
+                    method = method_panel.render(head.method)
+                    run = run_panel.render(backend, state, head.name, method)
                 with gr.Column(scale=4, min_width=380):
-                    chat = chat_panel.render(backend, state, head["name"])
+                    chat = chat_panel.render(backend, state, head.name)
             with gr.Tab("Compare runs", id="compare", elem_id="tab-compare"):
                 compare = compare_panel.render(state)
             with gr.Tab("Report", id="report", elem_id="tab-report"):
                 report = report_panel.render(state)
             with gr.Tab("Stress test", id="stress", elem_id="tab-stress"):
-                stress_panel.render(backend, state, head["name"])
-        kept_views = _wire(backend, state, tabs, head, data, method, run, chat, compare, report)
+                stress_panel.render(backend, state, head.name)
+        page = Page(state, token, tabs, head, data, method, run, chat, compare, report)
+        _wire(page)
         # A page load attaches its session (its own, after a reload); a page that goes away has
         # limits.RECONNECT_SECONDS to come back before its run stops and its data is deleted.
-        shown = [state, token, run["timer"], data["info"], data["preview"], head["data"], chat["examples"], *kept_views]
         (demo.load(None, None, [token], js=f"() => sessionStorage.getItem('{TOKEN_KEY}') || ''")
-            .then(_attach, [state, token], shown, api_visibility="private")
+            .then(page.attach, [state, token], list(page.attached), api_visibility="private")
             .then(None, [token], None, js=f"(token) => {{ sessionStorage.setItem('{TOKEN_KEY}', token); }}"))
         gr.Timer(limits.KEEPALIVE_SECONDS).tick(_seen, [token], None, show_progress="hidden", api_visibility="private")
         demo.unload(_lost)
     return demo
 
 
-def _wire(backend, state, tabs, head, data, method, run, chat, compare, report) -> list:
-    """What one panel's change does to the others; returns the views of the kept runs."""
-    private = {"api_visibility": "private"}
+def _wire(page: Page) -> None:
+    """What one panel's change does to the others."""
+    private: dict[str, Any] = {"api_visibility": "private"}
+    state, head, data, run, chat, compare, report = page.state, page.head, page.data, page.run, page.chat, page.compare, page.report
     # New data: the header's line and the chat's example prompts.
-    data["info"].change(header.show_data, [state], [head["data"]], **private)
-    data["info"].change(chat_panel.refresh_examples, [state], [chat["examples"]], **private)
+    data.info.change(header.show_data, [state], [head.data], **private)
+    data.info.change(chat_panel.refresh_examples, [state], [chat.examples], **private)
     # The kept runs changed (a run ended, another chosen, one removed): every view of them.
-    kept_views = [chat["runs"], compare["which"], compare["table"], compare["plot"],
-                  report["table"], report["cost"], report["chart"], report["warnings"]]
-    run["finished"].change(report["show"], [state], [report["table"], report["cost"], report["chart"], report["warnings"]],
-                           api_name="report")
-    run["finished"].change(_kept, [state], kept_views, **private)
-    chat["runs"].input(chat_panel.choose_run, [state, chat["runs"]], [state], **private).then(
-        _kept, [state], kept_views, **private)
-    compare["drop"].click(compare_panel.remove, [state, compare["which"]], [state, compare["note"]],
-                          api_name="remove_run").then(_kept, [state], kept_views, **private)
+    kept_views = list(page.kept)
+    run.finished.change(report_panel.show, [state], report.views, api_name="report")
+    run.finished.change(page.show_kept, [state], kept_views, **private)
+    chat.runs.input(chat_panel.choose_run, [state, chat.runs], [state], **private).then(
+        page.show_kept, [state], kept_views, **private)
+    compare.drop.click(compare_panel.remove, [state, compare.which], [state, compare.note],
+                       api_name="remove_run").then(page.show_kept, [state], kept_views, **private)
     # One click: the workshop preset, the method, the Run tab, and the run started.
-    for name, button in head["tries"].items():
-        (button.click(lambda n=name: (n, gr.Tabs(selected="run")), None, [head["method"], tabs], **private)
-            .then(data_panel.use_workshop, [state], [state, data["info"], data["preview"]], **private)
-            .then(run["start"], run["inputs"], run["outputs"], **private))
-    return kept_views
+    for name, button in head.tries.items():
+        (button.click(lambda n=name: (n, gr.Tabs(selected="run")), None, [head.method, page.tabs], **private)
+            .then(data_panel.use_workshop, [state], [state, data.info, data.preview], **private)
+            .then(run.start, run.inputs, run.outputs, **private))
 
 
-def _kept(session: Session):
-    runs = chat_panel.run_menu(session)
+def _kept(session: Session) -> Kept:
     table, fig = compare_panel.compare(session)
-    return (runs, gr.Dropdown(choices=compare_panel.run_choices(session), value=session.current), table, fig,
-            *report_panel.show(session))
+    return Kept(chat_panel.run_menu(session), gr.Dropdown(choices=compare_panel.run_choices(session), value=session.current),
+                table, fig, *report_panel.show(session))
 
 
-ATTACH_VIEWS = 13  # what _attach shows of a session besides the session and its token
 _tokens: dict[str, str] = {}  # a page's Gradio session hash → its session's token
 
 
-def _attach(fresh: Session, token: str, request: gr.Request):
+def _attach(fresh: Session, token: str, request: gr.Request) -> Attached:
     """The page's session (the one it had before a reload, if it is still open) and what the
     page shows of it: its data, its run (the timer polls it), its report."""
     if SESSIONS.ended(token):  # its connection was away longer than the grace: say so, not just an empty page
@@ -112,10 +186,10 @@ def _attach(fresh: Session, token: str, request: gr.Request):
     if request.session_hash is not None:
         _tokens[request.session_hash] = token
     if session is fresh:  # a new page: nothing to restore, and a click made meanwhile (a preset,
-        return session, token, *[gr.skip()] * (ATTACH_VIEWS)  # a run whose timer is polling) must not be undone
+        return Attached(session, token, *[gr.skip()] * ATTACH_VIEWS)  # a run whose timer is polling) must not be undone
     info, rows = data_panel.describe_session_data(session)
-    return (session, token, gr.Timer(active=session.run is not None), info, rows, header.show_data(session),
-            chat_panel.refresh_examples(session), *_kept(session))
+    return Attached(session, token, gr.Timer(active=session.run is not None), info, rows, header.show_data(session),
+                    chat_panel.refresh_examples(session), *_kept(session))
 
 
 def _seen(token: str) -> None:

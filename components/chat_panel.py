@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 
 import gradio as gr
 
@@ -81,7 +82,13 @@ def refresh_examples(session: Session):
 
 
 # ------------------------------------------------------------------ widgets
-def render(backend: Backend, state: gr.State, model) -> dict:
+@dataclass(frozen=True)
+class ChatPanel:
+    examples: gr.Dropdown  # the data's example prompts
+    runs: gr.Dropdown  # which kept run answers on the unlearned side
+
+
+def render(backend: Backend, state: gr.State, model) -> ChatPanel:
     with gr.Row():
         runs = gr.Dropdown([], label="Unlearned side: no run yet", elem_id="chat-run", scale=1, min_width=250)
         examples = gr.Dropdown([], label="Example prompts", allow_custom_value=False,
@@ -102,4 +109,4 @@ def render(backend: Backend, state: gr.State, model) -> dict:
     send.click(respond, *args, api_name="chat", concurrency_limit=limits.CHAT_CONCURRENCY, concurrency_id="chat")
     message.submit(respond, *args, api_visibility="private",  # the same call as /chat
                    concurrency_limit=limits.CHAT_CONCURRENCY, concurrency_id="chat")
-    return {"examples": examples, "runs": runs}
+    return ChatPanel(examples, runs)

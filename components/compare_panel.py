@@ -6,6 +6,8 @@ where a kept run is removed."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import gradio as gr
 import plotly.graph_objects as go
 
@@ -109,7 +111,16 @@ def remove(session: Session, number):
 
 
 # ------------------------------------------------------------------ widgets
-def render(state: gr.State) -> dict:
+@dataclass(frozen=True)
+class ComparePanel:
+    table: gr.Dataframe
+    plot: gr.Plot
+    which: gr.Dropdown  # a kept run, to remove
+    drop: gr.Button
+    note: gr.HTML
+
+
+def render(state: gr.State) -> ComparePanel:
     table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, wrap=True, elem_id="compare-table",
                          column_widths=COLUMN_WIDTHS,
                          label="Every run of this session (▶ = the one the chat and the report use)")
@@ -123,4 +134,4 @@ def render(state: gr.State) -> dict:
         refresh = gr.Button("Refresh", scale=1, elem_id="compare-refresh")
     note = gr.HTML(elem_id="compare-note")
     refresh.click(compare, [state], [table, plot], api_name="compare")
-    return {"table": table, "plot": plot, "which": which, "drop": drop, "note": note}
+    return ComparePanel(table, plot, which, drop, note)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -89,7 +90,14 @@ def on_upload(role: str):
 
 
 # ------------------------------------------------------------------ widgets
-def render(state: gr.State) -> dict:
+@dataclass(frozen=True)
+class DataPanel:
+    info: gr.Markdown  # what the session's data is; changes when it does
+    preview: gr.Dataframe
+    preset: gr.Button
+
+
+def render(state: gr.State) -> DataPanel:
     gr.Markdown("Upload a **forget** file (what the model should forget) and a **retain** file "
                 f"(what it must keep), or take the workshop preset. Accepted: {', '.join(ACCEPTED)} — "
                 f"up to {limits.MAX_FILE_BYTES // 2**20} MB each.")
@@ -113,4 +121,4 @@ def render(state: gr.State) -> dict:
     preset.click(use_preset, [kind, state], [state, info, preview, forget_error, retain_error], api_name="use_preset")
     forget_file.change(on_upload("forget"), [forget_file, state], [state, info, preview, forget_error], api_name="upload_forget")
     retain_file.change(on_upload("retain"), [retain_file, state], [state, info, preview, retain_error], api_name="upload_retain")
-    return {"info": info, "preview": preview, "preset": preset}
+    return DataPanel(info, preview, preset)

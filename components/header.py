@@ -7,6 +7,7 @@ and the first run must be one click (the workshop preset and a method, started a
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 
 import gradio as gr
 
@@ -46,7 +47,16 @@ def hint(text: str, elem_id: str | None = None) -> gr.Markdown:
 
 
 # ------------------------------------------------------------------ widgets
-def render(backend: Backend) -> dict:
+@dataclass(frozen=True)
+class Header:
+    name: gr.Dropdown  # the model
+    method: gr.Dropdown
+    status: gr.HTML  # the model's line
+    data: gr.HTML  # the data's line
+    tries: dict[str, gr.Button]  # one-click tries, by method name
+
+
+def render(backend: Backend) -> Header:
     try:
         info = backend.model_info(None)
     except UserError:
@@ -66,7 +76,7 @@ def render(backend: Backend) -> dict:
         hints = gr.Checkbox(True, label="Explain the plots", scale=0, min_width=170, elem_id="show-hints")
     load.click(model_panel.loader(backend), [name], [status])
     hints.change(None, [hints], None, js="(on) => { document.body.classList.toggle('us-no-hints', !on); return []; }")
-    return {"name": name, "method": method, "status": status, "data": data, "tries": tries}
+    return Header(name, method, status, data, tries)
 
 
 

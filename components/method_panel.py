@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import gradio as gr
 
 from unlearning.service import catalog
@@ -77,7 +79,14 @@ def selector() -> gr.Dropdown:
     return gr.Dropdown(method_choices(), value=default, label="Method", elem_id="method", scale=3, min_width=220)
 
 
-def render(method: gr.Dropdown) -> dict:
+@dataclass(frozen=True)
+class MethodPanel:
+    method: gr.Dropdown  # the header's menu
+    names: list[str]  # every method's setting names, in the order of `controls`
+    controls: list[gr.components.Component]
+
+
+def render(method: gr.Dropdown) -> MethodPanel:
     """The chosen method's explanation and settings, collapsed: every setting with its help."""
     default = method.value if isinstance(method.value, str) else None
     specs = setting_specs()
@@ -98,7 +107,7 @@ def render(method: gr.Dropdown) -> dict:
         mine = fields_of(default)
         for n, c in zip(names, controls):
             c.visible = n in mine
-    return {"method": method, "names": names, "controls": controls}
+    return MethodPanel(method, names, controls)
 
 
 def _settings_label(method: str | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import math
+from dataclasses import dataclass
 
 import gradio as gr
 import plotly.graph_objects as go
@@ -161,7 +162,21 @@ def push(session: Session, repo_id: str, token: str, public: bool = False, forge
 
 
 # ------------------------------------------------------------------ widgets
-def render(state: gr.State) -> dict:
+@dataclass(frozen=True)
+class ReportPanel:
+    """The views `show` fills, in its order."""
+
+    table: gr.HTML
+    cost: gr.Markdown
+    chart: gr.Plot
+    warnings: gr.HTML
+
+    @property
+    def views(self) -> list[gr.components.Component]:
+        return [self.table, self.cost, self.chart, self.warnings]
+
+
+def render(state: gr.State) -> ReportPanel:
     warned = gr.HTML(elem_id="report-warnings")
     plot = gr.Plot(elem_id="report-chart", show_label=False)
     hint(CHART_HINT, "report-hint")
@@ -182,4 +197,4 @@ def render(state: gr.State) -> dict:
         pushed = gr.HTML()
     zip_button.click(download, [state, forget_text], [zip_file])
     push_button.click(push, [state, repo, token, public, forget_text], [pushed, token])
-    return {"table": table, "cost": cost, "chart": plot, "warnings": warned, "show": show}
+    return ReportPanel(table, cost, plot, warned)

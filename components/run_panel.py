@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import gradio as gr
 import plotly.graph_objects as go
@@ -181,7 +182,27 @@ def poll(session: Session, shown: tuple):
 
 
 # ------------------------------------------------------------------ widgets
-def render(backend: Backend, state: gr.State, model, method: dict) -> dict:
+@dataclass(frozen=True)
+class RunPanel:
+    finished: gr.Textbox  # set when a run ends; the other panels listen to it
+    bar: gr.HTML
+    plot: gr.Plot
+    timer: gr.Timer  # polls the run while it runs
+    inputs: list  # what `start` reads: the session, the model, the method and its settings
+    backend: Backend
+    names: list[str]  # the settings' names, in the order of the inputs after the method
+
+    @property
+    def outputs(self) -> list:
+        """What `start` writes: the session, the bar, the timer and `finished`."""
+        return [self.inputs[0], self.bar, self.timer, self.finished]
+
+    def start(self, session: Session, name: str, method: str, *values):
+        """Start an unlearning run with the page's settings (the Start button and the one-click tries)."""
+        yield from starter(self.backend, self.names)(session, name, method, *values)
+
+
+def render(backend: Backend, state: gr.State, model, method: method_panel.MethodPanel) -> RunPanel:
     with gr.Row():
         start = gr.Button("Start unlearning", variant="primary", elem_id="start-run")
         stop = gr.Button("Cancel", variant="stop", elem_id="cancel-run")
@@ -192,12 +213,10 @@ def render(backend: Backend, state: gr.State, model, method: dict) -> dict:
     finished = gr.Textbox(visible=False, elem_id="run-finished")  # set when a run ends; others listen
     timer = gr.Timer(POLL_SECONDS, active=False)
 
-    inputs = [state, model, method["method"]] + method["controls"]
-    start_run = starter(backend, method["names"])
-    start.click(start_run, inputs, [state, bar, timer, finished], api_name="start")
-    teach.click(teacher(backend), [state, model], [state, bar, timer, finished], api_name="teach_first")
+    panel = RunPanel(finished, bar, plot, timer, [state, model, method.method, *method.controls], backend, method.names)
+    start.click(panel.start, panel.inputs, panel.outputs, api_name="start")
+    teach.click(teacher(backend), [state, model], panel.outputs, api_name="teach_first")
     stop.click(cancel, [state], [bar], api_name="cancel")
     shown = gr.State((), delete_callback=OnDelete("nothing to delete"))  # this page's plot: (run, when, steps) as `redraw` last sent it
     timer.tick(poll, [state, shown], [bar, plot, timer, finished, shown], api_name="poll")
-    return {"finished": finished, "bar": bar, "plot": plot, "timer": timer,
-            "start": start_run, "inputs": inputs, "outputs": [state, bar, timer, finished]}
+    return panel

@@ -4,6 +4,7 @@ attacks on the session's kept run, each on the original, the unlearned model and
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 
 import gradio as gr
 import plotly.graph_objects as go
@@ -83,7 +84,13 @@ HINT = ("In each picture the unlearned model should stay with the oracle (gold),
 
 
 # ------------------------------------------------------------------ widgets
-def render(backend: Backend, state: gr.State, model) -> dict:
+@dataclass(frozen=True)
+class StressPanel:
+    timer: gr.Timer
+    bar: gr.HTML
+
+
+def render(backend: Backend, state: gr.State, model) -> StressPanel:
     gr.Markdown("Does it really forget, or only hide? Attack the current run (chosen beside the chat) the way the "
                 "research field does, and compare with the oracle, which never saw the forget set.")
     with gr.Row():
@@ -106,7 +113,7 @@ def render(backend: Backend, state: gr.State, model) -> dict:
     start.click(starter(backend), [state, model, attacks, steps, sample], [state, bar, timer], api_name="stress_test")
     stop.click(_cancel, [state], [bar], api_name="stress_cancel")
     timer.tick(poll, [state], [bar, timer, about] + shown, api_name="stress_poll")
-    return {"timer": timer, "bar": bar}
+    return StressPanel(timer, bar)
 
 
 def _cancel(session: Session) -> str:
