@@ -1,0 +1,177 @@
+"""The guided lesson: six steps that carry the field's main findings on the workshop kit. Each
+step has one experiment (a run, a stress test or a few chat prompts), a question to the room,
+and a reading computed from that experiment's own numbers. Torch-free.
+
+    STEPS                                   # the steps, in order
+    read_meet(answers)                      # step 1, from the original's replies to the probes
+    read_run("ga", report)                  # steps 2–4 and 6, from a run's report dict
+    read_fila(fila_report, random_report)   # step 3's second half: FILA's start against a random one
+    read_stress(robustness)                 # step 5, from a stress test's relearning block
+
+A reading never pretends: where a run does not show what its step expects (a method that did
+not unlearn, a run with no steps), it says so, and `Reading.ok` is False.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import outcome
+from ..report import Metrics, Report
+from ..scores import rouge_l_recall
+
+FORGET, RETAIN, UTILITY, REPEAT = "forget.rougeL", "retain.rougeL", "model_utility", "forget.repetition"
+HELDOUT, BIO = "probes.forget_heldout.rougeL", "probes.forget_bio.rougeL"
+MOVED = 0.1  # forget ROUGE-L must fall this much for a step to count as "it forgot"
+KNOWS = 0.7  # a reply with this ROUGE-L recall of the answer "knows" it
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    title: str
+    does: str  # what the step's button does, in one line
+    question: str  # to the room, before they look
+    figure: str  # where the reading's numbers are drawn
+    method: str | None = None  # the run the button starts (None: no run)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+STEPS = (
+    Step("meet", "1 · Meet the model", "asks the original model about a forget person in three wordings and "
+         "about a retain person", "Does the model know the forget people, or only the exact questions it was taught?",
+         "the chat, both panes"),
+    Step("ga", "2 · Gradient ascent", "runs gradient ascent on the forget set at its defaults",
+         "If we push the forget answers' likelihood down, what else goes with them?",
+         "Compare's picture and the report chart", method="ga"),
+    Step("fila", "3 · IHL + FILA", "runs IHL + FILA, then IHL from a random start with the same settings",
+         "Does a Fisher-informed start forget faster than a random one — and is the model still fluent?",
+         "Compare's picture and table", method="ihl-fila"),
+    Step("eco", "4 · ECO prompts", "runs ECO: a prompt classifier and corrupted embeddings, no weight changes",
+         "If no weight changes, where did the knowledge go?", "the report chart and the chat's flag badge",
+         method="eco"),
+    Step("stress", "5 · Stress test", "relearns half of the forget people on the IHL + FILA run, the original "
+         "and the oracle, and scores the other half", "Was the knowledge removed, or only hidden?",
+         "the Stress test's relearning plot"),
+    Step("own", "6 · Your own data", "runs IHL + FILA on the forget and retain files you upload in Data",
+         "Does what you saw on the kit hold on your data?", "the report of your run", method="ihl-fila"),
+)
+BY_KEY = {s.key: s for s in STEPS}
+
+
+@dataclass(frozen=True)
+class Reading:
+    text: str
+    ok: bool  # the experiment showed what its step is about
+    numbers: dict[str, float] = field(default_factory=dict)  # every figure the text quotes, by name
+
+
+def _f(x: float) -> str:
+    return f"{x:.2f}"
+
+
+# ------------------------------------------------------------------ step 1: the original, probed in the chat
+
+
+@dataclass(frozen=True)
+class Probe:
+    kind: str  # "taught", "held out", "Tell me about", "retain"
+    prompt: str
+    expected: str
+    reply: str
+
+
+def read_meet(probes: list[Probe]) -> Reading:
+    scores = {p.kind: rouge_l_recall(p.reply, p.expected) for p in probes}
+    forget = [k for k in scores if k != "retain"]
+    knows = [k for k in forget if scores[k] >= KNOWS]
+    parts = ", ".join(f"{k} {_f(scores[k])}" for k in forget)
+    if not forget:
+        return Reading("No forget prompt was asked, so there is nothing to read.", False)
+    if len(knows) == len(forget):
+        text = (f"The original answers the forget person in every wording (ROUGE-L recall: {parts}), not only the "
+                "questions it was taught: unlearning has to remove that in every wording, and keep the rest.")
+    else:
+        text = (f"The original knows the forget person in {len(knows)} of {len(forget)} wordings (ROUGE-L recall: "
+                f"{parts}): a wording it already misses is no test of forgetting.")
+    if "retain" in scores:
+        text += f" Its answer about a retain person scores {_f(scores['retain'])}."
+    return Reading(text, len(knows) == len(forget), scores)
+
+
+# ------------------------------------------------------------------ steps 2, 3, 4 and 6: a run's report
+
+
+def _m(metrics: Metrics | None, key: str) -> float | None:
+    return metrics.get(key) if metrics else None
+
+
+def read_run(key: str, report: dict | None) -> Reading:
+    """What one run did, in the words of step `key`, from its report."""
+    r = Report.from_dict(report or {})
+    name = BY_KEY[key].title.split("· ")[-1]
+    b, a, o = _m(r.before, FORGET), _m(r.after, FORGET), _m(r.oracle, FORGET)
+    if not r.steps and r.method != "eco":
+        return Reading(f"{name} ran no steps, so nothing was unlearned: this run cannot show the step. "
+                       "Run it again with its default settings.", False)
+    if b is None or a is None:
+        return Reading(f"{name}'s report has no forget ROUGE-L before and after, so there is nothing to read.", False)
+    numbers = {"forget_before": b, "forget_after": a}
+    text = f"{name} took forget ROUGE-L from {_f(b)} to {_f(a)}"
+    if o is not None:
+        numbers["forget_oracle"] = o
+        text += f" (the oracle, which never saw the forget set: {_f(o)})"
+    moved = b - a >= MOVED
+    if not moved:
+        return Reading(text + f": it did not unlearn (the step needs a drop of at least {MOVED:.1f}).", False, numbers)
+    ub, ua = _m(r.before, UTILITY), _m(r.after, UTILITY)
+    if ub is not None and ua is not None:
+        numbers |= {"utility_before": ub, "utility_after": ua}
+        text += f"; model utility went from {_f(ub)} to {_f(ua)}"
+    rep = _m(r.after, REPEAT)
+    if rep is not None:
+        numbers["repetition"] = rep
+        text += f", and {rep:.0%} of the forget answers repeat one word"
+    found = outcome.tags(r.before, r.after, r.oracle)
+    text += "." + (f" The probes say: {', '.join(found)}." if found else " The probes find it answers like the oracle.")
+    if key == "eco":
+        text += (f" It trained {r.trainable_params or 0} weights: the prompts it flags are corrupted on the way in, "
+                 "so the knowledge is still in the model.")
+    return Reading(text, True, numbers)
+
+
+def read_fila(fila: dict | None, random_init: dict | None) -> Reading:
+    """FILA's start against a random one, at the same settings (step 3's second run)."""
+    f, r = Report.from_dict(fila or {}), Report.from_dict(random_init or {})
+    fa, ra, fb = _m(f.after, FORGET), _m(r.after, FORGET), _m(f.before, FORGET)
+    if fa is None or ra is None or fb is None:
+        return Reading("Both runs are needed (IHL + FILA and IHL from a random start) to compare their starts.", False)
+    numbers = {"forget_before": fb, "fila_after": fa, "random_after": ra}
+    text = (f"In {f.steps} steps at the same learning rate, FILA's start took forget ROUGE-L from {_f(fb)} to {_f(fa)}; "
+            f"a random start reached {_f(ra)}.")
+    ok = fb - fa >= MOVED and fa < ra - MOVED / 2
+    if not ok:
+        text += " Here FILA's start did not help: the two ended alike."
+    return Reading(text, ok, numbers)
+
+
+# ------------------------------------------------------------------ step 5: relearning
+
+
+def read_stress(robustness: dict | None) -> Reading:
+    block = (robustness or {}).get("relearn") or {}
+    steps, series = block.get("steps") or [], {k: block.get(k) for k in ("original", "unlearned", "oracle")}
+    if not steps or not all(isinstance(v, list) and v for v in series.values()):
+        return Reading("The stress test has no relearning curves for the original, the unlearned model and the "
+                       "oracle, so there is nothing to read.", False)
+    start, end = series["unlearned"][0], series["unlearned"][-1]
+    oracle_end, original_end = series["oracle"][-1], series["original"][-1]
+    numbers = {"unlearned_start": start, "unlearned_end": end, "oracle_end": oracle_end, "original_end": original_end}
+    text = (f"After {steps[-1]} relearning steps on half of the forget people, the other half came back to ROUGE-L "
+            f"{_f(end)} on the unlearned model (from {_f(start)}); the oracle, which never knew them, reached "
+            f"{_f(oracle_end)}, the original {_f(original_end)}.")
+    hidden = end > oracle_end + MOVED
+    text += (" Far above the oracle: the knowledge was hidden, not removed." if hidden
+             else " About the oracle's: what came back was learned again, not uncovered.")
+    return Reading(text, True, numbers)
