@@ -42,6 +42,11 @@ KEEPALIVE_SECONDS = 5  # how often an open page tells the app it is still there
 MAX_SESSIONS = 2_000  # browser sessions (and API clients' sessions) the app holds; one more closes the least recently used
 CLIENT_SESSIONS = 100  # of those, held by one address at once; one more closes that address's least recently used
 UPLOAD_GRACE_SECONDS = 600  # an uploaded file no session has claimed after this is deleted
+ROOM_HOURS = 8  # a workshop room ends after this (or when its instructor's session closes)
+MAX_ROOMS = 50  # rooms open at once in one app
+ROOM_PEOPLE = 60  # people in one room
+ROOM_RUNS = 500  # runs shared on one room's board
+ROOM_CODE_TRIES = 10  # wrong room codes one session may type in a minute
 SESSION_HOURS = 6  # a session's data, runs and artifacts are deleted after this (or when its tab closes)
 
 
@@ -78,6 +83,8 @@ def describe() -> list[tuple[str, str]]:
         ("sessions the app holds at once / from one address", f"{MAX_SESSIONS:,} / {CLIENT_SESSIONS}"),
         ("an upload no session takes is deleted after", f"{UPLOAD_GRACE_SECONDS // 60} minutes"),
         ("an open page tells the app it is still there", f"every {KEEPALIVE_SECONDS} s"),
+        ("a workshop room: people / runs on its board / open rooms", f"{ROOM_PEOPLE} / {ROOM_RUNS} / {MAX_ROOMS}"),
+        ("a workshop room ends", f"with its instructor's session, or after {ROOM_HOURS} hours"),
         ("a browser session's data is deleted", (f"{RECONNECT_SECONDS} s after its tab closes (a reloaded tab gets it "
                                                  f"back), or after {SESSION_HOURS} hours")),
     ]

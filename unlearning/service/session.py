@@ -56,6 +56,7 @@ class KeptRun:
     report: dict | None
     robustness: dict | None = None
     data: str = ""  # which forget data it ran on ("forget.jsonl: 40 QA")
+    preset: bool = False  # … and whether that was the workshop kit's (a room shares a run on uploads only when asked)
 
     @property
     def label(self) -> str:
@@ -206,7 +207,7 @@ class Session:
             number = max((k.number for k in self.kept), default=0) + 1
             forget = self.data.get("forget")
             data = f"{forget.name}: {len(forget.examples)} {'QA' if forget.kind == 'qa' else 'passages'}" if forget else ""
-            run = KeptRun(number, method, artifact, report, data=data)
+            run = KeptRun(number, method, artifact, report, data=data, preset=self.uses_preset())
             self.kept.append(run)
             self._make_current(run)
         return run
