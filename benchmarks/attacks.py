@@ -45,7 +45,7 @@ def unlearn(method: str, out: Path) -> float:
 def attack(folder: Path) -> dict:
     """The attack job on one artifact, with the original view's greedy tokens on every forget
     question compared before and after (`original_unchanged`)."""
-    from unlearning.artifacts import load_unlearned
+    from unlearning.attach import load_unlearned
     from unlearning.attacks import attack_job, paraphrase_sets
     from unlearning.data import load_file
     from unlearning.generate import generate_ids, prompt_ids

@@ -193,7 +193,7 @@ def fila_ratios(reached: dict, steps: int) -> list[tuple[str, str]]:
 # ------------------------------------------------------------------ 3. ECO latency
 def eco_latency(kit: Kit, device: str, guard_folder: Path, tokens: int, rounds: int, n: int) -> dict:
     from benchmarks.eco import generation_latency
-    from unlearning.artifacts import load_unlearned
+    from unlearning.attach import load_unlearned
     from unlearning.models import load_model
 
     splits = kit.splits()
@@ -221,7 +221,7 @@ def views_memory(kit: Kit, device: str, folders: dict[str, Path]) -> dict[str, d
     """Per artifact: bytes of one model, of both views, and (CUDA) the allocator's growth."""
     import torch
 
-    from unlearning.artifacts import load_unlearned
+    from unlearning.attach import load_unlearned
     from unlearning.models import load_model
 
     loaded = load_model(kit.model, device)

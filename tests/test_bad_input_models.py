@@ -29,7 +29,7 @@ from components import chat_panel, model_panel
 from tests import bad_input_cases as cases
 from tests.bad_input_cases import FORGET, RETAIN, one_sentence, run_cli, shows, still_usable
 from unlearning import limits
-from unlearning.artifacts import load_unlearned
+from unlearning.attach import load_unlearned
 from unlearning.errors import UserError
 from unlearning.models import WORKSHOP_DIR, load_model
 from unlearning.service import LocalBackend

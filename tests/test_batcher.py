@@ -10,7 +10,7 @@ import threading
 import pytest
 import torch
 
-from unlearning.artifacts import RowView, original
+from unlearning.base import RowView, original
 from unlearning.eco.corruption import make_corruption
 from unlearning.eco.guard import Guard
 from unlearning.generate import greedy_tokens, prompt_ids
@@ -165,7 +165,7 @@ def test_a_training_step_waits_while_chat_replies_are_being_decoded(room):
     defer_to_chat waits while there are any, at most its limit."""
     import time
 
-    from unlearning import artifacts
+    from unlearning import base as artifacts
 
     loaded = room[0]
     seen: list[int] = []

@@ -143,7 +143,7 @@ def write_jsonl(path: Path, pairs) -> str:
 
 
 def artifact_logits(model_dir: str, artifact: Path, tok_pairs) -> torch.Tensor:
-    from unlearning.artifacts import load_unlearned
+    from unlearning.attach import load_unlearned
     from unlearning.models import load_model
 
     loaded = load_model(model_dir, "cpu")

@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 
-from unlearning.artifacts import load_unlearned
+from unlearning.attach import load_unlearned
 from unlearning.cli import build_parser
 from unlearning.data import Dataset, load_file
 from unlearning.eco.guard import Guard

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from unlearning import evalcache, metrics, pipeline
-from unlearning.artifacts import original
+from unlearning.base import original
 from unlearning.cli import main
 from unlearning.data import QA, Dataset
 from unlearning.errors import UserError

@@ -38,7 +38,7 @@ import unlearning.metrics
 import unlearning.pipeline
 import unlearning.trainer
 from unlearning import fila
-from unlearning.artifacts import original
+from unlearning.base import original
 from unlearning.data import Dataset, load_file
 from unlearning.errors import Cancelled, UserError
 from unlearning.evalcache import EvalCache

@@ -8,7 +8,7 @@ import threading
 import pytest
 import torch
 
-from unlearning.artifacts import load_unlearned
+from unlearning.attach import load_unlearned
 from unlearning.data import QA, Dataset
 from unlearning.errors import UserError
 from unlearning.generate import generate_ids, prompt_ids

@@ -1,116 +1,35 @@
-"""Unlearning artifacts and the two views of one base model (DESIGN.md §One base model).
+"""Unlearning artifacts: what a run leaves behind, attached to a shared base (DESIGN.md §One base model).
 
 An artifact is a folder: `unlearning.json` ({"method": name, "model": base, "settings": …})
 plus the method's own files (a peft adapter, or an ECO guard). Loading one never copies the
 base model: `Unlearned.view("original" | "unlearned")` runs the same loaded weights with
-or without the unlearning, under the base's lock (one view active at a time).
+or without the unlearning, under the base's lock (base.py; one view active at a time).
+Attaching a saved folder with the method that made it is attach.py's `load_unlearned`.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .base import Detached, LockedModel, RowView, base_lock, detached
 from .errors import UserError
 from .models import Loaded
 
 MANIFEST = "unlearning.json"
-
-# One lock per loaded base model: switching adapters or guards is a change of shared state.
-_locks: dict[int, threading.RLock] = {}
-_locks_guard = threading.Lock()
-
-
-def base_lock(model) -> threading.RLock:
-    """The lock of a shared base. Invariant: while nobody holds it, the base is the original
-    model (LoRA views switch their adapters on only while holding it)."""
-    with _locks_guard:
-        return _locks.setdefault(id(model), threading.RLock())
-
-
-# Chat first on a shared base: the lock is not fair, and a training run takes it for a whole
-# step (forward and backward), so a room's replies, decoded a token per step of the batcher,
-# waited behind run after run of steps (chat p95 13 s in a room of thirty while a run trained).
-# The batcher counts the chat requests it holds on a base; a training step waits while there
-# are any, up to limits.CHAT_FIRST_S, then takes its turn anyway.
-_chatting: dict[int, int] = {}
-
-
-def chat_requests(model, n: int) -> None:
-    """`n` more (or, negative, fewer) chat requests waiting or decoding on `model`'s base."""
-    with _locks_guard:
-        count = _chatting.get(id(model), 0) + n
-        if count > 0:
-            _chatting[id(model)] = count
-        else:
-            _chatting.pop(id(model), None)
-
-
-def defer_to_chat(model, limit_s: float | None = None) -> float:
-    """Wait while chat replies are being decoded on `model`'s base, at most `limit_s`
-    (limits.CHAT_FIRST_S); returns the seconds waited."""
-    from . import limits
-
-    t0 = time.monotonic()
-    deadline = t0 + (limits.CHAT_FIRST_S if limit_s is None else limit_s)
-    while _chatting.get(id(model)) and time.monotonic() < deadline:
-        time.sleep(0.005)
-    return time.monotonic() - t0
-
-
-class LockedModel:
-    """A model-like proxy that opens a view around each call (forward or generate) and
-    closes it after, so sessions sharing one base interleave call by call instead of one
-    holding it for a whole evaluation. Attributes (config, device, parameters, eval) come
-    from the base model itself."""
-
-    def __init__(self, base, open_view: Callable[[], Any]):
-        self._base, self._open_view = base, open_view
-
-    def __call__(self, *args, **kwargs):
-        with self._open_view() as model:
-            return model(*args, **kwargs)
-
-    def generate(self, *args, **kwargs):
-        with self._open_view() as model:
-            return model.generate(*args, **kwargs)
-
-    def __getattr__(self, name: str):
-        return getattr(self._base, name)
-
-
-def original(model) -> LockedModel:
-    """The plain base, safe to call while other sessions use views of it."""
-
-    @contextmanager
-    def open_view():
-        with base_lock(model):
-            yield model
-
-    return LockedModel(model, open_view)
-
-
-@dataclass(frozen=True)
-class RowView:
-    """One row of a batch decoded on a shared base (service/batcher.py), in one view:
-    `adapters` on for that row alone (lora.mixed_adapters), and `prefill` giving the prompt's
-    input embeddings (T, d) from its ids where the view changes them (ECO's guard)."""
-
-    adapters: tuple[str, ...] = ()
-    prefill: Callable[[list[int]], Any] | None = None
 
 
 class Unlearned(ABC):
     """A base model plus one unlearning artifact. Methods subclass this."""
 
     method: str = ""
+    # A prompt classifier in front of the unlearned view (ECO's guard: `flag(prompt)`,
+    # `flag_rate(prompt ids)`), which the attacks report on; None for the others.
+    guard: Any = None
 
     def __init__(self, loaded: Loaded, settings: dict[str, Any]):
         self.loaded = loaded
@@ -157,6 +76,13 @@ class Unlearned(ABC):
         method's view cannot be (its replies are then decoded alone)."""
         return RowView() if which == "original" else None
 
+    def detached(self, which: str) -> Detached:
+        """A private, frozen copy of `which` view that no other session touches, for the
+        attacks that change weights: the base's weights with the unlearning built in (LoRA:
+        the adapters merged), or around them (ECO: a guard around the copy)."""
+        with self.view(which) as model:
+            return detached(model)
+
     def flag(self, prompt: str) -> dict | None:
         """ECO: {"flagged", "score", "threshold"}; methods without a classifier return None."""
         return None
@@ -202,12 +128,3 @@ def read_manifest(folder: str | Path) -> dict:
     if not isinstance(manifest.get("settings") or {}, dict):
         raise UserError(f"'{folder}/{MANIFEST}' is corrupted (its 'settings' is not an object).")
     return manifest
-
-
-def load_unlearned(loaded: Loaded, folder: str | Path) -> Unlearned:
-    """Attach the artifact in `folder` to the loaded base model."""
-    from .methods import get_method
-
-    manifest = read_manifest(folder)
-    method = get_method(manifest["method"])
-    return method.load(loaded, Path(folder), manifest.get("settings") or {})

@@ -125,7 +125,8 @@ def unlearn(args) -> None:
 
 
 def evaluate_command(args) -> None:
-    from .artifacts import load_unlearned, read_manifest
+    from .artifacts import read_manifest
+    from .attach import load_unlearned
     from .pipeline import eval_job
 
     splits = load_splits(args)
@@ -143,7 +144,8 @@ def evaluate_command(args) -> None:
 
 def attack(args) -> None:
     """Run the stress tests on an artifact; print each attack's summary and write the report."""
-    from .artifacts import load_unlearned, read_manifest
+    from .artifacts import read_manifest
+    from .attach import load_unlearned
     from .attacks import AttackSettings, attack_job, paraphrase_sets
     from .settings import from_flags
 
@@ -210,7 +212,8 @@ def teach(args) -> None:
 
 def chat(args) -> None:
     """Print the original answer, then (with --unlearned) the unlearned one."""
-    from .artifacts import load_unlearned, read_manifest
+    from .artifacts import read_manifest
+    from .attach import load_unlearned
     from .service.chat import check_prompt
 
     check_prompt(args.prompt)

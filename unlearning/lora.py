@@ -10,17 +10,20 @@ weight by W_res = W − s·B0·A0; we add the offset instead, so "original" is s
 with adapters off and nobody else's view changes. Outside `Adapters.use()` every adapter on
 the model is disabled, and `use()` holds the base's lock while any is on.
 
-The artifact folder holds `adapter/` (and `offset/`) in peft's standard format
-(adapter_config.json + adapter_model.safetensors, loadable with PeftModel.from_pretrained)
-and `run.json` (steps, history, stopping); the manifest holds the settings.
+Kept runs stay off the base: an adapter injected in a base costs every forward and every
+walk of its modules, kept or not, so only the adapters being trained and the
+`IDLE_ON_BASE` most recently used others stay injected; the rest are parked (their weights
+held beside the base) and come back on their next `use()`. Chat rows never need them back
+(`mixed_adapters` adds their products by hooks), nor merged copies (`merged_copy`).
+The files are lora_files.py's.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import uuid
 import warnings
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,18 +32,17 @@ from typing import Any
 import torch
 from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.lora import LoraLayer
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
-from . import limits
-from .artifacts import RowView, Unlearned, base_lock, read_json
+from .artifacts import Unlearned
+from .base import Detached, RowView, base_lock
 from .errors import UserError
+from .lora_deltas import Deltas, combined, lora_layers, lora_weights, merged_copy
+from .lora_files import Weights, adapted_modules, read_adapter, read_run, weight_of, write_adapter
 from .models import SMALL_MODEL_PARAMS, Loaded
 
-PREFIX = "base_model.model."  # what PeftModel.save_pretrained puts before module names
-WEIGHTS = "adapter_model.safetensors"
-
 Init = dict[str, tuple[torch.Tensor, torch.Tensor]]  # module name → (A0 (r, in), B0 (out, r))
+
+IDLE_ON_BASE = 1  # finished runs' adapters left injected in a base between uses (the last used)
 
 
 def target_linears(model: torch.nn.Module) -> dict[str, torch.nn.Linear]:
@@ -59,20 +61,9 @@ def target_linears(model: torch.nn.Module) -> dict[str, torch.nn.Linear]:
     return dict(sorted(out.items()))
 
 
-def _lora_layers(model: torch.nn.Module) -> list[tuple[str, LoraLayer]]:
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, LoraLayer)]
-
-
-def _weights(layer: LoraLayer, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Adapter `name`'s A (r, in) and B (out, r) weights in `layer`."""
-    a, b = layer.lora_A[name], layer.lora_B[name]
-    assert isinstance(a, torch.nn.Linear) and isinstance(b, torch.nn.Linear), "LoRA on a Linear layer"
-    return a.weight, b.weight
-
-
 def _switch(model: torch.nn.Module, names: list[str] | None) -> None:
     """Turn on exactly `names` on every LoRA layer, or (None) every adapter off."""
-    for _, layer in _lora_layers(model):
+    for _, layer in lora_layers(model):
         if names is None:
             layer.enable_adapters(False)
         else:
@@ -86,59 +77,6 @@ def adapters_off(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     with base_lock(model):
         _switch(model, None)
         yield model
-
-
-def merged_copy(model: torch.nn.Module, names: list[str]) -> torch.nn.Module:
-    """A private copy of the shared model with adapters `names` merged into its weights and
-    every LoRA wrapper gone: a plain model that takes no lock, which several threads may
-    evaluate at once. It costs one model's memory (callers keep it to small models)."""
-    with base_lock(model):
-        plain = copy.deepcopy(model)
-    with torch.no_grad():
-        for name, layer in _lora_layers(plain):
-            base = layer.get_base_layer()
-            assert isinstance(base, torch.nn.Linear), "LoRA on a Linear layer"
-            for adapter in names:
-                if adapter in layer.lora_A:
-                    a, b = _weights(layer, adapter)
-                    base.weight += layer.scaling[adapter] * (b @ a).to(base.weight.dtype)  # s · B · A: (out, in)
-            parent, _, attr = name.rpartition(".")
-            setattr(plain.get_submodule(parent) if parent else plain, attr, base)
-    return plain
-
-
-@contextmanager
-def mixed_adapters(model: torch.nn.Module, rows: list[tuple[str, ...]]) -> Iterator[torch.nn.Module]:
-    """The shared model computing a batch whose row i has adapters `rows[i]` on (() the base).
-    Call under the base's lock, where every adapter is off: each LoRA layer then computes its
-    base output and a hook adds each row's adapters in order, as peft's forward does for
-    `set_adapter(names)` on that row alone. (peft's own mixed batches, `adapter_names=`, take
-    one adapter per row; FILA's unlearned view needs two, the trained adapter and its offset.)"""
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for i, names in enumerate(rows):
-        if names:
-            groups.setdefault(tuple(names), []).append(i)
-    index = {names: torch.tensor(idx) for names, idx in groups.items()}
-
-    def add_rows(layer: LoraLayer, args: tuple, out: torch.Tensor) -> torch.Tensor:
-        x = args[0]  # (B, T, in) → out (B, T, out)
-        for names, idx in index.items():
-            idx = idx.to(x.device)
-            xs, result = x[idx], out[idx]
-            for name in names:
-                if name in layer.lora_A:
-                    a, b = layer.lora_A[name], layer.lora_B[name]
-                    result = result + b(a(layer.lora_dropout[name](xs.to(a.weight.dtype)))) * layer.scaling[name]
-            out[idx] = result.to(out.dtype)
-        return out
-
-    layers: list[Any] = [layer for _, layer in _lora_layers(model)] if index else []  # each an nn.Module too
-    hooks = [layer.register_forward_hook(add_rows) for layer in layers]
-    try:
-        yield model
-    finally:
-        for hook in hooks:
-            hook.remove()
 
 
 def _inject(model: torch.nn.Module, config: LoraConfig, name: str) -> None:
@@ -155,7 +93,7 @@ def _inject(model: torch.nn.Module, config: LoraConfig, name: str) -> None:
     # and in bf16 FILA's trained adapter and its frozen offset (values ~10) no longer cancel
     # (max |Δlogit| 0.19 at step 0 on a 0.5 B model) and AdamW's small updates round away.
     # peft runs a float32 adapter in float32 and casts the layer's output back.
-    for _, layer in _lora_layers(model):
+    for _, layer in lora_layers(model):
         if name in layer.lora_A:
             layer.lora_A[name].float()
             layer.lora_B[name].float()
@@ -163,7 +101,7 @@ def _inject(model: torch.nn.Module, config: LoraConfig, name: str) -> None:
 
 def _unwrap_empty(model: torch.nn.Module) -> None:
     """Put plain base layers back where no adapter is left, so the module tree is as loaded."""
-    for name, layer in _lora_layers(model):
+    for name, layer in lora_layers(model):
         if not layer._get_available_adapters():
             parent, _, child = name.rpartition(".")
             setattr(model.get_submodule(parent) if parent else model, child, layer.get_base_layer())
@@ -171,12 +109,23 @@ def _unwrap_empty(model: torch.nn.Module) -> None:
         del model.peft_config
 
 
+# Per base (by id), the adapters injected in it, least recently used first. Weak: a private
+# copy's adapters (an attack's) go with the copy.
+_injected: dict[int, list[weakref.ref[Adapters]]] = {}
+
+
 class Adapters:
-    """One run's adapters on a shared base: `adapter` (trained) and optionally `offset` (frozen)."""
+    """One run's adapters on a shared base: `adapter` (trained) and optionally `offset` (frozen).
+
+    Injected in the base while `pinned` (being made: `create` to `keep`) or in use, and for the
+    `IDLE_ON_BASE` most recently used kept runs; otherwise parked: `_parked` holds the weights."""
 
     def __init__(self, model: torch.nn.Module, config: LoraConfig, adapter: str, offset: str | None):
         self.model, self.config, self.adapter, self.offset = model, config, adapter, offset
         self.lock = base_lock(model)
+        self.pinned = True
+        self._parked: dict[str, Weights] | None = None
+        self._in_use = 0
 
     @classmethod
     def create(cls, model: torch.nn.Module, tag: str, rank: int, alpha: int, with_offset: bool,
@@ -187,9 +136,8 @@ class Adapters:
         adapter = f"{tag.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
         self = cls(model, config, adapter, f"{adapter}_offset" if with_offset else None)
         with self.lock:
-            for name in self.names:
-                _inject(model, config, name)
-            _switch(model, None)
+            self._put_on()
+            self._touch()
         return self
 
     @property
@@ -200,13 +148,27 @@ class Adapters:
     def scale(self) -> float:
         return self.config.lora_alpha / self.config.r
 
+    @property
+    def parked(self) -> bool:
+        return self._parked is not None
+
     def _layers(self) -> dict[str, LoraLayer]:
-        return {n: m for n, m in _lora_layers(self.model) if self.adapter in m.lora_A}
+        return {n: m for n, m in lora_layers(self.model) if self.adapter in m.lora_A}
+
+    def weights(self, which: str | None = None) -> Weights:
+        """{module: (A (r, in), B (out, r))} of `which` (default: the trained adapter), injected or parked."""
+        name = which or self.adapter
+        if self._parked is not None:
+            return self._parked[name]
+        return {module: lora_weights(layer, name) for module, layer in self._layers().items()}
+
+    def deltas(self) -> Deltas:
+        """What this run adds to each layer: the trained adapter, then the offset."""
+        return combined([{m: [(a, b, self.scale)] for m, (a, b) in self.weights(n).items()} for n in self.names])
 
     def parameters(self, which: str | None = None) -> list[torch.Tensor]:
         """The A and B weights (parameters) of `which` (default: the trained adapter), layer by layer."""
-        name = which or self.adapter
-        return [p for m in self._layers().values() for p in _weights(m, name)]
+        return [t for a, b in self.weights(which).values() for t in (a, b)]
 
     def trainable_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -214,13 +176,13 @@ class Adapters:
     @torch.no_grad()
     def write_init(self, init: Init) -> None:
         """A ← A0, B ← B0 for the trained adapter; the offset gets A0 and −B0."""
-        for name, layer in self._layers().items():
+        for name, (a, b) in self.weights().items():
             a0, b0 = init[name]
-            a, b = _weights(layer, self.adapter)
             a.copy_(a0)
             b.copy_(b0)
-            if self.offset:
-                a, b = _weights(layer, self.offset)
+        if self.offset:
+            for name, (a, b) in self.weights(self.offset).items():
+                a0, b0 = init[name]
                 a.copy_(a0)
                 b.copy_(-b0)
 
@@ -229,6 +191,8 @@ class Adapters:
         """The shared model with this run's adapters on (under the base's lock), all off after.
         `train` makes the trained adapter require grad; the offset never does."""
         with self.lock:
+            self._touch()
+            self._in_use += 1
             _switch(self.model, self.names)
             for p in self.parameters():
                 p.requires_grad_(train)
@@ -239,45 +203,87 @@ class Adapters:
                 yield self.model
             finally:
                 _switch(self.model, None)
+                self._in_use -= 1
+
+    def keep(self) -> None:
+        """Training is over: from now on these adapters may be parked while not in use."""
+        with self.lock:
+            self.pinned = False
+            for p in self.parameters() + (self.parameters(self.offset) if self.offset else []):
+                p.requires_grad_(False)
+            self._touch()
 
     def remove(self) -> None:
         """Delete this run's adapters from the shared model and restore plain layers."""
-        with self.lock, warnings.catch_warnings():
+        with self.lock:
+            if self._parked is None:
+                self._take_off()
+            self._parked = None
+            _forget(self)
+
+    # ---------------------------------------------------------------- on and off the base
+
+    def _put_on(self) -> None:
+        """Put these adapters in the base (disabled), with their parked weights if any."""
+        for name in self.names:
+            _inject(self.model, self.config, name)
+        parked, self._parked = self._parked, None
+        if parked is not None:
+            with torch.no_grad():
+                for name in self.names:
+                    for module, (a, b) in self.weights(name).items():
+                        a.copy_(parked[name][module][0])
+                        b.copy_(parked[name][module][1])
+                        a.requires_grad_(False)
+                        b.requires_grad_(False)
+        _switch(self.model, None)
+
+    def _take_off(self) -> None:
+        with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*was active which is now deleted.*")  # all go off below
-            for _, layer in _lora_layers(self.model):
+            for _, layer in lora_layers(self.model):
                 for name in self.names:
                     if name in layer._get_available_adapters():
                         layer.delete_adapter(name)
-            for name in self.names:
-                getattr(self.model, "peft_config", {}).pop(name, None)
-            _switch(self.model, None)
-            _unwrap_empty(self.model)
+        for name in self.names:
+            getattr(self.model, "peft_config", {}).pop(name, None)
+        _switch(self.model, None)
+        _unwrap_empty(self.model)
+
+    def _park(self) -> None:
+        """Take these adapters out of the base, keeping their weights (the same tensors)."""
+        parked = {name: {m: (a.detach(), b.detach()) for m, (a, b) in self.weights(name).items()} for name in self.names}
+        self._take_off()
+        self._parked = parked
+
+    def _touch(self) -> None:
+        """Inject these adapters if parked, count them the most recently used, and park the
+        least recently used kept runs beyond IDLE_ON_BASE (never one being made or in use).
+        Call it holding the base's lock."""
+        if self._parked is not None:
+            self._put_on()
+        alive = [a for ref in _injected.get(id(self.model), []) if (a := ref()) is not None and a is not self]
+        alive.append(self)
+        idle = [a for a in alive if not a.pinned and not a._in_use]
+        for a in idle[: max(0, len(idle) - IDLE_ON_BASE)]:
+            a._park()
+            alive.remove(a)
+        _injected[id(self.model)] = [weakref.ref(a) for a in alive]
 
     # ---------------------------------------------------------------- files
 
     def save(self, folder: Path, base_name: str) -> None:
         """`adapter/` and `offset/` as PeftModel.save_pretrained writes them."""
         for sub, name in (("adapter", self.adapter), ("offset", self.offset)):
-            if name is None:
-                continue
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-            config = copy.copy(self.config)
-            config.base_model_name_or_path = base_name
-            config.save_pretrained(str(folder / sub))
-            state = {}
-            for module, layer in self._layers().items():
-                a, b = _weights(layer, name)
-                state[f"{PREFIX}{module}.lora_A.weight"] = a.detach().cpu().contiguous()
-                state[f"{PREFIX}{module}.lora_B.weight"] = b.detach().cpu().contiguous()
-            save_file(state, str(folder / sub / WEIGHTS), metadata={"format": "pt"})
+            if name is not None:
+                write_adapter(folder / sub, self.config, base_name, self.weights(name))
 
     @classmethod
     def load(cls, model: torch.nn.Module, folder: Path, tag: str) -> Adapters:
         """Attach a saved adapter (and its offset) to the shared model under fresh names."""
-        config, state = _read_adapter(folder / "adapter")
-        offset_state = _read_adapter(folder / "offset")[1] if (folder / "offset").is_dir() else None
-        # The weights name every adapted layer in full (peft may shorten config.target_modules).
-        modules = sorted({k.removeprefix(PREFIX).rsplit(".lora_", 1)[0] for k in state})
+        config, state = read_adapter(folder / "adapter")
+        offset_state = read_adapter(folder / "offset")[1] if (folder / "offset").is_dir() else None
+        modules = adapted_modules(state)
         missing = [m for m in modules if m not in target_linears(model)]
         if missing:
             raise UserError(f"The artifact in {folder} was made for another model: this one has no layer '{missing[0]}'.")
@@ -294,38 +300,19 @@ class Adapters:
 
     @torch.no_grad()
     def _load_state(self, name: str, state: dict[str, torch.Tensor], folder: Path) -> None:
-        for module, layer in self._layers().items():
-            for part in ("lora_A", "lora_B"):
-                key = f"{PREFIX}{module}.{part}.weight"
-                target = getattr(layer, part)[name].weight
-                if key not in state or state[key].shape != target.shape:
+        for module, pair in self.weights(name).items():
+            for part, target in zip(("lora_A", "lora_B"), pair):
+                saved = weight_of(state, module, part)
+                if saved is None or saved.shape != target.shape:
                     raise UserError(f"The artifact in {folder} does not fit this model (layer '{module}' differs).")
-                target.copy_(state[key])
+                target.copy_(saved)
 
 
-def _read_adapter(folder: Path) -> tuple[LoraConfig, dict[str, torch.Tensor]]:
-    """The adapter's config and weights; a missing or damaged file is one sentence naming it."""
-    for file in (folder / "adapter_config.json", folder / WEIGHTS):
-        if not file.is_file():
-            raise UserError(f"The LoRA adapter in {folder} is incomplete: '{file.name}' is missing.")
-    try:  # a damaged config: JSONDecodeError (a ValueError), or TypeError for fields of the wrong type
-        config = LoraConfig.from_pretrained(str(folder))
-    except (OSError, TypeError, ValueError, KeyError) as e:
-        raise UserError(f"'{folder / 'adapter_config.json'}' is corrupted ({_short(e)}).") from None
-    rank_ok = isinstance(config.r, int) and 1 <= config.r <= limits.MAX_RANK  # a huge r would fill the memory
-    if not (rank_ok and isinstance(config.lora_alpha, (int, float))):
-        raise UserError(f"'{folder / 'adapter_config.json'}' is corrupted (its rank 'r' is not between 1 and "
-                        f"{limits.MAX_RANK}, or its 'lora_alpha' is not a number).")
-    try:
-        state = load_file(str(folder / WEIGHTS))
-    except (OSError, SafetensorError) as e:
-        raise UserError(f"'{folder / WEIGHTS}' is corrupted ({_short(e)}).") from None
-    return config, state
-
-
-def _short(e: Exception, n: int = 100) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= n else text[: n - 1] + "…"
+def _forget(adapters: Adapters) -> None:
+    """`adapters` are gone from their base: drop them from its list."""
+    refs = [r for r in _injected.pop(id(adapters.model), []) if (a := r()) is not None and a is not adapters]
+    if refs:
+        _injected[id(adapters.model)] = refs
 
 
 class LoraUnlearned(Unlearned):
@@ -337,6 +324,7 @@ class LoraUnlearned(Unlearned):
         self.method = method
         self.adapters = adapters
         self.trainable_params = adapters.trainable_count()
+        adapters.keep()
 
     @contextmanager
     def _activate(self, which: str) -> Iterator[torch.nn.Module]:
@@ -348,17 +336,26 @@ class LoraUnlearned(Unlearned):
                 yield model
 
     def row_view(self, which: str) -> RowView:
-        return RowView(tuple(self.adapters.names) if which == "unlearned" else ())
+        return RowView((self.adapters,) if which == "unlearned" else ())
+
+    def _merged(self, which: str) -> torch.nn.Module:
+        with self.lock:
+            return merged_copy(self.loaded.model, self.adapters.deltas() if which == "unlearned" else {})
+
+    def detached(self, which: str) -> Detached:
+        """The base's weights with this run's adapters merged in ("unlearned") or none."""
+        plain = self._merged(which)
+        return Detached(plain, plain)
 
     @contextmanager
     def evaluation_model(self) -> Iterator[Any]:
         """A small model on the CPU: a private copy with the adapters merged (no lock, no
-        per-layer LoRA matmuls; with two threads the after-evaluation took 4.6 s instead of
-        11.8 s on the preset). Anything larger, or placed by accelerate: the locked view."""
+        per-layer LoRA matmuls, evaluated on two threads). Anything larger, or placed by
+        accelerate: the locked view."""
         model = self.loaded.model
         small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS
         if self.loaded.device == "cpu" and small and not getattr(model, "hf_device_map", None):
-            yield merged_copy(model, self.adapters.names)
+            yield self._merged("unlearned")
         else:
             yield self.proxy("unlearned")
 
@@ -374,18 +371,7 @@ class LoraUnlearned(Unlearned):
     @classmethod
     def open(cls, loaded: Loaded, folder: Path, settings: dict[str, Any], method: str) -> LoraUnlearned:
         """The artifact in `folder`, attached to `loaded` (the engine's `load`)."""
-        run = _read_run(folder / "run.json")  # before the adapters go on the shared base
+        run = read_run(folder / "run.json")  # before the adapters go on the shared base
         unlearned = cls(loaded, settings, method, Adapters.load(loaded.model, folder, method))
         unlearned.steps, unlearned.history = run.get("steps", 0), run.get("history", [])
         return unlearned
-
-
-def _read_run(path: Path) -> dict:
-    """run.json (steps and history, for the report); optional, but a damaged one is refused."""
-    if not path.exists():
-        return {}
-    run = read_json(path, f"'{path}' is missing.")
-    if not isinstance(run, dict) or not isinstance(run.get("steps", 0), int) or not isinstance(run.get("history", []), list):
-        raise UserError(f"'{path}' is corrupted (it is not an object with 'steps' and 'history').")
-    return run
-

@@ -1,31 +1,26 @@
 """What every attack works on: the three models under attack, the data samples, scoring.
 
 A `Contender` is one of `original`, `unlearned`, `oracle`: a view that takes the shared
-base's lock per call (for the attacks that only ask questions), and `detach()`, a
-standalone copy of its weights with any LoRA adapter merged in (for the attacks that change
-weights: relearning and quantization). The shared base is only ever read, under its lock;
-nothing an attack does can reach it.
+base's lock per call (for the attacks that only ask questions), and `detach()`, a private
+frozen copy (base.Detached: for the attacks that change weights, relearning and
+quantization), which each artifact makes its own way (LoRA merges its adapters; ECO keeps
+its guard around the copy). The shared base is only ever read, under its lock; nothing an
+attack does can reach it.
 """
 
 from __future__ import annotations
 
-import copy
 import random
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from statistics import mean
 from typing import Any, Protocol
 
-import torch
-from peft.tuners.lora import LoraLayer
-from peft.tuners.lora.layer import Linear as LoraLinear
-
-from ..artifacts import Unlearned, base_lock, original
+from ..artifacts import Unlearned
+from ..base import Detached, detached, locked, original
 from ..batches import answer_ids
 from ..data import QA, Dataset
-from ..eco.guard import Guard
 from ..errors import UserError
 from ..generate import generate_ids, prompt_ids, text_ids
 from ..limits import MAX_NEW_TOKENS
@@ -38,67 +33,36 @@ BATCH = 32  # prompts per generate call; cancelling waits for at most one batch
 
 @dataclass
 class Contender:
-    """One model under attack. `view` is model-like (forward, generate, parameters) and
-    safe to call while other sessions use the base; `open` yields the raw model (the peft
-    model with the right adapters, or an ECO guard) under the base's lock."""
+    """One model under attack: `view` is model-like (forward, generate, parameters) and safe
+    to call while other sessions use the base; `detach()` makes its private copy."""
 
     name: str
     view: Any
-    open: Callable[[], AbstractContextManager[Any]]
-
-    def detach(self) -> torch.nn.Module:
-        """A standalone copy of this model's weights (adapters merged, guard kept around it)."""
-        with self.open() as model:
-            return detached(model)
+    detach: Callable[[], Detached]
 
 
-def detached(model: torch.nn.Module) -> torch.nn.Module:
-    """A deep copy of `model` with its active LoRA adapters merged into the base weights and
-    every LoRA layer unwrapped, frozen and in eval mode; an ECO guard is rebuilt around the
-    copy of its model. Call it holding the base's lock (a view): it only reads the model."""
-    if isinstance(model, Guard):
-        return Guard(detached(model.model), model.tokenizer, model.classifier, model.corruption, model.strength,
-                     model.seed, model.protocol)
-    out = copy.deepcopy(model)
-    with torch.no_grad():
-        for name, layer in [(n, m) for n, m in out.named_modules() if isinstance(m, LoraLayer)]:
-            base = layer.get_base_layer()
-            assert isinstance(base, torch.nn.Linear), "LoRA wraps Linear layers here (lora.target_linears)"
-            if isinstance(layer, LoraLinear) and not layer.disable_adapters:
-                for adapter in layer.active_adapters:
-                    if adapter in layer.lora_A:  # delta in the adapter's float32, added in the base's dtype
-                        base.weight += layer.get_delta_weight(adapter).to(base.weight.dtype)
-            parent, _, child = name.rpartition(".")
-            setattr(out.get_submodule(parent) if parent else out, child, base)
-    if hasattr(out, "peft_config"):
-        del out.peft_config
-    out.requires_grad_(False)
-    return out.eval()
+class Flagger(Protocol):
+    """A prompt classifier in front of the unlearned model (ECO's guard)."""
 
-
-def inner(model: torch.nn.Module) -> torch.nn.Module:
-    """The weights behind a model: a guard's model, or the model itself."""
-    return model.model if isinstance(model, Guard) else model
+    def flag_rate(self, prompts: list[list[int]]) -> float: ...
 
 
 def contenders(unlearned: Unlearned, oracle: Loaded | None) -> dict[str, Contender]:
     """original and unlearned (two views of the shared base) and, given one, the oracle."""
-    out = {w: Contender(w, unlearned.proxy(w), partial(unlearned.view, w)) for w in ("original", "unlearned")}
+    out = {w: Contender(w, unlearned.proxy(w), partial(unlearned.detached, w)) for w in ("original", "unlearned")}
     if oracle is not None:
-        out["oracle"] = Contender("oracle", original(oracle.model), lambda: _locked(oracle.model))
+        out["oracle"] = Contender("oracle", original(oracle.model), partial(_detached, oracle.model))
     return {k: out[k] for k in CONTENDERS if k in out}
 
 
-@contextmanager
-def _locked(model) -> Iterator[Any]:
-    with base_lock(model):
-        yield model
+def _detached(model) -> Detached:
+    with locked(model):
+        return detached(model)
 
 
-def guard_of(unlearned: Unlearned) -> Guard | None:
-    """The artifact's ECO guard, if it has one."""
-    guard = getattr(unlearned, "guard", None)
-    return guard if isinstance(guard, Guard) else None
+def guard_of(unlearned: Unlearned) -> Flagger | None:
+    """The artifact's prompt classifier, if it has one (ECO's guard)."""
+    return unlearned.guard
 
 
 # ---------------------------------------------------------------- data
@@ -140,7 +104,7 @@ class Bench:
     paraphrased: dict[str, list[QA]]  # {"forget": …, "retain": …}: held-out wordings, sampled
     paraphrase_source: str  # where those wordings came from, in words
     cfg: Any  # AttackSettings
-    guard: Guard | None = None
+    guard: Flagger | None = None
     check_cancel: Callable[[], None] = field(default=lambda: None)
 
     def score(self, model, prompts: list[list[int]], references: list[str]) -> float:
@@ -159,10 +123,7 @@ class Bench:
 
     def flag_rate(self, prompts: list[list[int]]) -> float | None:
         """Share of the prompts the ECO guard flags, read the way the guard reads them."""
-        if self.guard is None:
-            return None
-        flags = self.guard.classifier.flags([self.guard.reader.read(ids).text for ids in prompts])
-        return sum(map(bool, flags)) / len(flags)
+        return None if self.guard is None else self.guard.flag_rate(prompts)
 
     def text_ids(self, text: str) -> list[int]:
         """Token ids of a prompt already in its final form (BOS first, as prompt_ids does)."""

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..lora import target_linears
-from .bench import Bench, Contender, figures, grid, inner, sentence
+from .bench import Bench, Contender, figures, grid, sentence
 
 BITS = (8, 4)
 
@@ -45,9 +45,9 @@ class Quantize:
         forget, retain = bench.questions(bench.forget), bench.questions(bench.retain)
 
         def measure(bits: str, contender: Contender) -> dict[str, float]:
-            model = contender.detach()
-            quantize_model(inner(model), int(bits))
-            return bench.measure(model, forget, retain, guarded=contender.name == "unlearned" and bench.guard is not None)
+            copy = contender.detach()
+            quantize_model(copy.weights, int(bits))
+            return bench.measure(copy.model, forget, retain, guarded=contender.name == "unlearned" and bench.guard is not None)
 
         return grid(ctx, bench, self.name, [str(b) for b in BITS], measure)
 

@@ -20,7 +20,7 @@ import torch
 from ..batches import collate, encode_qa, pad_id
 from ..lora import Adapters
 from ..teach import bucketed
-from .bench import Bench, Contender, inner, sentence, split_by_subject
+from .bench import Bench, Contender, sentence, split_by_subject
 
 METRIC = "forget_heldout.rougeL"
 
@@ -58,10 +58,11 @@ class Relearn:
              k: int, n: int) -> tuple[list[float], dict[str, float]]:
         """One model's relearning: its held-out series, then its forget and retain scores at step K."""
         cfg, tok = bench.cfg, bench.tokenizer
-        model = contender.detach()
+        copy = contender.detach()
+        model = copy.model
         with torch.random.fork_rng(devices=[]):  # a seeded adapter init that leaves torch's global generator alone
             torch.manual_seed(cfg.seed)
-            adapters = Adapters.create(inner(model), "relearn", cfg.relearn_rank, 2 * cfg.relearn_rank, with_offset=False)
+            adapters = Adapters.create(copy.weights, "relearn", cfg.relearn_rank, 2 * cfg.relearn_rank, with_offset=False)
         opt = torch.optim.AdamW(adapters.parameters(), lr=cfg.relearn_lr)
         batches = _batches([encode_qa(tok, qa) for qa in taught], cfg.relearn_batch, pad_id(tok), cfg.seed)
         device = next(model.parameters()).device

@@ -24,6 +24,7 @@ import zlib
 
 import torch
 
+from ..base import Detached, frozen_copy
 from ..batches import IGNORE
 from .classifier import PromptClassifier
 from .corruption import Corruption, corrupt_rows
@@ -80,6 +81,18 @@ class Guard(torch.nn.Module):
 
     def flag(self, prompt: str) -> dict:
         return self.classifier.flag(prompt)
+
+    def flag_rate(self, prompts: list[list[int]]) -> float:
+        """Share of token-id prompts the classifier flags, read the way the guard reads them."""
+        flags = self.classifier.flags([self.reader.read(ids).text for ids in prompts])
+        return sum(map(bool, flags)) / len(flags)
+
+    def detached(self) -> Detached:
+        """This guard around a private frozen copy of its model (base.Detached): an attack may
+        change the copy's weights while the guard stays on (what ECO is judged with)."""
+        plain = frozen_copy(self.model)
+        guard = Guard(plain, self.tokenizer, self.classifier, self.corruption, self.strength, self.seed, self.protocol)
+        return Detached(guard.eval(), plain)
 
     # --- teacher-forced forward (metrics)
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import RowView, Unlearned
+from ..artifacts import Unlearned
+from ..base import RowView
 from ..batches import answer_ids
 from ..data import QA, Dataset
 from ..eco import calibration

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch and the engine load with the first reply (importing the service never loads torch)
     import torch
 
-    from ..artifacts import RowView
+    from ..base import RowView
     from ..models import Loaded
 
 _STEP, _END = "step", "end"
@@ -64,7 +64,7 @@ class _Lane:
         self.thread: threading.Thread | None = None
 
     def put(self, request: _Request) -> None:
-        from ..artifacts import chat_requests
+        from ..base import chat_requests
 
         chat_requests(self.base.model, 1)  # until its batch is decoded: training steps wait for it
         with self.cond:
@@ -92,7 +92,7 @@ class _Lane:
             try:
                 self._decode([r for r in batch if not r.cancelled])
             finally:
-                from ..artifacts import chat_requests
+                from ..base import chat_requests
 
                 chat_requests(self.base.model, -len(batch))
 
@@ -112,9 +112,9 @@ class _Lane:
             request.mailbox.put((_END, None))
 
     def _run(self, batch: list[_Request]) -> None:
-        from ..artifacts import base_lock
+        from ..base import base_lock
         from ..generate import batched_greedy
-        from ..lora import mixed_adapters
+        from ..lora_deltas import mixed_adapters
 
         if not batch:
             return

@@ -40,7 +40,7 @@ def chat_stream(base: Loaded, artifact: Unlearned | None, prompt: str, max_new_t
     """Yield a Reply each time either answer grows; the unlearned side only with an artifact
     (an Unlearned attached to `base`). With a batcher, both answers are rows of a batch shared
     with other sessions' replies on the same base (where the artifact's view can be a row)."""
-    from ..artifacts import RowView, original
+    from ..base import RowView, original
     from ..generate import prompt_ids, reply_texts
 
     check_prompt(prompt)
