@@ -7,13 +7,16 @@
     registry.py  Sessions: which page holds which session, and when a session really ends
     export.py    the session's artifact as a zip, or pushed to the Hub
     uploads.py   the files sessions claim outside their folders; uploads no session claims swept
-    jobs.py      the typed jobs (UnlearnJob, TeachJob, AttackJob, ChatJob), Reply, the RunHandle
-                 and Artifact protocols both backends honour
-    studio.py    Studio: a job's checks (all in one place) and its work, in this process
+    handles.py   what the app holds: the RunHandle and Artifact protocols both backends honour, Reply
+    jobs.py      the typed jobs (UnlearnJob, TeachJob, AttackJob, ChatJob); each run job owns its
+                 life: check, work, keep (what it leaves in the session), save (what a GPU worker writes)
+    budget.py    how much of the shared device a run would take, and each session's share of it
+    studio.py    Studio: a run job checked, carried on a thread and kept, in this process; chat
     chat.py      the side-by-side chat stream
     backends.py  Backend: ONE interface; LocalBackend (threads) and the choice of ZeroGPU
-    zerogpu.py   ZeroGpuBackend, RemoteRun, SavedArtifact: the app's side of GPU workers
+    zerogpu.py   ZeroGpuBackend, RemoteRun: the app's side of GPU workers
     worker.py    what a GPU worker does with one job
+    saved.py     the session folder both see: what a worker saves there, SavedArtifact
     catalog.py   what the UI shows of the methods and of a report
     stress.py    what the UI shows of a stress test: one picture per attack
     compare.py   what the UI shows of the kept runs (compare rows and points) and of one report
@@ -30,7 +33,8 @@ from ..errors import UserError
 from ..runs import Event
 from .backends import Backend, LocalBackend, choose_backend, zero_gpu
 from .export import artifact_zip, push_to_hub
-from .jobs import Artifact, AttackJob, ChatJob, Reply, RunHandle, RunJob, TeachJob, UnlearnJob
+from .handles import Artifact, Reply, RunHandle
+from .jobs import AttackJob, ChatJob, RunJob, TeachJob, UnlearnJob
 from .models import DEFAULT_MODEL, ModelCache, model_name
 from .queue import DeviceQueue
 from .registry import Sessions

@@ -19,7 +19,8 @@ import os
 from collections.abc import Iterator
 from typing import Protocol
 
-from .jobs import ChatJob, Reply, RunHandle, RunJob
+from .handles import Reply, RunHandle
+from .jobs import ChatJob, RunJob
 from .session import Session
 from .studio import Studio
 

@@ -1,8 +1,9 @@
 """How much of the shared device a run would take, estimated from its settings before it
 starts, and each session's share of it (limits.MAX_RUN_DEVICE_S, limits.SESSION_DEVICE_S).
 
-    budget.check(session, job)    # one sentence when the run is too heavy or the hour is used up
-    budget.charge(session, job)   # the run started: its estimate counts for the next hour
+    seconds = job.estimate(settings, examples)   # each job kind estimates itself (service/jobs.py)
+    budget.check(session, seconds, job.lower)   # one sentence when the run is too heavy or the hour is used up
+    budget.charge(session, seconds)             # the run started: its estimate counts for the next hour
 
 Only the app's service layer budgets (the CLI runs on the user's own machine). The estimate
 is in seconds of the workshop model on 2 CPU cores (benchmarks/RESULTS.md: a default IHL +
@@ -17,7 +18,6 @@ from typing import Any
 
 from .. import limits
 from ..errors import UserError
-from .jobs import AttackJob, RunJob, UnlearnJob
 
 HOUR_S = 3600.0
 RUN_OVERHEAD_S = 10.0  # evaluating before and after, starting the run
@@ -37,22 +37,23 @@ def step_s(batch: int, rank: int) -> float:
     return STEP_S + EXAMPLE_S * batch * rank_factor(rank)
 
 
-def estimate(job: RunJob, settings: Any = None, examples: int | None = None) -> float:
-    """Seconds of the device `job` would take; `settings` is its checked settings object
-    (a method's Config or AttackSettings), `examples` the forget examples a stress test scores."""
-    if isinstance(job, UnlearnJob):
-        if all(hasattr(settings, a) for a in ("steps", "batch_size", "rank")):
-            return RUN_OVERHEAD_S + settings.steps * step_s(settings.batch_size, settings.rank)
-        points = getattr(settings, "grid_points", 0) + getattr(settings, "search_steps", 0)  # ECO
-        return RUN_OVERHEAD_S + ECO_POINT_S * points
-    if isinstance(job, AttackJob):
-        names = settings.names()
-        sample = min(settings.sample, examples) if examples else settings.sample
-        seconds = sum(ATTACK_S[n] for n in names) * sample / 40
-        if "relearn" in names:
-            seconds += ATTACK_MODELS * settings.relearn_steps * step_s(settings.relearn_batch, settings.relearn_rank)
-        return seconds
-    return 0.0  # teaching stops once the new facts are known (and the run's time limit holds it)
+def run_s(settings: Any) -> float:
+    """Seconds of the device an unlearning run with these checked settings (a method's Config) takes."""
+    if all(hasattr(settings, a) for a in ("steps", "batch_size", "rank")):
+        return RUN_OVERHEAD_S + settings.steps * step_s(settings.batch_size, settings.rank)
+    points = getattr(settings, "grid_points", 0) + getattr(settings, "search_steps", 0)  # ECO
+    return RUN_OVERHEAD_S + ECO_POINT_S * points
+
+
+def stress_s(settings: Any, examples: int | None = None) -> float:
+    """Seconds of the device a stress test with these checked AttackSettings takes, scoring at
+    most `examples` forget examples."""
+    names = settings.names()
+    sample = min(settings.sample, examples) if examples else settings.sample
+    seconds = sum(ATTACK_S[n] for n in names) * sample / 40
+    if "relearn" in names:
+        seconds += ATTACK_MODELS * settings.relearn_steps * step_s(settings.relearn_batch, settings.relearn_rank)
+    return seconds
 
 
 def used(session: Any, now: float | None = None) -> float:
@@ -63,10 +64,8 @@ def used(session: Any, now: float | None = None) -> float:
         return sum(s for _, s in session.device_log)
 
 
-def check(session: Any, job: RunJob, seconds: float) -> None:
-    """Refuse, in one sentence naming the budget and what to lower, a run estimated at `seconds`."""
-    lower = ("lower the relearning steps, the sample or the attacks chosen" if isinstance(job, AttackJob)
-             else "lower the steps, the batch size or the rank")
+def check(session: Any, seconds: float, lower: str) -> None:
+    """Refuse, in one sentence naming the budget and `lower` (what to lower), a run estimated at `seconds`."""
     if seconds > limits.MAX_RUN_DEVICE_S:
         raise UserError(f"This run would take about {_minutes(seconds)} of the shared device; one run may take "
                         f"{_minutes(limits.MAX_RUN_DEVICE_S)} — {lower}.")

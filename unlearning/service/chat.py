@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .. import limits
 from ..data import strip_invisible
 from ..errors import UserError
-from .jobs import Reply
+from .handles import Reply
 
 if TYPE_CHECKING:
     from ..artifacts import Unlearned

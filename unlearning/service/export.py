@@ -16,7 +16,7 @@ from typing import Any
 
 from ..data import QA, Dataset
 from ..errors import UserError
-from .jobs import Artifact
+from .handles import Artifact
 from .session import Session
 
 NO_ARTIFACT = "There is no unlearned model yet: run a method first."

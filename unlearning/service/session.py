@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, TypeVar
 from .. import limits
 from ..data import Dataset, check_pair, load_file
 from ..errors import UserError
-from .jobs import Artifact, RunHandle
+from .handles import Artifact, RunHandle
 from .uploads import CLAIMS
 
 if TYPE_CHECKING:
@@ -72,12 +72,9 @@ class Session:
     data: dict[str, Dataset] = field(default_factory=dict)  # "forget", "retain" (validated)
     taught: Loaded | None = None  # "teach first": this session's own copy of the model
     taught_oracle: Loaded | None = None
-    run: RunHandle | None = None  # the latest run (unlearning or teaching)
-    artifact: Artifact | None = None  # of the last finished unlearning run
-    report: dict | None = None  # of the same run
-    robustness: dict | None = None  # the last stress test of that artifact (attacks/)
-    kept: list[KeptRun] = field(default_factory=list)  # every finished run, oldest first
-    current: int | None = None  # the kept run whose artifact/report/robustness are the above
+    run: RunHandle | None = None  # the latest run (unlearning, teaching or a stress test)
+    kept: list[KeptRun] = field(default_factory=list)  # every finished unlearning run, oldest first
+    current_run: KeptRun | None = None  # the one chat answers with, the report shows and export saves
 
     def __post_init__(self):
         # Held by close() and by a run keeping its result, so a run that ends as the session
@@ -89,6 +86,7 @@ class Session:
         self._starting = False  # a run is being checked and started (see starting())
         self._cancel_asked = False  # … and cancel was pressed meanwhile
         self.device_log: list[tuple[float, float]] = []  # (monotonic start, estimated device s) of its runs: budget.py
+        self._splits: dict[str, Dataset] | None = None  # splits() of the data it was computed from
 
     def __deepcopy__(self, memo):  # gr.State deep-copies its initial value; ours is per session
         return Session()
@@ -102,6 +100,35 @@ class Session:
             if self.workdir is None:
                 self.workdir = Path(tempfile.gettempdir()) / f"{FOLDER_PREFIX}closed-{self.id}" if self.closed else new_folder()
             return self.workdir
+
+    # -------------------------------------------------------------- the current kept run
+    @property
+    def current(self) -> int | None:
+        """The current kept run's number."""
+        return None if self.current_run is None else self.current_run.number
+
+    @property
+    def artifact(self) -> Artifact | None:
+        return None if self.current_run is None else self.current_run.artifact
+
+    @artifact.setter
+    def artifact(self, artifact: Artifact) -> None:
+        """An artifact made outside a run of this session is kept as a run of its own."""
+        self.keep(artifact.method, artifact, None)
+
+    @property
+    def report(self) -> dict | None:
+        return None if self.current_run is None else self.current_run.report
+
+    @report.setter
+    def report(self, report: dict | None) -> None:
+        assert self.current_run is not None, "a report belongs to a kept run"
+        self.current_run.report = report
+
+    @property
+    def robustness(self) -> dict | None:
+        """The last stress test of the current run (attacks/)."""
+        return None if self.current_run is None else self.current_run.robustness
 
     # -------------------------------------------------------------- data
     def use_preset(self, kind: str = "qa") -> dict[str, Dataset]:
@@ -130,7 +157,10 @@ class Session:
         missing = [r for r in ROLES if r not in self.data]
         if missing:
             raise UserError(f"Choose a {missing[0]} file first (or pick the workshop preset).")
-        return complete_splits(self.data["forget"], self.data["retain"])
+        cached = self._splits  # computed again only when the forget or retain data is another
+        if cached is None or any(cached[r] is not self.data[r] for r in ROLES):
+            cached = self._splits = complete_splits(self.data["forget"], self.data["retain"])
+        return dict(cached)
 
     def uses_preset(self) -> bool:
         ds = self.data.get("forget")
@@ -190,9 +220,9 @@ class Session:
     def clear_result(self) -> None:
         """Forget every kept run (their artifacts belong to a model about to change)."""
         with self.lock:
-            kept, self.kept, self.current = self.kept, [], None
-            artifact, self.artifact, self.report, self.robustness = self.artifact, None, None, None
-        _release([artifact, *(k.artifact for k in kept)])
+            kept, self.kept, self.current_run = self.kept, [], None
+        for k in kept:
+            k.artifact.release()
 
     # -------------------------------------------------------------- kept runs
     def check_room(self) -> None:
@@ -201,19 +231,17 @@ class Session:
             raise UserError(f"This session keeps {limits.MAX_KEPT_RUNS} runs, the most it may; remove one under "
                             "Compare first.")
 
-    def keep(self, method: str, artifact: Artifact, report: dict | None) -> KeptRun:
-        """A finished run joins the kept ones and becomes the current one (chat, report, export)."""
+    def keep(self, method: str, artifact: Artifact, report: dict | None, number: int | None = None) -> KeptRun:
+        """A finished run joins the kept ones and becomes the current one (chat, report, export);
+        `number` is the one it has where it was kept first (a GPU worker attaching the app's)."""
         with self.lock:
-            number = max((k.number for k in self.kept), default=0) + 1
+            number = number or max((k.number for k in self.kept), default=0) + 1
             forget = self.data.get("forget")
             data = f"{forget.name}: {len(forget.examples)} {'QA' if forget.kind == 'qa' else 'passages'}" if forget else ""
             run = KeptRun(number, method, artifact, report, data=data, preset=self.uses_preset())
             self.kept.append(run)
-            self._make_current(run)
+            self.current_run = run
         return run
-
-    def _make_current(self, run: KeptRun) -> None:
-        self.current, self.artifact, self.report, self.robustness = run.number, run.artifact, run.report, run.robustness
 
     def kept_run(self, number: int | None) -> KeptRun:
         run = next((k for k in self.kept if k.number == number), None)
@@ -225,7 +253,7 @@ class Session:
         """Make kept run `number` the current one: chat answers with it, the report shows it."""
         run = self.kept_run(number)
         with self.lock:
-            self._make_current(run)
+            self.current_run = run
         return run
 
     def remove_run(self, number: int) -> None:
@@ -233,10 +261,8 @@ class Session:
         run = self.kept_run(number)
         with self.lock:
             self.kept.remove(run)
-            if self.current == number:
-                self.current, self.artifact, self.report, self.robustness = None, None, None, None
-                if self.kept:
-                    self._make_current(self.kept[-1])
+            if self.current_run is run:
+                self.current_run = self.kept[-1] if self.kept else None
         run.artifact.release()
 
     def keep_robustness(self, report: dict | None, number: int | None) -> None:
@@ -244,8 +270,6 @@ class Session:
         with that run, and shown if it is still the current one; a run removed meanwhile takes
         it with it, and never passes it to another."""
         with self.lock:
-            if self.current == number:  # (None in a GPU worker, whose session holds the artifact alone)
-                self.robustness = report
             for run in self.kept:
                 if run.number == number:
                     run.robustness = report
@@ -264,10 +288,10 @@ class Session:
             self.closed = True
             if (run := self._running()) is not None:
                 run.cancel()
-            artifact, self.artifact = self.artifact, None
-            kept, self.kept, self.current = self.kept, [], None
+            kept, self.kept, self.current_run = self.kept, [], None
             folder = self.workdir
-        _release([artifact, *(k.artifact for k in kept)])
+        for k in kept:
+            k.artifact.release()
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         with self.lock:
@@ -275,12 +299,6 @@ class Session:
         for path in owned:
             if CLAIMS.release(path):
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-
-
-def _release(artifacts: Iterable[Artifact | None]) -> None:
-    """Release each artifact once (the current one is also a kept one)."""
-    for artifact in {id(a): a for a in artifacts if a is not None}.values():
-        artifact.release()
 
 
 def sweep_leftovers(roots: Iterable[str | Path]) -> list[Path]:

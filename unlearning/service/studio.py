@@ -2,7 +2,7 @@
 
     studio = Studio(ModelCache("auto"), DeviceQueue())
     studio.check(session, job)          # every check a job needs, before anything changes
-    run = studio.start(session, job)    # UnlearnJob or TeachJob → a Run on a thread
+    run = studio.start(session, job)    # any RunJob (service/jobs.py) → a Run on a thread
     for reply in studio.chat(session, ChatJob("workshop", "Hello!")): ...
 
 Both backends (service/backends.py) go through here: the local one on its threads, the
@@ -20,10 +20,12 @@ from .. import limits
 from ..errors import Cancelled, UserError
 from ..evalcache import EvalCache, shared
 from ..runs import Run, RunContext
-from . import budget
 from .batcher import ChatBatcher
+from .budget import charge
+from .budget import check as check_budget
 from .chat import chat_stream
-from .jobs import AttackJob, ChatJob, Reply, RunJob, TeachJob, UnlearnJob, kind_of
+from .handles import Reply
+from .jobs import ChatJob, RunJob, WorkFn
 from .models import ModelCache, model_name
 from .queue import DeviceQueue
 from .session import Session
@@ -71,120 +73,44 @@ class Studio:
     # -------------------------------------------------------------- runs
     def check(self, session: Session, job: RunJob) -> float:
         """Everything that can be refused before a run starts, in the words the user sees:
-        a run already going, a bad method or setting, missing data, a run heavier than the
-        session's share of the device (budget.py), an unknown model. The run's estimated
-        device seconds, for budget.charge once it starts. (It also loads the model, so a
-        ZeroGPU worker forked afterwards inherits it.)"""
-        session.check_idle()
-        cfg: Any = None
-        if isinstance(job, UnlearnJob):
-            from ..methods import get_method
-            from ..settings import build
+        a run already going, what the job itself refuses (RunJob.check), missing data, a run
+        heavier than the session's share of the device (budget.py), an unknown model. The run's
+        estimated device seconds, for budget.charge once it starts. (It also loads the model,
+        so a ZeroGPU worker forked afterwards inherits it.)"""
+        return self._check(session, job)[1]
 
-            cfg = build(get_method(job.method).Config, job.settings)
-            session.check_room()
-        if isinstance(job, AttackJob):
-            cfg = attack_settings(job)
-            if session.artifact is None:
-                raise UserError("There is no unlearned model to stress-test yet: run a method first.")
-        forget = session.splits()["forget"]
-        seconds = budget.estimate(job, cfg, len(forget.examples))
-        budget.check(session, job, seconds)
+    def _check(self, session: Session, job: RunJob) -> tuple[Any, float]:
+        """Studio.check, with the job's checked settings (built here once)."""
+        session.check_idle()
+        cfg = job.check(session)
+        seconds = job.estimate(cfg, len(session.splits()["forget"].examples))
+        check_budget(session, seconds, job.lower)
         self.base(session, job.model_name)
-        return seconds
+        return cfg, seconds
 
     def start(self, session: Session, job: RunJob) -> Run:
         """Check `job`, then run it on a background thread; it waits for the device if another runs."""
         with session.starting():  # one start at a time: the idle check and the new run are one step
-            seconds = self.check(session, job)
-            if isinstance(job, UnlearnJob):
-                work, method = self._unlearn(session, job), job.method
-            elif isinstance(job, AttackJob):
-                work, method = self._attack(session, job), None
-            else:
-                work, method = self._teach(session, job), None
-            run = session.adopt(Run(work, name=f"{type(job).__name__}-{session.id}", method=method, kind=kind_of(job)))
-            budget.charge(session, seconds)
+            cfg, seconds = self._check(session, job)
+            work = job.work(self, session, cfg)
+            job = job.begin(session)
+            run = session.adopt(Run(self._kept(session, job, work), name=f"{type(job).__name__}-{session.id}",
+                                    method=job.unlearning_method(), kind=job.kind))
+            charge(session, seconds)
             return run.start()
 
-    def _attack(self, session: Session, job: AttackJob):
-        """The stress tests of the session's artifact (attacks/), against the oracle when there is one."""
-        from ..artifacts import Unlearned
-        from ..attacks import attack_job
+    def _kept(self, session: Session, job: RunJob, work: WorkFn) -> WorkFn:
+        """`work` taking its turn on the device, then leaving its result in the session."""
 
-        base, artifact = self.with_run(session, job.model_name)
-        if not isinstance(artifact, Unlearned):
-            raise TypeError(f"a stress test needs an artifact attached in this process, not a {type(artifact).__name__}")
-        session.robustness, number = None, session.current  # the kept run under test, whatever is current later
-        attack = attack_job(base, artifact, session.splits(),
-                            self.oracle(session, job.model_name), attack_settings(job), self._paraphrased(session))
-
-        def work(ctx: RunContext) -> dict:
+        def run(ctx: RunContext) -> Any:
             with self.queue.hold(ctx):
-                report = attack(ctx)
-            session.keep_robustness(report, number)
-            return report
-
-        return work
-
-    @staticmethod
-    def _paraphrased(session: Session) -> dict | None:
-        """The kit's held-out wordings when the session's data is the workshop preset."""
-        if not session.uses_preset() or session.data["forget"].kind != "qa":
-            return None
-        from ..data import load_file
-        from ..models import WORKSHOP_DIR
-
-        return {role: load_file(WORKSHOP_DIR / f"{role}_paraphrased.jsonl") for role in ("forget", "retain")}
-
-    def _unlearn(self, session: Session, job: UnlearnJob):
-        from ..methods import get_method
-        from ..pipeline import unlearn_job
-        from ..settings import build
-
-        method = get_method(job.method)
-        cfg = build(method.Config, job.settings)
-        unlearn = unlearn_job(method, cfg, self.base(session, job.model_name), session.splits(),
-                              self.oracle(session, job.model_name), cache=self.evals)
-
-        def work(ctx: RunContext) -> dict:
-            with self.queue.hold(ctx):
-                result = unlearn(ctx)
+                result = work(ctx)
             with session.lock:
                 if ctx.cancelled:  # cancelled, or the session closed, after the job's last check
-                    raise Cancelled()  # so its undo releases the artifact
-                session.keep(job.method, result["unlearned"], result["report"])
-            return result["report"]
+                    raise Cancelled()  # so its undo releases what it made
+                return job.keep(session, result)
 
-        return work
-
-    def _teach(self, session: Session, job: TeachJob):
-        """Teach a session copy of the model forget+retain, and an oracle retain only; each
-        replays what the base model was taught (the workshop kit's data), so it keeps it."""
-        import copy
-        from dataclasses import replace
-
-        from ..models import Loaded
-        from ..teach import TeachSettings, teach
-        from ..workshop import replay_data
-
-        cfg = TeachSettings() if job.epochs is None else replace(TeachSettings(), epochs=job.epochs)
-        forget, retain = session.splits()["forget"], session.data["retain"]
-        base = self.models.get(job.model_name)
-        replay = replay_data(model_name(job.model_name))
-
-        def work(ctx: RunContext) -> str:
-            with self.queue.hold(ctx):
-                taught = {}
-                for label, sets in (("model", [forget, retain]), ("oracle", [retain])):
-                    model = copy.deepcopy(base.model)
-                    teach(model, base.tokenizer, sets, replay, cfg, _on_step(ctx, label), _on_epoch(ctx, label), ctx.check_cancel)
-                    taught[label] = Loaded(model, base.tokenizer, f"{base.name} (taught {label})", base.device)
-            session.clear_result()  # an artifact of the untaught model means nothing for the taught one
-            session.taught, session.taught_oracle = taught["model"], taught["oracle"]
-            return "taught"
-
-        return work
+        return run
 
     # -------------------------------------------------------------- chat
     def chat(self, session: Session, job: ChatJob) -> Iterator[Reply]:
@@ -213,29 +139,3 @@ class Studio:
                             "as the model to use it.")
         return artifact.loaded, artifact
 
-
-def attack_settings(job: AttackJob):
-    """The job's AttackSettings, checked (a bad value or attack name is one sentence)."""
-    from ..attacks import AttackSettings
-    from ..settings import build
-
-    values = dict(job.settings)
-    if job.attacks:
-        values["attacks"] = ",".join(job.attacks)
-    cfg = build(AttackSettings, values)
-    cfg.names()
-    return cfg
-
-
-def _on_step(ctx: RunContext, label: str):
-    def on_step(step: int, total: int, record: dict[str, Any]) -> None:
-        ctx.step(f"teach {label}", step, total, {"loss": record["loss"]})
-
-    return on_step
-
-
-def _on_epoch(ctx: RunContext, label: str):
-    def on_epoch(epoch: dict[str, Any]) -> None:
-        ctx.log(f"teach {label}: epoch {epoch['epoch']}, recall {epoch['recall']:.2f}")
-
-    return on_epoch

@@ -5,38 +5,32 @@ forked from the app's; its arguments and what it yields are pickled across, and 
 changes in memory comes back (nor does the app's later memory reach a worker that is reused).
 So the app sends a `Work` (the typed job, the session's data and folder); the worker rebuilds
 the session from it and from the folder, runs the ordinary Studio path there, and keeps what
-the session must keep in the folder, which both processes see:
-
-    <session folder>/unlearned/            a run's artifact (adapter or ECO guard) as the worker saved it;
-    <session folder>/runs/<id>/            … moved here by the app when the run is kept (one per kept run)
-    <session folder>/taught/model, oracle  "teach first" models (save_pretrained)
-    <session folder>/cancel-<run>          written by Cancel in the app; the worker stops at its next step
-
-The app's side is service/zerogpu.py.
+the session must keep in the folder, which both processes see (service/saved.py): each job
+says what that is (RunJob.save). The app's side is service/zerogpu.py.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import stat
 import time
-import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..data import Dataset
 from ..errors import UserError
 from ..runs import Event, Run
-from .jobs import AttackJob, ChatJob, RunJob, TeachJob, UnlearnJob
+from .jobs import ChatJob, Job, RunJob
+from .saved import TAUGHT
 from .session import Session
 from .studio import Studio
 
-UNLEARNED, TAUGHT = "unlearned", "taught"
+if TYPE_CHECKING:
+    from ..models import Loaded
+
 POLL_SECONDS = 0.2  # how often a worker sends new events and looks for the cancel flag
 
 
@@ -44,28 +38,49 @@ POLL_SECONDS = 0.2  # how often a worker sends new events and looks for the canc
 class Work:
     """Everything a worker needs to act for one session: plain, picklable data."""
 
-    job: RunJob | ChatJob
+    job: Job
     session_id: str
     folder: str
     data: dict[str, Dataset]
+    artifact: str | None = None  # the session's current kept run (its folder), for chat and stress tests
+    number: int | None = None  # … and its number there, which it keeps here
+
+    def messages(self, studio: Studio, session: Session) -> Iterator[Any]:
+        raise NotImplementedError
+
+
+@dataclass
+class RunWork(Work):
+    """A run: batches of events, then one final {"state", "error", "result"}."""
+
+    job: RunJob
     cancel_flag: str | None = None
     seconds: float | None = None  # stop the run (as failed) after this long: the GPU lease
-    artifact: str | None = None  # the session's current kept run (its folder), for chat and stress tests
+
+    def messages(self, studio: Studio, session: Session) -> Iterator[dict]:
+        run = studio.start(session, self.job)
+        stopped = yield from _follow(run, self)
+        yield _final(run, stopped, self, lambda: self.job.save(session, Path(self.folder), run.result))
+
+
+@dataclass
+class ChatWork(Work):
+    """A chat reply: the growing Replies."""
+
+    job: ChatJob
+
+    def messages(self, studio: Studio, session: Session) -> Iterator[Any]:
+        yield from studio.chat(session, self.job)
 
 
 def execute(studio: Studio, work: Work) -> Iterator[Any]:
-    """Do `work` here (in the GPU worker), yielding picklable messages: for a run, batches of
-    events then one final {"state", "error", "result"}; for chat, the growing Replies."""
+    """Do `work` here (in the GPU worker), yielding picklable messages."""
     drop_inherited_connections()
     session = _rebuild(studio, work)
     try:
-        if isinstance(work.job, ChatJob):
-            yield from _chat(studio, session, work.job)
-        else:
-            yield from _run(studio, session, work, work.job)
+        yield from work.messages(studio, session)
     finally:  # a reused worker keeps its copy of the base: leave it as it was
-        if session.artifact is not None:
-            session.artifact.release()
+        session.clear_result()
 
 
 _cleaned: set[int] = set()  # the processes that dropped the app's connections (once each)
@@ -98,65 +113,38 @@ def drop_inherited_connections() -> None:
 
 
 def _rebuild(studio: Studio, work: Work) -> Session:
-    """The session as far as `work` needs it: its data and folder, and the taught model (and
-    for a run its oracle). Never `close()` it: that would delete the folder the app still uses."""
-    session = Session(id=work.session_id, workdir=Path(work.folder), data=dict(work.data))
-    taught = Path(work.folder) / TAUGHT
-    if not isinstance(work.job, TeachJob) and (taught / "model").is_dir():  # teaching starts again from the base
-        session.taught = _load_taught(studio, work.job.model_name, taught / "model", "model")
-        if isinstance(work.job, (UnlearnJob, AttackJob)) and (taught / "oracle").is_dir():
-            session.taught_oracle = _load_taught(studio, work.job.model_name, taught / "oracle", "oracle")
-    if isinstance(work.job, (ChatJob, AttackJob)):
-        _attach_saved(studio, session, work.job.model_name, work.artifact)
+    """The session as far as `work`'s job needs it (Job.needs_*): its data and folder, the
+    taught model and oracle, the current kept run. Never `close()` it: that would delete the
+    folder the app still uses."""
+    job, folder = work.job, Path(work.folder)
+    session = Session(id=work.session_id, workdir=folder, data=dict(work.data))
+    if job.needs_taught and (folder / TAUGHT / "model").is_dir():
+        session.taught = _load_taught(studio, job.model_name, folder / TAUGHT / "model", "model")
+        if job.needs_oracle and (folder / TAUGHT / "oracle").is_dir():
+            session.taught_oracle = _load_taught(studio, job.model_name, folder / TAUGHT / "oracle", "oracle")
+    if job.needs_run and work.artifact is not None:
+        _attach_saved(studio, session, job.model_name, Path(work.artifact), work.number)
     return session
 
 
-def _attach_saved(studio: Studio, session: Session, name: str, folder: str | None) -> None:
+def _attach_saved(studio: Studio, session: Session, name: str, artifact: Path, number: int | None) -> None:
     """The session's current kept run, from its folder, attached to this worker's base."""
-    from ..artifacts import MANIFEST, load_unlearned
+    from ..artifacts import MANIFEST
+    from ..attach import load_unlearned
 
-    if folder is None:
-        return
-    artifact = Path(folder)
     if (artifact / MANIFEST).is_file():
-        session.artifact = load_unlearned(studio.base(session, name), artifact)
+        unlearned = load_unlearned(studio.base(session, name), artifact)
+        session.keep(unlearned.method, unlearned, None, number)
 
 
-def _load_taught(studio: Studio, name: str, folder: Path, label: str):
+def _load_taught(studio: Studio, name: str, folder: Path, label: str) -> Loaded:
     from ..models import load_model
 
     loaded = load_model(str(folder), studio.models.device, studio.models.trust_remote_code)
     return replace(loaded, name=f"{name} (taught {label})")
 
 
-def _run(studio: Studio, session: Session, work: Work, job: RunJob) -> Iterator[dict]:
-    run = studio.start(session, job)
-    stopped = yield from _follow(run, work)
-    keep = {UnlearnJob: _keep_artifact, TeachJob: _keep_taught, AttackJob: _keep_robustness}[type(job)]
-    yield _final(run, stopped, work, lambda: keep(session, Path(work.folder)))
-
-
-def _keep_artifact(session: Session, folder: Path) -> dict | None:
-    assert session.artifact is not None, "a finished unlearning run leaves its artifact"
-    _write(folder / UNLEARNED, session.artifact.save)
-    return session.report
-
-
-def _keep_robustness(session: Session, folder: Path) -> dict | None:
-    return session.robustness
-
-
-def _keep_taught(session: Session, folder: Path) -> str:
-    for label, loaded in (("model", session.taught), ("oracle", session.taught_oracle)):
-        _write(folder / TAUGHT / label, partial(_save_loaded, loaded))
-    return "taught"
-
-
-def _chat(studio: Studio, session: Session, job: ChatJob) -> Iterator[Any]:
-    yield from studio.chat(session, job)
-
-
-def _follow(run: Run, work: Work, poll: float = POLL_SECONDS) -> Generator[dict, None, str | None]:
+def _follow(run: Run, work: RunWork, poll: float = POLL_SECONDS) -> Generator[dict, None, str | None]:
     """Stream the run's events in batches until it ends. Stop it when the app asks (the
     cancel flag, or the session folder gone) or the GPU lease is nearly used up; return why."""
     flag = Path(work.cancel_flag) if work.cancel_flag else None
@@ -180,7 +168,7 @@ def _follow(run: Run, work: Work, poll: float = POLL_SECONDS) -> Generator[dict,
             return stopped
 
 
-def _final(run: Run, stopped: str | None, work: Work, keep: Callable[[], Any]) -> dict:
+def _final(run: Run, stopped: str | None, work: RunWork, keep: Callable[[], Any]) -> dict:
     """The last message: the run's end state, after `keep()` saved what the session keeps."""
     if stopped == "time" and run.state == "cancelled":
         error = (f"The run was stopped after {work.seconds:.0f} s, the GPU time this Space lends one run; "
@@ -192,22 +180,6 @@ def _final(run: Run, stopped: str | None, work: Work, keep: Callable[[], Any]) -
         return {"state": "done", "result": keep()}
     except UserError as e:
         return {"state": "failed", "error": str(e), "events": [Event("error", message=str(e))]}
-
-
-def _write(folder: Path, save: Callable[[Path], Any]) -> None:
-    """Save into a fresh sibling folder, then swap it in: a reader never sees half a save."""
-    tmp = folder.with_name(f"{folder.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        save(tmp)
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _save_loaded(loaded, folder: Path) -> None:
-    loaded.model.save_pretrained(str(folder))
-    loaded.tokenizer.save_pretrained(str(folder))
 
 
 def _plain(event: Event) -> Event:

@@ -12,7 +12,6 @@ handle, a `RemoteRun`, is fed by `drive()`, which the request that started the r
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import threading
 import uuid
@@ -23,12 +22,14 @@ from typing import Any
 
 from ..errors import UserError, one_line
 from ..runs import Event
-from . import budget
+from .budget import charge
 from .chat import check_prompt
-from .jobs import AttackJob, ChatJob, Reply, RunJob, UnlearnJob, kind_of
+from .handles import Reply
+from .jobs import ChatJob, RunJob
+from .saved import SavedArtifact
 from .session import Session
 from .studio import Studio
-from .worker import UNLEARNED, Work, execute
+from .worker import ChatWork, RunWork, Work, execute
 
 STOP_SHARE = 0.9  # a run stops itself at this share of its GPU time, keeping the rest to save
 FINAL = ("done", "failed", "cancelled")
@@ -76,43 +77,33 @@ class ZeroGpuBackend:
     def start(self, session: Session, job: RunJob) -> RemoteRun:
         with session.starting():  # one start at a time (Session.starting)
             seconds = self.studio.check(session, job)  # the same checks, here, before any GPU time is spent
+            job = job.begin(session)
             flag = session.folder / f"cancel-{uuid.uuid4().hex[:8]}"
-            work = Work(job, session.id, str(session.folder), dict(session.data), str(flag), STOP_SHARE * self.run_seconds,
-                        _current(session))
-            on_done: Callable[[Any], None] = lambda result: session.clear_result()  # taught: kept runs were of the untaught model
-            if isinstance(job, UnlearnJob):
-                shutil.rmtree(session.folder / UNLEARNED, ignore_errors=True)
-                on_done = lambda report: _adopt(session, job.method, report)
-            elif isinstance(job, AttackJob):
-                session.robustness = None
-                on_done = partial(_keep_robustness, session, session.current)  # the run under test, whatever is current later
-            run = session.adopt(RemoteRun(f"{type(job).__name__}-{session.id}", getattr(job, "method", None), flag,
-                                          lambda: stream(self._run_call, work), on_done, kind_of(job)))
-            budget.charge(session, seconds)
+            work = RunWork(job, session.id, str(session.folder), dict(session.data), *_current(session),
+                           cancel_flag=str(flag), seconds=STOP_SHARE * self.run_seconds)
+            run = session.adopt(RemoteRun(f"{type(job).__name__}-{session.id}", job.unlearning_method(), flag,
+                                          lambda: stream(self._run_call, work), partial(_keep, session, job), job.kind))
+            charge(session, seconds)
             return run
 
     def chat(self, session: Session, job: ChatJob) -> Iterator[Reply]:
         check_prompt(job.prompt)  # (no data: a reply needs none, and each call pickles its work)
-        return stream(self._chat_call, Work(job, session.id, str(session.folder), {}, artifact=_current(session)))
+        return stream(self._chat_call, ChatWork(job, session.id, str(session.folder), {}, *_current(session)))
 
 
-def _keep_robustness(session: Session, number: int | None, report: dict | None) -> None:
-    session.keep_robustness(report, number)
+def _current(session: Session) -> tuple[str | None, int | None]:
+    """The folder and number of the session's current kept run, which the worker attaches for
+    chat and stress tests."""
+    artifact = session.artifact
+    return (str(artifact.folder), session.current) if isinstance(artifact, SavedArtifact) else (None, None)
 
 
-def _current(session: Session) -> str | None:
-    """The folder of the session's current kept run, which the worker attaches for chat and stress tests."""
-    return str(session.artifact.folder) if isinstance(session.artifact, SavedArtifact) else None
-
-
-def _adopt(session: Session, method: str, report: dict) -> None:
-    """The worker saved the finished run in unlearned/: it moves to runs/ and is kept."""
+def _keep(session: Session, job: RunJob, message: Any) -> None:
+    """The worker saved what the finished job leaves in the session folder: the app's session
+    keeps it, unless it closed meanwhile."""
     with session.lock:
-        if session.folder.is_dir():  # not when the session closed meanwhile
-            kept = session.folder / "runs" / uuid.uuid4().hex[:8]
-            kept.parent.mkdir(exist_ok=True)
-            (session.folder / UNLEARNED).rename(kept)
-            session.keep(method, SavedArtifact(kept), report)
+        if not session.closed:
+            job.keep(session, job.load(session.folder, message))
 
 
 class RemoteRun:
@@ -174,23 +165,3 @@ class RemoteRun:
         """The worker ended without a final message (the platform stopped it, a quota, …)."""
         if not self.finished:
             self.feed({"state": "failed", "error": message, "events": [Event("error", message=message)]})
-
-
-class SavedArtifact:
-    """The app's handle on an artifact a worker saved in the session folder: its method's
-    name and a copy to zip or push, and nothing that runs a model."""
-
-    def __init__(self, folder: Path):
-        from ..artifacts import read_manifest
-
-        self.folder = folder
-        self.method = read_manifest(folder)["method"]
-
-    def save(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        if folder.resolve() != self.folder.resolve():
-            shutil.copytree(self.folder, folder, dirs_exist_ok=True)
-        return folder
-
-    def release(self) -> None:
-        """Nothing to drop: the worker released the adapters from its copy of the base."""
