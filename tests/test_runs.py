@@ -97,3 +97,36 @@ def test_since_polls_without_blocking():
     release.set()
     run.wait(5)
     assert run.since(1)[-1].kind == "result"
+
+
+def test_within_maps_progress_into_the_parents_share():
+    def work(ctx):
+        phase = ctx.within(0.2, 0.6)
+        phase.progress(0.5, "half of the phase")  # 0.2 + 0.4 · 0.5
+        phase.within(0.5, 1.0).progress(0.5)  # the phase's 0.75: 0.2 + 0.4 · 0.75
+        phase.progress(2.0)  # clamped to the phase's end
+        phase.log("inside")
+
+    run = Run(work).start()
+    run.wait(5)
+    events = run.since(0)
+    assert [e.fraction for e in events if e.kind == "progress"] == [pytest.approx(0.4), pytest.approx(0.5),
+                                                                     pytest.approx(0.6)]
+    assert events[0].message == "half of the phase" and "inside" in [e.message for e in events if e.kind == "log"]
+
+
+def test_quiet_drops_events_but_keeps_the_run():
+    shared = {"w": 0}
+
+    def work(ctx):
+        quiet = ctx.quiet().within(0.0, 0.5)
+        quiet.progress(0.5, "unseen")
+        quiet.log("unseen")
+        quiet.step("train", 1, 1, {"loss": 1.0})
+        shared["w"] = 1
+        quiet.on_abort(lambda: shared.update(w=0))  # undo still registers with the run
+        raise UserError("Stopped.")
+
+    run = Run(work).start()
+    run.wait(5)
+    assert [e.kind for e in run.since(0)] == ["error"] and shared["w"] == 0

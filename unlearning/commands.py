@@ -106,10 +106,11 @@ def unlearn(args) -> None:
         distributed.check_job(method, args.device_map)
     loaded = load_model(args.model, args.device, args.trust_remote_code, args.device_map)
     if dp is not None and not dp.main:
-        follow(distributed.worker_job(method, cfg, loaded, splits), f"unlearn ({method.name}, process {dp.rank})")
+        follow(distributed.worker_job(dp, method, cfg, loaded, splits), f"unlearn ({method.name}, process {dp.rank})")
         return
     oracle = load_model(args.oracle, args.device, args.trust_remote_code, args.device_map) if args.oracle else None
-    result = follow(unlearn_job(method, cfg, loaded, splits, oracle, evaluate_before=not args.no_before, cache=cache),
+    result = follow(unlearn_job(method, cfg, loaded, splits, oracle, evaluate_before=not args.no_before, cache=cache,
+                                group=dp),
                     f"unlearn ({method.name})")
     _cache_note(cache)
     report = result["report"]

@@ -8,19 +8,21 @@ means over the global batch, so each process weighs its own mean by its share of
 units (labelled tokens, answers, rows or positions: `losses.Term.unit`) and the gradients are
 summed: every process gets the gradient of the one-process loss, clips it and takes the same
 AdamW step. FILA's Fisher pass gives each process whole batches and sums the Fisher sums.
-Only the main process evaluates, writes the report and saves the artifact.
+Only the main process evaluates, writes the report and saves the artifact. `DataParallel` is
+the trainer's step strategy (steps.StepStrategy) for such a run; `trainer.Local` the one-process one.
 
 The collectives go through accelerate (`PartialState`, `accelerate.utils.reduce` /
 `broadcast_object_list` over torch.distributed: NCCL on GPUs, gloo on the CPU). A process
-not launched with more than one process never imports accelerate here: `current()` is None
-and the trainer runs exactly as before.
+not launched with more than one process never imports accelerate here: `start()` is None and
+the run is a one-process one.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Any
 
@@ -30,10 +32,10 @@ from .batches import IGNORE
 from .errors import UserError
 from .fila import FisherStats
 from .losses import Term
+from .runs import RunContext
+from .steps import Batch, Values, step_values
 
-_group: DataParallel | None = None
-
-Batch = dict[str, dict[str, torch.Tensor]]  # {"forget": {...}, "retain": {...}}, tensors (B, T)
+_group: DataParallel | None = None  # joined once per process: a process group cannot be joined twice
 
 
 def launched_processes() -> int:
@@ -59,9 +61,7 @@ def current() -> DataParallel | None:
 
 def check_job(method: Any, device_map: str | None) -> None:
     """What data-parallel runs cannot do, as one sentence each (before any model loads)."""
-    from .trainer import LoraMethod
-
-    if not (isinstance(method, type) and issubclass(method, LoraMethod)):
+    if not getattr(method, "trains_weights", False):
         raise UserError(f"Method '{method.name}' trains no weights, so it does not run data-parallel; "
                         "run it as one process (python -m unlearning unlearn …).")
     if device_map:
@@ -121,10 +121,11 @@ class DataParallel:
         self.rank, self.world = self.state.process_index, self.state.num_processes
         atexit.register(self.close)
 
+    pool: ThreadPoolExecutor | None = None  # each process's share of a step is one pass per split
+
     def close(self) -> None:
         """Leave the group before the interpreter exits: a gloo group left to the C++ destructors at
-        exit can abort the process after its work is done ('terminate called without an active
-        exception': 2 in 36 two-process test runs on a loaded 2-core machine, 0 in 60 with this)."""
+        exit can abort a process after its work is done (benchmarks/RESULTS.md)."""
         self.state.destroy_process_group()
 
     @property
@@ -146,9 +147,31 @@ class DataParallel:
     def shard(self, batch: Batch) -> Batch:
         return shard(batch, self.rank, self.world)
 
-    def own_batches(self, batches: Iterable[Batch]) -> Iterator[Batch]:
+    def own_batches(self, batches: Iterable[Batch]) -> Iterable[Batch]:
         """Whole batches for a pass that sums over them (FILA's Fisher): every world-th one."""
         return islice(batches, self.rank, None, self.world)
+
+    def own(self, batches: Iterable[Batch], n: int) -> tuple[Iterable[Batch], int]:
+        return self.own_batches(batches), len(range(self.rank, n, self.world))
+
+    def gradients(self, model, terms: tuple[Term, ...], batch: Batch, device, reference: dict[str, dict[str, Any]],
+                  params: list[torch.Tensor]) -> tuple[Values, list[torch.Tensor]]:
+        """This process's share of each term, its gradient, then both summed over the processes."""
+        if is_empty(batch):
+            grads, values = self.nothing(terms, params)
+        else:
+            values = self.weigh(terms, step_values(model, terms, batch, device, reference), batch)
+            # into the adapter only, never into the base's .grad; a layer the forward skips gets 0
+            grads = list(torch.autograd.grad(values["total"], params, allow_unused=True, materialize_grads=True))
+        grads, values = self.reduce_step(grads, values)
+        return values, grads
+
+    def fisher(self, stats: FisherStats) -> FisherStats:
+        return self.reduce_fisher(stats)
+
+    def decide(self, measure: Callable[[], tuple[dict[str, float], bool]]) -> tuple[dict[str, float], bool]:
+        """The main process's measurement and decision, so that all stop at the same step."""
+        return self.broadcast(measure() if self.main else None)
 
     def weigh(self, terms: tuple[Term, ...], values: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
         """`weigh` with every process's units summed (one all-reduce)."""
@@ -183,24 +206,11 @@ class DataParallel:
                            int(counts[0]), int(counts[1]))
 
 
-class _Quiet:
-    """A RunContext whose log lines stay among this process's events: the main process prints them."""
-
-    def __init__(self, ctx: Any):
-        self._ctx = ctx
-
-    def log(self, message: str) -> None:
-        self._ctx.emit("progress", fraction=None, message=message)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._ctx, name)
-
-
-def worker_job(method: Any, cfg: Any, loaded: Any, splits: dict[str, Any]):
+def worker_job(group: DataParallel, method: Any, cfg: Any, loaded: Any, splits: dict[str, Any]):
     """Work function of a process other than the main one: its share of the training, nothing else
-    (no evaluation, report or artifact; the holdout criterion's measurements come from the main one)."""
+    (no events, evaluation, report or artifact; the holdout criterion's measurements come from the main one)."""
 
-    def work(ctx: Any) -> None:
-        method.run(_Quiet(ctx), loaded, splits, cfg, None)
+    def work(ctx: RunContext) -> None:
+        method.run(ctx.quiet(), loaded, splits, cfg, None, group)
 
     return work

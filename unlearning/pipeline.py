@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from .artifacts import LockedModel, original
+from .base import LockedModel, original
 from .data import Dataset, check_pair, load_file
 from .errors import Cancelled
 from .evalcache import EvalCache, cached_split, lookup
@@ -24,24 +24,11 @@ from .probes import probe_set
 from .runs import RunContext
 
 if TYPE_CHECKING:
+    from .distributed import DataParallel
     from .methods import Method
 
 # Share of the progress bar each phase takes (the method reports its own progress inside).
 PHASES = {"oracle": (0.0, 0.1), "before": (0.1, 0.2), "method": (0.2, 0.85), "after": (0.85, 1.0)}
-
-
-class PhaseContext:
-    """A RunContext whose progress fractions are mapped into one phase's share of the bar."""
-
-    def __init__(self, ctx: RunContext, phase: str):
-        self._ctx, (self._lo, self._hi) = ctx, PHASES[phase]
-        self.phase = phase
-
-    def progress(self, fraction: float, message: str = "") -> None:
-        self._ctx.progress(self._lo + (self._hi - self._lo) * fraction, message)
-
-    def __getattr__(self, name: str):
-        return getattr(self._ctx, name)
 
 
 def complete_splits(forget: Dataset, retain: Dataset, holdout: Dataset | None = None,
@@ -60,9 +47,9 @@ def complete_splits(forget: Dataset, retain: Dataset, holdout: Dataset | None = 
 
 def _evaluate_phase(ctx: RunContext, phase: str, model, tokenizer, splits, oracle_raw=None, evaluate_one=None,
                     workers: int = 1):
-    pctx = PhaseContext(ctx, phase)
+    share = ctx.within(*PHASES[phase])
     names = iter(range(len(splits)))
-    progress = lambda msg: pctx.progress(next(names, 0) / len(splits), f"{phase}: {msg}")
+    progress = lambda msg: share.progress(next(names, 0) / len(splits), f"{phase}: {msg}")
     return evaluate(model, tokenizer, splits, oracle_raw=oracle_raw, progress=progress, check_cancel=ctx.check_cancel,
                     evaluate_one=evaluate_one, workers=workers)
 
@@ -210,8 +197,9 @@ def _cost(report: dict, t0: float, memory: MemoryWatch) -> dict:
 
 
 def unlearn_job(method: Method, cfg: Any, loaded: Loaded, splits: dict[str, Dataset], oracle: Loaded | None = None,
-                evaluate_before: bool = True, cache: EvalCache | None = None):
-    """Work function: returns {"report": dict, "unlearned": Unlearned}.
+                evaluate_before: bool = True, cache: EvalCache | None = None, group: DataParallel | None = None):
+    """Work function: returns {"report": dict, "unlearned": Unlearned}. `group`: the launched
+    processes this is the main one of (a method that trains weights; distributed.py).
 
     The method starts first and the oracle/before evaluation runs alongside it (or comes from
     `cache`), so training shows its first steps within seconds, and the `after` evaluation
@@ -219,6 +207,8 @@ def unlearn_job(method: Method, cfg: Any, loaded: Loaded, splits: dict[str, Data
     `reference_first` (ECO: its strength search aims at the oracle's value) gets it before it
     starts. Either way the report is the same; the LoRA methods' holdout target, which they
     read from `before` when it is known, they otherwise measure themselves, to the same value."""
+
+    placement = {} if group is None else {"group": group}
 
     def work(ctx: RunContext) -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -233,7 +223,7 @@ def unlearn_job(method: Method, cfg: Any, loaded: Loaded, splits: dict[str, Data
                     reference.start()
                 t_method = time.perf_counter()
                 # oracle_raw: the oracle's per-example values (ECO's --target forget_quality matches its R)
-                unlearned = method.run(PhaseContext(ctx, "method"), loaded, splits, cfg, reference.known())
+                unlearned = method.run(ctx.within(*PHASES["method"]), loaded, splits, cfg, reference.known(), **placement)
                 report["method_wall_s"] = round(time.perf_counter() - t_method, 2)
                 # while the reference may still be finishing alongside: forget_quality, which
                 # needs the oracle's truth ratios, is added once it is there

@@ -45,19 +45,34 @@ class Event:
 
 
 class RunContext:
-    """What the work function sees of its run."""
+    """What the work function sees of its run. `within(lo, hi)` and `quiet()` make child
+    contexts for a part of the work: the same run (cancel, time limit, undo), with progress
+    mapped into a share of this context's bar, or with no events at all."""
 
-    def __init__(self, run: Run):
+    def __init__(self, run: Run, lo: float = 0.0, hi: float = 1.0, silent: bool = False):
         self._run = run
+        self._lo, self._hi, self._silent = lo, hi, silent
+
+    def within(self, lo: float, hi: float) -> RunContext:
+        """A child whose progress 0 → 1 is this context's lo → hi (a phase's share of the bar)."""
+        span = self._hi - self._lo
+        return RunContext(self._run, self._lo + span * lo, self._lo + span * hi, self._silent)
+
+    def quiet(self) -> RunContext:
+        """A child that publishes no events (a data-parallel worker: the main process reports)."""
+        return RunContext(self._run, self._lo, self._hi, silent=True)
 
     def emit(self, kind: str, **fields: Any) -> None:
-        self._run._publish(Event(kind, **fields))
+        if not self._silent:
+            self._run._publish(Event(kind, **fields))
 
     def log(self, message: str) -> None:
         self.emit("log", message=message)
 
     def progress(self, fraction: float, message: str = "") -> None:
-        self.emit("progress", fraction=max(0.0, min(1.0, fraction)), message=message)
+        """`fraction` of this context's share done (clamped to [0, 1])."""
+        fraction = max(0.0, min(1.0, fraction))
+        self.emit("progress", fraction=self._lo + (self._hi - self._lo) * fraction, message=message)
 
     def step(self, series: str, step: int, total: int | None, values: dict[str, float]) -> None:
         self.emit("step", series=series, step=step, total=total, values=dict(values))

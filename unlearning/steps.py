@@ -5,21 +5,61 @@
 `reference_pass` is the original model's forward on each split a term reads a "ref_" value of;
 `step_values` evaluates every term (and `total`) from one forward pass per split;
 `step_gradients` adds total's gradient with respect to the trained parameters, the splits side
-by side on two cores where `split_pool` gives a thread for that.
+by side on two cores where `split_pool` gives a thread for that. `StepStrategy` is what the
+trainer asks of the processes a run is spread over: `trainer.Local` (one) or
+`distributed.DataParallel` (several, each with a whole model).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from . import distributed
 from .lora import adapters_off
 from .losses import REFERENCE, Term, evaluate_terms, reads_of, splits_of
 from .models import Loaded
+
+if TYPE_CHECKING:
+    from .fila import FisherStats
+
+Batch = dict[str, dict[str, torch.Tensor]]  # {"forget": {...}, "retain": {...}}, tensors (B, T)
+Values = dict[str, torch.Tensor]  # each term by name, and "total"
+
+
+class StepStrategy(Protocol):
+    """How a LoRA run's batches, gradients and stop decision are shared among its processes;
+    chosen once per run (LoraMethod.run), so the training loop has no branch on it."""
+
+    @property
+    def main(self) -> bool: ...  # this process measures the holdout criterion
+
+    @property
+    def pool(self) -> ThreadPoolExecutor | None: ...  # a thread for a step's second split, or None
+
+    def shard(self, batch: Batch) -> Batch:
+        """This process's rows of a global training batch."""
+        ...
+
+    def own(self, batches: Iterable[Batch], n: int) -> tuple[Iterable[Batch], int]:
+        """The whole batches (and how many) a summing pass takes here, of `n`: FILA's Fisher."""
+        ...
+
+    def gradients(self, model, terms: tuple[Term, ...], batch: Batch, device, reference: dict[str, dict[str, Any]],
+                  params: list[torch.Tensor]) -> tuple[Values, list[torch.Tensor]]:
+        """The global batch's loss values and total's gradient w.r.t. `params`, from this process's shard."""
+        ...
+
+    def fisher(self, stats: FisherStats) -> FisherStats:
+        """The Fisher sums of the whole pass, from this process's."""
+        ...
+
+    def decide(self, measure: Callable[[], tuple[dict[str, float], bool]]) -> tuple[dict[str, float], bool]:
+        """The holdout measurement and whether to stop, the same on every process."""
+        ...
 
 
 def forward(model, batch: dict[str, torch.Tensor], device, hidden: bool) -> dict[str, Any]:
@@ -36,7 +76,7 @@ def reference_pass(model, terms: tuple[Term, ...], batch: dict, device) -> dict[
     out = {}
     for split in splits_of(terms):
         wanted = {r.removeprefix(REFERENCE) for r in reads_of(terms, split) if r.startswith(REFERENCE)}
-        if wanted:
+        if wanted and batch[split]["input_ids"].shape[0]:  # a data-parallel process's empty shard needs none
             with torch.no_grad(), adapters_off(model) as original:
                 values = forward(original, batch[split], device, "hidden_states" in wanted)
             out[split] = {REFERENCE + k: v for k, v in values.items()}
@@ -82,7 +122,6 @@ def step_gradients(model, terms: tuple[Term, ...], batch: dict, device, referenc
 def split_pool(loaded: Loaded) -> ThreadPoolExecutor | None:
     """A thread for a step's second split where that fills an idle core: a CPU model run on one
     intra-op thread (models.set_cpu_threads) on a machine with more than one core."""
-    if distributed.current() is None and str(loaded.device) == "cpu" and torch.get_num_threads() == 1 \
-            and (os.cpu_count() or 1) > 1:
+    if str(loaded.device) == "cpu" and torch.get_num_threads() == 1 and (os.cpu_count() or 1) > 1:
         return ThreadPoolExecutor(1, thread_name_prefix="split")
     return None

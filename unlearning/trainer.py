@@ -11,7 +11,8 @@ A LoRA method is its objective (a tuple of `losses.Term`) and its init (a strate
    (batches.paired_batches, seeded); each step one forward pass per split with the adapters
    on, plus one on the original model (adapters off, no grad) where a term reads a "ref_"
    value; one "train" step event per step with every loss term by name, `total`, `lr` and
-   `elapsed_s`; cancellation checked between steps;
+   `elapsed_s`; cancellation checked between steps; how batches, gradients and the stop decision
+   are shared among processes is the run's step strategy (`Local` here, or distributed.DataParallel);
 4. after every `check_every` steps (automatic: every step with `stop=holdout`, every 5 otherwise), the holdout criterion (METHODS.md §FILA Stopping); with
    `stop=holdout` the run ends when it is met, otherwise it is only recorded.
 
@@ -23,30 +24,33 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, field, fields, replace
 from itertools import islice
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import torch
 
-from . import distributed, limits
-from .artifacts import defer_to_chat
+from . import limits
+from .base import defer_to_chat
 from .batches import Encoded, encode_dataset, pad_id, paired_batches
 from .data import Dataset
 from .errors import UserError
-from .fila import accumulate_fisher, eps_share_message, fila_init_layers, relative_importance
+from .fila import FisherStats, accumulate_fisher, eps_share_message, fila_init_layers, relative_importance
 from .limits import MAX_STEPS
 from .lora import Adapters, Init, LoraUnlearned, adapters_off, target_linears
-from .losses import Term
+from .losses import Term, nll
 from .models import SMALL_MODEL_PARAMS, Loaded, check_trainable, input_device
 from .report import Block, Line, Plot, Report
+from .runs import RunContext
 from .settings import setting, validate
-from .steps import reference_pass, split_pool, step_gradients, step_values
+from .steps import Batch, StepStrategy, Values, reference_pass, split_pool, step_gradients
 from .stopping import HoldoutCriterion
 
-FISHER_SHARE = 0.1  # of the method's progress bar, for inits that need a pass over the data
+if TYPE_CHECKING:
+    from .distributed import DataParallel
+
 MAX_GRAD_NORM = 1.0
 PLOT_CHECK_EVERY = 5  # the holdout criterion's automatic period when it does not decide the stop
 
@@ -96,14 +100,9 @@ class LoraSettings:
 @dataclass
 class IhlSettings(LoraSettings):
     """The inverted-hinge methods' defaults (ihl-fila and its random-init ablation ihl): a
-    retain term three times the forget term's weight, and 4e-4 for small models.
-
-    Measured (benchmarks/RESULTS.md, "IHL + FILA on realistic answers"): on 240 taught
-    biography QA with 20–60-word answers, λ_r = 1 at 2e-4 cut retain rougeL 0.986 → 0.742
-    (the answers share their templates, so pushing the forget answers down pulls the retain
-    ones along); λ_r = 3 alone kept retain but forgot too little in 100 steps (forget 0.66, the
-    oracle's 0.49); λ_r = 3 at 4e-4 held both. On the workshop kit the same pair stays within
-    both bars (forget rougeL within 0.1 of the oracle's, retain ≥ 0.98×)."""
+    retain term three times the forget term's weight, because answers that share templates pull
+    the retain ones down with the forget ones, and 4e-4 for small models, so it still forgets
+    within 100 steps (benchmarks/RESULTS.md, "IHL + FILA on realistic answers")."""
 
     lr: float = auto_lr(4e-4, 1e-4)
     retain_weight: float = setting(3.0, "λ_r, weight of the retain term", lo=0.0, hi=100.0, ui=False)
@@ -148,9 +147,10 @@ class RandomInit:
     from a generator seeded with `seed`, never from torch's global one."""
 
     offset = False  # B0 = 0: nothing to subtract
+    share = 0.0  # of the method's progress bar: no pass over the data
 
-    def __call__(self, ctx, loaded: Loaded, adapters: Adapters, data: TrainData,
-                 cfg: LoraSettings) -> tuple[Init, dict[str, Any]]:
+    def __call__(self, ctx: RunContext, loaded: Loaded, adapters: Adapters, data: TrainData,
+                 cfg: LoraSettings, steps: StepStrategy | None = None) -> tuple[Init, dict[str, Any]]:
         g = torch.Generator().manual_seed(cfg.seed)
         init: Init = {}
         for name, linear in target_linears(loaded.model).items():
@@ -165,33 +165,28 @@ class FisherInit:
     then each layer's Fisher-weighted rank-r part; the offset adapter cancels it at step 0."""
 
     offset = True
+    share = 0.1  # of the method's progress bar: a pass over the forget set and one SVD per layer
 
-    def __call__(self, ctx, loaded: Loaded, adapters: Adapters, data: TrainData,
-                 cfg: LoraSettings) -> tuple[Init, dict[str, Any]]:
+    def __call__(self, ctx: RunContext, loaded: Loaded, adapters: Adapters, data: TrainData,
+                 cfg: LoraSettings, steps: StepStrategy | None = None) -> tuple[Init, dict[str, Any]]:
         linears = target_linears(loaded.model)
         weights = {n: m.weight for n, m in linears.items()}
         n_batches = math.ceil(len(data.forget) / cfg.batch_size)
 
-        def each_batch(i: int) -> None:  # the Fisher pass takes the first half of the init's share
+        steps = steps or Local()
+        batches, n_batches = steps.own(paired_batches(data.forget, data.retain, cfg.batch_size, data.pad, cfg.seed),
+                                       n_batches)
+
+        def each_batch(i: int) -> None:  # the Fisher pass takes the first half of the progress bar
             ctx.check_cancel()
-            ctx.progress(FISHER_SHARE / 2 * i / n_batches, f"Fisher information, batch {i + 1}/{n_batches}")
+            ctx.progress(i / n_batches / 2, f"Fisher information, batch {i + 1}/{n_batches}")
 
         def each_layer(i: int) -> None:  # and the SVDs the second half
             ctx.check_cancel()
-            ctx.progress(FISHER_SHARE / 2 * (1 + i / len(weights)), f"FILA init: SVD of layer {i + 1}/{len(weights)}")
+            ctx.progress((1 + i / len(weights)) / 2, f"FILA init: SVD of layer {i + 1}/{len(weights)}")
 
-        batches = paired_batches(data.forget, data.retain, cfg.batch_size, data.pad, cfg.seed)
-        dp = distributed.current()
-        if dp is not None:  # each process its own whole batches, then the sums added up
-            batches, n_batches = dp.own_batches(batches), len(range(dp.rank, n_batches, dp.world))
-        pool = split_pool(loaded)
-        try:
-            stats = accumulate_fisher(loaded.model, weights, batches, each_batch, lambda: adapters_off(loaded.model), pool)
-        finally:
-            if pool is not None:
-                pool.shutdown()
-        if dp is not None:
-            stats = dp.reduce_fisher(stats)
+        stats = steps.fisher(accumulate_fisher(loaded.model, weights, batches, each_batch,
+                                               lambda: adapters_off(loaded.model), steps.pool))
         f_rel, share = relative_importance(stats)
         ctx.log(eps_share_message(share))
         init = fila_init_layers(weights, f_rel, cfg.rank, adapters.config.lora_alpha, cfg.seed, each_layer)
@@ -199,6 +194,39 @@ class FisherInit:
 
 
 # ---------------------------------------------------------------------- training
+
+
+class Local:
+    """The one-process step strategy (steps.StepStrategy): every row here, a step's splits side
+    by side where `split_pool` gives a thread; a context that lets the thread go."""
+
+    main = True
+
+    def __init__(self, loaded: Loaded | None = None):
+        self.pool = split_pool(loaded) if loaded is not None else None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+    def shard(self, batch: Batch) -> Batch:
+        return batch
+
+    def own(self, batches, n: int):
+        return batches, n
+
+    def gradients(self, model, terms: tuple[Term, ...], batch: Batch, device, reference: dict[str, dict[str, Any]],
+                  params: list[torch.Tensor]) -> tuple[Values, list[torch.Tensor]]:
+        return step_gradients(model, terms, batch, device, reference, params, self.pool)
+
+    def fisher(self, stats: FisherStats) -> FisherStats:
+        return stats
+
+    def decide(self, measure):
+        return measure()
 
 
 @dataclass
@@ -209,37 +237,18 @@ class Outcome:
     steps: int = 0
 
 
-# The automatic learning rate (lr = 0) and the defaults above (100 steps, no early stop), from
-# sweeps recorded in benchmarks/RESULTS.md. On a 0.5 B model (Qwen2.5-0.5B's shape, H100,
-# bf16) 1e-3 wrecked the model in 6 IHL+FILA steps (model_utility 0.74 → 0.00) while 1e-4 kept
-# 0.66. On the workshop model of kit 2 (every fact in 4–5 wordings) 1e-3 cut retain rougeL to
-# ≤ 0.79 however long it ran (λ_r = 1), and the holdout criterion stopped every learning rate
-# while forget rougeL was still 0.35–0.41 (the oracle's: 0.20); 2e-4 for 100 steps reached
-# 0.14–0.21 with retain 0.92–0.99 over seeds 0–2. IhlSettings above moved on from there.
-SMALL_MODEL_LR, LARGE_MODEL_LR = LoraSettings.AUTO_LR
-
-
 def learning_rate(cfg: LoraSettings, model) -> float:
-    """cfg.lr, or for 0 the automatic one of cfg's class for this model's size."""
+    """cfg.lr, or for 0 the automatic one of cfg's class for this model's size (benchmarks/RESULTS.md
+    has the sweeps behind each class's AUTO_LR)."""
     if cfg.lr > 0:
         return cfg.lr
     small, large = type(cfg).AUTO_LR
     return small if sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS else large
 
 
-def train(ctx, loaded: Loaded, adapters: Adapters, terms: tuple[Term, ...], data: TrainData, cfg: LoraSettings,
-          criterion: HoldoutCriterion | None, start: float = 0.0) -> Outcome:
-    """Train the adapter; `start` is where the progress bar already is (after the init)."""
-    pool = split_pool(loaded)
-    try:
-        return _train(ctx, loaded, adapters, terms, data, cfg, criterion, start, pool)
-    finally:
-        if pool is not None:
-            pool.shutdown()
-
-
-def _train(ctx, loaded: Loaded, adapters: Adapters, terms: tuple[Term, ...], data: TrainData, cfg: LoraSettings,
-           criterion: HoldoutCriterion | None, start: float, pool: ThreadPoolExecutor | None) -> Outcome:
+def train(ctx: RunContext, loaded: Loaded, adapters: Adapters, terms: tuple[Term, ...], data: TrainData,
+          cfg: LoraSettings, criterion: HoldoutCriterion | None, steps: StepStrategy) -> Outcome:
+    """Train the adapter, `steps` sharing the work among the run's processes."""
     params = adapters.parameters()
     base_lr = learning_rate(cfg, loaded.model)
     if cfg.lr == 0:
@@ -250,27 +259,15 @@ def _train(ctx, loaded: Loaded, adapters: Adapters, terms: tuple[Term, ...], dat
     epochs = math.ceil(cfg.steps / math.ceil(len(data.forget) / cfg.batch_size))
     batches = paired_batches(data.forget, data.retain, cfg.batch_size, data.pad, cfg.seed, epochs)
     device, out, t0 = input_device(loaded.model), Outcome(), time.perf_counter()
-    dp = distributed.current()  # None unless launched data-parallel
     every = check_every(cfg)
     for step, batch in enumerate(islice(batches, cfg.steps), 1):
         ctx.check_cancel()
         lr = float(sched.get_last_lr()[0])  # a tensor if the lr was given as one; the record holds floats
-        if dp is not None:
-            batch = dp.shard(batch)  # this process's rows of the global batch
-        idle = dp is not None and distributed.is_empty(batch)
-        defer_to_chat(loaded.model)  # chat replies being decoded on this base go first (artifacts.py)
-        reference = {} if idle else reference_pass(loaded.model, terms, batch, device)  # before the adapters go on
+        batch = steps.shard(batch)  # this process's rows of the global batch
+        defer_to_chat(loaded.model)  # chat replies being decoded on this base go first (base.py)
+        reference = reference_pass(loaded.model, terms, batch, device)  # before the adapters go on
         with adapters.use(train=True) as model:
-            if dp is not None and idle:
-                grads, values = dp.nothing(terms, params)
-            elif dp is not None:
-                values = dp.weigh(terms, step_values(model, terms, batch, device, reference), batch)  # this process's share
-                # into the adapter only, never into the base's .grad; a layer the forward skips gets 0
-                grads = list(torch.autograd.grad(values["total"], params, allow_unused=True, materialize_grads=True))
-            else:
-                values, grads = step_gradients(model, terms, batch, device, reference, params, pool)
-            if dp is not None:
-                grads, values = dp.reduce_step(grads, values)  # the global batch's gradient and losses
+            values, grads = steps.gradients(model, terms, batch, device, reference, params)  # the global batch's
             for p, g in zip(params, grads):
                 p.grad = g
             torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
@@ -281,15 +278,9 @@ def _train(ctx, loaded: Loaded, adapters: Adapters, terms: tuple[Term, ...], dat
         out.history.append({"step": step, **record})
         out.steps = step
         ctx.step("train", step, cfg.steps, record)
-        ctx.progress(start + (1 - start) * step / cfg.steps, f"step {step}/{cfg.steps}")
+        ctx.progress(step / cfg.steps, f"step {step}/{cfg.steps}")
         if criterion is not None and (step % every == 0 or step == cfg.steps):
-            measured: dict[str, float] = {}
-            if dp is None or dp.main:
-                with adapters.use() as model:
-                    measured = criterion.measure(model, ctx.check_cancel, pool)
-            reached = criterion.reached(measured) if measured else False
-            if dp is not None:  # the main process's measurement and decision: all stop at the same step
-                measured, reached = dp.broadcast((measured, reached))
+            measured, reached = steps.decide(lambda: _measure(criterion, adapters, ctx, steps.pool))
             out.checks.append({"step": step, **measured})
             ctx.step("holdout", step, cfg.steps, {f"forget_{k}": v for k, v in measured.items()}
                      | {f"holdout_{k}": v for k, v in criterion.target.items()})
@@ -301,20 +292,32 @@ def _train(ctx, loaded: Loaded, adapters: Adapters, terms: tuple[Term, ...], dat
     return out
 
 
+def _measure(criterion: HoldoutCriterion, adapters: Adapters, ctx: RunContext, pool) -> tuple[dict[str, float], bool]:
+    """The holdout criterion on the adapted model, and whether it is met."""
+    with adapters.use() as model:
+        measured = criterion.measure(model, ctx.check_cancel, pool)
+    return measured, criterion.reached(measured) if measured else False
+
+
 # ---------------------------------------------------------------- the method base
 
 
 class LoraMethod:
-    """Subclasses set `name`, `label`, `order`, `summary`, `init` and `objective(cfg)`;
-    `Config` may be replaced by a subclass of LoraSettings with other defaults or more
-    fields, and `targets(model, cfg)` may adapt fewer linears than all."""
+    """Subclasses set `name`, `label`, `order`, `summary`, `init` and their objective: a `forget`
+    term (or `forget_term(cfg)` where it reads settings), to which NLL on the retain set is added
+    unless `retain_nll` is False (open-unlearning's GradDiff), or a whole `objective(cfg)`.
+    `Config` may be replaced by a subclass of LoraSettings with other defaults or more fields,
+    and `targets(model, cfg)` may adapt fewer linears than all. A variant is a subclass."""
 
     name = ""
     label = ""  # the UI menu's label
     order = 100  # position in the menu (and in every list of methods)
     summary = ""
-    Config = LoraSettings
+    Config: ClassVar[type[LoraSettings]] = LoraSettings
     init: RandomInit | FisherInit = RandomInit()  # a stateless strategy
+    trains_weights = True  # so it may run data-parallel (distributed.check_job)
+    forget: Term | None = None  # its weight is cfg.forget_weight
+    retain_nll = True
     plots = (Plot("train", "losses per step", hidden=("lr", "elapsed_s")),
              Plot("holdout", "holdout criterion: forget → holdout level"))
 
@@ -338,12 +341,20 @@ class LoraMethod:
         return None
 
     @classmethod
-    def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
-        raise TypeError(f"{cls.__name__} must define objective(cfg): the method's loss terms")
+    def forget_term(cls, cfg: LoraSettings) -> Term:
+        if cls.forget is None:
+            raise TypeError(f"{cls.__name__} must define `forget` or objective(cfg): the method's loss terms")
+        return replace(cls.forget, weight=cfg.forget_weight)
 
     @classmethod
-    def run(cls, ctx, loaded: Loaded, splits: dict[str, Dataset], cfg: LoraSettings,
-            reference: dict[str, Any] | None = None) -> LoraUnlearned:
+    def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
+        retain = (Term("retain_nll", "retain", nll, cfg.retain_weight),) if cls.retain_nll else ()
+        return (cls.forget_term(cfg), *retain)
+
+    @classmethod
+    def run(cls, ctx: RunContext, loaded: Loaded, splits: dict[str, Dataset], cfg: LoraSettings,
+            reference: dict[str, Any] | None = None, group: DataParallel | None = None) -> LoraUnlearned:
+        """`group`: the launched processes this run is one of (distributed.start); None: one process."""
         validate(cfg)
         check_trainable(loaded)
         tok = loaded.tokenizer
@@ -356,10 +367,11 @@ class LoraMethod:
             raise UserError("--stop holdout needs a holdout set (text the model never saw); give one with --holdout.")
         adapters = Adapters.create(loaded.model, cls.name, cfg.rank, 2 * cfg.rank, cls.init.offset, cls.targets(loaded.model, cfg))
         ctx.on_abort(adapters.remove)
-        init, init_report = cls.init(ctx, loaded, adapters, data, cfg)
-        adapters.write_init(init)
-        start = FISHER_SHARE if cls.init.offset else 0.0
-        outcome = train(ctx, loaded, adapters, cls.objective(cfg), data, cfg, criterion, start)
+        chosen: AbstractContextManager[StepStrategy] = Local(loaded) if group is None else nullcontext(group)
+        with chosen as steps:
+            init, init_report = cls.init(ctx.within(0.0, cls.init.share), loaded, adapters, data, cfg, steps)
+            adapters.write_init(init)
+            outcome = train(ctx.within(cls.init.share, 1.0), loaded, adapters, cls.objective(cfg), data, cfg, criterion, steps)
         return cls._artifact(loaded, cfg, adapters, outcome, init_report, criterion)
 
     @classmethod

@@ -56,19 +56,6 @@ def paraphrase_sets(forget: str | Path, retain: str | Path, paraphrased: str | P
     return {"forget": load_file(paraphrased) if paraphrased else kit_paraphrases(forget), "retain": kit_paraphrases(retain)}
 
 
-class _Share:
-    """A RunContext whose progress goes into [lo, hi] of the whole bar."""
-
-    def __init__(self, ctx: RunContext, lo: float, hi: float):
-        self._ctx, self._lo, self._hi = ctx, lo, hi
-
-    def progress(self, fraction: float, message: str = "") -> None:
-        self._ctx.progress(self._lo + (self._hi - self._lo) * fraction, message)
-
-    def __getattr__(self, name: str):
-        return getattr(self._ctx, name)
-
-
 def _wordings(ds: Dataset | None, role: str, fallback: list, cfg: AttackSettings, seed: int) -> tuple[list, str]:
     if ds is None:
         return reworded(fallback), "built-in rewording templates"
@@ -101,7 +88,7 @@ def attack_job(loaded: Loaded, unlearned: Unlearned, splits: dict[str, Dataset],
         with MemoryWatch(loaded.device) as memory:
             for i, name in enumerate(names):
                 t = time.perf_counter()
-                block = ATTACKS[name].run(_Share(ctx, i / len(names), (i + 1) / len(names)), bench)
+                block = ATTACKS[name].run(ctx.within(i / len(names), (i + 1) / len(names)), bench)
                 block["wall_s"] = round(time.perf_counter() - t, 2)
                 block["summary"] = ATTACKS[name].summary(block)
                 robustness[name] = block

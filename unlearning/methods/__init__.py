@@ -3,6 +3,7 @@
 A method is a class, registered with `@register`, that describes itself and does its work:
 
     name, label, order, summary   # registry key; the UI menu's label and position; the UI's text
+    trains_weights                # True if it changes weights (so it may run data-parallel)
     Config                        # settings dataclass (defaults, help, validation): CLI flags, UI controls
     plots                         # report.Plot specs of the live plots its step events feed
     report_blocks(report)         # optional: report.Block list, its own part of the report
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ..data import Dataset
     from ..models import Loaded
     from ..report import Plot
+    from ..runs import RunContext
 
 
 class Method(Protocol):
@@ -44,11 +46,13 @@ class Method(Protocol):
     @property
     def summary(self) -> str: ...
     @property
+    def trains_weights(self) -> bool: ...
+    @property
     def Config(self) -> type: ...  # the settings dataclass
     @property
     def plots(self) -> tuple[Plot, ...]: ...
 
-    def run(self, ctx: Any, loaded: Loaded, splits: dict[str, Dataset], cfg: Any,
+    def run(self, ctx: RunContext, loaded: Loaded, splits: dict[str, Dataset], cfg: Any,
             reference: dict[str, Any]) -> Unlearned: ...
 
     def load(self, loaded: Loaded, folder: Path, settings: dict[str, Any]) -> Unlearned: ...

@@ -35,6 +35,7 @@ from ..errors import UserError
 from ..limits import MAX_NEW_TOKENS
 from ..models import Loaded
 from ..report import Block, Line, Plot, Report, Table
+from ..runs import RunContext
 from ..settings import setting, validate
 from . import register
 
@@ -172,6 +173,7 @@ class Eco:
     )
     Config = EcoConfig
     reference_first = True  # the strength search aims at the oracle's value: the pipeline evaluates it first
+    trains_weights = False  # a guard on the prompts: nothing to share among data-parallel processes
     plots = (Plot("classifier", "ECO classifier training loss"),
              Plot("search", "ECO strength search (metric vs target)", x="strength", mode="markers"))
 
@@ -206,7 +208,7 @@ class Eco:
         return blocks
 
     @staticmethod
-    def run(ctx, loaded: Loaded, splits: dict[str, Dataset], cfg: EcoConfig, reference: dict) -> EcoUnlearned:
+    def run(ctx: RunContext, loaded: Loaded, splits: dict[str, Dataset], cfg: EcoConfig, reference: dict) -> EcoUnlearned:
         validate(cfg)
         forget, tok = splits["forget"], loaded.tokenizer
         metric = resolve_metric(cfg.metric, forget)
@@ -219,11 +221,12 @@ class Eco:
         featurizer = Featurizer(get_encoder(cfg.encoder, loaded.device), cfg.ngram_dims)
         preload_general_embeddings(featurizer.encoder)
         history: list[dict[str, float]] = []
+        training = ctx.within(0.0, CLASSIFIER_SHARE)
 
         def on_epoch(epoch: int, loss: float) -> None:
             ctx.step("classifier", epoch, cfg.epochs, {"loss": loss})
             history.append({"step": len(history) + 1, "epoch": epoch, "classifier_loss": loss})
-            ctx.progress(CLASSIFIER_SHARE * epoch / cfg.epochs, "training the prompt classifier")
+            training.progress(epoch / cfg.epochs, "training the prompt classifier")
 
         hs = HeadSettings(epochs=cfg.epochs, seed=cfg.seed)
         negatives = classifier_texts(splits["retain"]) + general_prompts()
@@ -254,7 +257,7 @@ class Eco:
         else:
             target, source = _target(loaded, splits, metric, reference, ctx.check_cancel)
             objective = Objective(metric, lambda m, c: forget_metric(m, tok, forget, metric, check_cancel=c))
-        points = _choose_strength(ctx, guard, objective, target, cfg, history)
+        points = _choose_strength(ctx.within(PROBE_SHARE, 1.0), guard, objective, target, cfg, history)
         t_search = time.perf_counter() - t0 - classifier_s
 
         unlearned = EcoUnlearned(loaded, asdict(cfg), guard, cfg.encoder, cfg.ngram_dims)
@@ -326,7 +329,7 @@ class Objective:
     measure: Callable[[Any, Callable[[], None] | None], float]
 
 
-def _choose_strength(ctx, guard: Guard, objective: Objective, target: float, cfg: EcoConfig,
+def _choose_strength(ctx: RunContext, guard: Guard, objective: Objective, target: float, cfg: EcoConfig,
                      history: list[dict[str, float]]) -> list[dict]:
     """Set guard.strength (searched, or the fixed one) and return the evaluated points:
     matched to `target`, or with `--target forget_quality` maximised (target 1)."""
@@ -342,7 +345,7 @@ def _choose_strength(ctx, guard: Guard, objective: Objective, target: float, cfg
         values = {"strength": point["strength"], "metric": point["metric"], "target": point["target"]}
         ctx.step("search", n, total, values)
         history.append({"step": len(history) + 1, **values})
-        ctx.progress(PROBE_SHARE + (1 - PROBE_SHARE) * min(n / total, 1.0), f"strength {point['strength']:.4g}: "
+        ctx.progress(n / total, f"strength {point['strength']:.4g}: "
                      f"{objective.name} {point['metric']:.3f} (target {target:.3f})")
 
     if cfg.strength > 0:
