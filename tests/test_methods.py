@@ -324,7 +324,8 @@ def test_views_take_the_base_lock(loaded):
 def test_automatic_learning_rate_follows_the_model_size(tiny):
     from types import SimpleNamespace
 
-    from unlearning.trainer import LARGE_MODEL_LR, SMALL_MODEL_LR, LoraSettings, learning_rate
+    from tests.reference import LARGE_MODEL_LR, SMALL_MODEL_LR
+    from unlearning.trainer import LoraSettings, learning_rate
 
     model, _ = tiny
     assert LoraSettings().lr == 0.0  # automatic by default

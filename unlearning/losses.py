@@ -70,18 +70,6 @@ def ga(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return -nll(logits, labels)
 
 
-def gd(forget_logits: torch.Tensor, forget_labels: torch.Tensor,
-       retain_logits: torch.Tensor, retain_labels: torch.Tensor) -> torch.Tensor:
-    """Gradient difference: ascent on the forget batch plus descent on the retain batch."""
-    return ga(forget_logits, forget_labels) + nll(retain_logits, retain_labels)
-
-
-def ihl_objective(forget_logits: torch.Tensor, forget_labels: torch.Tensor, retain_logits: torch.Tensor,
-                  retain_labels: torch.Tensor, lambda_f: float = 1.0, lambda_r: float = 1.0) -> torch.Tensor:
-    """METHODS.md's L = λ_f · IHL(forget) + λ_r · NLL(retain)."""
-    return lambda_f * ihl(forget_logits, forget_labels) + lambda_r * nll(retain_logits, retain_labels)
-
-
 # ------------------------------------------------- NPO and SimNPO (METHODS.md §IHL, baselines)
 
 

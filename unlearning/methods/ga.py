@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..losses import Term, ga
-from ..trainer import LoraMethod, LoraSettings, RandomInit, auto_lr
+from ..trainer import LoraMethod, LoraSettings, auto_lr
 from . import register
 
 
@@ -33,8 +33,5 @@ class Ga(LoraMethod):
         "no retain term it often damages what the model should keep."
     )
     Config = GaSettings
-    init = RandomInit()
-
-    @classmethod
-    def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
-        return (Term("forget_ga", "forget", ga, cfg.forget_weight),)
+    forget = Term("forget_ga", "forget", ga)
+    retain_nll = False  # what unlearning costs with nothing holding the rest in place

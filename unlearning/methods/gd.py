@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..losses import Term, ga, nll
-from ..trainer import LoraMethod, LoraSettings, RandomInit, auto_lr
+from ..losses import Term, ga
+from ..trainer import LoraMethod, LoraSettings, auto_lr
 from . import register
 
 
@@ -32,9 +32,5 @@ class Gd(LoraMethod):
         "Gradient difference: make the forget answers less likely (gradient ascent) while keeping the retain "
         "answers likely. A standard baseline; the ascent has no floor, so watch fluency and retain scores."
     )
-    Config = GdSettings
-    init = RandomInit()
-
-    @classmethod
-    def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
-        return (Term("forget_ga", "forget", ga, cfg.forget_weight), Term("retain_nll", "retain", nll, cfg.retain_weight))
+    Config: ClassVar[type[LoraSettings]] = GdSettings  # GdFila narrows it to its own
+    forget = Term("forget_ga", "forget", ga)  # and NLL on the retain set

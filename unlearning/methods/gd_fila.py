@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..losses import Term, ga, nll
-from ..trainer import FisherInit, LoraMethod, LoraSettings, auto_lr, own_default
+from ..trainer import FisherInit, LoraSettings, auto_lr, own_default
 from . import register
+from .gd import Gd
 
 
 @dataclass
@@ -25,7 +25,7 @@ class GdFilaSettings(LoraSettings):
 
 
 @register
-class GdFila(LoraMethod):
+class GdFila(Gd):
     name = "gd-fila"
     label = "baseline: GD + FILA"
     order = 60
@@ -35,8 +35,4 @@ class GdFila(LoraMethod):
         "of the loss."
     )
     Config = GdFilaSettings
-    init = FisherInit()
-
-    @classmethod
-    def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
-        return (Term("forget_ga", "forget", ga, cfg.forget_weight), Term("retain_nll", "retain", nll, cfg.retain_weight))
+    init = FisherInit()  # GD's objective, FILA's start

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..losses import Term, ihl, nll
-from ..trainer import IhlSettings, LoraMethod, LoraSettings, RandomInit, auto_lr, own_default
+from ..losses import Term, ihl
+from ..trainer import IhlSettings, LoraMethod, auto_lr, own_default
 from . import register
 
 
@@ -33,9 +33,5 @@ class Ihl(LoraMethod):
         "IHL + FILA, but the adapters start from a random init. It usually needs more steps to forget; "
         "use it to see what the Fisher initialisation adds."
     )
-    Config = IhlRandomSettings
-    init = RandomInit()
-
-    @classmethod
-    def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
-        return (Term("forget_ihl", "forget", ihl, cfg.forget_weight), Term("retain_nll", "retain", nll, cfg.retain_weight))
+    Config: ClassVar[type[IhlSettings]] = IhlRandomSettings  # IhlFila has the shared IhlSettings
+    forget = Term("forget_ihl", "forget", ihl)  # and NLL on the retain set

@@ -9,13 +9,13 @@ forget set and not to the retain set, so the first steps already move the right 
 
 from __future__ import annotations
 
-from ..losses import Term, ihl, nll
-from ..trainer import FisherInit, IhlSettings, LoraMethod, LoraSettings
+from ..trainer import FisherInit, IhlSettings
 from . import register
+from .ihl import Ihl
 
 
 @register
-class IhlFila(LoraMethod):
+class IhlFila(Ihl):
     name = "ihl-fila"
     label = "IHL + FILA (LoRA training)"
     order = 20
@@ -28,8 +28,4 @@ class IhlFila(LoraMethod):
         "base model is untouched, the result is a small adapter."
     )
     Config = IhlSettings  # λ_r = 3 and an automatic 4e-4 (trainer.IhlSettings says why)
-    init = FisherInit()
-
-    @classmethod
-    def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
-        return (Term("forget_ihl", "forget", ihl, cfg.forget_weight), Term("retain_nll", "retain", nll, cfg.retain_weight))
+    init = FisherInit()  # IHL's objective, FILA's start

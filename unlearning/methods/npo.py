@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
 
-from ..losses import Term, nll, npo
+from ..losses import Term, npo
 from ..settings import setting
-from ..trainer import LoraMethod, LoraSettings, RandomInit, auto_lr
+from ..trainer import LoraMethod, LoraSettings, auto_lr
 from . import register
 
 
@@ -46,11 +46,9 @@ class Npo(LoraMethod):
         "the rest. A standard baseline in unlearning papers."
     )
     Config = NpoSettings
-    init = RandomInit()
 
     @classmethod
-    def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
+    def forget_term(cls, cfg: LoraSettings) -> Term:  # and NLL on the retain set
         beta = NpoSettings.of(cfg).beta
-        return (Term("forget_npo", "forget", partial(npo, beta=beta), cfg.forget_weight, ("logits", "labels", "ref_logits"),
-                     unit="answers"),
-                Term("retain_nll", "retain", nll, cfg.retain_weight))
+        return Term("forget_npo", "forget", partial(npo, beta=beta), cfg.forget_weight, ("logits", "labels", "ref_logits"),
+                    unit="answers")

@@ -24,13 +24,9 @@ from . import register
 
 @dataclass
 class RmuSettings(LoraSettings):
-    # Defaults for the workshop model (4 layers, 192 wide; mean activation norm ~340 at layers
-    # 1-3), measured at --lr 1e-3 over 100 steps; forget / retain ROUGE-L and forget repetition
-    # (before 1.00 / 1.00 / 0; oracle 0.20 / 1.00 / 0): ℓ = 2, c = 2000, α = 10: 0.51 / 0.99 / 0.25;
-    # ℓ = 3: 0.49 / 0.99 / 0.15 (but the test models have 2 layers); c = 3000: 0.41 / 0.91 / 0.40;
-    # α = 3, c = 1000: 0.47 / 0.96 / 0.18. Forgetting more costs retain and fluency in step
-    # (docs/methods.md has the sweep). open-unlearning's RMU.yaml (c = 300, α = 1000 at layer 7 of
-    # a 7-8 B model) kept every workshop answer: c scales with the activation norm at ℓ.
+    # Chosen for the workshop model at --lr 1e-3, where forgetting more cost retain and fluency in
+    # step (docs/methods.md has the sweep); c scales with the activation norm at ℓ, so
+    # open-unlearning's c = 300 for a 7-8 B model moves nothing here.
     layer: int = setting(2, "ℓ, the decoder layer (1-based) whose activations are steered; LoRA trains layers 1..ℓ",
                          lo=1, hi=1000)
     steering: float = setting(2000.0, "c, the steering coefficient: forget activations are pushed towards c·u; "

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import ClassVar
 
-from ..losses import Term, nll, simnpo
+from ..losses import Term, simnpo
 from ..settings import setting
-from ..trainer import LoraMethod, LoraSettings, RandomInit, auto_lr
+from ..trainer import LoraMethod, LoraSettings, auto_lr
 from . import register
 from .npo import beta_setting
 
@@ -45,11 +45,9 @@ class SimNpo(LoraMethod):
         "beats NPO."
     )
     Config = SimNpoSettings
-    init = RandomInit()
 
     @classmethod
-    def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
+    def forget_term(cls, cfg: LoraSettings) -> Term:  # and NLL on the retain set
         own = SimNpoSettings.of(cfg)
-        return (Term("forget_simnpo", "forget", partial(simnpo, beta=own.beta, delta=own.delta), cfg.forget_weight,
-                     unit="answers"),
-                Term("retain_nll", "retain", nll, cfg.retain_weight))
+        return Term("forget_simnpo", "forget", partial(simnpo, beta=own.beta, delta=own.delta), cfg.forget_weight,
+                    unit="answers")
