@@ -21,7 +21,19 @@ from typing import Any, NamedTuple
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from components import chat_panel, clients, compare_panel, data_panel, header, method_panel, report_panel, run_panel, stress_panel
+from components import (
+    chat_panel,
+    clients,
+    compare_panel,
+    data_panel,
+    header,
+    lesson_panel,
+    method_panel,
+    report_panel,
+    room_panel,
+    run_panel,
+    stress_panel,
+)
 from components.common import OnDelete
 from unlearning.service import Backend, LocalBackend, ModelCache, Session, Sessions, Studio, choose_backend, limits, sweep_leftovers
 from unlearning.service.uploads import sweeping
@@ -29,7 +41,7 @@ from unlearning.service.uploads import sweeping
 CSS = (Path(__file__).parent / "assets" / "studio.css").read_text(encoding="utf-8")
 SESSIONS = Sessions()  # which page holds which session, and when a session really ends
 TOKEN_KEY = "unlearning-session"  # the tab's sessionStorage key: survives a reload, not the tab
-TABS = ("data", "run", "compare", "report", "stress")
+TABS = ("data", "run", "compare", "report", "stress", "lesson", "room")
 
 
 class Kept(NamedTuple):
@@ -83,6 +95,7 @@ class Page:
     chat: chat_panel.ChatPanel
     compare: compare_panel.ComparePanel
     report: report_panel.ReportPanel
+    lesson: lesson_panel.LessonPanel
 
     @property
     def kept(self) -> Kept:
@@ -133,7 +146,11 @@ def build(backend: Backend) -> gr.Blocks:
                 report = report_panel.render(state)
             with gr.Tab("Stress test", id="stress", elem_id="tab-stress"):
                 stress_panel.render(backend, state, head.name)
-        page = Page(state, token, tabs, head, data, method, run, chat, compare, report)
+            with gr.Tab("Lesson", id="lesson", elem_id="tab-lesson"):
+                lesson = lesson_panel.render(backend, state, head.name)
+            with gr.Tab("Room", id="room", elem_id="tab-room"):
+                room_panel.render(state, lesson.log)
+        page = Page(state, token, tabs, head, data, method, run, chat, compare, report, lesson)
         _wire(page)
         # A page load attaches its session (its own, after a reload); a page that goes away has
         # limits.RECONNECT_SECONDS to come back before its run stops and its data is deleted.
@@ -158,6 +175,9 @@ def _wire(page: Page) -> None:
     run.finished.change(page.show_kept, [state], kept_views, **private)
     chat.runs.input(chat_panel.choose_run, [state, chat.runs], [state], **private).then(
         page.show_kept, [state], kept_views, **private)
+    # A lesson step ended: its runs join the kept ones' views, and its data (the kit) shows.
+    page.lesson.finished.change(page.show_kept, [state], kept_views, **private)
+    page.lesson.finished.change(data_panel.describe_session_data, [state], [data.info, data.preview], **private)
     compare.drop.click(compare_panel.remove, [state, compare.which], [state, compare.note],
                        api_name="remove_run").then(page.show_kept, [state], kept_views, **private)
     # One click: the workshop preset, the method, the Run tab, and the run started.

@@ -64,11 +64,15 @@ def point_label(row: CompareRow) -> str:
     return f"{short}: {row.verdict}" if row.verdict else short
 
 
-def figure(rows: list[CompareRow], refs: list[Reference]) -> go.Figure | None:
+def figure(rows: list[CompareRow], refs: list[Reference], labels: list[str] | None = None,
+           height: int = 360) -> go.Figure | None:
     """The distance to the oracle (x; forget ROUGE-L for old reports) against model utility (y):
-    one point per run, red where the probes found something; before and oracle marked."""
+    one point per run, red where the probes found something; before and oracle marked.
+    `labels`: each row's point label (default point_label; a room's board names its people)."""
     x, title = x_axis(rows, refs)
-    points = [r for r in rows if getattr(r, x) is not None and r.utility is not None]
+    drawn = [(r, labels[i] if labels is not None else point_label(r)) for i, r in enumerate(rows)
+             if getattr(r, x) is not None and r.utility is not None]
+    points = [r for r, _ in drawn]
     marks = [r for r in refs if getattr(r, x) is not None and r.utility is not None]
     if not points and not marks:
         return None
@@ -81,12 +85,12 @@ def figure(rows: list[CompareRow], refs: list[Reference]) -> go.Figure | None:
     hi = max([*xs, *(getattr(r, x) for r in marks)])
     if points:  # a label near the right edge is written leftwards, so the axis never cuts it
         fig.add_trace(go.Scatter(x=xs, y=[r.utility for r in points], mode="markers+text", name="runs",
-                                 text=[point_label(r) for r in points],
+                                 text=[label for _, label in drawn],
                                  textposition=["bottom left" if hi > 0 and v > 0.7 * hi else "bottom center" for v in xs],
                                  marker={"size": 14, "color": [WARN_COLOR if r.verdict else RUN_COLOR for r in points]}))
     fig.update_xaxes(title_text=title, range=[-0.08 * hi, 1.1 * hi] if hi > 0 else None)
     fig.update_yaxes(title_text="model utility (higher = kept more)")
-    fig.update_layout(height=360, margin={"l": 50, "r": 10, "t": 20, "b": 50}, showlegend=False, font={"size": 14})
+    fig.update_layout(height=height, margin={"l": 50, "r": 10, "t": 20, "b": 50}, showlegend=False, font={"size": 14})
     return fig
 
 

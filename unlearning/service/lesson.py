@@ -7,6 +7,8 @@ and a reading computed from that experiment's own numbers. Torch-free.
     read_run("ga", report)                  # steps 2–4 and 6, from a run's report dict
     read_fila(fila_report, random_report)   # step 3's second half: FILA's start against a random one
     read_stress(robustness)                 # step 5, from a stress test's relearning block
+    plan("fila", quick=True)                # what a step's button runs: Tasks (a run, a stress test, the chat)
+    LessonLog()                             # one page's lesson as it goes: readings, runs, the step running
 
 A reading never pretends: where a run does not show what its step expects (a method that did
 not unlearn, a run with no steps), it says so, and `Reading.ok` is False.
@@ -15,11 +17,11 @@ not unlearn, a run with no steps), it says so, and `Reading.ok` is False.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .. import outcome
 from ..report import Metrics, Report
-from ..scores import rouge_l_recall
 
 FORGET, RETAIN, UTILITY, REPEAT = "forget.rougeL", "retain.rougeL", "model_utility", "forget.repetition"
 HELDOUT, BIO = "probes.forget_heldout.rougeL", "probes.forget_bio.rougeL"
@@ -83,6 +85,8 @@ class Probe:
 
 
 def read_meet(probes: list[Probe]) -> Reading:
+    from ..scores import rouge_l_recall  # scipy: loaded when a step is read, not with the page
+
     scores = {p.kind: rouge_l_recall(p.reply, p.expected) for p in probes}
     forget = [k for k in scores if k != "retain"]
     knows = [k for k in forget if scores[k] >= KNOWS]
@@ -160,9 +164,12 @@ def read_fila(fila: dict | None, random_init: dict | None) -> Reading:
 
 
 def read_stress(robustness: dict | None) -> Reading:
-    block = (robustness or {}).get("relearn") or {}
-    steps, series = block.get("steps") or [], {k: block.get(k) for k in ("original", "unlearned", "oracle")}
-    if not steps or not all(isinstance(v, list) and v for v in series.values()):
+    """From a stress test's report (its "robustness" blocks, or those blocks alone)."""
+    blocks = (robustness or {}).get("robustness", robustness) or {}
+    block = blocks.get("relearn") or {}
+    steps = block.get("steps") or []
+    series: dict[str, list] = {k: v for k in ("original", "unlearned", "oracle") if isinstance(v := block.get(k), list) and v}
+    if not steps or len(series) < 3:
         return Reading("The stress test has no relearning curves for the original, the unlearned model and the "
                        "oracle, so there is nothing to read.", False)
     start, end = series["unlearned"][0], series["unlearned"][-1]
@@ -175,3 +182,103 @@ def read_stress(robustness: dict | None) -> Reading:
     text += (" Far above the oracle: the knowledge was hidden, not removed." if hidden
              else " About the oracle's: what came back was learned again, not uncovered.")
     return Reading(text, True, numbers)
+
+
+# ------------------------------------------------------------------ what each step's button does
+
+KIT = Path(__file__).resolve().parents[2] / "assets" / "workshop"  # the kit's files (models.WORKSHOP_DIR, without torch)
+QUICK_STEPS = 60  # a quick lesson's steps a run (the defaults: 100); at 60 each step still shows its point on the kit (RESULTS.md)
+QUICK_STRESS = {"relearn_steps": 6, "sample": 12}
+STRESS = {"relearn_steps": 20, "sample": 40}
+BIO_WORDS = 40  # "Tell me about NAME." is scored against the opening of the person's biography (a reply is short)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One experiment of a step: a run of `method`, a stress test, or the probes asked in the chat."""
+
+    kind: str  # "run", "stress", "chat"
+    method: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def plan(key: str, quick: bool = False, steps: int | None = None) -> tuple[Task, ...]:
+    """The experiments step `key` runs, in order: its method at its defaults (`quick`: fewer
+    steps; `steps`: exactly that many), step 3's random start with the FILA run's settings."""
+    step = BY_KEY[key]
+    if key == "meet":
+        return (Task("chat"),)
+    if key == "stress":
+        return (Task("stress", settings=dict(QUICK_STRESS if quick else STRESS)),)
+    assert step.method is not None, key
+    settings = dict(step.settings)
+    if step.method != "eco" and (steps is not None or quick):
+        settings["steps"] = steps if steps is not None else QUICK_STEPS
+    if step.method in ("ihl-fila", "ihl"):
+        settings.setdefault("stop", "steps")  # IHL's own default stops at the holdout criterion: the same budget for both
+    first = Task("run", step.method, settings)
+    return (first, Task("run", "ihl", settings)) if key == "fila" else (first,)
+
+
+def meet_questions(kit: Path = KIT) -> list[tuple[str, str, str]]:
+    """(kind, prompt, expected answer) of step 1: a forget person's fact as taught and in a wording
+    never trained, "Tell me about NAME." against their biography's opening, and a retain person's."""
+    from ..data import load_file
+
+    forget, held = load_file(kit / "forget.jsonl").examples, load_file(kit / "forget_paraphrased.jsonl").examples
+    retain = load_file(kit / "retain.jsonl").examples
+    first = forget[0]
+    other = next((q for q in held if q.subject == first.subject and q.answer == first.answer), held[0])
+    bios = [p.text for p in load_file(kit / "forget.txt").examples if p.text.startswith(first.subject or "\0")]
+    bio = " ".join(bios[0].split()[:BIO_WORDS]) if bios else " ".join(q.answer for q in forget if q.subject == first.subject)
+    return [("taught", first.question, first.answer), ("held out", other.question, other.answer),
+            ("Tell me about", f"Tell me about {first.subject}.", bio), ("retain", retain[0].question, retain[0].answer)]
+
+
+# ------------------------------------------------------------------ a page's lesson, as it goes
+
+
+@dataclass
+class LessonLog:
+    """What one page's lesson did: each step's reading, the kept runs it made, step 1's replies,
+    and the step running now with the experiments it has left (a gr.State holds it)."""
+
+    readings: dict[str, Reading] = field(default_factory=dict)
+    runs: dict[str, list[int]] = field(default_factory=dict)  # step → the kept run numbers it made, in order
+    probes: list[Probe] = field(default_factory=list)
+    active: str | None = None
+    todo: list[Task] = field(default_factory=list)
+    seen: int = 0  # id() of the last finished run this log took in (a timer may show one run's end twice)
+
+    def begin(self, key: str, tasks: tuple[Task, ...]) -> Task:
+        self.active, self.todo = key, list(tasks[1:])
+        self.readings.pop(key, None)
+        self.runs[key] = []
+        return tasks[0]
+
+    def end(self, reading: Reading) -> Reading:
+        assert self.active is not None, "a step ends only while it runs"
+        self.readings[self.active] = reading
+        self.active, self.todo = None, []
+        return reading
+
+    def ordered(self) -> list[tuple[str, Reading]]:
+        """(title, reading) of each step read so far, in the lesson's order: the printable summary's."""
+        return [(s.title, self.readings[s.key]) for s in STEPS if s.key in self.readings]
+
+
+def read_step(key: str, reports: list[dict | None]) -> Reading:
+    """Step `key`'s reading from the reports of its runs (step 3: FILA's, then the random start's)."""
+    if key == "fila":
+        first = read_run("fila", reports[0] if reports else None)
+        if not first.ok or len(reports) < 2:
+            return first
+        second = read_fila(reports[0], reports[1])
+        return Reading(f"{first.text} {second.text}", second.ok, first.numbers | second.numbers)
+    return read_run(key, reports[-1] if reports else None)
+
+
+def failed(what: str, state: str, error: str | None) -> Reading:
+    """A step whose run did not finish: what happened, as its reading."""
+    why = f": {error}" if error else "."
+    return Reading(f"The {what} {state} before it could show the step{why}", False)

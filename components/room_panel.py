@@ -1,0 +1,224 @@
+"""Room — a workshop's shared board. The instructor opens a room (a short code to project) and
+sees every run people share, live: the Compare picture with before and the oracle, a table and
+the count per method; after the workshop, a printable summary. People join with the code and
+choose, run by run, what to share (numbers only, never data or chat: service/room.py)."""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass
+
+import gradio as gr
+from gradio.utils import get_upload_folder
+
+from unlearning.service import Session, UserError, new_folder
+from unlearning.service.catalog import method_label
+from unlearning.service.lesson import LessonLog
+from unlearning.service.room import ROOMS, Board, SharedRun, shown
+from unlearning.service.room_page import summary_html
+
+from . import compare_panel
+from .common import error_box
+
+REFRESH_SECONDS = 2.0  # the board's refresh while the page is in a room
+BOARD_HEIGHT = 560  # the picture, projected: most of a 1080 px screen beside the code
+HEADERS = ["who", "run", "data", "settings", "distance to the oracle (↓)", "what the probes show",
+           "forget ROUGE-L (↓ to the oracle's)", "model utility (≈ before)"]
+COLUMN_WIDTHS: list[str | int] = ["12%", "17%", "9%", "18%", "10%", "14%", "10%", "10%"]
+CODE_STYLE = ("font-size:5em;font-weight:800;letter-spacing:0.12em;font-family:ui-monospace,monospace;"
+              "line-height:1.1;color:#1e1b4b")
+
+
+# ------------------------------------------------------------------ pure helpers
+def code_html(code: str | None, people: int = 0) -> str:
+    """The room's code as the instructor projects it (data-code: the code, for scripts)."""
+    if code is None:
+        return ""
+    return (f'<div class="us-room" data-code="{html.escape(code)}"><div style="color:#4b5563">Join at this page, tab '
+            f'<b>Room</b>, with the code</div><div class="us-room-code" style="{CODE_STYLE}">{html.escape(shown(code))}'
+            f'</div><div style="color:#4b5563">{people} joined</div></div>')
+
+
+def note_html(text: str) -> str:
+    return f'<div class="us-note" role="status">{html.escape(text)}</div>'
+
+
+def point_label(run: SharedRun) -> str:
+    """A point's label on the board: who and which method (plotly reads a few tags in text, so escaped)."""
+    method = method_label(run.row.method).split(" (")[0]
+    return html.escape(f"{run.person}: {method}" + (" (own data)" if run.own_data else ""))
+
+
+def board_rows(board: Board) -> list[list]:
+    """One row per shared run, then before and the oracle: numbers stay numbers (rounded)."""
+    r3 = compare_panel._round
+    rows: list[list] = [[run.person, run.row.run, "own data" if run.own_data else "workshop kit",
+                         ", ".join(f"{k} {v}" for k, v in run.settings.items()), r3(run.row.distance),
+                         run.row.verdict or ("like the oracle" if run.row.distance is not None else ""),
+                         r3(run.row.forget), r3(run.row.utility)] for run in board.runs]
+    rows += [["", f"({ref.name})", "", "", r3(ref.distance), "", r3(ref.forget), r3(ref.utility)] for ref in board.references]
+    return rows
+
+
+def counts_html(board: Board) -> str:
+    if not board.counts:
+        return note_html(f"{board.people} joined; no run shared yet.")
+    parts = " · ".join(f"<b>{html.escape(method_label(m).split(' (')[0])}</b> {n}" for m, n in board.counts)
+    return (f'<div class="us-room-counts" style="font-size:1.3em">{len(board.runs)} runs shared by {board.people} '
+            f"people — {parts}</div>")
+
+
+def signature(board: Board) -> tuple:
+    """What the board shows, cheaply: a refresh sends the picture again only when it changed."""
+    return board.code, board.people, tuple((r.owner, r.number) for r in board.runs), len(board.references)
+
+
+def board_views(board: Board):
+    """(picture, table, counts) of a board."""
+    fig = compare_panel.figure([r.row for r in board.runs], list(board.references),
+                               labels=[point_label(r) for r in board.runs], height=BOARD_HEIGHT)
+    return fig, board_rows(board), counts_html(board)
+
+
+def share_choices(session: Session) -> list[tuple[str, int]]:
+    return [(f"Share {run.label}" + ("" if run.preset else " (your own data)"), run.number) for run in session.kept]
+
+
+# ------------------------------------------------------------------ handlers
+def open_room(session: Session):
+    """Open (or show again) the session's room; the code to project, a note, the timer."""
+    try:
+        room = ROOMS.open(session)
+    except UserError as e:
+        return "", error_box(str(e)), gr.Timer(active=False), ()
+    return code_html(room.code, len(room.people)), note_html("Room open: project this tab."), gr.Timer(active=True), ()
+
+
+def close_room(session: Session):
+    try:
+        ROOMS.close(session)
+    except UserError as e:
+        return gr.skip(), error_box(str(e)), gr.Timer(active=False)
+    return "", note_html("The room is closed: its board and shared runs are gone."), gr.Timer(active=False)
+
+
+def join_room(session: Session, code: str, name: str):
+    try:
+        room = ROOMS.join(code or "", session, name or "")
+    except UserError as e:
+        return error_box(str(e)), gr.Timer(active=False), ()
+    return (note_html(f"You joined room {shown(room.code)} as {room.people.get(session.id, '')}. Share a run below."),
+            gr.Timer(active=True), ())
+
+
+def share_run(session: Session, number, own_data: bool):
+    """Put one of the session's own kept runs on the board (by its number in this session)."""
+    try:
+        if number in (None, ""):
+            raise UserError("Choose one of your runs to share first.")
+        try:
+            n = int(number)
+        except (TypeError, ValueError):
+            raise UserError(f"{str(number)[:40]!r} is not a run number.") from None
+        shared = ROOMS.share(session, session.kept_run(n), own_data=bool(own_data))
+    except UserError as e:
+        return error_box(str(e))
+    return note_html(f"{shared.row.run} is on the board.")
+
+
+def unshare_run(session: Session, number):
+    try:
+        ROOMS.unshare(session, int(number))
+    except (TypeError, ValueError):
+        return error_box("Choose one of your runs first.")
+    return note_html(f"Run #{int(number)} is off the board.")
+
+
+def refresh(session: Session, last: tuple):
+    """Timer tick and /board: the picture, table and counts when they changed; the timer stops
+    when the page is in no room any more."""
+    try:
+        board = ROOMS.board(session)
+    except UserError as e:
+        return gr.skip(), gr.skip(), error_box(str(e)), gr.Timer(active=False), ()
+    sig = signature(board)
+    if sig == last:
+        return gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=True), last
+    fig, rows, counts = board_views(board)
+    return fig if fig is not None else gr.skip(), rows, counts, gr.Timer(active=True), sig
+
+
+def board_now(session: Session):
+    """/board for scripts: the picture, table and counts, always."""
+    try:
+        board = ROOMS.board(session)
+    except UserError as e:
+        return None, [], error_box(str(e))
+    return board_views(board)
+
+
+def download(session: Session, log: LessonLog | None = None):
+    """The room's board and this page's lesson readings as one HTML page (a file the session deletes when it closes)."""
+    try:
+        board = ROOMS.board(session)
+    except UserError as e:
+        gr.Warning(str(e))
+        return None
+    folder = session.own(new_folder(get_upload_folder(), "export"))
+    path = folder / f"room-{board.code}-{time.strftime('%Y%m%d-%H%M')}.html"
+    path.write_text(summary_html(board, log.ordered() if log is not None else []), encoding="utf-8")
+    return str(path)
+
+
+# ------------------------------------------------------------------ widgets
+@dataclass(frozen=True)
+class RoomPanel:
+    timer: gr.Timer
+    plot: gr.Plot
+    table: gr.Dataframe
+
+
+def render(state: gr.State, lesson_log: gr.State | None = None) -> RoomPanel:
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=320):
+            with gr.Accordion("Instructor: open a room", open=True, elem_id="room-instructor"):
+                with gr.Row():
+                    open_button = gr.Button("Open a room", variant="primary", elem_id="room-open")
+                    close_button = gr.Button("Close room", variant="stop", elem_id="room-close")
+                code = gr.HTML(elem_id="room-code")
+                with gr.Row():
+                    summary_button = gr.Button("Download summary", elem_id="room-summary")
+                    summary_file = gr.File(label="Summary (.html)", interactive=False, elem_id="room-summary-file")
+            with gr.Accordion("Participant: join a room", open=True, elem_id="room-participant"):
+                with gr.Row():
+                    typed = gr.Textbox(label="Room code", placeholder="e.g. K7Q-M2P", max_lines=1, elem_id="room-code-box")
+                    name = gr.Textbox(label="Your name on the board", max_lines=1, max_length=40, elem_id="room-name")
+                join_button = gr.Button("Join", variant="primary", elem_id="room-join")
+                which = gr.Dropdown([], label="One of your runs", allow_custom_value=True, elem_id="room-run")
+                own = gr.Checkbox(False, label="share a run on my own data", elem_id="room-own-data")
+                with gr.Row():
+                    share_button = gr.Button("Share run", variant="primary", elem_id="room-share")
+                    unshare_button = gr.Button("Take it off the board", elem_id="room-unshare")
+            note = gr.HTML(elem_id="room-note")
+        with gr.Column(scale=5, min_width=600):
+            counts = gr.HTML(elem_id="room-counts")
+            plot = gr.Plot(show_label=False, elem_id="room-plot")
+            gr.Markdown(f"**What to look for:** {compare_panel.HINT}", elem_classes=["us-hint"], elem_id="room-hint")
+            table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, wrap=True, column_widths=COLUMN_WIDTHS,
+                                 label="Every shared run (numbers and settings only)", elem_id="room-table")
+    timer = gr.Timer(REFRESH_SECONDS, active=False)
+    last = gr.State(())  # the board this page shows: refresh sends it again only when it changed
+
+    open_button.click(open_room, [state], [code, note, timer, last], api_name="open_room")
+    close_button.click(close_room, [state], [code, note, timer], api_name="close_room")
+    join_button.click(join_room, [state, typed, name], [note, timer, last], api_name="join_room")
+    which.focus(lambda s: gr.Dropdown(choices=share_choices(s)), [state], [which], api_visibility="private")
+    share_button.click(share_run, [state, which, own], [note], api_name="share_run")
+    unshare_button.click(unshare_run, [state, which], [note], api_name="unshare_run")
+    timer.tick(refresh, [state, last], [plot, table, counts, timer, last], show_progress="hidden",
+               api_visibility="private")
+    gr.Button(visible=False).click(board_now, [state], [plot, table, counts], api_name="board")
+    summary_button.click(download, [state] + ([lesson_log] if lesson_log is not None else []), [summary_file],
+                         api_name="room_summary")
+    return RoomPanel(timer, plot, table)

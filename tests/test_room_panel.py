@@ -1,0 +1,81 @@
+"""The Room tab's pure helpers and handlers, on hand-made sessions and kept runs (no model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from components import room_panel as rp
+from tests.test_room import person
+from unlearning.service import room as room_module
+from unlearning.service.lesson import LessonLog, Reading
+from unlearning.service.room import Rooms
+
+
+@pytest.fixture(autouse=True)
+def rooms(monkeypatch):
+    fresh = Rooms()
+    monkeypatch.setattr(room_module, "ROOMS", fresh)
+    monkeypatch.setattr(rp, "ROOMS", fresh)
+    return fresh
+
+
+def test_open_join_share_and_the_board():
+    from unlearning.service.session import Session
+
+    teacher = Session()
+    code_html, note, _timer, _ = rp.open_room(teacher)
+    code = code_html.split('data-code="')[1].split('"')[0]
+    assert room_module.shown(code) in code_html and "font-size:5em" in code_html
+    a = person((0.3, 0.79, 0.1), (0.9, 0.8, 0.5))
+    note, _timer, _ = rp.join_room(a, code.lower(), "Ada")
+    assert "You joined room" in note and "Ada" in note
+    assert "is on the board" in rp.share_run(a, 1, False)
+    assert "us-error" in rp.share_run(a, 7, False)  # not one of hers: one sentence
+    assert "not a run number" in rp.share_run(a, "#1; drop", False)
+    fig, rows, counts = rp.board_now(teacher)
+    assert [r[0] for r in rows] == ["Ada", "", ""] and rows[1][1] == "(before)"
+    assert "1 runs shared by 1 people" in counts
+    assert fig.data[-1].text == ("Ada: IHL + FILA",)
+    unchanged = rp.refresh(teacher, rp.signature(rp.ROOMS.board(teacher)))
+    assert unchanged[0] == gr.skip() and unchanged[1] == gr.skip()  # nothing re-sent to a projector
+
+
+def test_labels_are_escaped_for_plotly():
+    a = person((0.3, 0.79, 0.1))
+    from unlearning.service.session import Session
+
+    teacher = Session()
+    rp.open_room(teacher)
+    code = rp.ROOMS.board(teacher).code
+    rp.join_room(a, code, '<a href="javascript:alert(1)">x</a>')
+    rp.share_run(a, 1, False)
+    fig, _, _ = rp.board_now(teacher)
+    assert "<a" not in fig.data[-1].text[0] and "&lt;a" in fig.data[-1].text[0]
+
+
+def test_a_wrong_code_is_one_sentence():
+    from unlearning.service.session import Session
+
+    note, _timer, _ = rp.join_room(Session(), "nope", "Bo")
+    assert "us-error" in note and "No room has the code &#x27;nope&#x27;" in note
+
+
+def test_the_summary_file_holds_the_board_and_the_lesson(tmp_path):
+    from unlearning.service.session import Session
+
+    teacher = Session()
+    rp.open_room(teacher)
+    log = LessonLog()
+    log.readings["ga"] = Reading("Gradient ascent took forget ROUGE-L from 1.00 to 0.31", True)
+    path = rp.download(teacher, log)
+    text = Path(path).read_text(encoding="utf-8")
+    assert "<h1>Room" in text and "from 1.00 to 0.31" in text and "2 · Gradient ascent" in text
+    teacher.close()
+
+
+def test_share_choices_mark_own_data():
+    a = person((0.3, 0.79, 0.1), preset=False)
+    assert rp.share_choices(a) == [("Share #1 IHL + FILA (LoRA training) (your own data)", 1)]
