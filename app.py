@@ -145,11 +145,13 @@ def build(backend: Backend) -> gr.Blocks:
             with gr.Tab("Report", id="report", elem_id="tab-report"):
                 report = report_panel.render(state)
             with gr.Tab("Stress test", id="stress", elem_id="tab-stress"):
-                stress_panel.render(backend, state, head.name)
+                stress = stress_panel.render(backend, state, head.name)
             with gr.Tab("Lesson", id="lesson", elem_id="tab-lesson"):
                 lesson = lesson_panel.render(backend, state, head.name)
             with gr.Tab("Room", id="room", elem_id="tab-room"):
                 room_panel.render(state, lesson.log)
+        # a lesson's stress test (step 5) shows in the Stress test tab too: one tick of its timer draws it
+        lesson.finished.change(lambda: gr.Timer(active=True), None, [stress.timer], api_visibility="private")
         page = Page(state, token, tabs, head, data, method, run, chat, compare, report, lesson)
         _wire(page)
         # A page load attaches its session (its own, after a reload); a page that goes away has

@@ -81,6 +81,19 @@ def board_views(board: Board):
     return fig, board_rows(board), counts_html(board)
 
 
+def run_number(value) -> int:
+    """A run's number as the menu or an API client sends it (3, 3.0, "3"); anything else is one sentence."""
+    if value in (None, ""):
+        raise UserError("Choose one of your runs first.")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise UserError(f"{str(value)[:20]!r} is not a run number.")
+
+
 def share_choices(session: Session) -> list[tuple[str, int]]:
     return [(f"Share {run.label}" + ("" if run.preset else " (your own data)"), run.number) for run in session.kept]
 
@@ -115,13 +128,7 @@ def join_room(session: Session, code: str, name: str):
 def share_run(session: Session, number, own_data: bool):
     """Put one of the session's own kept runs on the board (by its number in this session)."""
     try:
-        if number in (None, ""):
-            raise UserError("Choose one of your runs to share first.")
-        try:
-            n = int(number)
-        except (TypeError, ValueError):
-            raise UserError(f"{str(number)[:40]!r} is not a run number.") from None
-        shared = ROOMS.share(session, session.kept_run(n), own_data=bool(own_data))
+        shared = ROOMS.share(session, session.kept_run(run_number(number)), own_data=bool(own_data))
     except UserError as e:
         return error_box(str(e))
     return note_html(f"{shared.row.run} is on the board.")
@@ -129,10 +136,11 @@ def share_run(session: Session, number, own_data: bool):
 
 def unshare_run(session: Session, number):
     try:
-        ROOMS.unshare(session, int(number))
-    except (TypeError, ValueError):
-        return error_box("Choose one of your runs first.")
-    return note_html(f"Run #{int(number)} is off the board.")
+        n = run_number(number)
+    except UserError as e:
+        return error_box(str(e))
+    ROOMS.unshare(session, n)
+    return note_html(f"Run #{n} is off the board.")
 
 
 def refresh(session: Session, last: tuple):

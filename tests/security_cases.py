@@ -44,3 +44,26 @@ def model_dir(tmp_path_factory, tiny):
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+# The room's board (issue 27): what a participant may type or send, and what the board must do
+# with it (tests/test_room_security.py; the projected board in tests/e2e/test_room.py).
+ROOM_NAMES = [  # names people join with: shown as text everywhere (board, table, picture, summary)
+    IMG,
+    "<script>alert(1)</script>",
+    '<a href="javascript:alert(1)">me</a>',
+    "<b>bold</b><br>two lines",
+    "{{7*7}} ${7*7} %(x)s",
+    "Ada\u202eevil\u200b",  # a bidi override and a zero-width space
+    "x" * 500,
+]
+ROOM_CODES = [  # what a guesser or a hostile client sends as a code: each one sentence, never a room
+    "",
+    "AAAAAA",
+    "' OR 1=1 --",
+    "../../etc/passwd",
+    IMG,
+    "Ｋ７ＱＭ２Ｐ",  # full-width letters
+    "A" * 10_000,
+]
+ROOM_RUN_NUMBERS = [0, -1, 2, 10**12, "1; drop", "#1", None, 1.5, "NaN"]  # someone else's run, or no run at all

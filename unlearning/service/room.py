@@ -117,7 +117,7 @@ class Rooms:
             room = self._rooms.get(typed)
             if room is None:
                 self._misses.setdefault(person.id, []).append(time.monotonic())
-                raise UserError(f"No room has the code {code.strip()!r}; check it on the instructor's screen.")
+                raise UserError(f"No room has the code {_typed(code)!r}; check it on the instructor's screen.")
             if room.closed:
                 raise UserError(f"Room {shown(room.code)} has closed.")
             if person.id not in room.people and len(room.people) >= limits.ROOM_PEOPLE:
@@ -250,6 +250,12 @@ def clean_name(name: str) -> str:
     """A display name: printable, one line, at most 24 characters (the board escapes it too)."""
     text = " ".join("".join(ch if ch.isprintable() else " " for ch in (name or "")).split())
     return text[:24]
+
+
+def _typed(code: str) -> str:
+    """A wrong code as the error repeats it: what was typed, cut short (a client may send pages)."""
+    text = (code or "").strip()
+    return text if len(text) <= 16 else text[:16] + "…"
 
 
 def kit_run(run: KeptRun) -> bool:
