@@ -3,6 +3,7 @@
     python benchmarks/room.py                       # 24 chatting + 6 starting runs, ~3-5 min on 2 cores
     python benchmarks/room.py --chatters 8 --chats 4   # a smaller room
     python benchmarks/room.py --in-process --chats 3   # no app: 24 sessions' chats batched vs alone
+    python benchmarks/room.py --kept 56             # no app: a reference run beside 56 kept runs vs an empty room
 
 Fixed request counts (only /poll, which waits for a run to reach a state, depends on time):
 
@@ -18,6 +19,12 @@ Fixed request counts (only /poll, which waits for a run to reach a state, depend
 Prints the table: requests, errors, p50/p95/max per action (chat split by whether the run was
 training when it was sent), the server's RSS before the room and after, the machine's load.
 Acceptance (issue 16): 0 errors and chat p95 ≤ 2 s while a run trains, on 2 cores.
+
+`--kept N` (issue 28 #5) times a reference run (IHL + FILA, 20 steps, the workshop preset, its
+after-evaluation included; the oracle and `before` come from a warmed cache) on two copies of
+the workshop model in this process: one with N kept rank-64 FILA runs on it (a trained adapter
+and its offset each, as a kept run leaves them), one empty, alternately, `--rounds` times
+each; it prints both medians and their ratio (acceptance: ≤ 1.3) and the RSS N kept runs add.
 """
 
 from __future__ import annotations
@@ -176,6 +183,62 @@ def in_process(threads: int, chats: int) -> None:
               f"wall {time.perf_counter() - t0:.1f} s; load {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
+def kept_room(kept: int, rounds: int, steps: int) -> None:
+    """The reference run's wall time on an empty base and on one holding `kept` kept runs, interleaved."""
+    import statistics
+    import tempfile
+
+    from unlearning.data import load_file
+    from unlearning.evalcache import EvalCache
+    from unlearning.lora import Adapters, LoraUnlearned
+    from unlearning.methods import get_method
+    from unlearning.models import WORKSHOP_DIR, load_model
+    from unlearning.pipeline import complete_splits, unlearn_job
+    from unlearning.runs import Run
+
+    bases = {"empty": load_model("workshop", "cpu"), f"{kept} kept": load_model("workshop", "cpu")}
+    oracle = load_model("workshop-oracle", "cpu")
+    splits = complete_splits(load_file(WORKSHOP_DIR / "forget.jsonl"), load_file(WORKSHOP_DIR / "retain.jsonl"))
+    method = get_method("ihl-fila")
+    cfg = method.Config(steps=steps)
+    cache = EvalCache(tempfile.mkdtemp(prefix="room-kept-"))
+    rss0 = rss_mb(os.getpid())
+    crowded = bases[f"{kept} kept"]
+    room = [LoraUnlearned(crowded, {}, method.name, Adapters.create(crowded.model, method.name, 64, 128, with_offset=True))
+            for _ in range(kept)]
+    rss1 = rss_mb(os.getpid())
+
+    def reference(loaded) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        run = Run(unlearn_job(method, cfg, loaded, splits, oracle, cache=cache)).start()
+        result = run.wait(RUN_TIMEOUT)
+        assert run.state == "done", run.error
+        result["unlearned"].release()
+        return time.perf_counter() - t0, result["report"]["method_wall_s"]
+
+    for loaded in bases.values():  # warm-up: fills the evaluation cache (oracle, before), not timed
+        reference(loaded)
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in bases}
+    order = list(bases)
+    for r in range(rounds):  # ABBA: neither room always goes first
+        for name in order if r % 2 == 0 else order[::-1]:
+            times[name].append(reference(bases[name]))
+    loads = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"Machine: {os.cpu_count()} cores; `python benchmarks/room.py {' '.join(sys.argv[1:])}` "
+          f"({time.strftime('%Y-%m-%d %H:%M')}); load (1/5/15 min) after: {loads}\n")
+    print(f"Reference run: {method.name}, {steps} steps, workshop preset, after-evaluation included; "
+          f"{rounds} runs per room, interleaved. {kept} kept rank-64 runs add {rss1 - rss0:.0f} MB of RSS.\n")
+    print("| room | run s (median) | runs s | method s (median) |\n|---|---:|---|---:|")
+    med = {}
+    for name, values in times.items():
+        med[name] = statistics.median(t for t, _ in values)
+        print(f"| {name} | {med[name]:.2f} | {', '.join(f'{t:.2f}' for t, _ in values)} | "
+              f"{statistics.median(m for _, m in values):.2f} |")
+    print(f"\nratio {kept} kept / empty: {med[f'{kept} kept'] / med['empty']:.2f} (acceptance ≤ 1.3)")
+    for unlearned in room:
+        unlearned.release()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--chatters", type=int, default=24)
@@ -184,7 +247,13 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=None,
                    help=f"requests the app serves at once (default limits.APP_CONCURRENCY = {limits.APP_CONCURRENCY})")
     p.add_argument("--in-process", action="store_true", help="no app: the chat model work alone, batched and not")
+    p.add_argument("--kept", type=int, default=0, help="no app: a reference run beside this many kept runs vs an empty room")
+    p.add_argument("--rounds", type=int, default=3, help="--kept: reference runs per room")
+    p.add_argument("--steps", type=int, default=20, help="--kept: the reference run's steps")
     args = p.parse_args()
+    if args.kept:
+        kept_room(args.kept, args.rounds, args.steps)
+        return
     if args.in_process:
         in_process(args.chatters, args.chats)
         return
