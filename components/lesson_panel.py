@@ -193,19 +193,19 @@ def poll(session: Session, log: LessonLog):
     bars[at] = progress_html(run.since(0), run.state)
     if not run.finished:
         return [log, *bars, *readings, gr.Timer(active=True), gr.skip(), gr.skip()]
-    if id(run) == log.seen:  # its end is already taken in; the next experiment is starting
+    if run is log.seen:  # its end is already taken in; the next experiment is starting
         return [log, *skip, *skip, gr.Timer(active=False), gr.skip(), gr.skip()]
-    log.seen = id(run)
+    log.seen, log.ends = run, log.ends + 1
     if run.state != "done":
         reading = log.end(failed("stress test" if run.kind == "attack" else "run", run.state, run.error))
     else:
         if run.kind == "unlearn" and session.current is not None:
             log.runs.setdefault(key, []).append(session.current)
         if log.todo:
-            return [log, *bars, *readings, gr.Timer(active=False), f"{key}:{len(log.runs.get(key, []))}", gr.skip()]
+            return [log, *bars, *readings, gr.Timer(active=False), f"{key}:{log.ends}", gr.skip()]
         reading = log.end(reading_of(session, log, key))
     readings[at] = reading_html(reading, BY_KEY[key].figure)
-    return [log, *bars, *readings, gr.Timer(active=False), gr.skip(), f"{key}:{id(run)}"]
+    return [log, *bars, *readings, gr.Timer(active=False), gr.skip(), f"{key}:{log.ends}"]
 
 
 def continuer(backend: Backend):

@@ -248,7 +248,9 @@ class LessonLog:
     probes: list[Probe] = field(default_factory=list)
     active: str | None = None
     todo: list[Task] = field(default_factory=list)
-    seen: int = 0  # id() of the last finished run this log took in (a timer may show one run's end twice)
+    seen: Any = None  # the last finished run this log took in (a timer may show one run's end twice); held, so
+    # `is` never takes a new run for it
+    ends: int = 0  # experiments ended: each end is a new value for the page to react to
 
     def begin(self, key: str, tasks: tuple[Task, ...]) -> Task:
         self.active, self.todo = key, list(tasks[1:])
