@@ -65,14 +65,14 @@ def point_label(row: CompareRow) -> str:
 
 
 def figure(rows: list[CompareRow], refs: list[Reference], labels: list[str] | None = None,
-           height: int = 360) -> go.Figure | None:
+           height: int = 360, hover: list[str] | None = None) -> go.Figure | None:
     """The distance to the oracle (x; forget ROUGE-L for old reports) against model utility (y):
     one point per run, red where the probes found something; before and oracle marked.
-    `labels`: each row's point label (default point_label; a room's board names its people)."""
+    `labels`, `hover`: each row's point label (default point_label) and hover text (a room's board)."""
     x, title = x_axis(rows, refs)
-    drawn = [(r, labels[i] if labels is not None else point_label(r)) for i, r in enumerate(rows)
-             if getattr(r, x) is not None and r.utility is not None]
-    points = [r for r, _ in drawn]
+    drawn = [(r, labels[i] if labels is not None else point_label(r), hover[i] if hover is not None else None)
+             for i, r in enumerate(rows) if getattr(r, x) is not None and r.utility is not None]
+    points = [r for r, _, _ in drawn]
     marks = [r for r in refs if getattr(r, x) is not None and r.utility is not None]
     if not points and not marks:
         return None
@@ -85,7 +85,8 @@ def figure(rows: list[CompareRow], refs: list[Reference], labels: list[str] | No
     hi = max([*xs, *(getattr(r, x) for r in marks)])
     if points:  # a label near the right edge is written leftwards, so the axis never cuts it
         fig.add_trace(go.Scatter(x=xs, y=[r.utility for r in points], mode="markers+text", name="runs",
-                                 text=[label for _, label in drawn],
+                                 text=[label for _, label, _ in drawn],
+                                 hovertext=[h for _, _, h in drawn] if hover is not None else None,
                                  textposition=["bottom left" if hi > 0 and v > 0.7 * hi else "bottom center" for v in xs],
                                  marker={"size": 14, "color": [WARN_COLOR if r.verdict else RUN_COLOR for r in points]}))
     fig.update_xaxes(title_text=title, range=[-0.08 * hi, 1.1 * hi] if hi > 0 else None)

@@ -26,18 +26,19 @@ BOARD_HEIGHT = 560  # the picture, projected: most of a 1080 px screen beside th
 HEADERS = ["who", "run", "data", "settings", "distance to the oracle (↓)", "what the probes show",
            "forget ROUGE-L (↓ to the oracle's)", "model utility (≈ before)"]
 COLUMN_WIDTHS: list[str | int] = ["12%", "17%", "9%", "18%", "10%", "14%", "10%", "10%"]
+LABELLED = 8  # spots on the board labelled with their person's name; past that, a projected picture is a smear
 CODE_STYLE = ("font-size:5em;font-weight:800;letter-spacing:0.12em;font-family:ui-monospace,monospace;"
               "line-height:1.1;color:#1e1b4b")
 
 
 # ------------------------------------------------------------------ pure helpers
-def code_html(code: str | None, people: int = 0) -> str:
+def code_html(code: str | None) -> str:
     """The room's code as the instructor projects it (data-code: the code, for scripts)."""
     if code is None:
         return ""
     return (f'<div class="us-room" data-code="{html.escape(code)}"><div style="color:#4b5563">Join at this page, tab '
             f'<b>Room</b>, with the code</div><div class="us-room-code" style="{CODE_STYLE}">{html.escape(shown(code))}'
-            f'</div><div style="color:#4b5563">{people} joined</div></div>')
+            "</div></div>")
 
 
 def note_html(text: str) -> str:
@@ -74,10 +75,30 @@ def signature(board: Board) -> tuple:
     return board.code, board.people, tuple((r.owner, r.number) for r in board.runs), len(board.references)
 
 
+def labels(runs: tuple[SharedRun, ...]) -> list[str]:
+    """Each point's label on a projected board: runs at one spot (the same settings give the same
+    numbers) are one label, "12 runs", not a dozen names written over each other; with more than
+    LABELLED spots only those groups are labelled (the names are in the table and on hover)."""
+    spots: dict[tuple, list[int]] = {}
+    for i, r in enumerate(runs):
+        spots.setdefault((_spot(r.row.distance), _spot(r.row.forget), _spot(r.row.utility)), []).append(i)
+    out = [""] * len(runs)
+    for members in spots.values():
+        if len(members) > 1:
+            out[members[0]] = f"{len(members)} runs"
+        elif len(spots) <= LABELLED:
+            out[members[0]] = point_label(runs[members[0]])
+    return out
+
+
+def _spot(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
 def board_views(board: Board):
     """(picture, table, counts) of a board."""
-    fig = compare_panel.figure([r.row for r in board.runs], list(board.references),
-                               labels=[point_label(r) for r in board.runs], height=BOARD_HEIGHT)
+    fig = compare_panel.figure([r.row for r in board.runs], list(board.references), labels=labels(board.runs),
+                               height=BOARD_HEIGHT, hover=[point_label(r) for r in board.runs])
     return fig, board_rows(board), counts_html(board)
 
 
@@ -105,7 +126,7 @@ def open_room(session: Session):
         room = ROOMS.open(session)
     except UserError as e:
         return "", error_box(str(e)), gr.Timer(active=False), ()
-    return code_html(room.code, len(room.people)), note_html("Room open: project this tab."), gr.Timer(active=True), ()
+    return code_html(room.code), note_html("Room open: project this tab."), gr.Timer(active=True), ()
 
 
 def close_room(session: Session):

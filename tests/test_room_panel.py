@@ -79,3 +79,19 @@ def test_the_summary_file_holds_the_board_and_the_lesson(tmp_path):
 def test_share_choices_mark_own_data():
     a = person((0.3, 0.79, 0.1), preset=False)
     assert rp.share_choices(a) == [("Share #1 IHL + FILA (LoRA training) (your own data)", 1)]
+
+
+def test_runs_at_one_spot_are_one_label_on_a_projected_board():
+    from unlearning.service.session import Session
+
+    teacher = Session()
+    rp.open_room(teacher)
+    code = rp.ROOMS.board(teacher).code
+    for i, numbers in enumerate([(0.9, 0.8, 0.5)] * 3 + [(0.3, 0.79, 0.1)]):
+        p = person(numbers)
+        rp.join_room(p, code, f"P{i}")
+        rp.share_run(p, 1, False)
+    board = rp.ROOMS.board(teacher)
+    assert rp.labels(board.runs) == ["3 runs", "", "", "P3: IHL + FILA"]
+    fig, _, _ = rp.board_views(board)
+    assert fig.data[-1].hovertext == ("P0: IHL + FILA", "P1: IHL + FILA", "P2: IHL + FILA", "P3: IHL + FILA")
