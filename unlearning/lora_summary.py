@@ -3,6 +3,8 @@ typed. Torch-free. They are top-level keys of the report, so a Report keeps them
 and `LoraSummary.of(report)` reads them from there:
 
     s = LoraSummary.of(report)   # s.lora.rank, s.stopping.reached_at, s.fila.eps_share (None when absent)
+
+trainer.py writes them as `LoraSummary(...).to_dict()`, an absent block left out.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .report import Readable, Report, read
+from .report import OPTIONAL, Readable, Report, read
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,9 @@ class Fila(Readable):
 
 @dataclass(frozen=True)
 class LoraSummary(Readable):
-    lora: Adapter | None = None
-    stopping: Stopping | None = None
-    fila: Fila | None = None  # only the FILA-initialised methods write it
+    lora: Adapter | None = field(default=None, metadata=OPTIONAL)
+    stopping: Stopping | None = field(default=None, metadata=OPTIONAL)
+    fila: Fila | None = field(default=None, metadata=OPTIONAL)  # only the FILA-initialised methods write it
 
     @classmethod
     def of(cls, report: Report) -> LoraSummary:

@@ -21,6 +21,7 @@ from .metrics import against_oracle, evaluate, forget_quality
 from .models import WORKSHOP_DIR, Loaded
 from .outcome import with_distance
 from .probes import probe_set
+from .report import Report
 from .runs import RunContext
 
 if TYPE_CHECKING:
@@ -184,16 +185,12 @@ def _reference_phases(ctx: RunContext, loaded: Loaded, oracle: Loaded | None, sp
     return reference.result()
 
 
-def _header(loaded: Loaded, method: str | None, seed: int | None) -> dict[str, Any]:
-    return {"method": method, "model": loaded.name, "device": loaded.device, "seed": seed, "steps": 0,
-            "trainable_params": 0, "history": []}
-
-
-def _cost(report: dict, t0: float, memory: MemoryWatch) -> dict:
-    """The run's own cost: its wall time and its peak memory (not the process's lifetime peak)."""
-    report["wall_s"] = round(time.perf_counter() - t0, 2)
-    report["peak_mem_mb"] = round(memory.peak_mb, 1)
-    return report
+def _report(loaded: Loaded, t0: float, memory: MemoryWatch, **parts: Any) -> dict[str, Any]:
+    """The report JSON: `parts` of a Report with the run's own cost, its wall time and its peak
+    memory (not the process's lifetime peak), and each model's distance to the oracle."""
+    report = Report(model=loaded.name, device=loaded.device, **parts,
+                    wall_s=round(time.perf_counter() - t0, 2), peak_mem_mb=round(memory.peak_mb, 1))
+    return with_distance(report.to_dict())
 
 
 def unlearn_job(method: Method, cfg: Any, loaded: Loaded, splits: dict[str, Dataset], oracle: Loaded | None = None,
@@ -212,8 +209,6 @@ def unlearn_job(method: Method, cfg: Any, loaded: Loaded, splits: dict[str, Data
 
     def work(ctx: RunContext) -> dict[str, Any]:
         t0 = time.perf_counter()
-        report = _header(loaded, method.name, getattr(cfg, "seed", None)) | {"settings": asdict(cfg)}
-        report |= {"oracle": None, "before": None}  # filled in below; here for the report's key order
         with MemoryWatch(loaded.device) as memory:
             reference = Reference(ctx, loaded, oracle, splits, evaluate_before, cache)
             try:
@@ -224,18 +219,21 @@ def unlearn_job(method: Method, cfg: Any, loaded: Loaded, splits: dict[str, Data
                 t_method = time.perf_counter()
                 # oracle_raw: the oracle's per-example values (ECO's --target forget_quality matches its R)
                 unlearned = method.run(ctx.within(*PHASES["method"]), loaded, splits, cfg, reference.known(), **placement)
-                report["method_wall_s"] = round(time.perf_counter() - t_method, 2)
+                method_wall_s = round(time.perf_counter() - t_method, 2)
                 # while the reference may still be finishing alongside: forget_quality, which
                 # needs the oracle's truth ratios, is added once it is there
                 after, after_raw = _evaluate_after(ctx, unlearned, loaded.tokenizer, splits, None)
-                report["oracle"], oracle_raw, report["before"] = reference.result()
+                oracle_m, oracle_raw, before = reference.result()
             finally:
                 reference.close()
-            report["after"] = against_oracle(after, after_raw, oracle_raw)
-        report.update(steps=unlearned.steps, trainable_params=unlearned.trainable_params,
-                      history=unlearned.history, **unlearned.extra_report)
+            after = against_oracle(after, after_raw, oracle_raw)
         ctx.progress(1.0, "done")
-        return {"report": _cost(with_distance(report), t0, memory), "unlearned": unlearned}
+        # the method's blocks (ECO's `eco`, LoRA's `lora`, `stopping`, `fila`) as its typed summaries wrote them
+        report = _report(loaded, t0, memory, method=method.name, seed=getattr(cfg, "seed", None),
+                         steps=unlearned.steps, trainable_params=unlearned.trainable_params,
+                         history=unlearned.history, settings=asdict(cfg), oracle=oracle_m, before=before,
+                         method_wall_s=method_wall_s, after=after, extra=unlearned.extra_report)
+        return {"report": report, "unlearned": unlearned}
 
     return work
 
@@ -246,13 +244,14 @@ def eval_job(loaded: Loaded, splits: dict[str, Dataset], oracle: Loaded | None =
 
     def work(ctx: RunContext) -> dict[str, Any]:
         t0 = time.perf_counter()
-        report = _header(loaded, unlearned.method if unlearned is not None else None, None)
         with MemoryWatch(loaded.device) as memory:
-            report["oracle"], oracle_raw, report["before"] = _reference_phases(ctx, loaded, oracle, splits, True, cache)
+            oracle_m, oracle_raw, before = _reference_phases(ctx, loaded, oracle, splits, True, cache)
+            run: dict[str, Any] = {"method": None, "steps": 0, "trainable_params": 0}
             if unlearned is not None:
-                report["after"], _ = _evaluate_after(ctx, unlearned, loaded.tokenizer, splits, oracle_raw)
-                report.update(steps=unlearned.steps, trainable_params=unlearned.trainable_params, history=unlearned.history)
+                after, _ = _evaluate_after(ctx, unlearned, loaded.tokenizer, splits, oracle_raw)
+                run = {"method": unlearned.method, "steps": unlearned.steps, "trainable_params": unlearned.trainable_params,
+                       "history": unlearned.history, "after": after}
         ctx.progress(1.0, "done")
-        return _cost(with_distance(report), t0, memory)
+        return _report(loaded, t0, memory, oracle=oracle_m, before=before, **run)
 
     return work

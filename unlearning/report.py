@@ -1,11 +1,12 @@
 """Reading a run's report, and how a method asks to be shown. Torch-free, so the UI may import it.
 
-The report JSON (DESIGN.md §Command line contract) is written by pipeline.py as a plain dict
-and stays exactly that; `Report.from_dict(d)` is the typed reading of it: a missing key, a
-None or a value of the wrong type becomes None (or empty), never an exception. One reader,
-`read(cls, d)`, does this for every report dataclass from its type hints, so a new field is
-one line. A method's own block is its own dataclass, registered under the report key it is
-written to (`@summary("eco")` in eco/summary.py); the Report holds it as `summary`.
+The report JSON (DESIGN.md §Command line contract) is a plain dict. pipeline.py builds it as a
+typed `Report` and writes `report.to_dict()`; `Report.from_dict(d)` is the typed reading of it:
+a missing key, a None or a value of the wrong type becomes None (or empty), never an exception.
+One reader, `read(cls, d)`, does this for every report dataclass from its type hints, and one
+writer, `to_dict()`, the reverse, so a new field is one line. A method's own block is its own
+dataclass, registered under the report key it is written to (`@summary("eco")` in
+eco/summary.py); the Report holds it as `summary`.
 
 A method describes its own display with the small dataclasses below, and the UI draws what it
 is given without knowing the method:
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from types import UnionType
 from typing import Any, Self, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -148,12 +149,44 @@ def read(cls: type[T], value: Any) -> T:
     return cls(**args)
 
 
+# field metadata: the key is left out of the JSON while the field is at its default (an `eval`
+# report has no `settings`); `field(default=None, metadata=OPTIONAL)`
+OPTIONAL: dict[str, Any] = {"optional": True}
+
+
+def written(value: Any) -> Any:
+    """`value` as JSON holds it: report dataclasses as their dicts, containers walked, the rest as is."""
+    if isinstance(value, Readable):
+        return value.to_dict()
+    if isinstance(value, dict):
+        return {k: written(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [written(v) for v in value]
+    return value
+
+
 class Readable:
-    """`Cls.from_dict(d)`: read(Cls, d), for the report's dataclasses."""
+    """`Cls.from_dict(d)`: read(Cls, d), for the report's dataclasses; `x.to_dict()` the reverse."""
 
     @classmethod
     def from_dict(cls, d: Any) -> Self:
         return read(cls, d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON dict: each field under its name in field order (None as null), `extra`'s keys
+        spread out where it stands, an `optional` field left out while at its default."""
+        out: dict[str, Any] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if f.name == EXTRA:
+                out.update(written(value))
+            elif not (f.metadata.get("optional") and value == _default(f)):
+                out[f.name] = written(value)
+        return out
+
+
+def _default(f: Any) -> Any:
+    return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
 # ------------------------------------------------------------------ method summaries
@@ -176,9 +209,10 @@ def summary(key: str) -> Callable[[type[T]], type[T]]:
 
 @dataclass(frozen=True)
 class Report(Readable):
-    """What `unlearn` / `eval` report (pipeline.py), read tolerantly. A registered method block
-    becomes `summary` (and is also reached by its key: `report.eco`); other keys it does not
-    know (the LoRA methods' `lora`, `stopping`, `fila`; `attack`'s `robustness`) stay in `extra`."""
+    """What `unlearn` / `eval` report (pipeline.py), read tolerantly and written by `to_dict()` in
+    this field order. A registered method block becomes `summary` (and is also reached by its
+    key: `report.eco`); other keys it does not know (the LoRA methods' `lora`, `stopping`, `fila`;
+    `attack`'s `robustness`) stay in `extra`."""
 
     method: str | None = None
     model: str | None = None
@@ -186,17 +220,17 @@ class Report(Readable):
     seed: int | None = None
     steps: int | None = None
     trainable_params: int | None = None
-    wall_s: float | None = None
-    method_wall_s: float | None = None
-    peak_mem_mb: float | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-    before: Metrics | None = None
-    after: Metrics | None = None
-    oracle: Metrics | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
-    artifact: str | None = None
-    summary: object | None = None  # the method's own block, typed (SUMMARIES)
+    settings: dict[str, Any] = field(default_factory=dict, metadata=OPTIONAL)  # the method's settings (`eval` has none)
+    oracle: Metrics | None = None
+    before: Metrics | None = None
+    method_wall_s: float | None = field(default=None, metadata=OPTIONAL)
+    after: Metrics | None = field(default=None, metadata=OPTIONAL)  # `eval` without an artifact has none
+    summary: object | None = field(default=None, metadata=OPTIONAL)  # the method's own block, typed (SUMMARIES), written under its key
     extra: dict[str, Any] = field(default_factory=dict)
+    wall_s: float | None = None
+    peak_mem_mb: float | None = None
+    artifact: str | None = field(default=None, metadata=OPTIONAL)
 
     @classmethod
     def from_dict(cls, d: Any) -> Self:
@@ -204,6 +238,10 @@ class Report(Readable):
         report = read(cls, {k: v for k, v in d.items() if k not in SUMMARIES and k != "summary"})
         key = next((k for k in SUMMARIES if isinstance(d.get(k), dict)), None)
         return replace(report, summary=read(SUMMARIES[key], d[key])) if key is not None else report
+
+    def to_dict(self) -> dict[str, Any]:
+        key = next((k for k, kind in SUMMARIES.items() if isinstance(self.summary, kind)), "summary")
+        return {key if k == "summary" else k: v for k, v in super().to_dict().items()}
 
     def __getattr__(self, name: str) -> Any:
         """A method's block by its report key (`report.eco`): its summary, or None when this

@@ -30,6 +30,7 @@ from ..eco.protocol import PROTOCOLS, make_protocol
 from ..eco.robustness import probe
 from ..eco.search import SearchResult, maximise, search
 from ..eco.storage import load_guard, save_guard
+from ..eco.summary import EcoSummary, Probe
 from ..eco.training import HeadSettings, fit_classifier, general_prompts, preload_general_embeddings
 from ..errors import UserError
 from ..limits import MAX_NEW_TOKENS
@@ -198,10 +199,8 @@ class Eco:
         table = Table(("rewrite of forget prompts", "recall ↑", "FPR ↓", "example"), rows, ".2f",
                       id="eco-robustness") if rows else None
         blocks = [Block("ECO classifier", lines, table, id="eco-block")]
-        calib = eco.extra.get("calibration")
-        if isinstance(calib, dict) and calib:
-            rows = tuple((name, v.get("value"), v.get("target"), v.get("source")) for name, v in calib.items()
-                         if isinstance(v, dict))
+        if eco.calibration:
+            rows = tuple((name, v.get("value"), v.get("target"), v.get("source")) for name, v in eco.calibration.items())
             blocks.append(Block("ECO calibration (probe families at the chosen strength)", (),
                                 Table(("family", "value", "target", "target from"), rows, ".3f", id="eco-calibration"),
                                 id="eco-calibration-block"))
@@ -264,15 +263,16 @@ class Eco:
         unlearned.steps = len(history)
         unlearned.trainable_params = classifier.trainable_params
         unlearned.history = history
-        unlearned.extra_report = {"eco": {
-            **stats, "corruption": guard.corruption.name, "corruption_params": guard.corruption.params(),
-            "strength": guard.strength, "metric": metric, "target": target, "target_source": source,
-            "search_target": "probes" if probes else ("metric" if cfg.target == "probes" else cfg.target),
-            "calibration": probes.report(guard.strength) if probes else None, "protocol": guard.protocol.name,
-            "protocol_subjects": len(subjects(splits)), "entities": len(entities), "entity_source": ENTITY_SOURCE,
-            "entity_examples": entities[:3] + _not_subjects(entities, splits)[:9],
-            "search": points, "robustness": robustness, "encoder": cfg.encoder, "ngram_dims": cfg.ngram_dims,
-            "classifier_s": round(classifier_s, 2), "search_s": round(t_search, 2)}}
+        unlearned.extra_report = {"eco": EcoSummary(
+            **stats, corruption=guard.corruption.name, corruption_params=guard.corruption.params(),
+            strength=guard.strength, metric=metric, target=target, target_source=source,
+            search_target="probes" if probes else ("metric" if cfg.target == "probes" else cfg.target),
+            calibration=probes.report(guard.strength) if probes else None, protocol=guard.protocol.name,
+            protocol_subjects=len(subjects(splits)), entities=len(entities), entity_source=ENTITY_SOURCE,
+            entity_examples=entities[:3] + _not_subjects(entities, splits)[:9], search=points,
+            robustness={family: Probe(**figures) for family, figures in robustness.items()},
+            extra={"encoder": cfg.encoder, "ngram_dims": cfg.ngram_dims, "classifier_s": round(classifier_s, 2),
+                   "search_s": round(t_search, 2)}).to_dict()}
         ctx.progress(1.0, f"strength {guard.strength:.4g}")
         return unlearned
 
