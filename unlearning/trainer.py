@@ -25,26 +25,27 @@ from __future__ import annotations
 import math
 import time
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import torch
 
-from . import limits
 from .base import defer_to_chat
 from .batches import Encoded, encode_dataset, pad_id, paired_batches
 from .data import Dataset
 from .errors import UserError
 from .fila import FisherStats, accumulate_fisher, eps_share_message, fila_init_layers, relative_importance
-from .limits import MAX_STEPS
 from .lora import Adapters, Init, LoraUnlearned, adapters_off, target_linears
+from .lora_settings import PLOT_CHECK_EVERY, IhlSettings, LoraSettings, auto_lr, own_default  # noqa: F401  (their old home: tests import them here)
+from .lora_summary import Adapter, Fila, LoraSummary, Stopping
 from .losses import Term, nll
 from .models import SMALL_MODEL_PARAMS, Loaded, check_trainable, input_device
 from .report import Block, Line, Plot, Report
 from .runs import RunContext
-from .settings import setting, validate
+from .settings import validate
 from .steps import Batch, StepStrategy, Values, reference_pass, split_pool, step_gradients
 from .stopping import HoldoutCriterion
 
@@ -52,67 +53,6 @@ if TYPE_CHECKING:
     from .distributed import DataParallel
 
 MAX_GRAD_NORM = 1.0
-PLOT_CHECK_EVERY = 5  # the holdout criterion's automatic period when it does not decide the stop
-
-
-def _rate(x: float) -> str:
-    mantissa, exponent = f"{x:e}".split("e")
-    return f"{float(mantissa):g}e{int(exponent)}"  # 4e-4, 1.5e-3
-
-
-def auto_lr(small: float, large: float) -> Any:
-    """The `lr` setting of a class whose AUTO_LR is (small, large): its help names both rates."""
-    return setting(0.0, f"AdamW learning rate; 0 = automatic: {_rate(small)} for models under 50 M parameters, "
-                   f"{_rate(large)} for larger ones", lo=0.0, hi=1.0)
-
-
-@dataclass
-class LoraSettings:
-    """Settings every LoRA method shares (the CLI flags and the UI controls come from here)."""
-
-    steps: int = setting(100, "optimiser steps (with stop=holdout, the most it may take)", lo=1, hi=MAX_STEPS)
-    lr: float = auto_lr(2e-4, 1e-4)
-    rank: int = setting(8, "LoRA rank r (α = 2r)", choices=tuple(r for r in (4, 8, 16, 32, 64) if r <= limits.MAX_RANK))
-    batch_size: int = setting(8, "forget examples per step, each paired with a random retain example", lo=1, hi=256)
-    warmup: float = setting(0.1, "share of the steps over which the learning rate warms up", lo=0.0, hi=0.5)
-    stop: str = setting("steps", "stop after the steps, or as soon as the forget set is known no better than "
-                        "the holdout set", choices=("steps", "holdout"))
-    check_every: int = setting(0, "measure the holdout criterion every this many steps; 0 = automatic: every step "
-                               f"with stop=holdout, every {PLOT_CHECK_EVERY} otherwise (then it only draws the plot)",
-                               lo=0, hi=MAX_STEPS, ui=False)
-    forget_weight: float = setting(1.0, "λ_f, weight of the forget term", lo=0.0, hi=100.0, ui=False)
-    retain_weight: float = setting(1.0, "λ_r, weight of the retain term", lo=0.0, hi=100.0, ui=False)
-    seed: int = setting(0, "seed for the adapter init and the batch order", lo=0, hi=2**31 - 1)
-
-    # lr = 0 means (small model, large model): under / from models.SMALL_MODEL_PARAMS parameters
-    AUTO_LR: ClassVar[tuple[float, float]] = (2e-4, 1e-4)
-
-    @classmethod
-    def of(cls, cfg: LoraSettings) -> Self:
-        """`cfg` as this class: the fields it has kept, the others at their defaults (the
-        benchmarks and tests list an objective's terms from a plain LoraSettings)."""
-        if isinstance(cfg, cls):
-            return cfg
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in asdict(cfg).items() if k in names})
-
-
-@dataclass
-class IhlSettings(LoraSettings):
-    """The inverted-hinge methods' defaults (ihl-fila and its random-init ablation ihl): a
-    retain term three times the forget term's weight, because answers that share templates pull
-    the retain ones down with the forget ones, and 4e-4 for small models, so it still forgets
-    within 100 steps (benchmarks/RESULTS.md, "IHL + FILA on realistic answers")."""
-
-    lr: float = auto_lr(4e-4, 1e-4)
-    retain_weight: float = setting(3.0, "λ_r, weight of the retain term", lo=0.0, hi=100.0, ui=False)
-
-    AUTO_LR: ClassVar[tuple[float, float]] = (4e-4, 1e-4)
-
-
-def own_default(name: str, value: Any) -> Any:
-    """LoraSettings' field `name` (its help and bounds) with a method's own default."""
-    return field(default=value, metadata=LoraSettings.__dataclass_fields__[name].metadata)
 
 
 def check_every(cfg: LoraSettings) -> int:
@@ -304,7 +244,7 @@ def _measure(criterion: HoldoutCriterion, adapters: Adapters, ctx: RunContext, p
 
 class LoraMethod:
     """Subclasses set `name`, `label`, `order`, `summary`, `init` and their objective: a `forget`
-    term (or `forget_term(cfg)` where it reads settings), to which NLL on the retain set is added
+    term (`forget_settings` names the settings its loss takes), to which NLL on the retain set is added
     unless `retain_nll` is False (open-unlearning's GradDiff), or a whole `objective(cfg)`.
     `Config` may be replaced by a subclass of LoraSettings with other defaults or more fields,
     and `targets(model, cfg)` may adapt fewer linears than all. A variant is a subclass."""
@@ -317,6 +257,7 @@ class LoraMethod:
     init: RandomInit | FisherInit = RandomInit()  # a stateless strategy
     trains_weights = True  # so it may run data-parallel (distributed.check_job)
     forget: Term | None = None  # its weight is cfg.forget_weight
+    forget_settings: tuple[str, ...] = ()  # the settings its loss takes by name (NPO's beta)
     retain_nll = True
     plots = (Plot("train", "losses per step", hidden=("lr", "elapsed_s")),
              Plot("holdout", "holdout criterion: forget → holdout level"))
@@ -324,14 +265,14 @@ class LoraMethod:
     @classmethod
     def report_blocks(cls, report: Report) -> list[Block]:
         """The adapter and how the run stopped (the `lora`, `stopping` and `fila` blocks)."""
-        lora, stopping, fila = report.section("lora"), report.section("stopping"), report.section("fila")
-        if not (lora or stopping or fila):
+        s = LoraSummary.of(report)
+        if s.lora is None and s.stopping is None and s.fila is None:
             return []
-        lines = [Line("adapter rank r", lora.get("rank")), Line("adapted layers", lora.get("layers")),
-                 Line("stopping rule", stopping.get("rule")),
-                 Line("holdout criterion met at step", stopping.get("reached_at"))]
-        if fila:
-            lines.append(Line("FILA: weight entries where ε exceeds F_r/N_r", fila.get("eps_share"),
+        lora, stopping = s.lora or Adapter(), s.stopping or Stopping()
+        lines = [Line("adapter rank r", lora.rank), Line("adapted layers", lora.layers),
+                 Line("stopping rule", stopping.rule), Line("holdout criterion met at step", stopping.reached_at)]
+        if s.fila is not None:
+            lines.append(Line("FILA: weight entries where ε exceeds F_r/N_r", s.fila.eps_share,
                               "↓ (high: the retain set barely shapes the init)", ".1%"))
         return [Block("LoRA training", tuple(lines), id="lora-block")]
 
@@ -344,7 +285,11 @@ class LoraMethod:
     def forget_term(cls, cfg: LoraSettings) -> Term:
         if cls.forget is None:
             raise TypeError(f"{cls.__name__} must define `forget` or objective(cfg): the method's loss terms")
-        return replace(cls.forget, weight=cfg.forget_weight)
+        if not cls.forget_settings:
+            return replace(cls.forget, weight=cfg.forget_weight)
+        own = cls.Config.of(cfg)
+        fn = partial(cls.forget.fn, **{name: getattr(own, name) for name in cls.forget_settings})
+        return replace(cls.forget, fn=fn, weight=cfg.forget_weight)
 
     @classmethod
     def objective(cls, cfg: LoraSettings) -> tuple[Term, ...]:
@@ -379,12 +324,11 @@ class LoraMethod:
                   init_report: dict[str, Any], criterion: HoldoutCriterion | None) -> LoraUnlearned:
         unlearned = LoraUnlearned(loaded, asdict(cfg), cls.name, adapters)
         unlearned.history, unlearned.steps = outcome.history, outcome.steps
-        unlearned.extra_report["lora"] = {"rank": cfg.rank, "alpha": 2 * cfg.rank, "layers": len(adapters._layers())}
-        unlearned.extra_report["stopping"] = {
-            "rule": cfg.stop, "target": criterion.target if criterion else None,
-            "reached_at": outcome.reached_at, "checks": outcome.checks}
-        if init_report:
-            unlearned.extra_report["fila"] = init_report
+        target: dict[str, float | None] | None = {**criterion.target} if criterion else None
+        unlearned.extra_report |= LoraSummary(
+            lora=Adapter(rank=cfg.rank, alpha=2 * cfg.rank, layers=len(adapters._layers())),
+            stopping=Stopping(rule=cfg.stop, target=target, reached_at=outcome.reached_at, checks=outcome.checks),
+            fila=Fila(**init_report) if init_report else None).to_dict()
         return unlearned
 
     @classmethod

@@ -8,19 +8,17 @@ it shows what unlearning costs without a retain term.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
+from ..lora_settings import LoraSettings
 from ..losses import Term, ga
-from ..trainer import LoraMethod, LoraSettings, auto_lr
+from ..trainer import LoraMethod
 from . import register
 
 
 @dataclass
-class GaSettings(LoraSettings):
-    # The lowest rate that forgets within 100 steps on the workshop kit; it does so by collapsing what the
-    # model should keep, GA's known failure, which is the lesson (benchmarks/RESULTS.md, issue 23).
-    AUTO_LR: ClassVar[tuple[float, float]] = (1.2e-3, 1e-4)
-    lr: float = auto_lr(*AUTO_LR)
+class GaSettings(LoraSettings, auto_lr=(1.2e-3, 1e-4)):
+    """The lowest rate that forgets within 100 steps on the workshop kit; it does so by collapsing what
+    the model should keep, GA's known failure, which is the lesson (benchmarks/RESULTS.md, issue 23)."""
 
 
 @register

@@ -10,17 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ..lora_settings import LoraSettings
 from ..losses import Term, ga
-from ..trainer import LoraMethod, LoraSettings, auto_lr
+from ..trainer import LoraMethod
 from . import register
 
 
 @dataclass
-class GdSettings(LoraSettings):
-    # A zero-init LoRA B barely moves at 2e-4 on a saturated model; above 1e-3 the unbounded ascent collapses
-    # the answers into one repeated word before they reach the oracle's (benchmarks/RESULTS.md, issue 23).
-    AUTO_LR: ClassVar[tuple[float, float]] = (1e-3, 1e-4)
-    lr: float = auto_lr(*AUTO_LR)
+class GdSettings(LoraSettings, auto_lr=(1e-3, 1e-4)):
+    """A zero-init LoRA B barely moves at 2e-4 on a saturated model; above 1e-3 the unbounded ascent
+    collapses the answers into one repeated word before they reach the oracle's (RESULTS.md, issue 23)."""
 
 
 @register

@@ -8,19 +8,17 @@ without the inverted hinge loss.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
-from ..trainer import FisherInit, LoraSettings, auto_lr, own_default
+from ..lora_settings import LoraSettings, own_default
+from ..trainer import FisherInit
 from . import register
 from .gd import Gd
 
 
 @dataclass
-class GdFilaSettings(LoraSettings):
+class GdFilaSettings(LoraSettings, auto_lr=(1e-4, 1e-4)):
     # FILA's large B0 makes the unbounded ascent fast: at 2e-4 it ran into one repeated word; 1e-4 stopped at the
     # holdout criterion ends nearest the oracle of the rates tried, though none ends fluent (RESULTS.md, issue 23).
-    AUTO_LR: ClassVar[tuple[float, float]] = (1e-4, 1e-4)
-    lr: float = auto_lr(*AUTO_LR)
     stop: str = own_default("stop", "holdout")
 
 

@@ -9,17 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ..lora_settings import IhlSettings, own_default
 from ..losses import Term, ihl
-from ..trainer import IhlSettings, LoraMethod, auto_lr, own_default
+from ..trainer import LoraMethod
 from . import register
 
 
 @dataclass
-class IhlRandomSettings(IhlSettings):
+class IhlRandomSettings(IhlSettings, auto_lr=(3e-3, 1e-4)):
     # Without FILA's large B0 a zero-init B needs a far larger rate to forget within the same 100 steps
     # (benchmarks/RESULTS.md, issue 23); λ_r = 3 as ihl-fila, so the two differ only in the init and rate.
-    AUTO_LR: ClassVar[tuple[float, float]] = (3e-3, 1e-4)
-    lr: float = auto_lr(*AUTO_LR)
     stop: str = own_default("stop", "holdout")  # run on, it repeats one word in nearly every forget answer
 
 

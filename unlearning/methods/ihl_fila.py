@@ -9,7 +9,8 @@ forget set and not to the retain set, so the first steps already move the right 
 
 from __future__ import annotations
 
-from ..trainer import FisherInit, IhlSettings
+from ..lora_settings import IhlSettings
+from ..trainer import FisherInit
 from . import register
 from .ihl import Ihl
 

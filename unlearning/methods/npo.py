@@ -9,12 +9,12 @@ it pushes the answers down, but the push fades once they are less likely than at
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, ClassVar
+from typing import Any
 
+from ..lora_settings import LoraSettings
 from ..losses import Term, npo
 from ..settings import setting
-from ..trainer import LoraMethod, LoraSettings, auto_lr
+from ..trainer import LoraMethod
 from . import register
 
 
@@ -25,13 +25,11 @@ def beta_setting(default: float) -> Any:
 
 
 @dataclass
-class NpoSettings(LoraSettings):
+class NpoSettings(LoraSettings, auto_lr=(3e-3, 1e-4)):
     # Forget and retain weights 1 and NLL on the retain set as open-unlearning's NPO config; β and the rate are
     # the workshop kit's (benchmarks/RESULTS.md, issue 23): β = 0.7 lets the push fade once an answer has lost
     # a few nats, so it stops at fluent wrong answers where open-unlearning's 0.1 pushes on into one repeated word.
     beta: float = beta_setting(0.7)
-    AUTO_LR: ClassVar[tuple[float, float]] = (3e-3, 1e-4)
-    lr: float = auto_lr(*AUTO_LR)
 
 
 @register
@@ -46,9 +44,5 @@ class Npo(LoraMethod):
         "the rest. A standard baseline in unlearning papers."
     )
     Config = NpoSettings
-
-    @classmethod
-    def forget_term(cls, cfg: LoraSettings) -> Term:  # and NLL on the retain set
-        beta = NpoSettings.of(cfg).beta
-        return Term("forget_npo", "forget", partial(npo, beta=beta), cfg.forget_weight, ("logits", "labels", "ref_logits"),
-                    unit="answers")
+    forget = Term("forget_npo", "forget", npo, reads=("logits", "labels", "ref_logits"), unit="answers")  # and NLL on the retain set
+    forget_settings = ("beta",)

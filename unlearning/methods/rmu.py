@@ -12,29 +12,27 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar
 
 from ..errors import UserError
 from ..lora import target_linears
+from ..lora_settings import LoraSettings
 from ..losses import Term, rmu_forget, rmu_retain
 from ..settings import setting
-from ..trainer import LoraMethod, LoraSettings, RandomInit, auto_lr
+from ..trainer import LoraMethod, RandomInit
 from . import register
 
 
 @dataclass
-class RmuSettings(LoraSettings):
+class RmuSettings(LoraSettings, auto_lr=(1e-3, 1e-4)):
     # Chosen for the workshop model at --lr 1e-3, where forgetting more cost retain and fluency in
     # step (docs/methods.md has the sweep); c scales with the activation norm at ℓ, so
-    # open-unlearning's c = 300 for a 7-8 B model moves nothing here.
+    # open-unlearning's c = 300 for a 7-8 B model moves nothing here; at 2e-3 it forgets to the oracle's
+    # level only by collapsing the answers.
     layer: int = setting(2, "ℓ, the decoder layer (1-based) whose activations are steered; LoRA trains layers 1..ℓ",
                          lo=1, hi=1000)
     steering: float = setting(2000.0, "c, the steering coefficient: forget activations are pushed towards c·u; "
                               "choose it a few times the activation norm at layer ℓ", lo=0.0, hi=1e6)
     retain_weight: float = setting(10.0, "α (λ_r), weight of the retain term", lo=0.0, hi=1e4, ui=False)
-    # the rate ℓ, c and α were chosen at; 2e-3 forgets to the oracle's level only by collapsing the answers
-    AUTO_LR: ClassVar[tuple[float, float]] = (1e-3, 1e-4)
-    lr: float = auto_lr(*AUTO_LR)
 
 
 def decoder_layer(module: str) -> int | None:

@@ -10,18 +10,17 @@ over-forgotten and short ones not under-forgotten.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
-from typing import ClassVar
 
+from ..lora_settings import LoraSettings
 from ..losses import Term, simnpo
 from ..settings import setting
-from ..trainer import LoraMethod, LoraSettings, auto_lr
+from ..trainer import LoraMethod
 from . import register
 from .npo import beta_setting
 
 
 @dataclass
-class SimNpoSettings(LoraSettings):
+class SimNpoSettings(LoraSettings, auto_lr=(1e-2, 1e-4)):
     # β = 4.5, γ = 0.125, retain weight 1 and NLL on the retain set as open-unlearning's SimNPO config; δ and the
     # rate are the workshop kit's (benchmarks/RESULTS.md, issue 23): at δ = 0 the push fades while the short
     # answers are still half known, δ = 1 carries it to the oracle's level.
@@ -29,8 +28,6 @@ class SimNpoSettings(LoraSettings):
     beta: float = beta_setting(4.5)
     delta: float = setting(1.0, "δ, SimNPO's reward margin: above 0 keeps pushing answers that are already unlikely",
                            lo=-10.0, hi=10.0, ui=False)
-    AUTO_LR: ClassVar[tuple[float, float]] = (1e-2, 1e-4)
-    lr: float = auto_lr(*AUTO_LR)
 
 
 @register
@@ -45,9 +42,5 @@ class SimNpo(LoraMethod):
         "beats NPO."
     )
     Config = SimNpoSettings
-
-    @classmethod
-    def forget_term(cls, cfg: LoraSettings) -> Term:  # and NLL on the retain set
-        own = SimNpoSettings.of(cfg)
-        return Term("forget_simnpo", "forget", partial(simnpo, beta=own.beta, delta=own.delta), cfg.forget_weight,
-                    unit="answers")
+    forget = Term("forget_simnpo", "forget", simnpo, unit="answers")  # and NLL on the retain set
+    forget_settings = ("beta", "delta")
