@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import cpu_name
+from benchmarks.results import cpu_name
 
 KIT = ROOT / "assets" / "workshop"
 ATTACK_ORDER = ("relearn", "quantize", "paraphrase", "prompts")

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.methods import cli_run  # noqa: E402
-from benchmarks.run import fmt, machine, record  # noqa: E402
+from benchmarks.results import fmt, machine, record  # noqa: E402
 
 # (lr, stop, budget, seeds)
 GRID = [(1e-3, "holdout", 60, [0]), (5e-4, "holdout", 120, [0]), (2e-4, "holdout", 120, [0]), (1e-4, "holdout", 120, [0]),

@@ -38,14 +38,14 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from benchmarks.results import cpu_name  # noqa: E402
+
 KIT = ROOT / "assets" / "workshop"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "## ECO"
 
 
 def machine() -> str:
-    from benchmarks.run import cpu_name
-
     return f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} thread(s), load {os.getloadavg()[0]:.1f}"
 
 
@@ -57,15 +57,12 @@ def setup(loaded, splits, oracle):
 
     target = forget_metric(oracle.model, oracle.tokenizer, splits["forget"], "rougeL")
 
-    class Quiet:  # a RunContext that only keeps events
-        def progress(self, *a, **k): pass
-        def step(self, *a, **k): pass
-        def log(self, *a, **k): pass
-        def check_cancel(self): pass
+    from unlearning.runs import Run, RunContext
 
+    quiet = RunContext(Run(lambda ctx: None, name="eco benchmark")).quiet()  # a run never started: this thread, no events
     eco = get_method("eco")
     t0 = time.perf_counter()
-    unlearned = eco.run(Quiet(), loaded, splits, build(eco.Config, {}), {"oracle": {"forget.rougeL": target}, "before": None})
+    unlearned = eco.run(quiet, loaded, splits, build(eco.Config, {}), {"oracle": {"forget.rougeL": target}, "before": None})
     return unlearned, time.perf_counter() - t0
 
 
@@ -280,7 +277,7 @@ def tables(eco: dict, setup_s: float, clf: dict, quality: dict, unflagged: dict,
 
 def record(text: str, command: str) -> None:
     """Replace (or add) the ## ECO section of RESULTS.md; other sections are left alone."""
-    from benchmarks.run import record as record_section
+    from benchmarks.results import record as record_section
 
     record_section(f"`{command}` ({time.strftime('%Y-%m-%d')})\n\n{text}", SECTION)
 

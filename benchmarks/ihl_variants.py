@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import fmt, machine, record  # noqa: E402
+from benchmarks.results import fmt, machine, record  # noqa: E402
 from benchmarks.sweep import KIT, Probes, trajectory  # noqa: E402
 
 CHECKS = ("holdout", "40", "100")

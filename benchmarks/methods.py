@@ -34,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import cpu_name, fila_pairs, fmt, lora_methods  # noqa: E402
+from benchmarks.results import cpu_name, fmt  # noqa: E402
+from benchmarks.run import fila_pairs, lora_methods  # noqa: E402
 
 KIT = ROOT / "assets" / "workshop"
 COLUMNS = ("forget_quality", "model_utility", "forget.rougeL", "forget.answer_prob", "retain.rougeL",

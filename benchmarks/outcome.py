@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import fmt, machine, methods, record
+from benchmarks.results import fmt, machine, record
+from benchmarks.run import methods
 
 KIT = ROOT / "assets" / "workshop"
 # (column, probe key prefix in the report's before/after/oracle dicts)

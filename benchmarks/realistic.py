@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.authors import FAMILY, GIVEN, author_qa  # noqa: E402
-from benchmarks.run import fmt, machine, record  # noqa: E402
+from benchmarks.results import fmt, machine, record  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data" / "authors.jsonl"
 CACHE = ROOT / "benchmarks" / "cache" / "realistic"

@@ -24,32 +24,26 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.realistic import CACHE  # noqa: E402
-from benchmarks.run import fmt, machine  # noqa: E402
+from benchmarks.results import fmt, machine  # noqa: E402
+from benchmarks.sweep import adapters_of  # noqa: E402
+from unlearning.runs import Event, Run, RunContext  # noqa: E402
 
 KIT = ROOT / "assets" / "workshop"
 
 
-class Ctx:
-    """The run context LoraMethod.run needs, in this thread: `probe(step)` every `every` steps."""
+class Ctx(Run):
+    """A run that is never started: LoraMethod.run trains in this thread with `RunContext(ctx)`;
+    its log lines go to stderr and every `every` steps its step event calls `probe(step, values)`."""
 
     def __init__(self, every: int, probe):
-        self.every, self.probe, self.undo = every, probe, []
+        super().__init__(lambda ctx: None, name="realistic sweep")
+        self.every, self.probe = every, probe
 
-    def log(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    def progress(self, fraction: float, message: str = "") -> None:
-        pass
-
-    def step(self, series: str, step: int, total: int | None, values: dict[str, float]) -> None:
-        if series == "train" and step % self.every == 0:
-            self.probe(step, values)
-
-    def check_cancel(self) -> None:
-        pass
-
-    def on_abort(self, undo) -> None:
-        self.undo.append(undo)
+    def _publish(self, event: Event) -> None:
+        if event.kind == "log":
+            print(event.message, file=sys.stderr, flush=True)
+        elif event.kind == "step" and event.series == "train" and event.step % self.every == 0:
+            self.probe(event.step, event.values)
 
 
 def measure(model, tok, forget, retain) -> list[str]:
@@ -90,31 +84,22 @@ def main() -> None:
     model_name, oracle_name = ((str(CACHE / "model"), str(CACHE / "oracle")) if args.kit == "realistic"
                                else ("workshop", "workshop-oracle"))
     loaded = load_model(model_name, "cpu")
-    base = get_method(args.method)
+    method = get_method(args.method)
     values = {k: v for k, v in (s.split("=", 1) for s in args.set)}
-    cfg = build(base.Config, values)
-
-    class Capture:  # the method's own init, remembering the adapters so the probe can switch them on
-        offset = base.init.offset
-        adapters = None
-
-        def __call__(self, ctx, loaded, adapters, data, cfg):
-            Capture.adapters = adapters
-            return base.init(ctx, loaded, adapters, data, cfg)
-
-    method = type("Probe", (base,), {"init": Capture()})
+    cfg = build(method.Config, values)
     rows, t0 = [], time.perf_counter()
     rows.append(["0 (taught)", "", *measure(loaded.model, loaded.tokenizer, forget, retain)])
     unseen = evaluate_split(loaded.model, loaded.tokenizer, splits["holdout"], "holdout")[0]  # the oracle's stand-in
 
     def probe(step: int, values: dict[str, float]) -> None:
-        with Capture.adapters.use() as model:
+        with adapters_of(run).use() as model:
             rows.append([str(step), f"{values['total']:.3f}", *measure(model, loaded.tokenizer, forget, retain)])
         print(" | ".join(rows[-1]), f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
 
-    result = method.run(Ctx(args.every, probe), loaded, splits, cfg, {"before": None})
+    run = Ctx(args.every, probe)
+    result = method.run(RunContext(run), loaded, splits, cfg, {"before": None})
     stopping, fila = result.extra_report["stopping"], result.extra_report.get("fila", {})
-    with Capture.adapters.use() as model:
+    with adapters_of(run).use() as model:
         shown = evaluate_split(model, loaded.tokenizer, Dataset(forget.name, "qa", forget.examples[:args.show]), "forget")
     result.release()
     if not args.no_oracle and (args.kit == "workshop" or (CACHE / "oracle" / "config.json").exists()):

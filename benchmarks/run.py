@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -38,7 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 WORKSHOP = ROOT / "assets" / "workshop"
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+
+from benchmarks.results import RESULTS, fmt, machine, record  # noqa: E402
+
 # (report key, label with the better direction)
 COLUMNS = (("forget.rougeL", "forget rougeL ↓"), ("forget.answer_prob", "forget answer_prob ↓"),
            ("forget_quality", "forget_quality ↑"), ("retain.rougeL", "retain rougeL ↑"),
@@ -105,22 +105,6 @@ class Kit:
         from unlearning.data import load_file
 
         return {s: load_file(self.folder / f"{s}.jsonl") for s in ("forget", "retain", "holdout", "general")}
-
-
-def cpu_name() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.machine()
-
-
-def machine(device: str) -> str:
-    import torch
-
-    if device == "cuda":
-        return f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}"
-    return f"{cpu_name()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, load {os.getloadavg()[0]:.1f}"
 
 
 # ------------------------------------------------------------------ 1. methods, through the CLI
@@ -243,14 +227,6 @@ def views_memory(kit: Kit, device: str, folders: dict[str, Path]) -> dict[str, d
 
 
 # ------------------------------------------------------------------ the table
-def fmt(x) -> str:
-    if x is None:
-        return "—"
-    if isinstance(x, float):
-        return f"{x:.2e}" if 0 < abs(x) < 1e-2 else f"{x:.3f}"
-    return str(x)
-
-
 def method_table(reports: dict[str, dict]) -> str:
     first = next(iter(reports.values()))
     head = ["method", "steps", "method wall_s", "process wall_s", "peak_mem_mb", *(label for _, label in COLUMNS)]
@@ -274,19 +250,6 @@ def ratio_table(reached: dict, ratio_steps: int, latency: dict, memory: dict) ->
         rows.append((f"memory of original + unlearned views / one model, {name} "
                      f"({m['both_mb']:.1f} / {m['one_mb']:.1f} MB of tensors{extra})", f"**{m['ratio']:.3f}**"))
     return "\n".join(["| ratio | value |", "|---|---|", *(f"| {what} | {value} |" for what, value in rows)])
-
-
-def record(text: str, section: str) -> None:
-    """Replace (or add) `section` of RESULTS.md; other sections are left alone."""
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    body = f"{section}\n\n{text}\n"
-    start = old.find(section + "\n")
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + body
-    else:
-        end = old.find("\n## ", start + len(section))
-        new = old[:start] + body + (old[end + 1 :] if end >= 0 else "")
-    RESULTS.write_text(new, encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:

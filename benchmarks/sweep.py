@@ -31,7 +31,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import cpu_name, fmt, record
+from benchmarks.results import cpu_name, fmt, record
+from unlearning.runs import Event, Run, RunContext
 
 KIT = ROOT / "assets" / "workshop"
 FIGURES = ROOT / "benchmarks" / "figures"
@@ -118,41 +119,35 @@ def distance(p: dict, oracle: dict) -> float:
 # ------------------------------------------------------------------------ runs
 
 
-class Watch:
-    """The run context a method's `run` gets here: silent, except that it probes the unlearned
-    model at the checkpoints and where the holdout criterion is first met."""
+class Watch(Run):
+    """A run that is never started: `cls.run(RunContext(watch), …)` trains in this thread, silently,
+    and each step event it publishes (the one hook a Run has on its events as they happen)
+    probes the unlearned model at the checkpoints and where the holdout criterion is first met."""
 
     def __init__(self, loaded, probes: Probes, at: tuple[int, ...]):
+        super().__init__(lambda ctx: None, name="sweep")
         self.loaded, self.probes, self.at = loaded, probes, at
         self.points: dict[str, dict] = {}
-        self.adapters: Any = None  # set by on_abort
         self.t0 = time.perf_counter()
 
-    def on_abort(self, undo) -> None:
-        self.adapters = undo.__self__  # the run registers its adapters' `remove`: the handle to probe through
-
-    def step(self, series: str, step: int, total: int | None, values: dict[str, float]) -> None:
-        if series == "train" and step in self.at:
-            self._probe(str(step))
-        elif series == "holdout" and "holdout" not in self.points and values["forget_mem_acc"] <= values["holdout_mem_acc"]:
-            self._probe("holdout", step)
+    def _publish(self, event: Event) -> None:
+        if event.kind != "step":
+            return
+        values = event.values
+        if event.series == "train" and event.step in self.at:
+            self._probe(str(event.step))
+        elif event.series == "holdout" and "holdout" not in self.points and values["forget_mem_acc"] <= values["holdout_mem_acc"]:
+            self._probe("holdout", event.step)
 
     def _probe(self, key: str, step: int | None = None) -> None:
-        with self.adapters.use() as model:
+        with adapters_of(self).use() as model:
             self.points[key] = {**self.probes(model, self.loaded.tokenizer), "step": step or int(key),
                                 "elapsed_s": time.perf_counter() - self.t0}
 
-    def log(self, message: str) -> None:
-        pass
 
-    def progress(self, fraction: float, message: str = "") -> None:
-        pass
-
-    def check_cancel(self) -> None:
-        pass
-
-    def emit(self, kind: str, **fields) -> None:
-        pass
+def adapters_of(run: Run) -> Any:
+    """The adapters of the LoRA run under way: it registers their `remove` as its undo (ctx.on_abort)."""
+    return next(undo.__self__ for undo in run._undo if hasattr(getattr(undo, "__self__", None), "use"))
 
 
 def trajectory(method: str, loaded, splits: dict, probes: Probes, budget: int, **settings) -> dict:
@@ -163,7 +158,7 @@ def trajectory(method: str, loaded, splits: dict, probes: Probes, budget: int, *
     cls = get_method(method)
     cfg = replace(cls.Config(), steps=budget, stop="steps", check_every=CHECK_EVERY, **settings)
     watch = Watch(loaded, probes, tuple(c for c in CHECKPOINTS if c <= budget))
-    cls.run(watch, loaded, splits, cfg, {}).release()
+    cls.run(RunContext(watch), loaded, splits, cfg, {}).release()
     own = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in {g.name for g in fields(LoraSettings)}}
     return {"method": method, "budget": budget, "settings": {**own, **settings}, "points": watch.points}  # beta, delta… as run
 

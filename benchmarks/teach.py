@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import machine, record  # noqa: E402
+from benchmarks.results import machine, record  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data" / "authors.jsonl"
 KIT = ROOT / "assets" / "workshop"
