@@ -26,6 +26,7 @@ from ..generate import generate_ids, prompt_ids, text_ids
 from ..limits import MAX_NEW_TOKENS
 from ..metrics import rouge_l_recall
 from ..models import Loaded
+from ..runs import RunContext
 
 CONTENDERS = ("original", "unlearned", "oracle")
 BATCH = 32  # prompts per generate call; cancelling waits for at most one batch
@@ -148,12 +149,12 @@ class Attack(Protocol):
 
     name: str
 
-    def run(self, ctx: Any, bench: Bench) -> dict[str, Any]: ...
+    def run(self, ctx: RunContext, bench: Bench) -> dict[str, Any]: ...
 
     def summary(self, block: dict[str, Any]) -> str: ...
 
 
-def grid(ctx: Any, bench: Bench, attack: str, conditions: list[str],
+def grid(ctx: RunContext, bench: Bench, attack: str, conditions: list[str],
          measure: Callable[[str, Contender], dict[str, float]]) -> dict[str, dict[str, dict[str, float]]]:
     """{condition: {contender: measure(condition, contender)}}, one step event per cell."""
     out: dict[str, dict[str, dict[str, float]]] = {}

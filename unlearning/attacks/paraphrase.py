@@ -14,6 +14,7 @@ from typing import Any
 
 from ..data import QA, Dataset, load_file
 from ..models import WORKSHOP_DIR
+from ..runs import RunContext
 from .bench import Bench, Contender, figures, grid, sentence
 
 TEMPLATES = ("Do you know this one? {q}", "I was wondering: {q}", "Here is a question for you. {q}",
@@ -40,7 +41,7 @@ def kit_paraphrases(path: str | Path | None) -> Dataset | None:
 class Paraphrase:
     name = "paraphrase"
 
-    def run(self, ctx: Any, bench: Bench) -> dict[str, Any]:
+    def run(self, ctx: RunContext, bench: Bench) -> dict[str, Any]:
         forget, retain = bench.questions(bench.paraphrased["forget"]), bench.questions(bench.paraphrased["retain"])
 
         def measure(_: str, contender: Contender) -> dict[str, float]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..data import QA
 from ..generate import format_prompt
+from ..runs import RunContext
 from ..wordings import ROLE_PLAY, SHOTS, completion, few_shot, noisy
 from .bench import Bench, Contender, figures, grid, sentence
 
@@ -36,7 +37,7 @@ WRAPPERS: dict[str, Wrapper] = {
 class Prompts:
     name = "prompts"
 
-    def run(self, ctx: Any, bench: Bench) -> dict[str, Any]:
+    def run(self, ctx: RunContext, bench: Bench) -> dict[str, Any]:
         def wrapped(name: str, qas: list[QA]) -> tuple[list[list[int]], list[str]]:
             return [bench.text_ids(WRAPPERS[name](bench, qa, i)) for i, qa in enumerate(qas)], [qa.answer for qa in qas]
 

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ..lora import target_linears
+from ..runs import RunContext
 from .bench import Bench, Contender, figures, grid, sentence
 
 BITS = (8, 4)
@@ -41,7 +42,7 @@ def quantize_model(model: torch.nn.Module, bits: int) -> torch.nn.Module:
 class Quantize:
     name = "quantize"
 
-    def run(self, ctx: Any, bench: Bench) -> dict[str, Any]:
+    def run(self, ctx: RunContext, bench: Bench) -> dict[str, Any]:
         forget, retain = bench.questions(bench.forget), bench.questions(bench.retain)
 
         def measure(bits: str, contender: Contender) -> dict[str, float]:

@@ -19,6 +19,7 @@ import torch
 
 from ..batches import collate, encode_qa, pad_id
 from ..lora import Adapters
+from ..runs import RunContext
 from ..teach import bucketed
 from .bench import Bench, Contender, sentence, split_by_subject
 
@@ -41,7 +42,7 @@ def _batches(items: list, batch_size: int, pad: int, seed: int) -> Iterator[dict
 class Relearn:
     name = "relearn"
 
-    def run(self, ctx: Any, bench: Bench) -> dict[str, Any]:
+    def run(self, ctx: RunContext, bench: Bench) -> dict[str, Any]:
         cfg = bench.cfg
         taught, heldout = split_by_subject(bench.forget_all, cfg.seed)
         heldout_q = bench.questions(heldout)
@@ -54,7 +55,7 @@ class Relearn:
             block.setdefault("after", {})[name] = after
         return block
 
-    def _one(self, ctx: Any, bench: Bench, contender: Contender, taught: list, heldout_q, points: list[int],
+    def _one(self, ctx: RunContext, bench: Bench, contender: Contender, taught: list, heldout_q, points: list[int],
              k: int, n: int) -> tuple[list[float], dict[str, float]]:
         """One model's relearning: its held-out series, then its forget and retain scores at step K."""
         cfg, tok = bench.cfg, bench.tokenizer
