@@ -59,8 +59,8 @@ def step_intro(key: str) -> str:
 
 
 def steps_value(value) -> int | None:
-    """The lesson's "steps per run" box: blank for the pace's own."""
-    if value in (None, ""):
+    """The lesson's "steps per run" box: blank (the page sends 0) for the pace's own."""
+    if value in (None, "", 0):
         return None
     try:
         return int(value)
@@ -241,7 +241,8 @@ def render(backend: Backend, state: gr.State, model) -> LessonPanel:
     log = gr.State(LessonLog())
     with gr.Row():
         quick = gr.Checkbox(False, label="Quick lesson: 60 steps a run and a short stress test", elem_id="lesson-quick")
-        steps = gr.Number(None, precision=0, minimum=1, label="Steps per run (blank: the lesson's)", elem_id="lesson-steps")
+        # no `minimum`: a blank box arrives as 0, which Gradio's bound check would refuse with a bare "Error"
+        steps = gr.Number(None, precision=0, label="Steps per run (blank or 0: the lesson's)", elem_id="lesson-steps")
     bars, readings, buttons = [], [], []
     for step in STEPS:
         with gr.Group(elem_id=f"lesson-{step.key}"):

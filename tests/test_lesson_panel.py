@@ -53,7 +53,7 @@ def test_every_step_has_a_button_plan():
 
 
 def test_steps_box():
-    assert lp.steps_value("") is None and lp.steps_value(3) == 3
+    assert lp.steps_value("") is None and lp.steps_value(0) is None and lp.steps_value(3) == 3
     with pytest.raises(UserError, match="whole number"):
         lp.steps_value("many")
 
