@@ -31,3 +31,56 @@ class OnDelete:
 
     def __repr__(self) -> str:
         return self.name
+
+
+# One palette for every picture on the page: the oracle is gold, `before` (the original) grey,
+# the unlearned model indigo, wherever they are drawn (report, compare, stress test, room).
+PALETTE = {"oracle": "#d97706", "before": "#6b7280", "original": "#6b7280", "after": "#4f46e5", "unlearned": "#4f46e5",
+           "warn": "#dc2626"}
+# Runs on the compare picture, told apart by colour (the legend names them); none is gold or grey.
+RUN_COLOURS = ("#4f46e5", "#0891b2", "#db2777", "#65a30d", "#7c3aed", "#0d9488", "#ea580c", "#2563eb")
+
+# What the page does in the browser, once (header.py renders it):
+# - every plotly figure follows its box: a figure drawn while its tab was hidden (zero width)
+#   got plotly's default 700 px and kept it through window resizes (plotly remembers the zero
+#   width), so a ResizeObserver re-fits it whenever its box and its drawing disagree;
+# - the two chat panes move as one: turn n of each is as tall as the taller, and scrolling one
+#   scrolls the other, so an answer always sits beside the other model's answer to it.
+PAGE_JS = """
+const fit = (el) => {
+  const P = window.Plotly, full = el._fullLayout;
+  if (!P || !full || el.offsetWidth < 10 || Math.abs(full.width - el.offsetWidth) < 3) return;
+  if (el._context) { el._context._hasZeroWidth = false; el._context._hasZeroHeight = false; }
+  if (el.layout) { delete el.layout.width; }
+  P.relayout(el, {autosize: true}).catch(() => {});
+};
+const plots = new ResizeObserver((entries) => entries.forEach((e) => fit(e.target)));
+const align = () => {
+  const panes = ['#chat-original', '#chat-unlearned'].map((s) => document.querySelector(s));
+  if (!panes[0] || !panes[1]) return;
+  const rows = panes.map((p) => [...p.querySelectorAll('.message-row')]);
+  rows.forEach((rs) => rs.forEach((r) => { r.style.minHeight = ''; }));
+  rows[0].forEach((r, i) => {
+    const other = rows[1][i];
+    if (!other) return;
+    const h = Math.max(r.offsetHeight, other.offsetHeight);
+    r.style.minHeight = other.style.minHeight = h + 'px';
+  });
+  panes.forEach((p, i) => {
+    const wrap = p.querySelector('.bubble-wrap');
+    const twin = panes[1 - i].querySelector('.bubble-wrap');
+    if (wrap && twin && !wrap.dataset.usTwin) {
+      wrap.dataset.usTwin = '1';
+      wrap.addEventListener('scroll', () => { if (Math.abs(twin.scrollTop - wrap.scrollTop) > 1) twin.scrollTop = wrap.scrollTop; });
+    }
+  });
+};
+let queued = false;
+new MutationObserver(() => {
+  document.querySelectorAll('.js-plotly-plot').forEach((el) => {
+    if (!el.dataset.usFit) { el.dataset.usFit = '1'; plots.observe(el); }
+    fit(el);
+  });
+  if (!queued) { queued = true; requestAnimationFrame(() => { queued = false; align(); }); }
+}).observe(document.body, {childList: true, subtree: true, characterData: true});
+"""

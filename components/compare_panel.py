@@ -14,22 +14,24 @@ import plotly.graph_objects as go
 from unlearning.service import Session, UserError
 from unlearning.service.compare import CompareRow, Reference, compare_rows, references
 
-from .common import error_box
+from .common import PALETTE, RUN_COLOURS, error_box
 from .header import hint
 
 HEADERS = ["run", "data", "steps", "wall time (s)", "distance to the oracle (↓, 0 = oracle)", "what the probes show",
            "forget ROUGE-L (↓ to the oracle's)", "model utility (≈ before)", "forget quality (↑, 1 = oracle)",
            "fluency, bits (≈ before)"]
 HINT = ("The gold star is the oracle, a model that never saw the forget set; the grey square is the model before "
-        "unlearning. Left–right is how far a model's answers are from the oracle's over every wording a room tries "
-        "(trained and new wordings, 'Tell me about NAME.', prompt tricks), counting repeated words and lost fluency: "
-        "the best run sits near the star, and no lower than the square (nothing else lost). A red point is a run "
-        "the probes show as unchanged, collapsed or leaking.")
-MARKERS = {"before": ("square", "#6b7280"), "oracle": ("star", "#d97706")}
+        "unlearning; each run is a dot (named in the legend; hover it for its numbers). Left–right is how far a "
+        "model's answers are from the oracle's over every wording a room tries (trained and new wordings, 'Tell me "
+        "about NAME.', prompt tricks), counting repeated words and lost fluency: the best run sits near the star, "
+        "and no lower than the square (nothing else lost). Red marks a run the probes show as unchanged, collapsed "
+        "or leaking.")
+MARKERS = {"before": ("square", PALETTE["before"]), "oracle": ("star", PALETTE["oracle"])}
+REF_NAMES = {"before": "before (the original)", "oracle": "oracle (never saw the forget set)"}
 # Shares of the table's width, so ten columns fit a projected 1280 px page without scrolling
 # (the run's label and what the probes show wrap; the numbers are short).
 COLUMN_WIDTHS: list[str | int] = ["17%", "11%", "6%", "7%", "9%", "14%", "9%", "9%", "9%", "9%"]
-RUN_COLOR, WARN_COLOR = "#4f46e5", "#dc2626"
+RUN_COLOR, WARN_COLOR = PALETTE["unlearned"], PALETTE["warn"]
 
 
 # ------------------------------------------------------------------ pure helpers
@@ -64,34 +66,52 @@ def point_label(row: CompareRow) -> str:
     return f"{short}: {row.verdict}" if row.verdict else short
 
 
+def _hover(x_title: str) -> str:
+    return "%{fullData.name}<br>" + x_title.split(" (")[0] + ": %{x:.3f}<br>model utility: %{y:.3f}<extra></extra>"
+
+
 def figure(rows: list[CompareRow], refs: list[Reference], labels: list[str] | None = None,
            height: int = 360, hover: list[str] | None = None) -> go.Figure | None:
     """The distance to the oracle (x; forget ROUGE-L for old reports) against model utility (y):
-    one point per run, red where the probes found something; before and oracle marked.
-    `labels`, `hover`: each row's point label (default point_label) and hover text (a room's board)."""
+    one point per run, red-ringed where the probes found something; before and oracle marked.
+
+    The session's picture names its runs in a legend, each in its own colour, and writes no
+    text over the points: a few runs at close numbers piled their labels into a blob. A room's
+    board passes `labels` (its own, grouped so that they do not collide) and `hover` texts,
+    and draws them beside one trace of every run. Both axes start at 0, so a small difference
+    in utility looks small."""
     x, title = x_axis(rows, refs)
-    drawn = [(r, labels[i] if labels is not None else point_label(r), hover[i] if hover is not None else None)
-             for i, r in enumerate(rows) if getattr(r, x) is not None and r.utility is not None]
-    points = [r for r, _, _ in drawn]
+    keep = [i for i, r in enumerate(rows) if getattr(r, x) is not None and r.utility is not None]
+    points = [rows[i] for i in keep]
     marks = [r for r in refs if getattr(r, x) is not None and r.utility is not None]
     if not points and not marks:
         return None
     fig = go.Figure()
     for ref in marks:
         symbol, color = MARKERS[ref.name]
-        fig.add_trace(go.Scatter(x=[getattr(ref, x)], y=[ref.utility], mode="markers+text", name=ref.name, text=[ref.name],
-                                 textposition="top center", marker={"symbol": symbol, "size": 18, "color": color}))
-    xs = [getattr(r, x) for r in points]
-    hi = max([*xs, *(getattr(r, x) for r in marks)])
-    if points:  # a label near the right edge is written leftwards, so the axis never cuts it
-        fig.add_trace(go.Scatter(x=xs, y=[r.utility for r in points], mode="markers+text", name="runs",
-                                 text=[label for _, label, _ in drawn],
-                                 hovertext=[h for _, _, h in drawn] if hover is not None else None,
-                                 textposition=["bottom left" if hi > 0 and v > 0.7 * hi else "bottom center" for v in xs],
+        fig.add_trace(go.Scatter(x=[getattr(ref, x)], y=[ref.utility], mode="markers", name=REF_NAMES[ref.name],
+                                 marker={"symbol": symbol, "size": 18, "color": color}, hovertemplate=_hover(title)))
+    def ring(r: CompareRow) -> dict:
+        return {"width": 3, "color": WARN_COLOR} if r.verdict else {"width": 1, "color": "white"}
+
+    if labels is None:
+        for n, r in enumerate(points):
+            fig.add_trace(go.Scatter(x=[getattr(r, x)], y=[r.utility], mode="markers", name=point_label(r),
+                                     marker={"size": 14, "color": RUN_COLOURS[n % len(RUN_COLOURS)], "line": ring(r)},
+                                     hovertemplate=_hover(title)))
+    elif points:
+        texts = [labels[i] for i in keep]
+        fig.add_trace(go.Scatter(x=[getattr(r, x) for r in points], y=[r.utility for r in points], mode="markers+text",
+                                 name="runs", text=texts, textposition="bottom center",
+                                 hovertext=[hover[i] for i in keep] if hover is not None else texts,
+                                 hovertemplate="%{hovertext}<extra></extra>",
                                  marker={"size": 14, "color": [WARN_COLOR if r.verdict else RUN_COLOR for r in points]}))
-    fig.update_xaxes(title_text=title, range=[-0.08 * hi, 1.1 * hi] if hi > 0 else None)
-    fig.update_yaxes(title_text="model utility (higher = kept more)")
-    fig.update_layout(height=height, margin={"l": 50, "r": 10, "t": 20, "b": 50}, showlegend=False, font={"size": 14})
+    xs = [getattr(r, x) for r in points] + [getattr(r, x) for r in marks]
+    ys = [float(r.utility or 0.0) for r in points] + [float(r.utility or 0.0) for r in marks]  # (drawn: not None)
+    fig.update_xaxes(title_text=title, range=[-0.05 * max(xs), 1.12 * max(xs)] if max(xs) > 0 else None, zeroline=False)
+    fig.update_yaxes(title_text="model utility (higher = kept more)", range=[0, max(1.0, 1.05 * max(ys))])
+    fig.update_layout(height=height, margin={"l": 60, "r": 10, "t": 20, "b": 50}, showlegend=True, font={"size": 14},
+                      legend={"title": {"text": "runs (hover a point for its numbers)" if labels is None else ""}})
     return fig
 
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from unlearning.service import Backend, Dataset, Session, UserError, catalog
+from unlearning.service import Backend, Dataset, Session, UserError, catalog, model_name
 
 from . import method_panel, model_panel
+from .common import PAGE_JS, error_box
 
 TRY = ("ihl-fila", "eco")  # the methods offered as one-click tries, in this order
 HINT_CLASS = "us-hint"  # every "what to look for" sentence; hidden with the hints switch off
@@ -41,6 +42,13 @@ def try_label(method: str) -> str:
     return f"▶ Try {label}"
 
 
+def taught_info(info: dict, session: Session) -> dict:
+    """The model's line says when the session works on its taught copy, not the shared model."""
+    if session.taught is None:
+        return info
+    return {**info, "name": f"{info['name']}, taught your data in this session (its oracle: your retain file only)"}
+
+
 def hint(text: str, elem_id: str | None = None) -> gr.Markdown:
     """The one sentence under a plot saying what to look for (hidden with the hints switch)."""
     return gr.Markdown(f"**What to look for:** {text}", elem_classes=[HINT_CLASS], elem_id=elem_id)
@@ -61,6 +69,7 @@ def render(backend: Backend) -> Header:
         info = backend.model_info(None)
     except UserError:
         info = None
+    gr.HTML("", js_on_load=PAGE_JS, elem_id="page-script", container=False, padding=False)  # plots fit, chat panes aligned
     with gr.Row(elem_id="header", equal_height=True):
         with gr.Column(scale=2, min_width=210):
             gr.HTML('<div class="us-title">Unlearning Studio<div class="us-tagline">make a model forget, and check '
@@ -79,6 +88,16 @@ def render(backend: Backend) -> Header:
     return Header(name, method, status, data, tries)
 
 
-
 def show_data(session: Session) -> str:
     return data_line(session.data)
+
+
+def model_status(backend: Backend):
+    """The header's model line for the session (after Teach first: its taught copy)."""
+    def status(session: Session, name: str) -> str:
+        try:
+            return model_panel.model_line(taught_info(backend.model_info(model_name(name)), session))
+        except UserError as e:
+            return error_box(str(e))
+
+    return status

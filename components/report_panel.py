@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 from unlearning.service import Session, UserError, artifact_zip, catalog, new_folder, push_to_hub
 from unlearning.service.compare import key_metrics, warnings
 
-from .common import error_box
+from .common import PALETTE, error_box
 from .header import hint
 
 
@@ -105,28 +105,40 @@ def cost_line(report) -> str:
             f"peak memory {fmt(c.peak_mem_mb, '.0f')} MB, {params} trainable parameters.")
 
 
-CHART_HINT = ("Grey bars: before unlearning; blue: after; the gold line: the oracle, which never saw the forget set. "
-              "Forget ROUGE-L should fall to the gold line, and the others stay near the grey bar (forget quality: up).")
-COLORS = {"before": "#9ca3af", "after": "#4f46e5", "oracle": "#d97706"}
+CHART_HINT = ("Grey bars: before unlearning; blue: after; gold: the oracle, which never saw the forget set. Forget "
+              "ROUGE-L and the distance to the oracle should fall to the gold bar; what the model should keep stays "
+              "near the grey bar.")
+COLORS = {"before": PALETTE["before"], "after": PALETTE["after"], "oracle": PALETTE["oracle"]}
+TITLE_CHARS = 18  # a subplot title wraps at this width: six of them share a 1280 px page
+
+
+def wrap(title: str, width: int = TITLE_CHARS) -> str:
+    """A title broken between words into lines of about `width` characters (plotly's <br>)."""
+    lines: list[str] = []
+    for word in title.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
 
 
 def chart(report) -> go.Figure | None:
-    """One small bar chart per key metric: before and after, the oracle's value as a gold line."""
+    """One small bar chart per key metric: before, after and the oracle (gold), each bar with
+    its value above it, none of them crossed by a line."""
     metrics = key_metrics(report)
     if not metrics:
         return None
-    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[f"{m.label}<br><i>{m.better}</i>" for m in metrics])
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[f"{wrap(m.label)}<br><i>{m.better}</i>" for m in metrics])
     for col, m in enumerate(metrics, start=1):
-        fig.add_trace(go.Bar(x=["before", "after"], y=[m.before, m.after], marker_color=[COLORS["before"], COLORS["after"]],
-                             text=[fmt(m.before, ".3g"), fmt(m.after, ".3g")], textposition="outside",
+        names = ["before", "after"] + (["oracle"] if m.oracle is not None else [])
+        values = [m.before, m.after, m.oracle][: len(names)]
+        fig.add_trace(go.Bar(x=names, y=values, marker_color=[COLORS[n] for n in names],
+                             text=[fmt(v, ".3g") for v in values], textposition="outside", cliponaxis=False,
                              showlegend=False, hovertemplate="%{x}: %{y:.4g}<extra></extra>"), row=1, col=col)
-        if m.oracle is not None:
-            fig.add_trace(go.Scatter(x=["before", "after"], y=[m.oracle, m.oracle], mode="lines", showlegend=False,
-                                     line={"color": COLORS["oracle"], "width": 4, "dash": "dash"},
-                                     hovertemplate=f"oracle: {m.oracle:.4g}<extra></extra>"), row=1, col=col)
         top = max(v for v in (m.before, m.after, m.oracle, 0.0) if v is not None)
-        fig.update_yaxes(range=[0, 1.25 * top if top > 0 else 1], row=1, col=col)
-    fig.update_layout(height=330, margin={"l": 30, "r": 10, "t": 70, "b": 30}, font={"size": 13})
+        fig.update_yaxes(range=[0, 1.2 * top if top > 0 else 1], row=1, col=col)
+    fig.update_layout(height=360, margin={"l": 30, "r": 10, "t": 95, "b": 30}, font={"size": 13}, bargap=0.25)
     fig.update_annotations(font_size=13)
     return fig
 

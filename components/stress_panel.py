@@ -12,10 +12,11 @@ import plotly.graph_objects as go
 from unlearning.service import AttackJob, Backend, Session, model_name
 from unlearning.service.stress import ATTACKS, AttackView, note, stress_view
 
+from .common import PALETTE
 from .header import hint
 from .run_panel import POLL_SECONDS, launch, progress_html
 
-COLOURS = {"original": "#8a8a8a", "unlearned": "#e4572e", "oracle": "#2a9d8f"}
+COLOURS = {m: PALETTE[m] for m in ("original", "unlearned", "oracle")}  # the page's one palette: the oracle is gold
 NAMES = {"original": "original", "unlearned": "unlearned", "oracle": "oracle (never saw the forget set)"}
 
 
@@ -53,6 +54,18 @@ def pictures(report: dict | None) -> list:
     return out
 
 
+NO_TARGET = "**Run under test:** none yet — run a method first; the stress test attacks the run the chat uses."
+
+
+def target(session: Session) -> str:
+    """Which kept run the stress test attacks (the current one: chosen beside the chat)."""
+    run = session.current_run
+    if run is None:
+        return NO_TARGET
+    return (f"**Run under test: {html.escape(run.label)}** — the run the chat and the report use "
+            "(choose another beside the chat).")
+
+
 # ------------------------------------------------------------------ handlers
 def starter(backend: Backend):
     def start(session: Session, name: str, attacks: list[str], steps, sample):
@@ -78,7 +91,7 @@ def _note(report: dict | None) -> str:
     return f"ℹ️ {html.escape(text)}" if text else ""
 
 
-HINT = ("In each picture the unlearned model should stay with the oracle (gold), a model that never knew the forget "
+HINT = ("In each picture the unlearned model (blue) should stay with the oracle (gold), a model that never knew the forget "
         "set. If its line climbs back toward the original's after relearning, rounding or a reworded question, the "
         "knowledge was hidden, not removed.")
 
@@ -88,11 +101,13 @@ HINT = ("In each picture the unlearned model should stay with the oracle (gold),
 class StressPanel:
     timer: gr.Timer
     bar: gr.HTML
+    target: gr.Markdown  # which run it attacks; follows the kept runs
 
 
 def render(backend: Backend, state: gr.State, model) -> StressPanel:
     gr.Markdown("Does it really forget, or only hide? Attack the current run (chosen beside the chat) the way the "
                 "research field does, and compare with the oracle, which never saw the forget set.")
+    aim = gr.Markdown(NO_TARGET, elem_id="stress-target")
     with gr.Row():
         attacks = gr.CheckboxGroup([(ATTACKS[n][0].split(":")[0], n) for n in ATTACKS], value=list(ATTACKS),
                                    label="Attacks", elem_id="stress-attacks", scale=3)
@@ -113,7 +128,7 @@ def render(backend: Backend, state: gr.State, model) -> StressPanel:
     start.click(starter(backend), [state, model, attacks, steps, sample], [state, bar, timer], api_name="stress_test")
     stop.click(_cancel, [state], [bar], api_name="stress_cancel")
     timer.tick(poll, [state], [bar, timer, about] + shown, api_name="stress_poll")
-    return StressPanel(timer, bar)
+    return StressPanel(timer, bar, aim)
 
 
 def _cancel(session: Session) -> str:

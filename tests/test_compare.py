@@ -193,12 +193,15 @@ def test_no_degenerate_leaking_or_unchanged_run_is_drawn_closest_to_the_oracle()
             "leaking": round((0.01 + 0.9 + 0) / 3, 4), "unchanged": 0.6}
         assert {r.method: r.verdict for r in rows} == {
             "good": "", "degenerate": "collapsed, lost what it should keep", "leaking": "leaks", "unchanged": "nothing changed"}
-        fig = figure(rows, refs)
-        runs = next(t for t in fig.data if t.name == "runs")
-        closest = min(zip(runs.x, runs.text), key=lambda p: p[0])[1]
+        fig = figure(rows, refs)  # the session's picture: a legend entry per run, no text over the points
+        runs = [t for t in fig.data if t.name.startswith("#")]
+        closest = min(runs, key=lambda t: t.x[0]).name
         assert closest == "#1 good" and fig.layout.xaxis.title.text.startswith("distance to the oracle")
-        assert list(runs.marker.color) == ["#4f46e5", "#dc2626", "#dc2626", "#dc2626"]  # red: the probes found something
-        oracle = next(t for t in fig.data if t.name == "oracle")
+        assert [t.marker.line.color for t in runs] == ["white", "#dc2626", "#dc2626", "#dc2626"]  # red: the probes found something
+        assert all(t.mode == "markers" and not t.text for t in fig.data)
+        board = figure(rows, refs, labels=["a", "b", "c", "d"])  # a room's board: its own labels, one trace
+        assert list(next(t for t in board.data if t.name == "runs").marker.color) == ["#4f46e5", "#dc2626", "#dc2626", "#dc2626"]
+        oracle = next(t for t in fig.data if t.name.startswith("oracle"))
         assert oracle.x == (0.0,)
         table = table_rows(rows, refs)
         assert [row[5] for row in table[:4]] == ["like the oracle", "collapsed, lost what it should keep", "leaks",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from components import report_panel
+from components.common import PALETTE
 from tests.reports import ECO, LORA, keys, without
 
 
@@ -39,15 +40,40 @@ class _Artifact:
         pass
 
 
-def test_the_chart_draws_before_after_and_the_oracle_line():
+def test_the_chart_draws_before_after_and_the_oracle_as_a_gold_bar():
     fig = report_panel.chart({"before": {"forget.rougeL": 1.0, "model_utility": 0.8},
                               "after": {"forget.rougeL": 0.2, "model_utility": 0.79}, "oracle": {"forget.rougeL": 0.18}})
     bars = [t for t in fig.data if t.type == "bar"]
-    lines = [t for t in fig.data if t.type == "scatter"]
-    assert [list(b.y) for b in bars] == [[1.0, 0.2], [0.8, 0.79]]
-    assert [list(t.y) for t in lines] == [[0.18, 0.18]]  # model utility has no oracle value: no line
+    assert [list(b.y) for b in bars] == [[1.0, 0.2, 0.18], [0.8, 0.79]]  # model utility has no oracle value: no bar
+    assert list(bars[0].marker.color)[2] == PALETTE["oracle"] and not [t for t in fig.data if t.type == "scatter"]
     assert fig.layout.annotations[0].text == "forget ROUGE-L<br><i>↓ to the oracle</i>"
     assert report_panel.chart(None) is None and report_panel.chart({"after": {"mia_auc": 0.5}}) is None
+
+
+def test_long_titles_wrap_between_words():
+    assert report_panel.wrap("fluency of forget answers (bits)") == "fluency of forget<br>answers (bits)"
+    assert report_panel.wrap("forget ROUGE-L") == "forget ROUGE-L"
+
+
+def test_every_picture_draws_the_oracle_in_one_colour():
+    """The report's chart, the compare picture and the stress test's plots: the oracle is gold in each."""
+    from components import compare_panel, stress_panel
+    from unlearning.service.compare import CompareRow, Reference
+    from unlearning.service.stress import stress_view
+
+    report = {"before": {"forget.rougeL": 1.0}, "after": {"forget.rougeL": 0.2}, "oracle": {"forget.rougeL": 0.18}}
+    assert list(report_panel.chart(report).data[0].marker.color)[2] == PALETTE["oracle"]
+    fig = compare_panel.figure([CompareRow("#1 GA", "ga", "", 1, 1.0, 0.2, 0.7, 0.1, 5.0)],
+                               [Reference("oracle", 0.18, 0.75, 1.0, 5.0)])
+    assert next(t for t in fig.data if t.name.startswith("oracle")).marker.color == PALETTE["oracle"]
+    robustness = {"relearn": {"steps": [0, 5], "unlearned": [0.2, 0.5], "oracle": [0.18, 0.2], "original": [1.0, 1.0],
+                              "metric": "forget_heldout.rougeL"},
+                  "quantize": {"8": {m: {"forget.rougeL": 0.2, "retain.rougeL": 0.9} for m in ("unlearned", "oracle", "original")}}}
+    views = stress_view({"robustness": robustness})
+    assert views
+    for view in views:
+        oracle = next(t for t in stress_panel.figure(view).data if "oracle" in t.name)
+        assert (oracle.line.color if view.kind == "line" else oracle.marker.color) == PALETTE["oracle"], view.name
 
 
 @pytest.mark.parametrize("source", [ECO, LORA], ids=["eco", "lora"])
