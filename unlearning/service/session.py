@@ -87,6 +87,7 @@ class Session:
         self._cancel_asked = False  # … and cancel was pressed meanwhile
         self.device_log: list[tuple[float, float]] = []  # (monotonic start, estimated device s) of its runs: budget.py
         self._splits: dict[str, Dataset] | None = None  # splits() of the data it was computed from
+        self.chat: tuple[list, list] = ([], [])  # the chat's two panes as the page shows them: a reload shows them again
 
     def __deepcopy__(self, memo):  # gr.State deep-copies its initial value; ours is per session
         return Session()
