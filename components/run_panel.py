@@ -96,10 +96,11 @@ def progress_html(events: list[Event], state: str) -> str:
     for ev in events:
         if ev.kind == "progress" and ev.fraction is not None:
             fraction, message = ev.fraction, ev.message
-        elif ev.kind == "step":
+        elif ev.kind == "step" and not message.startswith("teaching"):  # Teach first words its own steps
             message = f"{ev.series} step {ev.step}" + (f" of {ev.total}" if ev.total else "")
-    if state == "done":
-        fraction, message = 1.0, "finished"
+    if state == "done":  # and why, where the run said (Teach first: why each model stopped)
+        fraction, message = 1.0, "finished" + (f": {message}" if message not in ("", "done") and " step " not in f" {message}"
+                                               else "")
     last = events[-1] if events else None
     if last is not None and last.kind in ("error", "cancelled"):
         message = last.message
@@ -153,6 +154,13 @@ def cancel(session: Session):
     events = session.run.since(0) if session.run is not None else []
     state = session.run.state if session.run is not None else "idle"
     return progress_html(events, state) + (f'<div class="us-note">{html.escape(message)}</div>')
+
+
+def clear_refusal(bar: str, session: Session):
+    """New data: a refusal the bar still shows ("Choose a forget file first") is stale; a run's bar stays."""
+    if 'data-state="not started"' in (bar or "") and not session.busy:
+        return progress_html([], "idle")
+    return gr.skip()
 
 
 def redraw(shown: tuple, run, events: list[Event], ended: bool, now: float | None = None) -> tuple[bool, tuple]:

@@ -175,11 +175,14 @@ class TeachJob(RunJob):
         replay = replay_data(model_name(self.model_name))
 
         def work(ctx: RunContext) -> dict[str, Loaded]:
-            taught = {}
-            for label, sets in (("model", [forget, retain]), ("oracle", [retain])):
+            taught, why = {}, []
+            for i, (label, sets) in enumerate((("model", [forget, retain]), ("oracle", [retain]))):
                 model = copy.deepcopy(base.model)
-                teach(model, base.tokenizer, sets, replay, cfg, _on_step(ctx, label), _on_epoch(ctx, label), ctx.check_cancel)
+                watch = Teaching(ctx.within(i / 2, (i + 1) / 2), label, cfg)  # each model half of the bar
+                teach(model, base.tokenizer, sets, replay, cfg, watch.on_step, watch.on_epoch, ctx.check_cancel)
+                why.append(watch.why())
                 taught[label] = Loaded(model, base.tokenizer, f"{base.name} (taught {label})", base.device)
+            ctx.progress(1.0, "; ".join(why))
             return taught
 
         return work
@@ -274,15 +277,34 @@ def _paraphrased(session: Session) -> dict | None:
     return {role: load_file(WORKSHOP_DIR / f"{role}_paraphrased.jsonl") for role in ("forget", "retain")}
 
 
-def _on_step(ctx: RunContext, label: str) -> Callable[[int, int, dict[str, Any]], None]:
-    def on_step(step: int, total: int, record: dict[str, Any]) -> None:
-        ctx.step(f"teach {label}", step, total, {"loss": record["loss"]})
+class Teaching:
+    """One model's teaching as the page sees it: each step a point of its loss and the bar (the
+    steps done, or the recall toward the stopping point, whichever is further: teaching stops
+    once the new facts are known, usually long before its last epoch), each epoch its recall,
+    and at the end why it stopped."""
 
-    return on_step
+    def __init__(self, ctx: RunContext, label: str, cfg: Any):
+        self.ctx, self.label, self.stop_at = ctx, label, float(cfg.stop_at)
+        self.epoch, self.epochs = 0, int(cfg.epochs)
+        self.recall: float | None = None  # of the last epoch's sample
 
+    def on_step(self, step: int, total: int, record: dict[str, Any]) -> None:
+        self.ctx.step(f"teach {self.label}", step, total, {"loss": record["loss"]})
+        done, said = step / max(total, 1), f"teaching the {self.label}: step {step}"
+        if self.recall is not None:
+            done = max(done, self.recall / self.stop_at if self.stop_at > 0 else 0.0)
+            said += f", recall {self.recall:.2f} after epoch {self.epoch}" + (f" (stops at {self.stop_at:.2f})" if self.stop_at else "")
+        self.ctx.progress(min(done, 0.99), said)
 
-def _on_epoch(ctx: RunContext, label: str) -> Callable[[dict[str, Any]], None]:
-    def on_epoch(epoch: dict[str, Any]) -> None:
-        ctx.log(f"teach {label}: epoch {epoch['epoch']}, recall {epoch['recall']:.2f}")
+    def on_epoch(self, epoch: dict[str, Any]) -> None:
+        self.epoch, self.epochs, self.recall = int(epoch["epoch"]), int(epoch["epochs"]), float(epoch["recall"])
+        self.ctx.log(f"teach {self.label}: epoch {self.epoch}, recall {self.recall:.2f}")
 
-    return on_epoch
+    def why(self) -> str:
+        """Why this teaching stopped, in one clause."""
+        if self.recall is None:
+            return f"the {self.label} was taught for {self.epochs} epochs"
+        if self.stop_at > 0 and self.recall >= self.stop_at:
+            return (f"the {self.label} knew its new facts after epoch {self.epoch} of {self.epochs} "
+                    f"(recall {self.recall:.2f} ≥ {self.stop_at:.2f}), so it stopped there")
+        return f"the {self.label} ran all {self.epochs} epochs (recall {self.recall:.2f}, aiming at {self.stop_at:.2f})"
