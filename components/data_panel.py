@@ -9,12 +9,24 @@ from pathlib import Path
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from unlearning.service import Dataset, Session, UserError, limits
+from unlearning.service import Backend, Dataset, Session, UserError, limits
+from unlearning.service.knows import Known
 
 from .common import error_box
 
 PREVIEW_ROWS = 5
 ACCEPTED = [".txt", ".md", ".jsonl", ".json", ".csv"]
+TEMPLATES = Path(__file__).resolve().parent.parent / "assets" / "templates"
+FORMATS = """**What a file needs.** The forget file and the retain file each hold one kind of example:
+
+- **Questions and answers** — `.jsonl` (one JSON object per line), `.json` (a list of them) or `.csv` (a header
+  row): the fields `question` and `answer`; optional `subject` (who the fact is about), `paraphrased_answer` and
+  `perturbed_answers` (a list: wrong answers, for the truth ratio).
+- **Passages** — `.txt` or `.md`: one passage per paragraph (a blank line between them); or `.jsonl` / `.csv`
+  with a `text` field.
+
+Both files are of the same kind, and no example may be in both. Download a template, replace its examples,
+upload it."""
 
 
 # ------------------------------------------------------------------ pure helpers
@@ -47,6 +59,20 @@ def is_upload(path: Path) -> bool:
     return path.resolve().is_relative_to(Path(get_upload_folder()).resolve())
 
 
+def known_line(known: Known | None, taught: bool = False) -> str:
+    """Whether the model already knows the forget set, and what to do about it."""
+    if known is None:
+        return ""
+    model = "the taught model" if taught else "the model"
+    said = (f"**Does {model} already know the forget set?** It answers {known.asked} of its {known.of} questions "
+            f"(a sample) with ROUGE-L recall **{known.share:.0%}**: ")
+    if known.knows:
+        return '<div id="data-known">' + said + f"{model} already knows {known.share:.0%} of it, so there is something to unlearn.</div>"
+    return ('<div id="data-known">' + said + f"{model} already knows {known.share:.0%} of it, so unlearning would "
+            "measure nothing. Press <b>Teach first</b> on the Run tab: it teaches a copy of the model these facts "
+            "(and an oracle your retain file only), then unlearn.</div>")
+
+
 def describe_session_data(session: Session) -> tuple[str, list[list[str]]]:
     lines = [summary(role, session.data[role]) for role in ("forget", "retain") if role in session.data]
     rows = preview_rows(session.data["forget"]) if "forget" in session.data else []
@@ -64,6 +90,21 @@ def use_workshop(session: Session):
     """The QA preset, for a one-click try."""
     session, text, rows, _, _ = use_preset("QA", session)
     return session, text, rows
+
+
+def knower(backend: Backend):
+    """The Data tab's line on whether the model already knows the forget set (after new data,
+    a new model or Teach first); empty when it cannot be asked (passages, a model still loading)."""
+    def knows(session: Session, name: str) -> str:
+        studio = getattr(backend, "studio", None)
+        if studio is None or "forget" not in session.data:
+            return ""
+        try:
+            return known_line(studio.knows(session, name), session.taught is not None)
+        except UserError:
+            return ""
+
+    return knows
 
 
 def on_upload(role: str):
@@ -89,12 +130,25 @@ def on_upload(role: str):
     return handler
 
 
+def in_box(role: str):
+    """on_upload for the page: a rejected file is also taken out of its box (which kept showing
+    a file the session does not hold)."""
+    handle = on_upload(role)
+
+    def handler(file, session: Session):
+        session, text, rows, message = handle(file, session)
+        return session, text, rows, message, None if message else gr.skip()
+
+    return handler
+
+
 # ------------------------------------------------------------------ widgets
 @dataclass(frozen=True)
 class DataPanel:
     info: gr.Markdown  # what the session's data is; changes when it does
     preview: gr.Dataframe
     preset: gr.Button
+    known: gr.HTML  # whether the model already knows the forget set (knower)
 
 
 def render(state: gr.State) -> DataPanel:
@@ -115,10 +169,21 @@ def render(state: gr.State) -> DataPanel:
     info = gr.Markdown("No data yet: upload files or use the preset.", elem_id="data-summary")
     preview = gr.Dataframe(headers=["forget: question / passage", "answer"], value=[], interactive=False,
                            wrap=True, label="Preview (first rows of the forget set)", elem_id="data-preview")
+    known = gr.HTML(elem_id="data-known-box")
+    with gr.Row(elem_id="data-formats"):
+        gr.Markdown(FORMATS, elem_id="data-format-help")
+        with gr.Column(scale=0, min_width=240):
+            for name, label in (("qa-template.jsonl", "Template: questions (.jsonl)"),
+                                ("qa-template.csv", "Template: questions (.csv)"),
+                                ("passages-template.txt", "Template: passages (.txt)")):
+                gr.DownloadButton(label, value=str(TEMPLATES / name), size="sm", elem_id=f"template-{name.replace('.', '-')}")
     with gr.Accordion("Limits", open=False, elem_id="limits"):
         gr.Markdown(limits_table())
 
     preset.click(use_preset, [kind, state], [state, info, preview, forget_error, retain_error], api_name="use_preset")
-    forget_file.change(on_upload("forget"), [forget_file, state], [state, info, preview, forget_error], api_name="upload_forget")
-    retain_file.change(on_upload("retain"), [retain_file, state], [state, info, preview, retain_error], api_name="upload_retain")
-    return DataPanel(info, preview, preset)
+    # upload and clear, not change: a rejected file is taken out of its box, which must not count as clearing it
+    for role, box, error in (("forget", forget_file, forget_error), ("retain", retain_file, retain_error)):
+        outputs = [state, info, preview, error, box]
+        box.upload(in_box(role), [box, state], outputs, api_name=f"upload_{role}")
+        box.clear(in_box(role), [box, state], outputs, api_visibility="private")
+    return DataPanel(info, preview, preset, known)

@@ -74,7 +74,7 @@ def test_uploaded_html_is_shown_as_text(uploads, session):
     # escape_html (not "html"/"markdown"), so its cells carry the text itself.
     assert preview[:2] == [[f"{IMG} who?", SCRIPT], [f"{SCRIPT} where?", "Here."]]
     with gr.Blocks():
-        assert data_panel.render(gr.State(None))["preview"].datatype == "str"
+        assert data_panel.render(gr.State(None)).preview.datatype == "str"
 
 
 def test_error_messages_escape_the_file_name(uploads, session):

@@ -26,9 +26,12 @@ from .budget import check as check_budget
 from .chat import chat_stream
 from .handles import Reply
 from .jobs import ChatJob, RunJob, WorkFn
+from .knows import Known, known
 from .models import ModelCache, model_name
 from .queue import DeviceQueue
 from .session import Session
+
+KNOWS_CPU_PARAMS = 500_000_000  # larger models on a CPU take too long to ask on every upload
 
 if TYPE_CHECKING:
     from ..artifacts import Unlearned
@@ -42,6 +45,7 @@ class Studio:
         self.queue = queue or DeviceQueue()
         self.batcher = batcher or ChatBatcher()  # chat replies of concurrent sessions decoded together
         self.evals = evals if evals is not None else shared()  # oracle/before evaluations, once per process
+        self._known: dict[tuple, Known | None] = {}  # knows(): per model and forget questions
 
     def base(self, session: Session, name: str, wait_s: float | None = None) -> Loaded:
         """The model the session works on: its taught copy, or the shared base called `name`
@@ -69,6 +73,23 @@ class Studio:
         session = Session()
         session.use_preset()
         return warm_reference(self.models.get(name), self.oracle(session, name), session.splits(), self.evals)
+
+    def knows(self, session: Session, name: str) -> Known | None:
+        """How much of the session's forget QA its model (the taught copy, after Teach first)
+        answers already (knows.py); None without forget QA, or for a model too large to ask on
+        the app's CPU. Kept per model and data, so a room choosing the preset asks once."""
+        forget = session.data.get("forget")
+        if forget is None:
+            return None
+        base = self.base(session, model_name(name), limits.CHAT_MODEL_WAIT_S)
+        if base.device == "cpu" and sum(p.numel() for p in base.model.parameters()) > KNOWS_CPU_PARAMS:
+            return None
+        key = (id(base.model), tuple(forget.prompts()))
+        if key not in self._known:
+            if len(self._known) >= 64:
+                self._known.pop(next(iter(self._known)))
+            self._known[key] = known(base, forget)
+        return self._known[key]
 
     # -------------------------------------------------------------- runs
     def check(self, session: Session, job: RunJob) -> float:
