@@ -55,6 +55,7 @@ class Kept(NamedTuple):
     cost: Any
     chart: Any
     warnings: Any
+    target: Any  # the stress test's run under test
 
 
 class Attached(NamedTuple):
@@ -76,6 +77,9 @@ class Attached(NamedTuple):
     cost: Any
     chart: Any
     warnings: Any
+    target: Any
+    left: Any  # the chat's panes, as the session last showed them
+    right: Any
 
 
 ATTACH_VIEWS = len(Attached._fields) - 2  # what _attach shows of a session besides the session and its token
@@ -96,15 +100,17 @@ class Page:
     compare: compare_panel.ComparePanel
     report: report_panel.ReportPanel
     lesson: lesson_panel.LessonPanel
+    stress: stress_panel.StressPanel
 
     @property
     def kept(self) -> Kept:
-        return Kept(self.chat.runs, self.compare.which, self.compare.table, self.compare.plot, *self.report.views)
+        return Kept._make([self.chat.runs, self.compare.which, self.compare.table, self.compare.plot, *self.report.views,
+                           self.stress.target])
 
     @property
     def attached(self) -> Attached:
         return Attached(self.state, self.token, self.run.timer, self.data.info, self.data.preview, self.head.data,
-                        self.chat.examples, *self.kept)
+                        self.chat.examples, *self.kept, self.chat.left, self.chat.right)
 
     def show_kept(self, session: Session) -> dict:
         """{view: value} for every view of the kept runs."""
@@ -152,7 +158,7 @@ def build(backend: Backend) -> gr.Blocks:
                 room_panel.render(state, lesson.log)
         # a lesson's stress test (step 5) shows in the Stress test tab too: one tick of its timer draws it
         lesson.finished.change(lambda: gr.Timer(active=True), None, [stress.timer], api_visibility="private")
-        page = Page(state, token, tabs, head, data, method, run, chat, compare, report, lesson)
+        page = Page(state, token, tabs, head, data, method, run, chat, compare, report, lesson, stress)
         _wire(page)
         # A page load attaches its session (its own, after a reload); a page that goes away has
         # limits.RECONNECT_SECONDS to come back before its run stops and its data is deleted.
@@ -171,6 +177,12 @@ def _wire(page: Page) -> None:
     # New data: the header's line and the chat's example prompts.
     data.info.change(header.show_data, [state], [head.data], **private)
     data.info.change(chat_panel.refresh_examples, [state], [chat.examples], **private)
+    data.info.change(run_panel.clear_refusal, [run.bar, state], [run.bar], **private)  # "Choose a forget file first" is stale
+    # Whether the model already knows the forget set: after new data, and after Teach first.
+    knows = data_panel.knower(run.backend)
+    data.info.change(knows, [state, head.name], [data.known], **private)
+    run.finished.change(knows, [state, head.name], [data.known], **private)
+    run.finished.change(header.model_status(run.backend), [state, head.name], [head.status], **private)  # taught, or not
     # The kept runs changed (a run ended, another chosen, one removed): every view of them.
     kept_views = list(page.kept)
     run.finished.change(report_panel.show, [state], report.views, api_name="report")
@@ -191,8 +203,8 @@ def _wire(page: Page) -> None:
 
 def _kept(session: Session) -> Kept:
     table, fig = compare_panel.compare(session)
-    return Kept(chat_panel.run_menu(session), gr.Dropdown(choices=compare_panel.run_choices(session), value=session.current),
-                table, fig, *report_panel.show(session))
+    return Kept._make([chat_panel.run_menu(session), gr.Dropdown(choices=compare_panel.run_choices(session), value=session.current),
+                       table, fig, *report_panel.show(session), stress_panel.target(session)])
 
 
 _tokens: dict[str, str] = {}  # a page's Gradio session hash → its session's token
@@ -211,7 +223,7 @@ def _attach(fresh: Session, token: str, request: gr.Request) -> Attached:
         return Attached(session, token, *[gr.skip()] * ATTACH_VIEWS)  # a run whose timer is polling) must not be undone
     info, rows = data_panel.describe_session_data(session)
     return Attached(session, token, gr.Timer(active=session.run is not None), info, rows, header.show_data(session),
-                    chat_panel.refresh_examples(session), *_kept(session))
+                    chat_panel.refresh_examples(session), *_kept(session), *chat_panel.transcript(session))
 
 
 def _seen(token: str) -> None:
