@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .errors import UserError
+from .hub import snapshot
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -99,13 +100,11 @@ def fetch_from_hub(name: str, code: bool = False) -> str:
     never a folder here that shares its name, so neither what loads nor the error a visitor
     reads tells which folders the server has. `.bin` weights only where there are no
     safetensors; the model's own code only when remote code is on."""
-    from huggingface_hub import snapshot_download
-
     patterns = HUB_FILES + (["*.py"] if code else [])
-    folder = snapshot_download(name.strip(), allow_patterns=patterns)
-    if not any((Path(folder) / f).is_file() for f in WEIGHT_FILES):
-        folder = snapshot_download(name.strip(), allow_patterns=[*patterns, "pytorch_model*.bin"])
-    return folder
+    folder = snapshot(name, patterns=patterns)
+    if not any((folder / f).is_file() for f in WEIGHT_FILES):
+        folder = snapshot(name, patterns=[*patterns, "pytorch_model*.bin"])
+    return str(folder)
 
 
 def load_model(name: str, device: str = "auto", trust_remote_code: bool = False,
