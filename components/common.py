@@ -50,15 +50,17 @@ PAGE_JS = """
 const fit = (el) => {
   const P = window.Plotly, full = el._fullLayout;
   if (!P || !full || el.offsetWidth < 10 || Math.abs(full.width - el.offsetWidth) < 3) return;
-  if (el._context) { el._context._hasZeroWidth = false; el._context._hasZeroHeight = false; }
-  if (el.layout) { delete el.layout.width; }
-  P.relayout(el, {autosize: true}).catch(() => {});
+  P.relayout(el, {width: el.offsetWidth}).catch(() => {});
 };
 const plots = new ResizeObserver((entries) => entries.forEach((e) => fit(e.target)));
 const align = () => {
   const panes = ['#chat-original', '#chat-unlearned'].map((s) => document.querySelector(s));
   if (!panes[0] || !panes[1]) return;
   const rows = panes.map((p) => [...p.querySelectorAll('.message-row')]);
+  const wraps = panes.map((p) => p.querySelector('.bubble-wrap'));
+  const grew = panes[0].dataset.usRows !== String(rows[0].length);  // a new turn: show it
+  panes[0].dataset.usRows = String(rows[0].length);
+  const bottom = wraps.map((w) => !!w && (grew || w.scrollHeight - w.scrollTop - w.clientHeight < 80));
   rows.forEach((rs) => rs.forEach((r) => { r.style.minHeight = ''; }));
   rows[0].forEach((r, i) => {
     const other = rows[1][i];
@@ -66,9 +68,9 @@ const align = () => {
     const h = Math.max(r.offsetHeight, other.offsetHeight);
     r.style.minHeight = other.style.minHeight = h + 'px';
   });
+  wraps.forEach((w, i) => { if (bottom[i]) w.scrollTop = w.scrollHeight; });
   panes.forEach((p, i) => {
-    const wrap = p.querySelector('.bubble-wrap');
-    const twin = panes[1 - i].querySelector('.bubble-wrap');
+    const wrap = wraps[i], twin = wraps[1 - i];
     if (wrap && twin && !wrap.dataset.usTwin) {
       wrap.dataset.usTwin = '1';
       wrap.addEventListener('scroll', () => { if (Math.abs(twin.scrollTop - wrap.scrollTop) > 1) twin.scrollTop = wrap.scrollTop; });

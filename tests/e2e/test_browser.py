@@ -141,12 +141,18 @@ def chat(page, prompt: str) -> tuple[str, str]:
     last, deadline = None, time.monotonic() + 90
     while time.monotonic() < deadline:  # the replies stream in: wait until neither grew for 1.5 s
         page.wait_for_timeout(1500)
-        now = (page.locator("#chat-original .message").last.inner_text().strip(),
-               page.locator("#chat-unlearned .message").last.inner_text().strip())
+        now = (answer_text(page, "#chat-original"), answer_text(page, "#chat-unlearned"))
         if now == last:
             break
         last = now
     return now
+
+
+def answer_text(page, pane: str) -> str:
+    """The last answer in a chat pane, without its label (the run that gave it, shown above it)."""
+    last = page.locator(f"{pane} .message").last
+    content = last.locator(".thought-group .content")
+    return (content.last if content.count() else last).inner_text().strip()
 
 
 def report_value(page, metric: str, column: int) -> float:
