@@ -167,9 +167,9 @@ def render(state: gr.State) -> DataPanel:
             retain_file = gr.File(label="Retain file", file_types=ACCEPTED, elem_id="retain-file")
             retain_error = gr.HTML(elem_id="retain-error")
     info = gr.Markdown("No data yet: upload files or use the preset.", elem_id="data-summary")
+    known = gr.HTML(elem_id="data-known-box")  # right under the summary: seen without scrolling
     preview = gr.Dataframe(headers=["forget: question / passage", "answer"], value=[], interactive=False,
                            wrap=True, label="Preview (first rows of the forget set)", elem_id="data-preview")
-    known = gr.HTML(elem_id="data-known-box")
     with gr.Row(elem_id="data-formats"):
         gr.Markdown(FORMATS, elem_id="data-format-help")
         with gr.Column(scale=0, min_width=240):
