@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 
 from .conftest import ARTIFACTS
-from .test_browser import FORGET_Q, RUN_TIMEOUT_MS, chat, tab, wait_done
+from .test_browser import FORGET_Q, chat, tab, wait_done
 from .test_workshop import screens
 
 GOLD = "rgb(217, 119, 6)"  # components.common.PALETTE["oracle"]
