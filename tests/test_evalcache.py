@@ -155,6 +155,40 @@ def test_corrupt_or_foreign_files_are_misses_and_get_replaced(tmp_path):
     assert EvalCache(tmp_path).get(key) == value
 
 
+def ship(folder, path) -> None:
+    """A shipped file (as service/preset_evals.py writes it) of the entries in a cache folder."""
+    entries = [json.loads(f.read_text()) for f in sorted(folder.glob("*.json"))]
+    path.write_text(json.dumps({"format": evalcache.FORMAT, "entries": entries}))
+
+
+def test_shipped_entries_answer_their_own_key_only(loaded, oracle, tmp_path, monkeypatch):
+    pipeline.warm_reference(loaded, oracle, SPLITS, EvalCache(tmp_path / "c"))
+    ship(tmp_path / "c", tmp_path / "shipped.json")
+    cache = EvalCache(shipped=tmp_path / "shipped.json")
+    assert lookup(cache, loaded, SPLITS) == metrics.evaluate(original(loaded.model), loaded.tokenizer, SPLITS)
+    assert pipeline.warm_reference(loaded, oracle, SPLITS, cache) >= 0 and cache.misses == 0  # a fresh start is warm
+
+    monkeypatch.setattr(evalcache, "code_digest", lambda: "edited metrics.py")  # stale: ignored, not trusted
+    assert lookup(EvalCache(shipped=tmp_path / "shipped.json"), loaded, SPLITS) is None
+    monkeypatch.undo()
+    changed = copy.deepcopy(loaded.model)
+    with torch.no_grad():
+        next(changed.parameters())[0, 0] += 1e-3
+    assert lookup(cache, Loaded(changed, loaded.tokenizer, "tiny", "cpu"), SPLITS) is None
+    data = json.loads((tmp_path / "shipped.json").read_text())
+    for entry in data["entries"]:
+        entry["key"]["max_new_tokens"] += 1  # hand-edited keys answer nothing they do not say
+    (tmp_path / "edited.json").write_text(json.dumps(data))
+    assert lookup(EvalCache(shipped=tmp_path / "edited.json"), loaded, SPLITS) is None
+
+
+def test_an_unreadable_shipped_file_holds_nothing(tmp_path, loaded):
+    for bad in (b"\xff not json", b"[1]", b'{"format": "other", "entries": [{}]}', b'{"format": "unlearning-eval-cache"}'):
+        (tmp_path / "shipped.json").write_bytes(bad)
+        assert lookup(EvalCache(shipped=tmp_path / "shipped.json"), loaded, SPLITS) is None
+    assert lookup(EvalCache(shipped=tmp_path / "missing.json"), loaded, SPLITS) is None
+
+
 def test_memory_is_bounded_and_entries_are_copies():
     cache = EvalCache(entries=2)
     for i in range(3):

@@ -15,6 +15,11 @@ and the torch/transformers versions. A key that differs in anything misses.
 On disk an entry is `<sha256 of the key>.json` holding the key itself: a file that does not
 parse, or whose key is not the one asked for (a foreign or hand-edited file), is a miss and is
 overwritten, never a crash. Files are written to a temporary name and renamed (atomic).
+
+The app's cache (`shared()`) also reads the entries shipped in SHIPPED (the workshop preset's
+oracle and `before`, written by `python -m unlearning.service.preset_evals`), so a fresh app's
+first run is as fast as a warm one's. A shipped entry answers only the key it was computed
+under: after a change to the model, the data, the metric code or the settings it is ignored.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ if TYPE_CHECKING:
     from .models import Loaded
 
 FORMAT = "unlearning-eval-cache"
+SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "workshop" / "evaluations.json"
 # The modules whose code decides every number of an evaluation: any change to them misses.
 METRIC_CODE = ("metrics.py", "scores.py", "textstats.py", "generate.py", "batches.py", "probes.py", "wordings.py")
 
@@ -50,8 +56,9 @@ Value = tuple[dict[str, float], dict[str, Any]]  # one split's (metrics, raw)
 class EvalCache:
     """A bounded in-memory LRU of evaluations, backed by `folder` when one is given."""
 
-    def __init__(self, folder: str | Path | None = None, entries: int | None = None):
+    def __init__(self, folder: str | Path | None = None, entries: int | None = None, shipped: Path | None = None):
         self.folder = Path(folder) if folder is not None else None
+        self._shipped = read_shipped(shipped) if shipped is not None else {}  # read only, never evicted
         self.entries = entries if entries is not None else limits.EVAL_CACHE_ENTRIES
         self.hits = self.misses = 0  # split evaluations reused / computed (and stored) through this cache
         self.write_error: str | None = None  # the last failed write to the folder, for the log
@@ -71,6 +78,8 @@ class EvalCache:
             value = self._read(self.folder / f"{name}.json", key)
             if value is not None:
                 self._remember(name, value)
+        if value is None:
+            value = self._shipped.get(name)
         return copy.deepcopy(value)  # callers may fill in a dict (forget_quality); the entry stays as computed
 
     def claim(self, key: dict[str, Any], check_cancel: Callable[[], None] | None = None) -> Value | None:
@@ -145,6 +154,20 @@ class EvalCache:
             self.write_error = f"{path.parent}: {e.strerror or e}"
 
 
+def read_shipped(path: Path) -> dict[str, Value]:
+    """The entries of a shipped file ({"format", "entries": [{"key", "metrics", "raw"}]}) by
+    their key's digest, so each answers only the key it holds. A missing or unreadable file
+    holds none: the app then computes them (its warm-up), as it did before they were shipped."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    entries = data.get("entries") if isinstance(data, dict) and data.get("format") == FORMAT else None
+    return {key_digest(e["key"]): (e["metrics"], e["raw"]) for e in entries or []
+            if isinstance(e, dict) and isinstance(e.get("key"), dict) and isinstance(e.get("metrics"), dict)
+            and isinstance(e.get("raw"), dict)}
+
+
 def _check_folder(folder: Path) -> None:
     """The folder exists (created if need be) and can be written, or one sentence says why not."""
     if folder.exists() and not folder.is_dir():
@@ -162,11 +185,12 @@ _shared_lock = threading.Lock()
 
 
 def shared() -> EvalCache:
-    """The process's in-memory cache, shared by every session of the app."""
+    """The process's in-memory cache, shared by every session of the app, with the shipped
+    evaluations of the workshop preset."""
     global _shared
     with _shared_lock:
         if _shared is None:
-            _shared = EvalCache()
+            _shared = EvalCache(shipped=SHIPPED)
         return _shared
 
 
