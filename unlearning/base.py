@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 _locks: dict[int, threading.RLock] = {}
 _locks_guard = threading.Lock()
@@ -113,13 +113,6 @@ class Detached:
     weights: Any
 
 
-@runtime_checkable
-class Wrapper(Protocol):
-    """A view that is more than its weights (ECO's guard): it copies itself around a copy of them."""
-
-    def detached(self) -> Detached: ...
-
-
 def frozen_copy(model) -> Any:
     """A deep copy of `model`, every parameter frozen, in eval mode."""
     out = copy.deepcopy(model)
@@ -128,8 +121,6 @@ def frozen_copy(model) -> Any:
 
 
 def detached(model) -> Detached:
-    """A private copy of a view's model (call it holding the base's lock)."""
-    if isinstance(model, Wrapper):
-        return model.detached()
+    """A private frozen copy of a plain model (call it holding the base's lock)."""
     plain = frozen_copy(model)
     return Detached(plain, plain)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts import Unlearned
-from ..base import RowView
+from ..base import Detached, RowView
 from ..batches import answer_ids
 from ..data import QA, Dataset
 from ..eco import calibration
@@ -101,6 +101,13 @@ class EcoUnlearned(Unlearned):
 
     def flag(self, prompt: str) -> dict:
         return self.guard.flag(prompt)
+
+    def detached(self, which: str) -> Detached:
+        """The guard stays on around a private copy of the weights (what ECO is judged with)."""
+        if which == "original":
+            return super().detached(which)
+        with self.view(which):
+            return self.guard.detached()
 
     def _save_files(self, folder: Path) -> None:
         save_guard(self.guard, folder, self.encoder, self.ngram_dims)
