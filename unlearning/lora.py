@@ -32,11 +32,12 @@ from typing import Any
 import torch
 from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.lora import LoraLayer
+from transformers.pytorch_utils import Conv1D
 
 from .artifacts import Unlearned
 from .base import Detached, RowView, base_lock
 from .errors import UserError
-from .lora_deltas import Deltas, combined, lora_layers, lora_weights, merged_copy
+from .lora_deltas import ADAPTABLE, Deltas, combined, lora_layers, lora_weights, merged_copy
 from .lora_files import Weights, adapted_modules, read_adapter, read_run, weight_of, write_adapter
 from .models import SMALL_MODEL_PARAMS, Loaded
 
@@ -45,16 +46,17 @@ Init = dict[str, tuple[torch.Tensor, torch.Tensor]]  # module name → (A0 (r, i
 IDLE_ON_BASE = 1  # finished runs' adapters left injected in a base between uses (the last used)
 
 
-def target_linears(model: torch.nn.Module) -> dict[str, torch.nn.Linear]:
-    """Every nn.Linear except the output head, by module name; a layer some other run already
-    wrapped in LoRA counts as its base layer (and the LoRA A/B matrices are not targets)."""
+def target_linears(model: torch.nn.Module) -> dict[str, torch.nn.Linear | Conv1D]:
+    """Every linear layer (nn.Linear, or GPT-2's Conv1D: lora_deltas.ADAPTABLE) except the
+    output head, by module name; a layer some other run already wrapped in LoRA counts as its
+    base layer (and the LoRA A/B matrices are not targets)."""
     get_head = getattr(model, "get_output_embeddings", None)  # a transformers model has one
     head = get_head() if get_head is not None else None
     wrapped = {n: m for n, m in model.named_modules() if isinstance(m, LoraLayer)}
-    out = {n: base for n, m in wrapped.items() if isinstance(base := m.get_base_layer(), torch.nn.Linear)}
+    out = {n: base for n, m in wrapped.items() if isinstance(base := m.get_base_layer(), ADAPTABLE)}
     for name, m in model.named_modules():
         inside = any(name.startswith(w + ".") for w in wrapped)
-        if isinstance(m, torch.nn.Linear) and m is not head and not inside:
+        if isinstance(m, ADAPTABLE) and m is not head and not inside:
             out[name] = m
     if head is not None:
         out = {n: m for n, m in out.items() if m is not head}
@@ -131,8 +133,12 @@ class Adapters:
     def create(cls, model: torch.nn.Module, tag: str, rank: int, alpha: int, with_offset: bool,
                targets: list[str] | None = None) -> Adapters:
         """Add this run's adapters (disabled) to every target layer of the shared model."""
-        targets = targets or list(target_linears(model))
-        config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, bias="none", target_modules=targets)
+        layers = target_linears(model)
+        targets = targets or list(layers)
+        # fan_in_fan_out: GPT-2's Conv1D stores W as (in, out); peft would set it itself, with a warning
+        transposed = any(isinstance(layers.get(t), Conv1D) for t in targets)
+        config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, bias="none", target_modules=targets,
+                            fan_in_fan_out=transposed)
         adapter = f"{tag.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
         self = cls(model, config, adapter, f"{adapter}_offset" if with_offset else None)
         with self.lock:

@@ -17,6 +17,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 from peft.tuners.lora import LoraLayer
+from transformers.pytorch_utils import Conv1D
 
 from .base import base_lock
 
@@ -25,6 +26,25 @@ Deltas = dict[str, list[tuple[torch.Tensor, torch.Tensor, float]]]  # module nam
 
 class AdapterSet(Protocol):
     def deltas(self) -> Deltas: ...
+
+
+# The layer types the Studio adapts: nn.Linear, and GPT-2's Conv1D (a linear layer that stores
+# its weight transposed, (in, out), and computes x·W + b); peft's LoRA wraps both, its A and B
+# are (r, in) and (out, r) either way.
+ADAPTABLE = (torch.nn.Linear, Conv1D)
+
+
+def out_in(layer: torch.nn.Module, t: torch.Tensor | None = None) -> torch.Tensor:
+    """`layer`'s weight (or `t`, a tensor shaped like it) as (out, in): a transposed view for a Conv1D."""
+    w = layer.weight if t is None else t
+    assert isinstance(w, torch.Tensor), "an adaptable layer (ADAPTABLE)"
+    return w.T if isinstance(layer, Conv1D) else w
+
+
+def features(layer: torch.nn.Module) -> tuple[int, int]:
+    """(in, out) of an adaptable layer."""
+    out, fan_in = out_in(layer).shape
+    return fan_in, out
 
 
 def lora_layers(model: torch.nn.Module) -> list[tuple[str, LoraLayer]]:
@@ -49,9 +69,9 @@ def merged_copy(model: torch.nn.Module, deltas: Deltas) -> torch.nn.Module:
             parent, _, attr = name.rpartition(".")
             setattr(plain.get_submodule(parent) if parent else plain, attr, layer.get_base_layer())
         for name, terms in deltas.items():
-            linear = plain.get_submodule(name)
-            assert isinstance(linear, torch.nn.Linear), "LoRA on a Linear layer (lora.target_linears)"
-            weight = linear.weight
+            target = plain.get_submodule(name)
+            assert isinstance(target, ADAPTABLE), "LoRA on a Linear or Conv1D layer (lora.target_linears)"
+            weight = out_in(target)  # a view of the stored weight
             for a, b, scale in terms:  # s · B · A: (out, in), in the adapter's float32, added in the base's dtype
                 weight += (b @ a * scale).to(weight.dtype)
     if hasattr(plain, "peft_config"):

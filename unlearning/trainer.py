@@ -39,6 +39,7 @@ from .data import Dataset
 from .errors import UserError
 from .fila import FisherStats, accumulate_fisher, eps_share_message, fila_init_layers, relative_importance
 from .lora import Adapters, Init, LoraUnlearned, adapters_off, target_linears
+from .lora_deltas import features, out_in
 from .lora_settings import PLOT_CHECK_EVERY, IhlSettings, LoraSettings, auto_lr, own_default  # noqa: F401  (their old home: tests import them here)
 from .lora_summary import Adapter, Fila, LoraSummary, Stopping
 from .losses import Term, nll
@@ -94,9 +95,10 @@ class RandomInit:
         g = torch.Generator().manual_seed(cfg.seed)
         init: Init = {}
         for name, linear in target_linears(loaded.model).items():
-            a0 = torch.empty(cfg.rank, linear.in_features)
+            fan_in, fan_out = features(linear)
+            a0 = torch.empty(cfg.rank, fan_in)
             torch.nn.init.kaiming_uniform_(a0, a=math.sqrt(5), generator=g)
-            init[name] = (a0, torch.zeros(linear.out_features, cfg.rank))
+            init[name] = (a0, torch.zeros(fan_out, cfg.rank))
         return init, {}
 
 
@@ -129,7 +131,10 @@ class FisherInit:
                                                lambda: adapters_off(loaded.model), steps.pool))
         f_rel, share = relative_importance(stats)
         ctx.log(eps_share_message(share))
-        init = fila_init_layers(weights, f_rel, cfg.rank, adapters.config.lora_alpha, cfg.seed, each_layer)
+        # FILA works on (out, in) matrices; a Conv1D's weight and its Fisher are stored (in, out)
+        oriented = {n: out_in(linears[n]) for n in weights}
+        f_rel = {n: out_in(linears[n], f) for n, f in f_rel.items()}
+        init = fila_init_layers(oriented, f_rel, cfg.rank, adapters.config.lora_alpha, cfg.seed, each_layer)
         return init, {"eps_share": share, "forget_tokens": stats.n_forget, "retain_tokens": stats.n_retain}
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ..lora import target_linears
+from ..lora_deltas import out_in
 from ..runs import RunContext
 from .bench import Bench, Contender, figures, grid, sentence
 
@@ -35,7 +36,8 @@ def quantize_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
 def quantize_model(model: torch.nn.Module, bits: int) -> torch.nn.Module:
     """Round every linear weight but the output head of `model` (a standalone copy) in place."""
     for layer in target_linears(model).values():
-        layer.weight.copy_(quantize_weight(layer.weight, bits))
+        weight = out_in(layer)  # (out, in), a view of what a Conv1D stores as (in, out)
+        weight.copy_(quantize_weight(weight, bits))
     return model
 
 
