@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from .data import QA, Dataset, Passage
-from .generate import prompt_ids
+from .generate import answer_ids, prompt_ids
 from .limits import MAX_TOKENS
 
 IGNORE = -100
@@ -37,12 +37,6 @@ def encode_qa(tokenizer, qa: QA, answer: str | None = None, max_len: int = MAX_T
     p = p[-(max_len - min(len(a), max_len // 2)) :]  # keep the end of an over-long prompt
     a = a[: max_len - len(p)]
     return Encoded(p + a, [IGNORE] * len(p) + a, len(p))
-
-
-def answer_ids(tokenizer, answer: str) -> list[int]:
-    """The answer's tokens as they follow the prompt, then EOS."""
-    ids = tokenizer(" " + answer.strip(), add_special_tokens=False)["input_ids"]
-    return ids + [tokenizer.eos_token_id]
 
 
 def encode_passage(tokenizer, passage: Passage, max_len: int = MAX_TOKENS) -> list[Encoded]:

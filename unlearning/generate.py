@@ -1,7 +1,11 @@
 """Chat formatting and generation: batched greedy answers and a streaming reply.
 
-One prompt format everywhere (training, evaluation, chat): the tokenizer's chat template
-when it has one, otherwise `Question: …\\nAnswer:`.
+One prompt format everywhere (teaching, unlearning, evaluation, chat, attacks): the
+tokenizer's chat template when it has one (with the system prompt the template itself puts
+in, e.g. Qwen's; never one of ours, which Gemma's template refuses), otherwise
+`Question: …\nAnswer:`. `prompt_ids` and `answer_ids` are the two halves of every QA
+sequence; `adopt_conventions` makes a loaded tokenizer end an answer where its template ends
+the assistant's turn.
 """
 
 from __future__ import annotations
@@ -14,13 +18,20 @@ import torch
 from .limits import CHAT_NEW_TOKENS, MAX_NEW_TOKENS
 
 PLAIN_FORMAT = "Question: {question}\nAnswer:"
+TURN_MARKER = "STUDIOANSWERMARKER"
+# Passed to every template; templates read the variables they know (Qwen3: answer, not think first).
+TEMPLATE_KWARGS = {"enable_thinking": False}
+
+
+def templated(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
 
 
 def format_prompt(tokenizer, question: str) -> str:
     """The text the model sees before its answer."""
-    if getattr(tokenizer, "chat_template", None):
+    if templated(tokenizer):
         return tokenizer.apply_chat_template(
-            [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+            [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True, **TEMPLATE_KWARGS
         )
     return PLAIN_FORMAT.format(question=question.strip())
 
@@ -31,10 +42,50 @@ def prompt_ids(tokenizer, question: str) -> list[int]:
 
 
 def text_ids(tokenizer, text: str) -> list[int]:
-    """Token ids of a prompt already in its final form, BOS first when the tokenizer has one."""
+    """Token ids of a prompt already in its final form, BOS first when the tokenizer has one
+    (once: a template that writes its own BOS, Gemma's or Llama 3's, keeps just that one)."""
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     bos = tokenizer.bos_token_id
     return ([bos] if bos is not None and (not ids or ids[0] != bos) else []) + ids
+
+
+def answer_ids(tokenizer, answer: str) -> list[int]:
+    """The answer's tokens as they follow the prompt, then EOS (after `adopt_conventions`, the
+    template's end of turn). After `Answer:` a space separates them; a template's assistant
+    turn starts on its own line, so there the answer starts at once."""
+    text = answer.strip() if templated(tokenizer) else " " + answer.strip()
+    return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+
+
+def end_of_turn(tokenizer) -> int | None:
+    """The special token a chat template closes the assistant's turn with (ChatML's
+    <|im_end|>, Gemma's <end_of_turn>, Phi-3's <|end|>), None without a template or when the
+    template closes it with plain text."""
+    if not templated(tokenizer):
+        return None
+    turns = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": TURN_MARKER}]
+    try:
+        text = tokenizer.apply_chat_template(turns, tokenize=False, **TEMPLATE_KWARGS)
+    except Exception:  # noqa: BLE001  jinja's TemplateError, or what a template raises: keep the tokenizer's EOS
+        return None
+    if TURN_MARKER not in text:
+        return None
+    ids = tokenizer(text.rpartition(TURN_MARKER)[2], add_special_tokens=False)["input_ids"]
+    special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+    return ids[0] if ids and ids[0] in special else None
+
+
+def adopt_conventions(tokenizer) -> None:
+    """What the Studio assumes of a tokenizer, made true in place: EOS is the token that ends an
+    answer (a template's end of turn, where that is not EOS: Gemma, Phi-3, a base model's ChatML),
+    so training appends it and generation stops at it; and there is a pad token (EOS where the
+    tokenizer has none, GPT-2's case). Padding side does not matter: the Studio pads its own
+    batches (left for generation, right for training)."""
+    turn = end_of_turn(tokenizer)
+    if turn is not None and turn != tokenizer.eos_token_id:
+        tokenizer.eos_token = tokenizer.convert_ids_to_tokens(turn)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
 
 
 def _left_padded(tokenizer, id_lists: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .errors import UserError
+from .generate import adopt_conventions
 from .hub import snapshot
 
 if TYPE_CHECKING:
@@ -142,8 +143,7 @@ def load_model(name: str, device: str = "auto", trust_remote_code: bool = False,
         if isinstance(e, OSError):
             raise UserError(f"Model '{name}' could not be loaded: it is not on this machine and the Hub could not be reached or has no such model ({_short(e)}).") from e
         raise
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    adopt_conventions(tokenizer)
     placed = None
     if placement:  # accelerate placed it, and a dispatched model must not be moved
         placed = dict(getattr(model, "hf_device_map", None) or {"": str(input_device(model))})
