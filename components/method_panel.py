@@ -28,6 +28,16 @@ def fields_of(method: str) -> set[str]:
     return catalog.method(method).setting_names
 
 
+def labels_of(method: str) -> dict[str, str]:
+    """Each of `method`'s settings' label in its own words (a shared name, such as seed, seeds
+    different things: ECO's classifier, a LoRA method's adapter init)."""
+    return {spec["name"]: _label(spec) for spec in catalog.method(method).settings}
+
+
+def _label(spec: dict) -> str:
+    return f"{spec['name'].replace('_', ' ')} — {spec['help']}"
+
+
 def explain(method: str) -> str:
     m = catalog.method(method)
     return f"**{m.label}** — {m.summary}"
@@ -58,7 +68,7 @@ def tolerant(control: gr.Number) -> gr.Number:
 
 
 def _control(spec: dict):
-    label = f"{spec['name'].replace('_', ' ')} — {spec['help']}"
+    label = _label(spec)
     if spec.get("choices"):
         # allow_custom_value: an API client's "8" for 8, or a value not offered, reaches the
         # engine's check (one sentence) instead of Gradio's list check
@@ -100,13 +110,16 @@ def render(method: gr.Dropdown) -> MethodPanel:
             mine = fields_of(m)
         except catalog.UserError:  # a name typed by an API client: the run's check explains it
             return [gr.skip(), gr.skip()] + [gr.skip() for _ in names]
-        return [explain(m), gr.Accordion(label=_settings_label(m))] + [gr.update(visible=n in mine) for n in names]
+        labels = labels_of(m)
+        return [explain(m), gr.Accordion(label=_settings_label(m))] + [
+            gr.update(visible=True, label=labels[n]) if n in mine else gr.update(visible=False) for n in names]
 
     method.change(on_method, [method], [about, accordion] + controls)
     if default:
-        mine = fields_of(default)
+        mine, labels = fields_of(default), labels_of(default)
         for n, c in zip(names, controls):
             c.visible = n in mine
+            c.label = labels.get(n, c.label)
     return MethodPanel(method, names, controls)
 
 

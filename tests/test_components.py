@@ -8,8 +8,7 @@ import re
 from components import chat_panel, data_panel, method_panel, report_panel, run_panel
 from unlearning.data import QA, Dataset
 from unlearning.runs import Event
-from unlearning.service import catalog
-from unlearning.service import Session
+from unlearning.service import Session, catalog
 from unlearning.service.session import preset
 
 
@@ -89,6 +88,14 @@ def test_method_settings_are_collected_per_method():
     assert method_panel.method_choices()[0][1] in ("eco", "ihl-fila")
     assert ("IHL + FILA (LoRA training)", "ihl-fila") in method_panel.method_choices()  # the browser tests pick it
     assert method_panel.explain("eco").startswith("**ECO prompts (no training)** — ")
+
+
+def test_each_method_labels_its_settings_in_its_own_words():
+    """One control per setting name; a shared name (seed) is relabelled for the chosen method."""
+    assert "classifier" in method_panel.labels_of("eco")["seed"]
+    for name in method_panel.fields_of("ihl-fila") & method_panel.fields_of("eco"):
+        assert "classifier" not in method_panel.labels_of("ihl-fila")[name]
+    assert "adapter" in method_panel.labels_of("ihl-fila")["seed"]
 
 
 def test_plot_specs_drive_the_points():
