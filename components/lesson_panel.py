@@ -25,7 +25,7 @@ from unlearning.service.lesson import (
     read_stress,
 )
 
-from .common import error_box
+from .common import OnDelete, error_box
 from .run_panel import POLL_SECONDS, launch, progress_html
 
 KEYS = [s.key for s in STEPS]
@@ -37,7 +37,7 @@ BAD_STYLE = "border:2px solid #dc2626;background:#fef2f2;padding:8px 12px;border
 def reading_html(reading: Reading, figure: str) -> str:
     """A reading as the page shows it: a failure in a red box that says so, a success in green;
     either names the figure its numbers come from."""
-    mark, style = ("✅", OK_STYLE) if reading.ok else ("✗ Not shown:", BAD_STYLE)
+    mark, style = ("✓", OK_STYLE) if reading.ok else ("✗ Not shown:", BAD_STYLE)
     return (f'<div class="us-lesson-reading" data-ok="{str(reading.ok).lower()}" style="{style}">'
             f'<b>{mark}</b> {html.escape(reading.text)}<br><small>Read from: {html.escape(figure)}.</small></div>')
 
@@ -238,9 +238,9 @@ def render(backend: Backend, state: gr.State, model) -> LessonPanel:
     gr.Markdown("Six experiments that carry the field's main findings, on the workshop kit (steps 1–5 take its data "
                 "into Data; step 6 runs on files you upload there). Ask the room each question before pressing the "
                 "button; the reading under it is computed from that run's own numbers.")
-    log = gr.State(LessonLog())
+    log = gr.State(LessonLog(), delete_callback=OnDelete("nothing to delete"))  # no address in the page config
     with gr.Row():
-        quick = gr.Checkbox(False, label="Quick lesson: 60 steps a run and a short stress test", elem_id="lesson-quick")
+        quick = gr.Checkbox(False, label="Quick lesson: 60 steps a run where that still shows the step (GA keeps its 100), a short stress test", elem_id="lesson-quick")
         # no `minimum`: a blank box arrives as 0, which Gradio's bound check would refuse with a bare "Error"
         steps = gr.Number(None, precision=0, label="Steps per run (blank or 0: the lesson's)", elem_id="lesson-steps")
     bars, readings, buttons = [], [], []

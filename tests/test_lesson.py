@@ -42,9 +42,9 @@ def test_an_empty_report_reads_as_a_failure():
     assert not read_run("eco", {}).ok
 
 
-def test_eco_says_no_weight_was_trained():
-    r = read_run("eco", report(1.0, 0.2, steps=0, method="eco"))
-    assert r.ok and "trained 0 weights" in r.text
+def test_eco_says_no_weight_of_the_model_changed():
+    r = read_run("eco", dict(report(1.0, 0.2, steps=0, method="eco"), trainable_params=4481))
+    assert r.ok and "changed none of the model's weights" in r.text and "classifier of 4481 weights" in r.text
 
 
 def test_fila_against_a_random_start():

@@ -39,7 +39,7 @@ def kit_session(*reports: dict) -> Session:
 def test_a_failing_reading_looks_different_and_names_its_figure():
     good = lp.reading_html(Reading("took 1.00 to 0.20", True), "Compare's picture")
     bad = lp.reading_html(Reading("<b>did not unlearn</b>", False), "Compare's picture")
-    assert 'data-ok="true"' in good and "✅" in good and "Read from: Compare&#x27;s picture." in good
+    assert 'data-ok="true"' in good and "✓" in good and "Read from: Compare&#x27;s picture." in good
     assert 'data-ok="false"' in bad and "Not shown" in bad and "#dc2626" in bad and "<b>did" not in bad
 
 
@@ -50,6 +50,8 @@ def test_every_step_has_a_button_plan():
     assert [t.method for t in plan("fila")] == ["ihl-fila", "ihl"]
     assert plan("fila", quick=True)[0].settings == plan("fila", quick=True)[1].settings  # the same settings for both
     assert plan("ga", steps=1)[0].settings["steps"] == 1 and "steps" not in plan("eco", steps=1)[0].settings
+    assert "steps" not in plan("ga", quick=True)[0].settings  # GA forgets only near its own 100 steps
+    assert plan("fila", quick=True)[0].settings["steps"] == 60
 
 
 def test_steps_box():

@@ -38,6 +38,7 @@ class Step:
     figure: str  # where the reading's numbers are drawn
     method: str | None = None  # the run the button starts (None: no run)
     settings: dict[str, Any] = field(default_factory=dict)
+    quick: int | None = 60  # a quick lesson's steps a run, the fewest at which the run still shows the step (None: its own)
 
 
 STEPS = (
@@ -46,7 +47,7 @@ STEPS = (
          "the chat, both panes"),
     Step("ga", "2 · Gradient ascent", "runs gradient ascent on the forget set at its defaults",
          "If we push the forget answers' likelihood down, what else goes with them?",
-         "Compare's picture and the report chart", method="ga"),
+         "Compare's picture and the report chart", method="ga", quick=None),  # GA's rate forgets only near its 100 steps
     Step("fila", "3 · IHL + FILA", "runs IHL + FILA, then IHL from a random start with the same settings",
          "Does a Fisher-informed start forget faster than a random one — and is the model still fluent?",
          "Compare's picture and table", method="ihl-fila"),
@@ -140,8 +141,8 @@ def read_run(key: str, report: dict | None) -> Reading:
     found = outcome.tags(r.before, r.after, r.oracle)
     text += "." + (f" The probes say: {', '.join(found)}." if found else " The probes find it answers like the oracle.")
     if key == "eco":
-        text += (f" It trained {r.trainable_params or 0} weights: the prompts it flags are corrupted on the way in, "
-                 "so the knowledge is still in the model.")
+        text += (f" It changed none of the model's weights (it trained a prompt classifier of {r.trainable_params or 0} "
+                 "weights): the prompts it flags are corrupted on the way in, so the knowledge is still in the model.")
     return Reading(text, True, numbers)
 
 
@@ -187,7 +188,6 @@ def read_stress(robustness: dict | None) -> Reading:
 # ------------------------------------------------------------------ what each step's button does
 
 KIT = Path(__file__).resolve().parents[2] / "assets" / "workshop"  # the kit's files (models.WORKSHOP_DIR, without torch)
-QUICK_STEPS = 60  # a quick lesson's steps a run (the defaults: 100); at 60 each step still shows its point on the kit (RESULTS.md)
 QUICK_STRESS = {"relearn_steps": 6, "sample": 12}
 STRESS = {"relearn_steps": 20, "sample": 40}
 BIO_WORDS = 40  # "Tell me about NAME." is scored against the opening of the person's biography (a reply is short)
@@ -203,8 +203,8 @@ class Task:
 
 
 def plan(key: str, quick: bool = False, steps: int | None = None) -> tuple[Task, ...]:
-    """The experiments step `key` runs, in order: its method at its defaults (`quick`: fewer
-    steps; `steps`: exactly that many), step 3's random start with the FILA run's settings."""
+    """The experiments step `key` runs, in order: its method at its defaults (`quick`: the step's
+    quick steps; `steps`: exactly that many), step 3's random start with the FILA run's settings."""
     step = BY_KEY[key]
     if key == "meet":
         return (Task("chat"),)
@@ -212,8 +212,10 @@ def plan(key: str, quick: bool = False, steps: int | None = None) -> tuple[Task,
         return (Task("stress", settings=dict(QUICK_STRESS if quick else STRESS)),)
     assert step.method is not None, key
     settings = dict(step.settings)
-    if step.method != "eco" and (steps is not None or quick):
-        settings["steps"] = steps if steps is not None else QUICK_STEPS
+    if step.method != "eco" and steps is not None:
+        settings["steps"] = steps
+    elif step.method != "eco" and quick and step.quick is not None:
+        settings["steps"] = step.quick
     if step.method in ("ihl-fila", "ihl"):
         settings.setdefault("stop", "steps")  # IHL's own default stops at the holdout criterion: the same budget for both
     first = Task("run", step.method, settings)
