@@ -83,8 +83,11 @@ def describe() -> list[tuple[str, str]]:
         ("sessions the app holds at once / from one address", f"{MAX_SESSIONS:,} / {CLIENT_SESSIONS}"),
         ("an upload no session takes is deleted after", f"{UPLOAD_GRACE_SECONDS // 60} minutes"),
         ("an open page tells the app it is still there", f"every {KEEPALIVE_SECONDS} s"),
-        ("a workshop room: people / runs on its board / open rooms", f"{ROOM_PEOPLE} / {ROOM_RUNS} / {MAX_ROOMS}"),
+        ("people in one workshop room", f"{ROOM_PEOPLE}"),
+        ("runs on one room's board", f"{ROOM_RUNS}"),
+        ("workshop rooms open at once", f"{MAX_ROOMS}"),
         ("a workshop room ends", f"with its instructor's session, or after {ROOM_HOURS} hours"),
+        ("wrong room codes one session may type in a minute", f"{ROOM_CODE_TRIES}"),
         ("a browser session's data is deleted", (f"{RECONNECT_SECONDS} s after its tab closes (a reloaded tab gets it "
                                                  f"back), or after {SESSION_HOURS} hours")),
     ]
