@@ -109,6 +109,118 @@ def test_model_app(case: Model, studio, session, tmp_path, uploads):
     still_usable(session, uploads)
 
 
+# --------------------------------------------------------------- hub models, before a download
+# A stand-in for the Hub (model_check's snapshot, the one download path): each id gives a
+# config.json, or the error huggingface_hub raises. Only config.json is ever asked for.
+
+
+def config_folder(root: Path, config) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.json").write_text(json.dumps(config.to_dict()))
+    return root
+
+
+def hub_error(kind: str):
+    import httpx2
+    from huggingface_hub import errors
+
+    response = httpx2.Response(401 if kind == "GatedRepoError" else 404,
+                               request=httpx2.Request("GET", "http://127.0.0.1/api/models/x"))
+    return getattr(errors, kind)(f"{kind} (stand-in hub)", response=response)
+
+
+def huge_llama():
+    from transformers import LlamaConfig
+    return LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32)
+
+
+def bert():
+    from transformers import BertConfig
+    return BertConfig(architectures=["BertForMaskedLM"])
+
+
+def vit():
+    from transformers import ViTConfig
+    return ViTConfig(architectures=["ViTForImageClassification"])
+
+
+def t5():
+    from transformers import T5Config
+    return T5Config(architectures=["T5ForConditionalGeneration"])
+
+
+HUB = {"tiny/bert": bert, "tiny/vit": vit, "tiny/t5": t5, "tiny/llama-7b": huge_llama,
+       "tiny/gated": "GatedRepoError", "tiny/missing": "RepositoryNotFoundError"}
+HUB_MODELS = [
+    Model("encoder-only (BERT)", "tiny/bert", "'tiny/bert' is an encoder-only model (bert)"),
+    Model("vision model (ViT)", "tiny/vit", "'tiny/vit' is a vision model (vit)"),
+    Model("encoder-decoder (T5)", "tiny/t5", "'tiny/t5' is an encoder-decoder model (t5)"),
+    Model("too large for the device", "tiny/llama-7b", "'tiny/llama-7b' has 6.74 B parameters"),
+    Model("gated", "tiny/gated", "'tiny/gated' is gated on the Hub"),
+    Model("missing id", "tiny/missing", "'tiny/missing' does not exist on the Hub"),
+]
+
+
+@pytest.fixture
+def stand_in_hub(monkeypatch, tmp_path):
+    """model_check.snapshot answering from HUB (config.json only); 1 GiB free wherever the weights go."""
+    from unlearning import model_check
+
+    asked: list[tuple[str, list[str]]] = []
+
+    def snapshot(repo_id, repo_type="model", patterns=None, revision=None):
+        asked.append((repo_id, list(patterns or [])))
+        entry = HUB[repo_id]
+        if isinstance(entry, str):
+            raise hub_error(entry)
+        return config_folder(tmp_path / repo_id, entry())
+
+    monkeypatch.setattr(model_check, "snapshot", snapshot)
+    monkeypatch.setattr(model_check, "free_memory", lambda device, device_map: (2**30, "CPU memory"))
+    return asked
+
+
+@pytest.mark.parametrize("case", HUB_MODELS, ids=[m.id for m in HUB_MODELS])
+def test_hub_model_engine(case: Model, stand_in_hub):
+    with pytest.raises(UserError) as info:
+        load_model(str(case.name), "cpu")
+    one_sentence(str(info.value), case.phrase)
+    assert stand_in_hub == [(case.name, ["config.json"])]  # nothing but the config was fetched
+
+
+@pytest.mark.parametrize("case", HUB_MODELS, ids=[m.id for m in HUB_MODELS])
+def test_hub_model_cli(case: Model, stand_in_hub, capsys):
+    one_sentence(run_cli(capsys, "chat", "--model", str(case.name), "--prompt", "hi"), case.phrase)
+
+
+@pytest.mark.parametrize("case", HUB_MODELS, ids=[m.id for m in HUB_MODELS])
+def test_hub_model_app(case: Model, stand_in_hub, studio, session, uploads):
+    """A visitor's hub id (fetched from the Hub alone): the model panel shows the engine's sentence."""
+    shows(model_panel.loader(LocalBackend(studio))(str(case.name)), case.phrase)
+    still_usable(session, uploads)
+
+
+def test_too_large_advises_device_map_on_a_gpu(monkeypatch):
+    from unlearning import model_check
+
+    monkeypatch.setattr(model_check, "free_memory", lambda device, device_map: (8 * 2**30, "GPU memory"))
+    with pytest.raises(UserError) as info:
+        model_check.check_fits("tiny/llama-7b", huge_llama().to_dict(), "cuda", torch.bfloat16, None)
+    one_sentence(str(info.value), "12.6 GiB in bfloat16", "8.0 GiB of GPU memory", "--device-map auto", "LoRA")
+
+
+def test_a_model_without_lora_layers_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    """A layer type LoRA cannot adapt (here: none counts as adaptable): one sentence, exit 2, before any step."""
+    from tests.arch_models import build
+    from unlearning import lora
+
+    folder = str(build("llama", tmp_path / "llama"))
+    monkeypatch.setattr(lora, "ADAPTABLE", (torch.nn.Bilinear,))
+    line = run_cli(capsys, "unlearn", "--method", "ihl", "--model", folder, "--forget", FORGET, "--retain", RETAIN,
+                   "--steps", "1", "--no-before")
+    one_sentence(line, f"Model '{folder}' has no layer LoRA can adapt", "ECO")
+
+
 # ---------------------------------------------------------------- unlearned artifacts
 
 

@@ -18,6 +18,7 @@ import torch
 from .errors import UserError
 from .generate import adopt_conventions
 from .hub import snapshot
+from .model_check import check_architecture, check_fits, read_config
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -115,7 +116,10 @@ def load_model(name: str, device: str = "auto", trust_remote_code: bool = False,
     `device_map="auto"` (DESIGN.md §Scale) lets accelerate's big-model loading place the
     model: sharded over the visible GPUs, what does not fit spilled to CPU memory (offloaded:
     run on a GPU, layer by layer); on a machine without a GPU, all of it on the CPU.
-    `hub_only`: `name` is a visitor's hub id, fetched from the Hub alone (fetch_from_hub)."""
+    `hub_only`: `name` is a visitor's hub id, fetched from the Hub alone (fetch_from_hub); a
+    hub id from the CLI is fetched the same way unless it names a folder here. Before any
+    weights are read or downloaded, the config says whether the Studio can use the model and
+    whether it fits (model_check)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -123,9 +127,15 @@ def load_model(name: str, device: str = "auto", trust_remote_code: bool = False,
     hf_logging.set_verbosity_error()  # its warnings would break "one line on stderr"
     dev = resolve_device(device)
     placement = _placement(device_map, device, dev)
-    source = None
+    source, own_files = None, False
     try:
-        source = fetch_from_hub(name, trust_remote_code) if hub_only else resolve_source(name)
+        resolved = name if hub_only else resolve_source(name)
+        own_files = Path(resolved).is_dir() and not hub_only
+        if name.strip() not in ALIASES:  # before any download: a model we cannot use, or one too large
+            config = read_config(name, resolved, local=own_files)
+            check_architecture(name, config)
+            check_fits(name, config, dev, pick_dtype(dev), device_map)
+        source = resolved if own_files or name.strip() in ALIASES else fetch_from_hub(resolved, trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=pick_dtype(dev), trust_remote_code=trust_remote_code,
                                                      **placement)
@@ -135,7 +145,7 @@ def load_model(name: str, device: str = "auto", trust_remote_code: bool = False,
         if isinstance(e, ValueError) and "trust_remote_code" in str(e):
             raise UserError(f"Model '{name}' needs to run its own Python code, which stays off unless the operator "
                             "enables trust_remote_code.") from e
-        if not hub_only and source is not None and Path(source).is_dir():  # the user's own files: whatever their reader raised, they are the problem
+        if own_files:  # the user's own files: whatever their reader raised, they are the problem
             raise UserError(f"Model folder '{name}' could not be loaded from its files, which are damaged or not "
                             f"a causal language model ({_short(e)}).") from e
         if isinstance(e, ValueError):
@@ -184,7 +194,15 @@ def offloaded(loaded: Loaded) -> list[str]:
 
 
 def check_trainable(loaded: Loaded) -> None:
-    """LoRA adapts every layer; accelerate's offloaded layers hold no weights between calls."""
+    """LoRA adapts every linear layer (nn.Linear, GPT-2's Conv1D); accelerate's offloaded
+    layers hold no weights between calls."""
+    from .lora import target_linears  # lora imports this module
+
+    if not target_linears(loaded.model):
+        kinds = sorted({type(m).__name__ for m in loaded.model.modules() if not list(m.children())} - {"Embedding"})
+        raise UserError(f"Model '{loaded.name}' has no layer LoRA can adapt (no nn.Linear or Conv1D outside its output "
+                        f"head; its layers are {', '.join(kinds[:4]) or 'none'}), so LoRA methods cannot train it; "
+                        "ECO, which trains nothing, still works.")
     if offloaded(loaded):
         raise UserError(f"Model '{loaded.name}' did not fit on the GPUs, so accelerate offloaded some of its layers to "
                         "the CPU, and LoRA methods cannot train those; use more GPUs, or ECO, which trains nothing.")
