@@ -19,7 +19,7 @@ from unlearning.service.room import ROOMS, Board, SharedRun, shown
 from unlearning.service.room_page import summary_html
 
 from . import compare_panel
-from .common import error_box
+from .common import OnDelete, error_box
 
 REFRESH_SECONDS = 2.0  # the board's refresh while the page is in a room
 BOARD_HEIGHT = 560  # the picture, projected: most of a 1080 px screen beside the code
@@ -27,6 +27,9 @@ HEADERS = ["who", "run", "data", "settings", "distance to the oracle (↓)", "wh
            "forget ROUGE-L (↓ to the oracle's)", "model utility (≈ before)"]
 COLUMN_WIDTHS: list[str | int] = ["12%", "17%", "9%", "18%", "10%", "14%", "10%", "10%"]
 LABELLED = 8  # spots on the board labelled with their person's name; past that, a projected picture is a smear
+NEAR = (0.06, 0.05)  # runs this near (shares of the axes' spans) share one label: their names would overlap
+FONT_PX = 16  # the board's point labels; its axes and legend two larger (read from the back of a room)
+PLOT_PX = (1150, 470)  # the picture's axes on a 1920 px projector, for placing labels (a guess: plotly sizes it)
 CODE_STYLE = ("font-size:5em;font-weight:800;letter-spacing:0.12em;font-family:ui-monospace,monospace;"
               "line-height:1.1;color:#1e1b4b")
 
@@ -66,8 +69,9 @@ def counts_html(board: Board) -> str:
     if not board.counts:
         return note_html(f"{board.people} joined; no run shared yet.")
     parts = " · ".join(f"<b>{html.escape(method_label(m).split(' (')[0])}</b> {n}" for m, n in board.counts)
-    return (f'<div class="us-room-counts" style="font-size:1.3em">{len(board.runs)} runs shared by {board.people} '
-            f"people — {parts}</div>")
+    runs, people = len(board.runs), f"{board.people} {'person' if board.people == 1 else 'people'}"
+    return (f'<div class="us-room-counts" style="font-size:1.3em">{runs} run{"" if runs == 1 else "s"} shared by '
+            f"{people} — {parts}</div>")
 
 
 def signature(board: Board) -> tuple:
@@ -75,30 +79,97 @@ def signature(board: Board) -> tuple:
     return board.code, board.people, tuple((r.owner, r.number) for r in board.runs), len(board.references)
 
 
-def labels(runs: tuple[SharedRun, ...]) -> list[str]:
-    """Each point's label on a projected board: runs at one spot (the same settings give the same
-    numbers) are one label, "12 runs", not a dozen names written over each other; with more than
-    LABELLED spots only those groups are labelled (the names are in the table and on hover)."""
-    spots: dict[tuple, list[int]] = {}
-    for i, r in enumerate(runs):
-        spots.setdefault((_spot(r.row.distance), _spot(r.row.forget), _spot(r.row.utility)), []).append(i)
+def short_label(run: SharedRun, methods: int) -> str:
+    """A point's text on the projected picture: the person's name, the method only where the board
+    mixes methods (the full label is on hover and in the table)."""
+    if methods > 1:
+        return point_label(run)
+    return html.escape(run.person + (" (own data)" if run.own_data else ""))
+
+
+def labels(runs: tuple[SharedRun, ...], refs: tuple = ()) -> list[str]:
+    """Each point's label on a projected board: runs at one spot, or so near that their names would
+    overlap (NEAR: shares of the picture's width and height), are one label, "12 runs", not a dozen
+    names written over each other; with more than LABELLED groups only groups of several runs are
+    labelled (the names are in the table and on hover)."""
+    groups = _groups(runs, refs)
+    methods = len({r.row.method for r in runs})
     out = [""] * len(runs)
-    for members in spots.values():
+    for members in groups:
         if len(members) > 1:
             out[members[0]] = f"{len(members)} runs"
-        elif len(spots) <= LABELLED:
-            out[members[0]] = point_label(runs[members[0]])
+        elif len(groups) <= LABELLED:
+            out[members[0]] = short_label(runs[members[0]], methods)
     return out
 
 
-def _spot(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
+def _groups(runs: tuple[SharedRun, ...], refs: tuple) -> list[list[int]]:
+    """Runs grouped greedily by nearness on the picture (its axes' spans, as compare_panel draws them)."""
+    field, _ = compare_panel.x_axis([r.row for r in runs], list(refs))
+    xs = [getattr(r.row, field) for r in runs]
+    ys = [r.row.utility for r in runs]
+    x_span = max([x for x in xs if x is not None] + [getattr(ref, field) or 0.0 for ref in refs] + [1e-9])
+    y_span = max([1.0] + [y for y in ys if y is not None])
+    groups: list[list[int]] = []
+    centres: list[tuple[float, float] | None] = []
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        at = None if x is None or y is None else (x / x_span, y / y_span)
+        near = next((g for g, c in enumerate(centres) if at is not None and c is not None
+                     and abs(c[0] - at[0]) <= NEAR[0] and abs(c[1] - at[1]) <= NEAR[1]), None)
+        if near is None:
+            groups.append([i])
+            centres.append(at)
+        else:
+            groups[near].append(i)
+    return groups
+
+
+Box = tuple[float, float, float, float]
+
+
+def place(xs: list[float], ys: list[float], texts: list[str], x_range: tuple[float, float],
+          y_range: tuple[float, float]) -> list[str]:
+    """A textposition for each labelled point: the first of below, above, right and left whose box
+    (the text's size guessed from FONT_PX on a PLOT_PX picture) stays inside the axes and overlaps
+    no marker and no label placed before it."""
+    (x0, x1), (y0, y1) = x_range, y_range
+    px = [((x - x0) / ((x1 - x0) or 1) * PLOT_PX[0], (1 - (y - y0) / ((y1 - y0) or 1)) * PLOT_PX[1]) for x, y in zip(xs, ys)]
+    boxes: list[Box] = [(cx - 9, cy - 9, cx + 9, cy + 9) for cx, cy in px]  # the markers
+    out = ["bottom center"] * len(texts)
+    for i in sorted(range(len(texts)), key=lambda i: px[i][0]):
+        if not texts[i]:
+            continue
+        w, h, (cx, cy) = 0.56 * FONT_PX * len(html.unescape(texts[i])), 1.25 * FONT_PX, px[i]
+        options = {"bottom center": (cx - w / 2, cy + 11), "top center": (cx - w / 2, cy - 11 - h),
+                   "middle right": (cx + 12, cy - h / 2), "middle left": (cx - 12 - w, cy - h / 2)}
+        for position, (left, top) in options.items():
+            box = (left, top, left + w, top + h)
+            inside = box[0] >= 0 and box[2] <= PLOT_PX[0] and box[1] >= 0 and box[3] <= PLOT_PX[1]
+            if inside and not any(_overlap(box, b) for j, b in enumerate(boxes) if j != i):
+                out[i] = position
+                boxes.append(box)
+                break
+    return out
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def board_views(board: Board):
-    """(picture, table, counts) of a board."""
-    fig = compare_panel.figure([r.row for r in board.runs], list(board.references), labels=labels(board.runs),
-                               height=BOARD_HEIGHT, hover=[point_label(r) for r in board.runs])
+    """(picture, table, counts) of a board: the Compare picture with type sized for a projector and
+    its labels placed clear of each other."""
+    fig = compare_panel.figure([r.row for r in board.runs], list(board.references),
+                               labels=labels(board.runs, board.references), height=BOARD_HEIGHT,
+                               hover=[point_label(r) for r in board.runs])
+    if fig is None:
+        return None, board_rows(board), counts_html(board)
+    fig.update_layout(font={"size": FONT_PX + 2})
+    runs = next((t for t in fig.data if t.name == "runs"), None)
+    if runs is not None and runs.text:
+        runs.marker.size, runs.textfont = 18, {"size": FONT_PX}
+        runs.textposition = place(list(runs.x), list(runs.y), list(runs.text), tuple(fig.layout.xaxis.range or (0, 1)),
+                                  tuple(fig.layout.yaxis.range or (0, 1)))
     return fig, board_rows(board), counts_html(board)
 
 
@@ -237,7 +308,8 @@ def render(state: gr.State, lesson_log: gr.State | None = None) -> RoomPanel:
             table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, wrap=True, column_widths=COLUMN_WIDTHS,
                                  label="Every shared run (numbers and settings only)", elem_id="room-table")
     timer = gr.Timer(REFRESH_SECONDS, active=False)
-    last = gr.State(())  # the board this page shows: refresh sends it again only when it changed
+    # the board this page shows: refresh sends it again only when it changed
+    last = gr.State((), delete_callback=OnDelete("nothing to delete"))
 
     open_button.click(open_room, [state], [code, note, timer, last], api_name="open_room")
     close_button.click(close_room, [state], [code, note, timer], api_name="close_room")
@@ -245,8 +317,9 @@ def render(state: gr.State, lesson_log: gr.State | None = None) -> RoomPanel:
     which.focus(lambda s: gr.Dropdown(choices=share_choices(s)), [state], [which], api_visibility="private")
     share_button.click(share_run, [state, which, own], [note], api_name="share_run")
     unshare_button.click(unshare_run, [state, which], [note], api_name="unshare_run")
+    # callable, undocumented: benchmarks/room.py --board ticks it for each page in the room, as their timers do
     timer.tick(refresh, [state, last], [plot, table, counts, timer, last], show_progress="hidden",
-               api_visibility="private")
+               api_name="board_tick", api_visibility="undocumented")
     gr.Button(visible=False).click(board_now, [state], [plot, table, counts], api_name="board")
     summary_button.click(download, [state] + ([lesson_log] if lesson_log is not None else []), [summary_file],
                          api_name="room_summary")

@@ -37,8 +37,8 @@ def test_open_join_share_and_the_board():
     assert "not a run number" in rp.share_run(a, "#1; drop", False)
     fig, rows, counts = rp.board_now(teacher)
     assert [r[0] for r in rows] == ["Ada", "", ""] and rows[1][1] == "(before)"
-    assert "1 runs shared by 1 people" in counts
-    assert fig.data[-1].text == ("Ada: IHL + FILA",)
+    assert "1 run shared by 1 person" in counts
+    assert fig.data[-1].text == ("Ada",) and fig.data[-1].hovertext == ("Ada: IHL + FILA",)
     unchanged = rp.refresh(teacher, rp.signature(rp.ROOMS.board(teacher)))
     assert unchanged[0] == gr.skip() and unchanged[1] == gr.skip()  # nothing re-sent to a projector
 
@@ -92,6 +92,26 @@ def test_runs_at_one_spot_are_one_label_on_a_projected_board():
         rp.join_room(p, code, f"P{i}")
         rp.share_run(p, 1, False)
     board = rp.ROOMS.board(teacher)
-    assert rp.labels(board.runs) == ["3 runs", "", "", "P3: IHL + FILA"]
+    assert rp.labels(board.runs, board.references) == ["3 runs", "", "", "P3"]  # one method: names alone
     fig, _, _ = rp.board_views(board)
     assert fig.data[-1].hovertext == ("P0: IHL + FILA", "P1: IHL + FILA", "P2: IHL + FILA", "P3: IHL + FILA")
+
+
+def test_near_runs_share_a_label_and_labels_keep_clear_of_each_other():
+    from unlearning.service.session import Session
+
+    teacher = Session()
+    rp.open_room(teacher)
+    code = rp.ROOMS.board(teacher).code
+    for i, numbers in enumerate([(0.3, 0.79, 0.10), (0.31, 0.8, 0.12), (0.9, 0.8, 0.5), (0.2, 0.5, 0.3)]):
+        p = person(numbers)
+        rp.join_room(p, code, f"Person number {i}")
+        rp.share_run(p, 1, False)
+    board = rp.ROOMS.board(teacher)
+    assert rp.labels(board.runs, board.references) == ["2 runs", "", "Person number 2", "Person number 3"]
+    # two long labels under points side by side: the second goes elsewhere
+    assert rp.place([0.1, 0.12], [0.5, 0.5], ["A long name here", "Another long name"], (0, 1), (0, 1)) == \
+        ["bottom center", "top center"]
+    fig, _, counts = rp.board_views(board)
+    assert fig.layout.font.size == rp.FONT_PX + 2 and fig.data[-1].marker.size == 18
+    assert "4 runs shared by" in counts
