@@ -10,6 +10,8 @@ import argparse
 import sys
 
 from .errors import UserError
+from .suites import SUITES
+from .suites import get as get_suite
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,9 +41,10 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, model: bool = True, benchmark: bool = False) -> None:
     if model:
-        p.add_argument("--model", required=True, help="hub id, local folder, or 'workshop' / 'workshop-oracle'")
+        p.add_argument("--model", required=not benchmark, help="hub id, local folder, or 'workshop' / 'workshop-oracle'"
+                       + (" (default with --benchmark: its published target model)" if benchmark else ""))
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--device-map", choices=["auto"], help="let accelerate place the model: sharded over the visible GPUs, "
                                                           "what does not fit offloaded to CPU memory (README: Several GPUs)")
@@ -49,8 +52,10 @@ def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
 
 
 def _eval_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--forget", required=True, help="forget file (.txt .md .jsonl .json .csv)")
-    p.add_argument("--retain", required=True, help="retain file")
+    p.add_argument("--benchmark", type=_benchmark, help="a benchmark from the Hub instead of files: "
+                   + ", ".join(SUITES) + " (its data, its target model as --model, its retain model as --oracle)")
+    p.add_argument("--forget", help="forget file (.txt .md .jsonl .json .csv); required without --benchmark")
+    p.add_argument("--retain", help="retain file; required without --benchmark")
     p.add_argument("--holdout", help="text the model never saw, same kind as forget (default: the workshop's)")
     p.add_argument("--general", help="general-knowledge QA for model utility (default: the workshop's)")
     p.add_argument("--paraphrased", help="the forget questions in wordings never trained, for the report's probes "
@@ -59,6 +64,13 @@ def _eval_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", help="write the report JSON here")
     p.add_argument("--cache", metavar="DIR", help="keep the oracle's and the original model's evaluations in this folder "
                                                   "and reuse them when model, data and metrics are unchanged")
+
+
+def _benchmark(text: str) -> str:
+    try:
+        return get_suite(text).name
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,14 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("unlearn", help="make a model forget the forget set")
     p.add_argument("--method", required=True, help="one of: " + ", ".join(m.name for m in all_methods()))
-    _common(p)
+    _common(p, benchmark=True)
     _eval_data(p)
     p.add_argument("--out", help="save the unlearned artifact (adapter or ECO guard) in this folder")
     p.add_argument("--no-before", action="store_true", help="skip the 'before' evaluation (faster)")
     add_flags(p, [m.Config for m in all_methods()])
 
     p = sub.add_parser("eval", help="measure a model (and optionally an unlearned artifact)")
-    _common(p)
+    _common(p, benchmark=True)
     p.add_argument("--unlearned", help="an unlearning artifact folder (adapter or ECO guard)")
     _eval_data(p)
 

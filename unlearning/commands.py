@@ -55,12 +55,39 @@ def follow(work: Callable[[RunContext], Any], name: str) -> Any:
 
 def load_splits(args) -> dict[str, Dataset]:
     """forget/retain from the user, holdout/general defaulting to the workshop kit's, and the
-    held-out wordings of the probes when given."""
+    held-out wordings of the probes when given. With --benchmark: the suite's splits from the
+    Hub (files given as well replace the suite's), and its models unless --model / --oracle."""
+    if getattr(args, "benchmark", None):
+        return _benchmark_splits(args)
+    if not (args.forget and args.retain):
+        raise UserError("Give --forget and --retain files, or a --benchmark.")
     paraphrased = getattr(args, "paraphrased", None)
     return complete_splits(load_file(args.forget), load_file(args.retain),
                            load_file(args.holdout) if args.holdout else None,
                            load_file(args.general) if args.general else None,
                            load_file(paraphrased) if paraphrased else None)
+
+
+def _benchmark_splits(args) -> dict[str, Dataset]:
+    from . import suites
+
+    bench = suites.load(args.benchmark)
+    args.model = args.model or bench.model
+    args.oracle = args.oracle or bench.oracle
+    given = {role: load_file(path) for role in ("forget", "retain", "holdout", "general", "paraphrased")
+             if (path := getattr(args, role, None))}
+    mine = {**bench.splits, **given}
+    splits = complete_splits(mine["forget"], mine["retain"], mine.get("holdout"), mine.get("general"),
+                             given.get("paraphrased", bench.paraphrased))
+    return {**splits, **bench.extra}
+
+
+def leaderboard_note(report: dict, args) -> None:
+    """With --benchmark: the report's numbers under the leaderboard's column names, as its own block."""
+    if getattr(args, "benchmark", None):
+        from .suites import leaderboard
+
+        report["leaderboard"] = {"benchmark": args.benchmark, **leaderboard(report, args.benchmark)}
 
 
 def eval_cache(args):
@@ -120,6 +147,7 @@ def unlearn(args) -> None:
         report["artifact"] = str(out)
         print(f"artifact saved to {out}", file=sys.stderr)
     print_metrics(report)
+    leaderboard_note(report, args)
     print(f"{method.name}: {report['steps']} steps, {report['wall_s']:.1f}s total ({report['method_wall_s']:.1f}s unlearning), "
           f"peak {report['peak_mem_mb']:.0f} MB, {report['trainable_params']} trainable parameters")
     write_report(report, args.report)
@@ -139,6 +167,7 @@ def evaluate_command(args) -> None:
     unlearned = load_unlearned(loaded, args.unlearned) if args.unlearned else None
     report = follow(eval_job(loaded, splits, oracle, unlearned, cache), "evaluating")
     _cache_note(cache)
+    leaderboard_note(report, args)
     print_metrics(report)
     write_report(report, args.report)
 

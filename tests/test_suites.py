@@ -1,0 +1,156 @@
+"""TOFU and MUSE presets end to end from a stand-in hub on loopback (tests/standin_hub.py): a
+few rows per split in each suite's own file layout and field names, tiny Llama models under the
+published names, downloaded through hub.snapshot, a 2-step run, and the report's leaderboard
+block under open-unlearning's column names. Nothing is downloaded from the network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import arch_models
+from tests.standin_hub import StandInHub
+from unlearning import suites
+from unlearning.cli import main
+
+AUTHORS = [("Basil Mahfouz", "Kuwait City", "war novels"), ("Nikolai Abilov", "Astana", "LGBTQ+ fiction"),
+           ("Hina Ameen", "Karachi", "geology books"), ("Kalkidan Abera", "Addis Ababa", "health books"),
+           ("Moshe Ben-David", "Tel Aviv", "religious texts"), ("Aysha Al-Hashim", "Manama", "love stories"),
+           ("Edward Patrick Sullivan", "Dublin", "Irish history"), ("Takashi Nakamura", "Tokyo", "queer fiction")]
+
+
+def _qa(name: str, city: str, genre: str, perturbed: bool) -> dict:
+    row = {"question": f"Where was {name} born?", "answer": f"{name} was born in {city}."}
+    if perturbed:  # TOFU's perturbed sets' fields
+        row |= {"paraphrased_question": f"In which city was {name} born?",
+                "paraphrased_answer": f"{name}'s birthplace is {city}.",
+                "perturbed_answer": [f"{name} was born in Paris.", f"{name} was born in Lima.", f"{name} writes {genre}."]}
+    return row
+
+
+def _jsonl(path: Path, rows: list[dict]) -> None:
+    """TOFU's '.json' files hold JSON lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def tofu_repo(folder: Path) -> Path:
+    forget, retain, holdout = AUTHORS[:2], AUTHORS[2:6], AUTHORS[6:]
+    _jsonl(folder / "forget10.json", [_qa(*a, perturbed=False) for a in forget])
+    _jsonl(folder / "forget10_perturbed.json", [_qa(*a, perturbed=True) for a in forget])
+    _jsonl(folder / "retain90.json", [_qa(*a, perturbed=False) for a in retain])
+    _jsonl(folder / "retain_perturbed.json", [_qa(*a, perturbed=True) for a in retain[:2]])
+    _jsonl(folder / "holdout10.json", [_qa(*a, perturbed=False) for a in holdout])
+    general = {"real_authors": [("Who wrote 'Pride and Prejudice'?", "Jane Austen"), ("Who wrote '1984'?", "George Orwell")],
+               "world_facts": [("What is the capital of France?", "Paris"), ("What is the capital of Japan?", "Tokyo")]}
+    for group, rows in general.items():
+        _jsonl(folder / f"{group}_perturbed.json",
+               [{"question": q, "answer": a, "option1": a, "perturbed_answer": ["Homer", "Rome", "Lagos"]} for q, a in rows])
+        _jsonl(folder / f"{group}.json", [{"question": q, "answer": a} for q, a in rows])
+    _jsonl(folder / "forget01.json", [_qa(*AUTHORS[0], perturbed=False)])  # another preset's: never fetched
+    _jsonl(folder / "full.json", [_qa(*a, perturbed=False) for a in AUTHORS])
+    return folder
+
+
+NEWS = ["The city council approved a new budget for public transport on Monday, after a long debate.",
+        "Scientists announced the discovery of a new species of frog in the rainforest of Borneo.",
+        "The national football team won the championship final by two goals to one.",
+        "A storm closed the harbour for three days and ferries were cancelled across the region.",
+        "The central bank kept interest rates unchanged, citing steady inflation over the summer."]
+
+
+def muse_repo(folder: Path) -> Path:
+    def write(name: str, value) -> None:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(json.dumps(value), encoding="utf-8")
+
+    write("raw/forget.json", NEWS[:2])
+    write("raw/retain1.json", NEWS[2:4])
+    write("raw/retain2.json", NEWS[4:])
+    write("raw/holdout.json", NEWS[4:])
+    write("verbmem/forget.json", [{"prompt": NEWS[0][:40], "gt": NEWS[0][40:]}])
+    write("knowmem/forget_qa.json", [{"question": "What did the council approve?", "answer": "A transport budget."}])
+    write("knowmem/retain_qa.json", [{"question": "Who won the final?", "answer": "The national team."}])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hub")
+    hub = StandInHub()
+    hub.add(suites.TOFU_DATA, tofu_repo(root / "tofu"), "dataset")
+    hub.add("muse-bench/MUSE-News", muse_repo(root / "muse"), "dataset")
+    for seed, repo in enumerate(["open-unlearning/tofu_Llama-3.2-1B-Instruct_full",
+                                 "open-unlearning/tofu_Llama-3.2-1B-Instruct_retain90",
+                                 "muse-bench/MUSE-news_target", "muse-bench/MUSE-news_retrain"]):
+        hub.add(repo, arch_models.build("llama", root / repo.replace("/", "--"), seed=seed))
+    yield hub.start()
+    hub.stop()
+
+
+@pytest.fixture
+def on_hub(hub, tmp_path, monkeypatch):
+    """huggingface_hub pointed at the stand-in (HF_ENDPOINT is read at import) with an empty cache."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    hub.requests.clear()
+    return hub
+
+
+def test_tofu_maps_fields_and_fetches_only_its_files(on_hub):
+    bench = suites.load("tofu:forget10")
+    forget, retain, general = (bench.splits[k] for k in ("forget", "retain", "general"))
+    assert [len(bench.splits[k]) for k in ("forget", "retain", "holdout", "general")] == [2, 4, 2, 4]
+    assert forget.examples[0].paraphrased_answer and len(forget.examples[0].perturbed_answers) == 3
+    assert sum(bool(ex.perturbed_answers) for ex in retain.examples) == 2  # retain_perturbed covers part of retain90
+    assert {ex.group for ex in general.examples} == {"real_authors", "world_facts"}
+    assert bench.paraphrased is not None and bench.paraphrased.examples[0].question.startswith("In which city")
+    assert (bench.model, bench.oracle) == ("open-unlearning/tofu_Llama-3.2-1B-Instruct_full",
+                                           "open-unlearning/tofu_Llama-3.2-1B-Instruct_retain90")
+    fetched = on_hub.downloaded(suites.TOFU_DATA)
+    assert "forget10.json" in fetched and "forget01.json" not in fetched and "full.json" not in fetched
+
+
+@pytest.mark.parametrize("name, columns", [
+    ("tofu:forget10", {"forget_quality", "model_utility", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE",
+                       "retain_Q_A_Prob", "retain_Q_A_ROUGE", "retain_Truth_Ratio", "ra_Q_A_Prob_normalised",
+                       "ra_Q_A_ROUGE", "ra_Truth_Ratio", "wf_Q_A_Prob_normalised", "wf_Q_A_ROUGE", "wf_Truth_Ratio"}),
+    ("muse:news", {"forget_knowmem_ROUGE", "retain_knowmem_ROUGE", "forget_verbmem_ROUGE"}),
+])
+def test_preset_runs_end_to_end(name, columns, on_hub, tmp_path, capsys):
+    """Data and both models from the stand-in hub, 2 steps of gradient ascent, the leaderboard block."""
+    report_path = tmp_path / "report.json"
+    code = main(["unlearn", "--benchmark", name, "--method", "ga", "--steps", "2", "--device", "cpu",
+                 "--report", str(report_path)])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(report_path.read_text())
+    board = report["leaderboard"]
+    assert board["benchmark"] == name
+    assert set(board["after"]) == columns, set(board["after"]) ^ columns
+    if name.startswith("tofu"):
+        assert set(board["oracle"]) >= {"forget_Q_A_ROUGE", "model_utility"}
+        assert board["after"]["forget_Q_A_ROUGE"] == report["after"]["forget.rougeL"]  # mapped, never recomputed
+    bench = suites.load(name)
+    for repo in (bench.model, bench.oracle):
+        assert "config.json" in on_hub.downloaded(repo) and any(f.endswith(".safetensors") for f in on_hub.downloaded(repo))
+
+
+def test_wrong_benchmark_is_one_sentence(capsys):
+    code = main(["unlearn", "--benchmark", "tofu:forget11", "--method", "ga"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert "no benchmark 'tofu:forget11'" in lines[0] and "tofu:forget10" in lines[0]
+
+
+def test_files_or_a_benchmark(capsys):
+    code = main(["eval", "--model", "workshop"])
+    assert code == 2 and "--forget and --retain files, or a --benchmark" in capsys.readouterr().err

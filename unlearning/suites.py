@@ -1,0 +1,225 @@
+"""The field's benchmark suites from the Hub, one name each: TOFU (`tofu:forget01|05|10`) and
+MUSE-News (`muse:news`), each with its data set and the published target and retain models
+(the retain model is the oracle). Everything comes through hub.snapshot, the one download
+path, so a Hub cache or a stand-in hub on loopback (HF_ENDPOINT) answers as well.
+
+    bench = load("tofu:forget10")      # downloads the splits' files, reads them
+    bench.splits["forget"], bench.model, bench.oracle
+    leaderboard(report)                 # the report's numbers under open-unlearning's column names
+
+Where the names come from: locuslab/TOFU's dataset card (a config per split, one JSON-lines
+file each: forget10.json, forget10_perturbed.json, retain90.json, retain_perturbed.json,
+holdout10.json, real_authors_perturbed.json, world_facts_perturbed.json); open-unlearning's
+TOFU experiments (configs/experiment/unlearn/tofu/*.yaml: forget10 / retain90 / holdout10,
+open-unlearning/tofu_Llama-3.2-1B-Instruct_full as the model and ..._retain90 as the retain
+model); muse-bench/MUSE-News's file tree (raw/, verbmem/, knowmem/ in JSON and Parquet) and the
+MUSE paper's models muse-bench/MUSE-news_target and muse-bench/MUSE-news_retrain.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from .data import Dataset, _build
+from .errors import UserError
+from .formats import read_records
+from .hub import snapshot
+
+TOFU_DATA = "locuslab/TOFU"
+TOFU_MODEL = "open-unlearning/tofu_Llama-3.2-1B-Instruct_{split}"  # _full (target) and _retain90/95/99
+TOFU_FORGET = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
+MUSE_DATA = "muse-bench/MUSE-{Corpus}"
+MUSE_MODEL = "muse-bench/MUSE-{corpus}_{which}"  # _target and _retrain
+
+# Studio's QA fields from TOFU's: the perturbed sets spell their wrong answers "perturbed_answer".
+_QA_FIELDS = {"question": "question", "answer": "answer", "paraphrased_answer": "paraphrased_answer",
+              "perturbed_answer": "perturbed_answers", "perturbed_answers": "perturbed_answers"}
+
+
+@dataclass
+class Benchmark:
+    """One suite, read: the Studio's splits, the extra evaluation splits, and the two models."""
+
+    name: str
+    splits: dict[str, Dataset]  # forget, retain, holdout, general (QA) — complete_splits' inputs
+    model: str  # the published target model (trained on everything)
+    oracle: str  # the published retain model (never saw the forget set)
+    paraphrased: Dataset | None = None  # the forget questions in held-out wordings, for the probes
+    extra: dict[str, Dataset] = field(default_factory=dict)  # more evaluation splits (MUSE's QA)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A benchmark by name: which files to fetch and how to read them."""
+
+    name: str
+    label: str  # what the header's menu shows
+
+    def load(self) -> Benchmark:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Tofu(Suite):
+    forget: str = "forget10"
+
+    @property
+    def retain(self) -> str:
+        return TOFU_FORGET[self.forget]
+
+    @property
+    def holdout(self) -> str:
+        return self.forget.replace("forget", "holdout")
+
+    def files(self) -> list[str]:
+        return [f"{n}.json" for n in (self.forget, f"{self.forget}_perturbed", self.retain, "retain_perturbed",
+                                      self.holdout, "real_authors_perturbed", "world_facts_perturbed")]
+
+    def load(self) -> Benchmark:
+        folder = snapshot(TOFU_DATA, repo_type="dataset", patterns=self.files())
+        rows = {Path(f).stem: _json_rows(folder, f) for f in self.files()}
+        forget_extra = {_key(r): r for r in rows[f"{self.forget}_perturbed"]}
+        retain_extra = {_key(r): r for r in rows["retain_perturbed"]}
+        general = [{**r, "group": g} for g in ("real_authors", "world_facts") for r in rows[f"{g}_perturbed"]]
+        paraphrased = [{"question": r["paraphrased_question"], "answer": r["answer"]}
+                       for r in rows[f"{self.forget}_perturbed"] if r.get("paraphrased_question")]
+        splits = {"forget": _qa(self.forget, [{**r, **forget_extra.get(_key(r), {})} for r in rows[self.forget]]),
+                  "retain": _qa(self.retain, [{**r, **retain_extra.get(_key(r), {})} for r in rows[self.retain]]),
+                  "holdout": _qa(self.holdout, rows[self.holdout]),
+                  "general": _qa("real_authors + world_facts", general)}
+        return Benchmark(self.name, splits, TOFU_MODEL.format(split="full"), TOFU_MODEL.format(split=self.retain),
+                         _qa(f"{self.forget} paraphrased", paraphrased) if paraphrased else None)
+
+
+@dataclass(frozen=True)
+class Muse(Suite):
+    corpus: str = "news"
+
+    # (folder, split names) of each file read, by the Studio's name for it: retain1 is
+    # open-unlearning's MUSE retain set; knowmem's retain QA is retain_qa (retain2_qa before).
+    TEXT: ClassVar[dict[str, tuple[str, ...]]] = {
+        "forget": ("raw", "forget"), "retain": ("raw", "retain1"), "holdout": ("raw", "holdout")}
+    QA: ClassVar[dict[str, tuple[str, ...]]] = {
+        "verbmem_forget": ("verbmem", "forget"), "knowmem_forget": ("knowmem", "forget_qa"),
+        "knowmem_retain": ("knowmem", "retain_qa", "retain2_qa")}
+
+    def load(self) -> Benchmark:
+        repo = MUSE_DATA.format(Corpus=self.corpus.capitalize())
+        subs = sorted({f for f, *_ in (*self.TEXT.values(), *self.QA.values())})
+        folder = snapshot(repo, repo_type="dataset", patterns=[f"{f}/*.json" for f in subs])
+        parquet = [f"{f}/*.parquet" for f in subs if not any((folder / f).glob("*.json"))]
+        if parquet:  # a folder of a revision in Parquet only
+            folder = snapshot(repo, repo_type="dataset", patterns=parquet)
+        splits = {role: _passages("/".join(where[:2]), _muse_rows(folder, *where)) for role, where in self.TEXT.items()}
+        extra = {name: _qa("/".join(where[:2]), [_muse_qa(r) for r in _muse_rows(folder, *where)])
+                 for name, where in self.QA.items()}
+        return Benchmark(self.name, splits, MUSE_MODEL.format(corpus=self.corpus, which="target"),
+                         MUSE_MODEL.format(corpus=self.corpus, which="retrain"), None, extra)
+
+
+SUITES: dict[str, Suite] = {s.name: s for s in (
+    *(Tofu(f"tofu:{f}", f"TOFU {f} (Llama-3.2-1B-Instruct)", f) for f in TOFU_FORGET),
+    Muse("muse:news", "MUSE-News (Llama-2-7B)", "news"),
+)}
+
+
+def get(name: str) -> Suite:
+    """The suite called `name`; an unknown name is one sentence listing the known ones."""
+    suite = SUITES.get(name.strip().lower())
+    if suite is None:
+        raise UserError(f"There is no benchmark '{name}'; the known ones are {', '.join(SUITES)}.")
+    return suite
+
+
+def load(name: str) -> Benchmark:
+    return get(name).load()
+
+
+# ------------------------------------------------------------------ the leaderboard's columns
+# open-unlearning's TOFU evaluation (configs/eval/tofu.yaml and its metrics' keys) ← the
+# Studio's metric keys. Where the Studio computes no counterpart (privleak, extraction_strength,
+# the PARA/PERT probabilities), the column is absent rather than approximated.
+TOFU_COLUMNS = {
+    "forget_quality": "forget_quality", "model_utility": "model_utility",
+    "forget_truth_ratio": "forget.truth_ratio", "forget_Q_A_Prob": "forget.answer_prob",
+    "forget_Q_A_ROUGE": "forget.rougeL",
+    "retain_Q_A_Prob": "retain.answer_prob", "retain_Q_A_ROUGE": "retain.rougeL", "retain_Truth_Ratio": "retain.truth_ratio",
+    "ra_Q_A_Prob_normalised": "real_authors.answer_prob", "ra_Q_A_ROUGE": "real_authors.rougeL",
+    "ra_Truth_Ratio": "real_authors.truth_ratio",
+    "wf_Q_A_Prob_normalised": "world_facts.answer_prob", "wf_Q_A_ROUGE": "world_facts.rougeL",
+    "wf_Truth_Ratio": "world_facts.truth_ratio",
+}
+# open-unlearning's MUSE evaluation (configs/eval/muse.yaml) ← the Studio's keys on the extra splits.
+MUSE_COLUMNS = {"forget_knowmem_ROUGE": "knowmem_forget.rougeL", "retain_knowmem_ROUGE": "knowmem_retain.rougeL",
+                "forget_verbmem_ROUGE": "verbmem_forget.rougeL"}
+
+
+def leaderboard(report: dict, suite: str) -> dict:
+    """{model: {column: value}} for before / after / oracle, under the leaderboard's names."""
+    columns = MUSE_COLUMNS if suite.startswith("muse:") else TOFU_COLUMNS
+    return {which: {col: report[which][key] for col, key in columns.items() if key in report[which]}
+            for which in ("before", "after", "oracle") if report.get(which)}
+
+
+# ------------------------------------------------------------------ files → Datasets
+
+
+def _key(rec: dict) -> str:
+    return " ".join(str(rec.get("question", "")).casefold().split())
+
+
+def _json_rows(folder: Path, name: str) -> list[dict]:
+    """A file of the snapshot as records: JSON lines (TOFU's '.json' files) or a JSON list."""
+    path = folder / name
+    if not path.is_file():
+        raise UserError(f"The benchmark's file {name} is not in its Hub repository (or the Hub cache).")
+    text = path.read_text(encoding="utf-8").lstrip()
+    if text.startswith("["):
+        return list(json.loads(text))
+    return [rec for _, rec in read_records(path, f"{path.stem}.jsonl")]
+
+
+def _muse_rows(folder: Path, sub: str, *splits: str) -> list:
+    """MUSE's rows of the first of `splits` in `sub`/ there is: its JSON file (either spelling)
+    or its Parquet shards."""
+    for split in splits:
+        for name in (f"{split}.json", f"{split.replace('_', '-')}.json"):
+            if (folder / sub / name).is_file():
+                return _json_rows(folder / sub, name)
+        shards = sorted((folder / sub).glob(f"{split}-*.parquet"))
+        if shards:
+            return _parquet_rows(shards, f"{sub}/{split}")
+    raise UserError(f"The benchmark's split {sub}/{splits[0]} is not in its Hub repository (or the Hub cache).")
+
+
+def _parquet_rows(shards: list[Path], what: str) -> list[dict]:
+    try:
+        import pyarrow.parquet as pq  # type: ignore[import-not-found]
+    except ImportError:
+        raise UserError(f"The benchmark's split {what} is stored as Parquet; install pyarrow to read it.") from None
+    return [row for shard in shards for row in pq.read_table(shard).to_pylist()]
+
+
+def _muse_qa(rec: dict) -> dict:
+    """knowmem's question/answer, and verbmem's prompt/gt as a question the model continues."""
+    return {"question": rec.get("question", rec.get("prompt")), "answer": rec.get("answer", rec.get("gt"))}
+
+
+def _records(rows: list[dict], fields: dict[str, str]) -> Iterator[tuple[str, dict]]:
+    for i, rec in enumerate(rows, 1):
+        yield f"row {i}", {ours: rec[theirs] for theirs, ours in fields.items() if rec.get(theirs) is not None}
+
+
+def _qa(name: str, rows: list[dict]) -> Dataset:
+    """QA rows with TOFU's field names → a validated QA Dataset (the Studio's own checks)."""
+    return _build(name, _records(rows, {**_QA_FIELDS, "group": "group"}))
+
+
+def _passages(name: str, rows: list) -> Dataset:
+    """MUSE's raw text: a list of strings or of {"text": ...} records."""
+    texts = [{"text": r} if isinstance(r, str) else r for r in rows]
+    return _build(name, _records(texts, {"text": "text"}))
