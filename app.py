@@ -29,6 +29,7 @@ from components import (
     header,
     lesson_panel,
     method_panel,
+    model_panel,
     report_panel,
     room_panel,
     run_panel,
@@ -194,6 +195,10 @@ def _wire(page: Page) -> None:
     page.lesson.finished.change(data_panel.describe_session_data, [state], [data.info, data.preview], **private)
     compare.drop.click(compare_panel.remove, [state, compare.which], [state, compare.note],
                        api_name="remove_run").then(page.show_kept, [state], kept_views, **private)
+    # A benchmark from the header: its data from the Hub, then its target model loaded.
+    (head.benchmark.input(header.use_benchmark, [state, head.benchmark], [state, head.name, head.data], **private)
+        .then(data_panel.describe_session_data, [state], [data.info, data.preview], **private)
+        .then(model_panel.loader(run.backend), [head.name], [head.status], **private))
     # One click: the workshop preset, the method, the Run tab, and the run started.
     for name, button in head.tries.items():
         (button.click(lambda n=name: (n, gr.Tabs(selected="run")), None, [head.method, page.tabs], **private)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from unlearning.service import Backend, Dataset, Session, UserError, catalog, model_name
+from unlearning.service.benchmarks import BENCHMARKS
 
 from . import method_panel, model_panel
 from .common import PAGE_JS, error_box
@@ -42,6 +43,18 @@ def try_label(method: str) -> str:
     return f"▶ Try {label}"
 
 
+def use_benchmark(session: Session, name: str):
+    """A benchmark preset from the header's menu: its data from the Hub as the session's, its
+    published target model in the model box (loaded next: model_panel.loader), the data line."""
+    if not name:
+        return session, gr.skip(), gr.skip()
+    try:
+        bench = session.use_benchmark(name)
+    except UserError as e:
+        return session, gr.skip(), error_box(str(e))
+    return session, bench.model, data_line(session.data)
+
+
 def taught_info(info: dict, session: Session) -> dict:
     """The model's line says when the session works on its taught copy, not the shared model."""
     if session.taught is None:
@@ -62,6 +75,7 @@ class Header:
     status: gr.HTML  # the model's line
     data: gr.HTML  # the data's line
     tries: dict[str, gr.Button]  # one-click tries, by method name
+    benchmark: gr.Dropdown  # TOFU / MUSE presets from the Hub (wired in app.py: use_benchmark, then the model's load)
 
 
 def render(backend: Backend) -> Header:
@@ -77,6 +91,8 @@ def render(backend: Backend) -> Header:
         name = gr.Dropdown(model_panel.CHOICES, value="workshop", allow_custom_value=True, label="Model",
                            scale=2, min_width=160, elem_id="model-name")
         load = gr.Button("Load", scale=0, min_width=70, elem_id="load-model")
+        benchmark = gr.Dropdown([("(your data)", ""), *[(label, name) for name, label in BENCHMARKS]], value="",
+                                label="Benchmark", scale=2, min_width=160, elem_id="benchmark")
         method = method_panel.selector()
         tries = {m: gr.Button(try_label(m), variant="primary", scale=2, min_width=150, elem_id=f"try-{m}") for m in TRY}
     with gr.Row(elem_id="header-status", equal_height=True):
@@ -85,7 +101,7 @@ def render(backend: Backend) -> Header:
         hints = gr.Checkbox(True, label="Explain the plots", scale=0, min_width=170, elem_id="show-hints")
     load.click(model_panel.loader(backend), [name], [status])
     hints.change(None, [hints], None, js="(on) => { document.body.classList.toggle('us-no-hints', !on); return []; }")
-    return Header(name, method, status, data, tries)
+    return Header(name, method, status, data, tries, benchmark)
 
 
 def show_data(session: Session) -> str:

@@ -154,3 +154,26 @@ def test_wrong_benchmark_is_one_sentence(capsys):
 def test_files_or_a_benchmark(capsys):
     code = main(["eval", "--model", "workshop"])
     assert code == 2 and "--forget and --retain files, or a --benchmark" in capsys.readouterr().err
+
+
+def test_header_preset_runs_in_the_app(on_hub):
+    """The header's TOFU preset (its pure handler): the suite's data and target model; the
+    session's splits are the suite's, the studio's oracle its retain model; a 2-step run keeps
+    a report with forget_quality (which needs that oracle)."""
+    from components import header
+    from unlearning.service import ModelCache, Studio, UnlearnJob
+    from unlearning.service.session import Session
+
+    session, model, line = header.use_benchmark(Session(), "tofu:forget10")
+    assert model == "open-unlearning/tofu_Llama-3.2-1B-Instruct_full" and "forget10" in line
+    splits = session.splits()
+    assert splits["holdout"].name == "holdout10" and {ex.group for ex in splits["general"].examples} == {
+        "real_authors", "world_facts"}
+    studio = Studio(ModelCache("cpu"))
+    run = studio.start(session, UnlearnJob(model, "ga", {"steps": 2, "stop": "steps"}))
+    run.wait(300)
+    assert run.state == "done", run.error
+    assert "forget_quality" in session.report["after"] and "real_authors.rougeL" in session.report["after"]
+    assert "config.json" in on_hub.downloaded("open-unlearning/tofu_Llama-3.2-1B-Instruct_retain90")
+    *_, error = header.use_benchmark(session, "tofu:forget11")
+    assert "no benchmark" in error and "tofu:forget11" in error

@@ -32,6 +32,7 @@ from .uploads import CLAIMS
 
 if TYPE_CHECKING:
     from ..models import Loaded
+    from ..suites import Benchmark
 
 ROLES = ("forget", "retain")
 FOLDER_PREFIX = "unlearning-session-"
@@ -87,6 +88,7 @@ class Session:
         self._cancel_asked = False  # … and cancel was pressed meanwhile
         self.device_log: list[tuple[float, float]] = []  # (monotonic start, estimated device s) of its runs: budget.py
         self._splits: dict[str, Dataset] | None = None  # splits() of the data it was computed from
+        self.benchmark: Benchmark | None = None  # the suite use_benchmark chose (its splits and models)
         self.chat: tuple[list, list] = ([], [])  # the chat's two panes as the page shows them: a reload shows them again
 
     def __deepcopy__(self, memo):  # gr.State deep-copies its initial value; ours is per session
@@ -137,6 +139,24 @@ class Session:
         self.data = preset(kind)
         return self.data
 
+    def use_benchmark(self, name: str) -> Benchmark:
+        """A benchmark from the Hub (suites.py): its forget and retain sets as the data; its
+        holdout, general and extra splits, and its target and retain models, kept for splits()
+        and the oracle while that data stays."""
+        from ..suites import load
+
+        bench = load(name)
+        self.data = {role: bench.splits[role] for role in ROLES}
+        self.benchmark = bench
+        return bench
+
+    def uses_benchmark(self) -> Benchmark | None:
+        """The chosen benchmark while the session's data is still its data."""
+        bench = self.benchmark
+        if bench is None or any(self.data.get(r) is not bench.splits[r] for r in ROLES):
+            return None
+        return bench
+
     def upload(self, role: str, path: str | Path, display_name: str) -> Dataset:
         """Validate a file (read from Gradio's temp file) and keep it as this session's `role`
         data. A file that fails leaves the session without that role (the error names it)."""
@@ -160,7 +180,13 @@ class Session:
             raise UserError(f"Choose a {missing[0]} file first (or pick the workshop preset).")
         cached = self._splits  # computed again only when the forget or retain data is another
         if cached is None or any(cached[r] is not self.data[r] for r in ROLES):
-            cached = self._splits = complete_splits(self.data["forget"], self.data["retain"])
+            bench = self.uses_benchmark()
+            if bench is None:
+                cached = complete_splits(self.data["forget"], self.data["retain"])
+            else:
+                cached = {**complete_splits(self.data["forget"], self.data["retain"], bench.splits["holdout"],
+                                            bench.splits["general"], bench.paraphrased), **bench.extra}
+            self._splits = cached
         return dict(cached)
 
     def uses_preset(self) -> bool:

@@ -58,6 +58,9 @@ class Studio:
             return session.taught_oracle
         if model_name(name) == "workshop" and session.uses_preset():
             return self.models.get("workshop-oracle")
+        bench = session.uses_benchmark()  # a benchmark's published retain model, beside its target model
+        if bench is not None and model_name(name) == bench.model:
+            return self.models.get(bench.oracle)
         return None
 
     def warm_preset(self, name: str = "workshop") -> float | None:
