@@ -64,8 +64,8 @@ def known_line(known: Known | None, taught: bool = False) -> str:
     if known is None:
         return ""
     model = "the taught model" if taught else "the model"
-    said = (f"**Does {model} already know the forget set?** It answers {known.asked} of its {known.of} questions "
-            f"(a sample) with ROUGE-L recall **{known.share:.0%}**: ")
+    said = (f"<b>Does {model} already know the forget set?</b> It answers {known.asked} of its {known.of} questions "
+            f"(a sample) with ROUGE-L recall <b>{known.share:.0%}</b>: ")  # HTML: markdown is not read inside a <div>
     if known.knows:
         return '<div id="data-known">' + said + f"{model} already knows {known.share:.0%} of it, so there is something to unlearn.</div>"
     return ('<div id="data-known">' + said + f"{model} already knows {known.share:.0%} of it, so unlearning would "

@@ -98,6 +98,15 @@ def test_each_method_labels_its_settings_in_its_own_words():
     assert "adapter" in method_panel.labels_of("ihl-fila")["seed"]
 
 
+def test_the_known_line_is_html_throughout():
+    """gr.HTML shows it: markdown's ** would be printed as asterisks."""
+    from unlearning.service.knows import Known
+
+    for share in (1.0, 0.02):
+        line = data_panel.known_line(Known(share, 8, 40))
+        assert "**" not in line and f"<b>{share:.0%}</b>" in line
+
+
 def test_plot_specs_drive_the_points():
     """ECO's search is drawn against the strength with its target; a spec's hidden values are
     not drawn; a series no spec names shows every value per step."""
