@@ -174,6 +174,25 @@ def test_header_preset_runs_in_the_app(on_hub):
     run.wait(300)
     assert run.state == "done", run.error
     assert "forget_quality" in session.report["after"] and "real_authors.rougeL" in session.report["after"]
+    assert session.report["leaderboard"]["after"]["forget_quality"] == session.report["after"]["forget_quality"]
+    from components import report_panel
+
+    assert report_panel.show(session)  # the Report tab reads a report with the block
     assert "config.json" in on_hub.downloaded("open-unlearning/tofu_Llama-3.2-1B-Instruct_retain90")
     *_, error = header.use_benchmark(session, "tofu:forget11")
     assert "no benchmark" in error and "tofu:forget11" in error
+
+
+def test_muse_preset_runs_in_the_app(on_hub):
+    """MUSE's extra QA splits ride along in the app's run too, and the Report tab reads them."""
+    from components import header, report_panel
+    from unlearning.service import ModelCache, Studio, UnlearnJob
+    from unlearning.service.session import Session
+
+    session, model, _ = header.use_benchmark(Session(), "muse:news")
+    assert model == "muse-bench/MUSE-news_target" and session.data["forget"].kind == "passage"
+    run = Studio(ModelCache("cpu")).start(session, UnlearnJob(model, "ga", {"steps": 2, "stop": "steps"}))
+    run.wait(300)
+    assert run.state == "done", run.error
+    assert set(session.report["leaderboard"]["after"]) == set(suites.MUSE_COLUMNS)
+    assert report_panel.show(session)

@@ -184,8 +184,8 @@ class Session:
             if bench is None:
                 cached = complete_splits(self.data["forget"], self.data["retain"])
             else:
-                cached = {**complete_splits(self.data["forget"], self.data["retain"], bench.splits["holdout"],
-                                            bench.splits["general"], bench.paraphrased), **bench.extra}
+                cached = {**complete_splits(self.data["forget"], self.data["retain"], bench.splits.get("holdout"),
+                                            bench.splits.get("general"), bench.paraphrased), **bench.extra}
             self._splits = cached
         return dict(cached)
 
@@ -265,6 +265,10 @@ class Session:
             number = number or max((k.number for k in self.kept), default=0) + 1
             forget = self.data.get("forget")
             data = f"{forget.name}: {len(forget.examples)} {'QA' if forget.kind == 'qa' else 'passages'}" if forget else ""
+            if report is not None and (bench := self.uses_benchmark()) is not None:  # as the CLI's --benchmark
+                from ..suites import leaderboard
+
+                report["leaderboard"] = {"benchmark": bench.name, **leaderboard(report, bench.name)}
             run = KeptRun(number, method, artifact, report, data=data, preset=self.uses_preset())
             self.kept.append(run)
             self.current_run = run
