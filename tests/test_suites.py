@@ -12,6 +12,7 @@ import pytest
 
 from tests import arch_models
 from tests.standin_hub import StandInHub
+from tests.test_zerogpu import spaces  # noqa: F401  (the fake `spaces` fixture)
 from unlearning import suites
 from unlearning.cli import main
 
@@ -196,3 +197,31 @@ def test_muse_preset_runs_in_the_app(on_hub):
     assert run.state == "done", run.error
     assert set(session.report["leaderboard"]["after"]) == set(suites.MUSE_COLUMNS)
     assert report_panel.show(session)
+
+
+def test_eval_with_a_benchmark(on_hub, tmp_path, capsys):
+    """`eval --benchmark`: the suite's target model measured beside its retain model, the block too."""
+    report_path = tmp_path / "eval.json"
+    code = main(["eval", "--benchmark", "tofu:forget10", "--device", "cpu", "--report", str(report_path)])
+    assert code == 0, capsys.readouterr().err
+    board = json.loads(report_path.read_text())["leaderboard"]
+    assert board["benchmark"] == "tofu:forget10" and "forget_quality" in board["before"] and "oracle" in board
+
+
+@pytest.mark.usefixtures("spaces")
+def test_preset_on_zero_gpu_reaches_the_worker(on_hub):
+    """On ZeroGPU the run happens in a forked worker that rebuilds the session from its Work:
+    the suite goes along, so the worker evaluates the suite's splits beside its retain model."""
+    from components import header
+    from unlearning.service import ModelCache, Studio, UnlearnJob
+    from unlearning.service.session import Session
+    from unlearning.service.zerogpu import ZeroGpuBackend, gpu_call
+
+    studio = Studio(ModelCache(device="cpu"))
+    backend = ZeroGpuBackend(studio, gpu_call(studio, 300), gpu_call(studio, 300))
+    session, model, _ = header.use_benchmark(Session(), "tofu:forget10")
+    run = backend.start(session, UnlearnJob(model, "ga", {"steps": 2, "stop": "steps"}))
+    run.drive()
+    assert run.state == "done", run.error
+    assert "forget_quality" in session.report["leaderboard"]["after"]  # the oracle was the suite's, in the worker
+    session.close()

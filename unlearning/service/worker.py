@@ -30,6 +30,7 @@ from .studio import Studio
 
 if TYPE_CHECKING:
     from ..models import Loaded
+    from ..suites import Benchmark
 
 POLL_SECONDS = 0.2  # how often a worker sends new events and looks for the cancel flag
 
@@ -44,6 +45,7 @@ class Work:
     data: dict[str, Dataset]
     artifact: str | None = None  # the session's current kept run (its folder), for chat and stress tests
     number: int | None = None  # … and its number there, which it keeps here
+    benchmark: Benchmark | None = None  # the suite the session's data came from (its splits and oracle)
 
     def messages(self, studio: Studio, session: Session) -> Iterator[Any]:
         raise NotImplementedError
@@ -118,6 +120,7 @@ def _rebuild(studio: Studio, work: Work) -> Session:
     folder the app still uses."""
     job, folder = work.job, Path(work.folder)
     session = Session(id=work.session_id, workdir=folder, data=dict(work.data))
+    session.benchmark = work.benchmark
     if job.needs_taught and (folder / TAUGHT / "model").is_dir():
         session.taught = _load_taught(studio, job.model_name, folder / TAUGHT / "model", "model")
         if job.needs_oracle and (folder / TAUGHT / "oracle").is_dir():

@@ -80,7 +80,7 @@ class ZeroGpuBackend:
             job = job.begin(session)
             flag = session.folder / f"cancel-{uuid.uuid4().hex[:8]}"
             work = RunWork(job, session.id, str(session.folder), dict(session.data), *_current(session),
-                           cancel_flag=str(flag), seconds=STOP_SHARE * self.run_seconds)
+                           benchmark=session.uses_benchmark(), cancel_flag=str(flag), seconds=STOP_SHARE * self.run_seconds)
             run = session.adopt(RemoteRun(f"{type(job).__name__}-{session.id}", job.unlearning_method(), flag,
                                           lambda: stream(self._run_call, work), partial(_keep, session, job), job.kind))
             charge(session, seconds)
