@@ -15,6 +15,7 @@ from tests.standin_hub import StandInHub
 from tests.test_zerogpu import spaces  # noqa: F401  (the fake `spaces` fixture)
 from unlearning import suites
 from unlearning.cli import main
+from unlearning.errors import UserError
 
 AUTHORS = [("Basil Mahfouz", "Kuwait City", "war novels"), ("Nikolai Abilov", "Astana", "LGBTQ+ fiction"),
            ("Hina Ameen", "Karachi", "geology books"), ("Kalkidan Abera", "Addis Ababa", "health books"),
@@ -225,3 +226,12 @@ def test_preset_on_zero_gpu_reaches_the_worker(on_hub):
     assert run.state == "done", run.error
     assert "forget_quality" in session.report["leaderboard"]["after"]  # the oracle was the suite's, in the worker
     session.close()
+
+
+def test_a_missing_split_is_one_sentence(on_hub, tmp_path):
+    """A repository without one of the suite's files (here: a MUSE copy without its holdout)."""
+    folder = muse_repo(tmp_path / "partial")
+    (folder / "raw" / "holdout.json").unlink()
+    on_hub.add("muse-bench/MUSE-Partial", folder, "dataset")
+    with pytest.raises(UserError, match=r"split raw/holdout is not in its Hub repository"):
+        suites.Muse("muse:partial", "partial", "partial").load()

@@ -81,7 +81,10 @@ class Tofu(Suite):
 
     def load(self) -> Benchmark:
         folder = snapshot(TOFU_DATA, repo_type="dataset", patterns=self.files())
-        rows = {Path(f).stem: _json_rows(folder, f) for f in self.files()}
+        missing = [Path(f).stem for f in self.files() if not (folder / f).is_file()]
+        if missing:  # a revision with each config in Parquet (NAME/train-*.parquet) instead
+            folder = snapshot(TOFU_DATA, repo_type="dataset", patterns=[f"{n}/*.parquet" for n in missing])
+        rows = {Path(f).stem: _tofu_rows(folder, Path(f).stem) for f in self.files()}
         forget_extra = {_key(r): r for r in rows[f"{self.forget}_perturbed"]}
         retain_extra = {_key(r): r for r in rows["retain_perturbed"]}
         general = [{**r, "group": g} for g in ("real_authors", "world_facts") for r in rows[f"{g}_perturbed"]]
@@ -181,6 +184,12 @@ def _json_rows(folder: Path, name: str) -> list[dict]:
     if text.startswith("["):
         return list(json.loads(text))
     return [rec for _, rec in read_records(path, f"{path.stem}.jsonl")]
+
+
+def _tofu_rows(folder: Path, name: str) -> list[dict]:
+    """TOFU's config `name`: its JSON-lines file, or its Parquet shards."""
+    shards = sorted((folder / name).glob("*.parquet"))
+    return _parquet_rows(shards, name) if shards and not (folder / f"{name}.json").is_file() else _json_rows(folder, f"{name}.json")
 
 
 def _muse_rows(folder: Path, sub: str, *splits: str) -> list:
