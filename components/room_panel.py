@@ -30,6 +30,11 @@ LABELLED = 8  # spots on the board labelled with their person's name; past that,
 NEAR = (0.06, 0.05)  # runs this near (shares of the axes' spans) share one label: their names would overlap
 FONT_PX = 16  # the board's point labels; its axes and legend two larger (read from the back of a room)
 PLOT_PX = (1150, 470)  # the picture's axes on a 1920 px projector, for placing labels (a guess: plotly sizes it)
+HINT = ("The gold star is the oracle, a model that never saw the forget set; the grey square is the model before "
+        "unlearning; each shared run is a dot, named beside it, or counted where several sit together (hover a dot "
+        "for who; the table lists everyone). Left–right is how far a model's answers are from the oracle's over every "
+        "wording (0 = like the oracle); up–down is what it kept. The best runs sit near the star and no lower than the "
+        "square; red marks a run the probes show as unchanged, collapsed or leaking.")
 CODE_STYLE = ("font-size:5em;font-weight:800;letter-spacing:0.12em;font-family:ui-monospace,monospace;"
               "line-height:1.1;color:#1e1b4b")
 
@@ -289,7 +294,7 @@ def render(state: gr.State, lesson_log: gr.State | None = None) -> RoomPanel:
                 code = gr.HTML(elem_id="room-code")
                 with gr.Row():
                     summary_button = gr.Button("Download summary", elem_id="room-summary")
-                    summary_file = gr.File(label="Summary (.html)", interactive=False, elem_id="room-summary-file")
+                    summary_file = gr.File(label="Summary (.html)", interactive=False, height=90, elem_id="room-summary-file")
             with gr.Accordion("Participant: join a room", open=True, elem_id="room-participant"):
                 with gr.Row():
                     typed = gr.Textbox(label="Room code", placeholder="e.g. K7Q-M2P", max_lines=1, elem_id="room-code-box")
@@ -304,7 +309,7 @@ def render(state: gr.State, lesson_log: gr.State | None = None) -> RoomPanel:
         with gr.Column(scale=5, min_width=600):
             counts = gr.HTML(elem_id="room-counts")
             plot = gr.Plot(show_label=False, elem_id="room-plot")
-            gr.Markdown(f"**What to look for:** {compare_panel.HINT}", elem_classes=["us-hint"], elem_id="room-hint")
+            gr.Markdown(f"**What to look for:** {HINT}", elem_classes=["us-hint"], elem_id="room-hint")
             table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, wrap=True, column_widths=COLUMN_WIDTHS,
                                  label="Every shared run (numbers and settings only)", elem_id="room-table")
     timer = gr.Timer(REFRESH_SECONDS, active=False)

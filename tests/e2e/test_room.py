@@ -1,7 +1,7 @@
 """A workshop room, 25 sessions against the real app (issue 27): the instructor's page in Chromium
 at 1920×1080 (the projector) opens a room; 24 gradio_client sessions do the rest. 20 people
-join it, 15 of them share a run each (a one-step
-gradient ascent on the kit: the board is about who shared what, not about unlearning well);
+join it, 15 of them share a run each (a gradient ascent on the kit, ten of one step, five of
+4–64 steps: the board is about who shared what and where, not about unlearning well);
 a second room with its own instructor and two people runs beside it, and a guesser tries
 codes. The board shows exactly the 15 runs, numbers only (no data, no chat); the other room's
 people never appear; guessed codes and someone else's run number are refused in one sentence.
@@ -31,6 +31,7 @@ from .test_browser import tab
 PEOPLE, SHARERS = 20, 15
 HOSTILE = "<b>P3</b><svg onload=__x=1>"  # P3's name: the board shows it as text (the room cuts names to 24 characters)
 RUNNERS = 1 + limits.MAX_WAITING_RUNS  # runs started at once: one on the device, the rest queued (never "queue full")
+STEPS = [1] * 10 + [4, 8, 16, 32, 64]  # each sharer's GA steps: most at one spot (one label), five apart (named)
 CHAT_P95_S = 5.0  # the load test's bound (tests/e2e/test_load.py)
 FORGET = [json.loads(line) for line in (ROOT / "assets/workshop/forget.jsonl").read_text(encoding="utf-8").splitlines()]
 
@@ -39,10 +40,10 @@ def code_of(code_html: str) -> str:
     return re.search(r'data-code="([A-Z0-9]+)"', code_html).group(1)
 
 
-def tiny_run(client: Client) -> str:
-    """The kit and a one-step gradient ascent; the run's end state."""
+def tiny_run(client: Client, steps: int = 1) -> str:
+    """The kit and a short gradient ascent; the run's end state."""
     client.predict("QA (questions and answers)", api_name="/use_preset")
-    settings = {name: spec["default"] for name, spec in setting_specs().items()} | {"steps": 1}
+    settings = {name: spec["default"] for name, spec in setting_specs().items()} | {"steps": steps}
     client.predict("workshop", "ga", *settings.values(), api_name="/start")
     deadline, finished, bar = time.time() + 600, None, ""
     while time.time() < deadline and finished not in ("done", "failed", "cancelled"):
@@ -105,7 +106,7 @@ def test_a_room_of_25_sessions(app_url, browser):
     sharers = people[:SHARERS] + [others[0]]
     with ThreadPoolExecutor(5) as talkers, ThreadPoolExecutor(RUNNERS) as runners:
         talk = [talkers.submit(chats, c, 4) for c in people[SHARERS:]]
-        ends = list(runners.map(tiny_run, sharers))
+        ends = list(runners.map(tiny_run, sharers, STEPS + [1]))
         latencies = [s for f in talk for s in f.result()]
     assert ends == ["done"] * len(sharers), ends
     for c in sharers:
