@@ -5,7 +5,9 @@ preset; (b) a run's chat labels each answer with its model, says when there is n
 model yet, and a reload mid-run keeps the chat; (c) the compare and report figures, drawn while
 their tab was hidden, fill their box, and follow a resize from 1280 to 1920; their text does not
 overlap; the oracle is gold in every figure; (d) a rejected file leaves its box, a stale refusal
-leaves the bar; Teach first moves its bar and says why it stopped, and the model line says taught.
+leaves the bar; Teach first moves its bar and says why it stopped, and the model line says taught;
+(e) eight kept runs (every method, two steps each) leave Compare's text apart, and the chat stays
+above the fold at 1280×800 once ECO's badge shows.
 Screenshots at 1280×800 and 1920×1080 land in test-artifacts/workshop-page*/.
 """
 
@@ -13,8 +15,10 @@ from __future__ import annotations
 
 import json
 
+from components.method_panel import method_choices
+
 from .conftest import ARTIFACTS
-from .test_browser import FORGET_Q, chat, tab, wait_done
+from .test_browser import FORGET_Q, chat, choose_method, set_value, tab, use_preset, wait_done
 from .test_workshop import screens
 
 GOLD = "rgb(217, 119, 6)"  # components.common.PALETTE["oracle"]
@@ -110,6 +114,7 @@ def test_the_workshop_page(browser, app_url):
     tab(page, "compare")
     wait_fills(page, "#compare-plot")
     page.set_viewport_size({"width": 1280, "height": 800})
+    tab(page, "report")
     screens(page, folder, "05-report")
     tab(page, "stress")
     assert "#1 IHL + FILA" in page.inner_text("#stress-target")
@@ -157,4 +162,45 @@ def test_own_data_rejected_then_taught(browser, app_url, tmp_path):
     page.wait_for_function("document.querySelector('#model-status').innerText.includes('taught')", timeout=30_000)
     screens(page, folder, "03-taught")
     (ARTIFACTS / folder / "teach.txt").write_text(f"{state}\nbar widths seen: {sorted(widths)}\n", encoding="utf-8")
+    context.close()
+
+
+def bottom(page, selector: str) -> float:
+    """The element's bottom edge on the page (not the viewport: the page may have scrolled)."""
+    return page.evaluate(f"document.querySelector('{selector}').getBoundingClientRect().bottom + window.scrollY")
+
+
+def test_eight_kept_runs_and_the_eco_badge(browser, app_url):
+    folder = "workshop-page-eight-runs"
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(app_url)
+    page.wait_for_selector("#try-ihl-fila", timeout=60_000)
+    use_preset(page)
+    lora = [label for label, name in method_choices() if name != "eco"]
+    assert len(lora) == 8, lora
+    choose_method(page, lora[0])
+    set_value(page, "steps", "2")  # one control for every LoRA method: it keeps its value
+    for label in lora[:7] + ["ECO prompts (no training)"]:  # ECO last: the chat answers with it
+        choose_method(page, label)
+        page.click("#start-run")
+        page.wait_for_function("document.querySelector('#run-state').innerText.startsWith('running')", timeout=60_000)
+        wait_done(page)
+
+    without = bottom(page, "#chat-panes")
+    chat(page, FORGET_Q["question"])
+    page.wait_for_selector("#eco-flag", timeout=30_000)
+    screens(page, folder, "01-chat-with-eco-badge")
+    assert abs(bottom(page, "#chat-panes") - without) <= 2, (without, bottom(page, "#chat-panes"))  # the badge pushed nothing down
+
+    tab(page, "compare")
+    page.wait_for_selector("#compare-plot .js-plotly-plot .main-svg", timeout=30_000)
+    wait_fills(page, "#compare-plot")
+    named = page.evaluate("[...document.querySelectorAll('#compare-plot .legendtext')].map((t) => t.textContent)")
+    assert sum(n.startswith("#") for n in named) == 8, named  # every kept run in the legend
+    assert overlapping_text(page, "#compare-plot") == []
+    screens(page, folder, "02-compare-eight-runs")
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    wait_fills(page, "#compare-plot")
+    assert overlapping_text(page, "#compare-plot") == []
     context.close()
