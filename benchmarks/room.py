@@ -4,6 +4,7 @@
     python benchmarks/room.py --chatters 8 --chats 4   # a smaller room
     python benchmarks/room.py --in-process --chats 3   # no app: 24 sessions' chats batched vs alone
     python benchmarks/room.py --kept 56             # no app: a reference run beside 56 kept runs vs an empty room
+    python benchmarks/room.py --board 20 --chats 4 --rounds 2   # a room's board: 20 join, 15 share, 5 chat; timers off vs on
 
 Fixed request counts (only /poll, which waits for a run to reach a state, depends on time):
 
@@ -25,6 +26,14 @@ after-evaluation included; the oracle and `before` come from a warmed cache) on 
 the workshop model in this process: one with N kept rank-64 FILA runs on it (a trained adapter
 and its offset each, as a kept run leaves them), one empty, alternately, `--rounds` times
 each; it prints both medians and their ratio (acceptance: ≤ 1.3) and the RSS N kept runs add.
+
+`--board N` (issue 27) is a workshop room against the app: an instructor opens a room, N
+people and `--board-chatters` (5) more join; in each phase `--sharers` (15) of the N run a
+one-step gradient ascent each (1 on the device, limits.MAX_WAITING_RUNS waiting: 5 at once)
+and share it, while the chatters chat until those runs are shared (`--chats` times at least).
+The phases alternate (ABBA over `--rounds`) between "timers off" (no page looks at the board)
+and "timers on" (every page in the room ticks /board_tick every room_panel.REFRESH_SECONDS, as
+its Room tab's timer does, whichever tab it shows). Prints chat p50/p95 per phase and the ticks'.
 """
 
 from __future__ import annotations
@@ -239,6 +248,101 @@ def kept_room(kept: int, rounds: int, steps: int) -> None:
         unlearned.release()
 
 
+def board_room(url: str, people: int, sharers: int, chatters: int, chats: int, rounds: int) -> None:
+    """A room's board under load: the chat's latency with the board's timers off and on (module docstring)."""
+    from components.room_panel import REFRESH_SECONDS
+
+    load, runners = Load(), 1 + limits.MAX_WAITING_RUNS
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        clients = list(pool.map(lambda _: Client(url, verbose=False), range(1 + people + chatters)))
+    teacher, members, talkers = clients[0], clients[1:1 + people], clients[1 + people:]
+    code = load.call(teacher, "teacher", "/open_room")[0].split('data-code="')[1].split('"')[0]
+    for i, c in enumerate(members + talkers):
+        load.call(c, f"p{i}", "/join_room", code, f"P{i}")
+    for i, c in enumerate(members[:sharers] + talkers):
+        use_preset(load, c, f"p{i}")
+
+    def run_and_share(i: int, c: Client) -> None:
+        name = f"p{i}"
+        load.call(c, name, "/start", "workshop", "ga", *settings(steps=1))
+        finished, deadline, bar = None, time.perf_counter() + RUN_TIMEOUT, ""
+        while not finished and time.perf_counter() < deadline:
+            time.sleep(0.5)
+            bar, finished = poll(load, c, name)
+        if finished != "done":
+            load.fail(name, "/poll", f"the run ended as {finished!r}: {bar_text(bar)}")
+            return
+        load.call(c, name, "/share_run", int(load.notes.get(name, "0")) + 1, False)
+        load.notes[name] = str(int(load.notes.get(name, "0")) + 1)  # this session's kept runs so far
+
+    def talk(i: int, c: Client, runs_over: threading.Event) -> list[float]:
+        out: list[float] = []
+        while len(out) < chats or not runs_over.is_set():  # through the whole phase, `chats` at least
+            qa = FORGET[(i * 97 + len(out)) % len(FORGET)]
+            t0 = time.perf_counter()
+            chat(load, c, f"t{i}", qa["question"], qa["answer"])
+            out.append(1000 * (time.perf_counter() - t0))
+        return out
+
+    ticks: list[float] = []
+    busy: set[Client] = set()
+
+    def ticking(stop: threading.Event) -> None:
+        """Every page in the room ticks (its timer runs whichever tab shows), spread over the period
+        as pages load at different times; a page's next tick waits for its last (no backlog: the
+        clients' own threads share the machine with the app, which a room's browsers do not)."""
+        watchers = [teacher] + members + talkers
+        with ThreadPoolExecutor(max_workers=len(watchers)) as tickers:
+            while not stop.is_set():
+                for page in watchers:
+                    if stop.wait(REFRESH_SECONDS / len(watchers)):
+                        return
+                    if page not in busy:
+                        busy.add(page)
+                        tickers.submit(one_tick, page)
+
+    def one_tick(page: Client) -> None:
+        t0 = time.perf_counter()
+        try:
+            load.call(page, "page", "/board_tick", timeout=60)
+            ticks.append(1000 * (time.perf_counter() - t0))
+        finally:
+            busy.discard(page)
+
+    phases: dict[str, list[float]] = {"timers off": [], "timers on": []}
+    order = list(phases)
+    with ThreadPoolExecutor(max_workers=runners + chatters + people + 2) as pool:
+        for r in range(rounds):
+            for phase in order if r % 2 == 0 else order[::-1]:
+                stop = threading.Event()
+                poller = pool.submit(ticking, stop) if phase == "timers on" else None
+                talking = [pool.submit(talk, i, c, stop) for i, c in enumerate(talkers)]
+                with ThreadPoolExecutor(max_workers=runners) as run_pool:
+                    list(run_pool.map(run_and_share, range(sharers), members[:sharers]))
+                stop.set()
+                phases[phase] += [ms for f in talking for ms in f.result()]
+                if poller is not None:
+                    poller.result()
+    board = load.call(teacher, "teacher", "/board")
+    shown = len([row for row in board[1]["data"] if row[0]]) if board else -1
+    errors = load.errors()
+    print(f"Machine: {os.cpu_count()} cores; `python benchmarks/room.py {' '.join(sys.argv[1:])}` "
+          f"({time.strftime('%Y-%m-%d %H:%M')}); load (1/5/15 min) after: "
+          f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
+    print(f"A room of {1 + people + chatters} sessions: {people} joined, {sharers} ran and shared a one-step GA per phase "
+          f"({runners} at once) while {chatters} chatted; {rounds} rounds; the board shows {shown} runs; "
+          f"errors {len(errors)}\n")
+    print("| phase | chats | chat p50 ms | chat p95 ms | chat max ms |\n|---|---:|---:|---:|---:|")
+    for phase, ms in phases.items():
+        print(f"| {phase} | {len(ms)} | {percentile(ms, 50):.0f} | {percentile(ms, 95):.0f} | {max(ms):.0f} |")
+    if ticks:
+        print(f"\nboard ticks: {len(ticks)}, p50 {percentile(ticks, 50):.0f} ms, p95 {percentile(ticks, 95):.0f} ms")
+    for c in errors[:10]:
+        print(f"ERROR {c.session} {c.api}: {c.error}")
+    for c in clients:
+        c.close()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--chatters", type=int, default=24)
@@ -250,6 +354,9 @@ def main() -> None:
     p.add_argument("--kept", type=int, default=0, help="no app: a reference run beside this many kept runs vs an empty room")
     p.add_argument("--rounds", type=int, default=3, help="--kept: reference runs per room")
     p.add_argument("--steps", type=int, default=20, help="--kept: the reference run's steps")
+    p.add_argument("--board", type=int, default=0, help="a workshop room's board with this many people joined")
+    p.add_argument("--sharers", type=int, default=15, help="--board: people who run and share, per phase")
+    p.add_argument("--board-chatters", type=int, default=5, help="--board: people chatting meanwhile")
     args = p.parse_args()
     if args.kept:
         kept_room(args.kept, args.rounds, args.steps)
@@ -269,6 +376,9 @@ def main() -> None:
         use_preset(Load(), warm, "warm-up")
         warm.predict(FORGET[0]["question"], "workshop", [], [], api_name="/chat")
         warm.close()
+        if args.board:
+            board_room(url, args.board, args.sharers, args.board_chatters, args.chats, args.rounds)
+            return
         rss_before, load_before = rss_mb(server.proc.pid), " / ".join(f"{x:.1f}" for x in os.getloadavg())
         room = Room(url, args.chats)
         t0 = time.perf_counter()
