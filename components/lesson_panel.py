@@ -46,8 +46,9 @@ def probes_html(probes: list[Probe]) -> str:
     """Step 1's prompts and the original's replies, so the room sees what the reading scored."""
     if not probes:
         return ""
-    rows = "".join(f"<tr><td>{html.escape(p.kind)}</td><td>{html.escape(p.prompt)}</td><td>{html.escape(p.reply)}</td></tr>"
-                   for p in probes)
+    left = ' style="text-align:left"'  # words, not numbers: us-report right-aligns its cells
+    rows = "".join(f"<tr><td{left}>{html.escape(p.kind)}</td><td{left}>{html.escape(p.prompt)}</td>"
+                   f"<td{left}>{html.escape(p.reply)}</td></tr>" for p in probes)
     return ('<table class="us-report" id="lesson-probes"><tr><th>wording</th><th>prompt</th><th>the original answers</th>'
             f"</tr>{rows}</table>")
 

@@ -97,7 +97,7 @@ def compare_rows(page, expect: str) -> list[list[str]]:
 
 
 def test_the_whole_lesson_on_the_kit(browser, app_url, shot, tmp_path):
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
     page.goto(app_url)
     page.wait_for_selector("#try-ihl-fila", timeout=60_000)
     tab(page, "lesson")
@@ -114,7 +114,9 @@ def test_the_whole_lesson_on_the_kit(browser, app_url, shot, tmp_path):
 
     # 2 · gradient ascent: against its report.json
     reading = run_step(page, "ga")
-    shot(page, "step2-ga")
+    folder = shot(page, "step2-ga").parent
+    page.locator("#lesson-ga-reading").scroll_into_view_if_needed()
+    page.screenshot(path=str(folder / "lesson-1280x800.png"))  # the tab as a laptop shows it, two steps in
     report, link = report_json(page, None)
     assert report["method"] == "ga" and report["steps"] == 100  # the quick lesson keeps GA's own steps
     check_run_reading(text_of(reading), report)
