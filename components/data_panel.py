@@ -173,6 +173,7 @@ def render(state: gr.State) -> DataPanel:
     with gr.Row(elem_id="data-formats"):
         gr.Markdown(FORMATS, elem_id="data-format-help")
         with gr.Column(scale=0, min_width=240):
+            gr.set_static_paths([TEMPLATES])  # served from assets/, not copied into the uploads the app sweeps
             for name, label in (("qa-template.jsonl", "Template: questions (.jsonl)"),
                                 ("qa-template.csv", "Template: questions (.csv)"),
                                 ("passages-template.txt", "Template: passages (.txt)")):
