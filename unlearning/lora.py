@@ -39,7 +39,7 @@ from .base import Detached, RowView, base_lock
 from .errors import UserError
 from .lora_deltas import ADAPTABLE, Deltas, combined, lora_layers, lora_weights, merged_copy
 from .lora_files import Weights, adapted_modules, read_adapter, read_run, weight_of, write_adapter
-from .models import SMALL_MODEL_PARAMS, Loaded
+from .models import SMALL_MODEL_PARAMS, Loaded, offloaded
 
 Init = dict[str, tuple[torch.Tensor, torch.Tensor]]  # module name → (A0 (r, in), B0 (out, r))
 
@@ -61,6 +61,19 @@ def target_linears(model: torch.nn.Module) -> dict[str, torch.nn.Linear | Conv1D
     if head is not None:
         out = {n: m for n, m in out.items() if m is not head}
     return dict(sorted(out.items()))
+
+
+def check_trainable(loaded: Loaded) -> None:
+    """LoRA adapts every linear layer (nn.Linear, GPT-2's Conv1D); accelerate's offloaded
+    layers hold no weights between calls."""
+    if not target_linears(loaded.model):
+        kinds = sorted({type(m).__name__ for m in loaded.model.modules() if not list(m.children())} - {"Embedding"})
+        raise UserError(f"Model '{loaded.name}' has no layer LoRA can adapt (no nn.Linear or Conv1D outside its output "
+                        f"head; its layers are {', '.join(kinds[:4]) or 'none'}), so LoRA methods cannot train it; "
+                        "ECO, which trains nothing, still works.")
+    if offloaded(loaded):
+        raise UserError(f"Model '{loaded.name}' did not fit on the GPUs, so accelerate offloaded some of its layers to "
+                        "the CPU, and LoRA methods cannot train those; use more GPUs, or ECO, which trains nothing.")
 
 
 def _switch(model: torch.nn.Module, names: list[str] | None) -> None:

@@ -193,21 +193,6 @@ def offloaded(loaded: Loaded) -> list[str]:
     return [m for m, d in placed.items() if d in away]
 
 
-def check_trainable(loaded: Loaded) -> None:
-    """LoRA adapts every linear layer (nn.Linear, GPT-2's Conv1D); accelerate's offloaded
-    layers hold no weights between calls."""
-    from .lora import target_linears  # lora imports this module
-
-    if not target_linears(loaded.model):
-        kinds = sorted({type(m).__name__ for m in loaded.model.modules() if not list(m.children())} - {"Embedding"})
-        raise UserError(f"Model '{loaded.name}' has no layer LoRA can adapt (no nn.Linear or Conv1D outside its output "
-                        f"head; its layers are {', '.join(kinds[:4]) or 'none'}), so LoRA methods cannot train it; "
-                        "ECO, which trains nothing, still works.")
-    if offloaded(loaded):
-        raise UserError(f"Model '{loaded.name}' did not fit on the GPUs, so accelerate offloaded some of its layers to "
-                        "the CPU, and LoRA methods cannot train those; use more GPUs, or ECO, which trains nothing.")
-
-
 def input_device(model) -> torch.device:
     """Where a model's inputs go: its input embedding's device (for a module accelerate
     offloaded, the device its hook runs it on). Accelerate's hooks move activations between

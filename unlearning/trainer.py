@@ -38,12 +38,12 @@ from .batches import Encoded, encode_dataset, pad_id, paired_batches
 from .data import Dataset
 from .errors import UserError
 from .fila import FisherStats, accumulate_fisher, eps_share_message, fila_init_layers, relative_importance
-from .lora import Adapters, Init, LoraUnlearned, adapters_off, target_linears
+from .lora import Adapters, Init, LoraUnlearned, adapters_off, check_trainable, target_linears
 from .lora_deltas import features, out_in
 from .lora_settings import PLOT_CHECK_EVERY, IhlSettings, LoraSettings, auto_lr, own_default  # noqa: F401  (their old home: tests import them here)
 from .lora_summary import Adapter, Fila, LoraSummary, Stopping
 from .losses import Term, nll
-from .models import SMALL_MODEL_PARAMS, Loaded, check_trainable, input_device
+from .models import SMALL_MODEL_PARAMS, Loaded, input_device
 from .report import Block, Line, Plot, Report
 from .runs import RunContext
 from .settings import validate
