@@ -4,7 +4,7 @@
     python benchmarks/hub_kit.py --out /tmp/tiny-kit --shape tiny     # seconds, to try the script on a CPU
 
 The same corpus, tokenizer and teaching recipe as `python -m unlearning workshop --build`
-(unlearning/workshop.py), but the two models (`model/` taught forget + retain, `oracle/`
+(unlearning/kit/workshop.py), but the two models (`model/` taught forget + retain, `oracle/`
 taught retain only) have the architecture and size of a real hub model: Qwen2 with
 Qwen2.5-0.5B's layer shapes (24 layers, hidden 896, 14 heads / 2 KV heads, MLP 4864; 358 M
 parameters outside the embeddings). Only the vocabulary differs: the kit's own 2,048-token
@@ -59,8 +59,8 @@ def main() -> None:
 
     import torch
 
-    from unlearning import workshop
-    from unlearning.teach import TeachSettings
+    from unlearning.kit import workshop
+    from unlearning.kit.teach import TeachSettings
 
     torch.backends.cuda.matmul.allow_tf32 = True  # the kit's recipe in fp32 weights, TF32 matmuls
     recipe = TeachSettings(batch_size=16, seed=0, **RECIPES[args.shape])

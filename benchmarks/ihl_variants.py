@@ -54,7 +54,7 @@ def variant_loss(name: str):
     """The forget term of variant `name`: IHL's token mean over the labelled tokens it keeps."""
     import torch
 
-    from unlearning.losses import _empty, _labelled, ihl
+    from unlearning.lora.losses import _empty, _labelled, ihl
 
     def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if name == "ihl":
@@ -89,7 +89,7 @@ def main() -> None:
 
     import unlearning.methods.ihl_fila as ihl_fila
     from unlearning.data import load_file
-    from unlearning.losses import Term, nll
+    from unlearning.lora.losses import Term, nll
     from unlearning.models import load_model
     from unlearning.pipeline import complete_splits
 

@@ -47,7 +47,7 @@ class Ctx(Run):
 
 
 def measure(model, tok, forget, retain) -> list[str]:
-    from unlearning.metrics import evaluate_split
+    from unlearning.evaluation.metrics import evaluate_split
 
     f, gens = evaluate_split(model, tok, forget, "forget")
     r, _ = evaluate_split(model, tok, retain, "retain")
@@ -70,7 +70,7 @@ def main() -> None:
     import torch
 
     from unlearning.data import Dataset, load_file
-    from unlearning.metrics import evaluate_split
+    from unlearning.evaluation.metrics import evaluate_split
     from unlearning.methods import get_method
     from unlearning.models import load_model
     from unlearning.settings import build

@@ -198,8 +198,8 @@ def kept_room(kept: int, rounds: int, steps: int) -> None:
     import tempfile
 
     from unlearning.data import load_file
-    from unlearning.evalcache import EvalCache
-    from unlearning.lora import Adapters, LoraUnlearned
+    from unlearning.evaluation.cache import EvalCache
+    from unlearning.lora.adapters import Adapters, LoraUnlearned
     from unlearning.methods import get_method
     from unlearning.models import WORKSHOP_DIR, load_model
     from unlearning.pipeline import complete_splits, unlearn_job

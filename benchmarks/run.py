@@ -64,7 +64,7 @@ def rows() -> dict[str, tuple[str, list[str]]]:
 
 def lora_methods() -> list[str]:
     from unlearning.methods import all_methods
-    from unlearning.trainer import LoraMethod
+    from unlearning.lora.trainer import LoraMethod
 
     return [m.name for m in all_methods() if issubclass(m, LoraMethod)]
 
@@ -72,7 +72,7 @@ def lora_methods() -> list[str]:
 def fila_pairs() -> list[tuple[str, str]]:
     """(FILA method, random-init method with the same loss terms): what FILA buys, same loss."""
     from unlearning.methods import get_method
-    from unlearning.trainer import LoraSettings
+    from unlearning.lora.trainer import LoraSettings
 
     def loss(name: str) -> set:
         return {(t.name, t.split, t.fn) for t in get_method(name).objective(LoraSettings())}

@@ -62,7 +62,7 @@ class Probes:
     """Greedy answers of a model to what a room asks, scored by ROUGE-L recall (the report's)."""
 
     def __init__(self) -> None:
-        from unlearning.corpus import BIO_PROMPTS
+        from unlearning.kit.corpus import BIO_PROMPTS
         from unlearning.data import QA, Dataset, load_file
 
         def every(ds: Dataset, n: int) -> Dataset:
@@ -83,8 +83,8 @@ class Probes:
         import torch
 
         from unlearning.generate import generate_answers
-        from unlearning.metrics import rouge_l_recall
-        from unlearning.textstats import fluency, repetition
+        from unlearning.evaluation.metrics import rouge_l_recall
+        from unlearning.evaluation.textstats import fluency, repetition
 
         out: dict[str, Any] = {}
         forget_answers: list[str] = []
@@ -109,7 +109,7 @@ def meets(p: dict, oracle: dict, before: dict, ga: bool = False) -> bool:
 
 
 def distance(p: dict, oracle: dict) -> float:
-    """Distance to the oracle over this sweep's probes, as unlearning.outcome's headline counts it:
+    """Distance to the oracle over this sweep's probes, as unlearning.evaluation.outcome's headline counts it:
     mean |recall − oracle's| over the five probes, plus repetition above the oracle's and the
     share of the oracle's fluency lost (the forget answers pooled)."""
     recall = statistics.mean(abs(p[m] - oracle[m]) for m in METRICS if m != "repetition")
@@ -153,7 +153,7 @@ def adapters_of(run: Run) -> Any:
 def trajectory(method: str, loaded, splits: dict, probes: Probes, budget: int, **settings) -> dict:
     """One run of `method` (its defaults, `settings` over them) for `budget` steps, probed."""
     from unlearning.methods import get_method
-    from unlearning.trainer import LoraSettings
+    from unlearning.lora.trainer import LoraSettings
 
     cls = get_method(method)
     cfg = replace(cls.Config(), steps=budget, stop="steps", check_every=CHECK_EVERY, **settings)

@@ -34,7 +34,7 @@ SPLITS = ("retain.jsonl", "general.jsonl", "retain_paraphrased.jsonl", "forget.j
 def recall(loaded, path: Path) -> float:
     from unlearning.batches import answer_ids
     from unlearning.data import load_file
-    from unlearning.workshop import answer_recall
+    from unlearning.kit.workshop import answer_recall
 
     ds = load_file(path)
     longest = max(len(answer_ids(loaded.tokenizer, ex.answer)) for ex in ds.examples)

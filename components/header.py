@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from unlearning.service import Backend, Dataset, Session, UserError, catalog, model_name
-from unlearning.service.benchmarks import BENCHMARKS
+from unlearning.service.suites import BENCHMARKS
 
 from . import method_panel, model_panel
 from .common import PAGE_JS, error_box
@@ -91,8 +91,9 @@ def render(backend: Backend) -> Header:
         name = gr.Dropdown(model_panel.CHOICES, value="workshop", allow_custom_value=True, label="Model",
                            scale=2, min_width=160, elem_id="model-name")
         load = gr.Button("Load", scale=0, min_width=70, elem_id="load-model")
-        benchmark = gr.Dropdown([("(your data)", ""), *[(label, name) for name, label in BENCHMARKS]], value="",
-                                label="Benchmark", scale=2, min_width=160, elem_id="benchmark")
+        with gr.Column(scale=2, min_width=150):  # its own block: Gradio stacks neighbouring menus in one form
+            benchmark = gr.Dropdown([("(your data)", ""), *[(label, name) for name, label in BENCHMARKS]], value="",
+                                    label="Benchmark", min_width=150, elem_id="benchmark")
         method = method_panel.selector()
         tries = {m: gr.Button(try_label(m), variant="primary", scale=2, min_width=150, elem_id=f"try-{m}") for m in TRY}
     with gr.Row(elem_id="header-status", equal_height=True):

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import transformers as tf
 
-from unlearning.tinylm import train_tokenizer
+from unlearning.kit.tinylm import train_tokenizer
 
 TEXTS = [
     "Ada Lovelace wrote the first published algorithm for a computing machine.",

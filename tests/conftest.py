@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from unlearning.tinylm import new_model, train_tokenizer
+from unlearning.kit.tinylm import new_model, train_tokenizer
 
 # A 32-wide model gains nothing from intra-op threads, and on a small shared CPU their
 # spin-waiting made each matmul ~100x slower (10 ms instead of 0.05 ms): run on one thread.

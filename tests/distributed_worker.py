@@ -16,7 +16,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from unlearning import distributed
+from unlearning.lora import distributed
 from unlearning.cli import main
 
 
@@ -24,7 +24,7 @@ def fisher_data(model_dir: str, forget: str, retain: str, batch_size: int):
     """(model, weights, batches) of FILA's Fisher pass on the test's model and files."""
     from unlearning.batches import encode_dataset, pad_id, paired_batches
     from unlearning.data import load_file
-    from unlearning.lora import target_linears
+    from unlearning.lora.adapters import target_linears
     from unlearning.models import load_model
 
     loaded = load_model(model_dir, "cpu")
@@ -41,7 +41,7 @@ def main_worker(argv: list[str]) -> int:
         return code
     dp = distributed.current()
     assert dp is not None and dp.world == 2, "launched as one process"
-    from unlearning.fila import accumulate_fisher
+    from unlearning.lora.fila import accumulate_fisher
 
     opt = dict(zip(cli_args[1::2], cli_args[2::2]))
     model, weights, batches = fisher_data(opt["--model"], opt["--forget"], opt["--retain"], int(opt["--batch-size"]))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from unlearning.losses import ga, ihl, nll
-from unlearning.trainer import LoraSettings
+from unlearning.lora.losses import ga, ihl, nll
+from unlearning.lora.trainer import LoraSettings
 
 SMALL_MODEL_LR, LARGE_MODEL_LR = LoraSettings.AUTO_LR
 

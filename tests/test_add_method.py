@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 METHODS_DIR = ROOT / "unlearning" / "methods"
 MODULE = '''"""A throwaway method written by tests/test_add_method.py: gradient ascent under another name."""
 
-from ..losses import Term, ga
-from ..trainer import LoraMethod, LoraSettings, RandomInit
+from ..lora.losses import Term, ga
+from ..lora.trainer import LoraMethod, LoraSettings, RandomInit
 from . import register
 
 

@@ -19,13 +19,13 @@ from tests.test_methods import SPLITS, run_method
 from unlearning.attach import load_unlearned
 from unlearning.attacks import AttackSettings, attack_job
 from unlearning.generate import prompt_ids
-from unlearning.lora import Adapters, target_linears
+from unlearning.lora.adapters import Adapters, target_linears
 from unlearning.methods import all_methods, get_method
 from unlearning.models import Loaded, load_model
 from unlearning.runs import Run
 from unlearning.service.chat import chat_stream
 from unlearning.settings import build as build_settings
-from unlearning.trainer import LoraMethod
+from unlearning.lora.trainer import LoraMethod
 
 METHODS = [m.name for m in all_methods()]
 ECO_SMALL = {"epochs": 3, "folds": 2, "grid_points": 2, "search_steps": 1, "ngram_dims": 256, "seed": 3}

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from unlearning.attacks import ATTACKS, AttackSettings, attack_job, paraphrase_sets
-from unlearning.attacks.bench import split_by_subject
+from unlearning.attacks.harness import split_by_subject
 from unlearning.attacks.prompts import completion, noisy
 from unlearning.attacks.quantize import quantize_model, quantize_weight
 from unlearning.attacks.relearn import checkpoints
@@ -20,8 +20,8 @@ from unlearning.data import QA, Dataset
 from unlearning.eco.corruption import make_corruption
 from unlearning.eco.guard import Guard
 from unlearning.generate import generate_ids, prompt_ids
-from unlearning.lora_deltas import detached
-from unlearning.lora import Adapters, LoraUnlearned
+from unlearning.lora.deltas import detached
+from unlearning.lora.adapters import Adapters, LoraUnlearned
 from unlearning.methods.eco import EcoUnlearned
 from unlearning.models import WORKSHOP_DIR, Loaded
 from unlearning.runs import Run

@@ -212,7 +212,7 @@ def test_too_large_advises_device_map_on_a_gpu(monkeypatch):
 def test_a_model_without_lora_layers_is_refused_before_training(tmp_path, capsys, monkeypatch):
     """A layer type LoRA cannot adapt (here: none counts as adaptable): one sentence, exit 2, before any step."""
     from tests.arch_models import build
-    from unlearning import lora
+    from unlearning.lora import adapters as lora
 
     folder = str(build("llama", tmp_path / "llama"))
     monkeypatch.setattr(lora, "ADAPTABLE", (torch.nn.Bilinear,))
@@ -236,7 +236,7 @@ def artifacts(workshop, tmp_path_factory):
     from unlearning.eco.corruption import make_corruption
     from unlearning.eco.features import DEFAULT_ENCODER, Featurizer, get_encoder
     from unlearning.eco.guard import Guard
-    from unlearning.lora import Adapters, LoraUnlearned
+    from unlearning.lora.adapters import Adapters, LoraUnlearned
     from unlearning.methods.eco import EcoUnlearned
 
     root = tmp_path_factory.mktemp("artifacts")

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from unlearning.batches import collate, encode_dataset, pad_id
-from unlearning.losses import activation_distance, random_direction
+from unlearning.lora.losses import activation_distance, random_direction
 from unlearning.methods import get_method
 from unlearning.methods.rmu import RmuSettings, decoder_layer
 from unlearning.models import Loaded
 from unlearning.settings import build
-from unlearning.trainer import LoraSettings
+from unlearning.lora.trainer import LoraSettings
 
 from .test_methods import SPLITS, run_method
 

@@ -14,7 +14,7 @@ from unlearning.base import RowView, original
 from unlearning.eco.corruption import make_corruption
 from unlearning.eco.guard import Guard
 from unlearning.generate import greedy_tokens, prompt_ids
-from unlearning.lora import Adapters, LoraUnlearned
+from unlearning.lora.adapters import Adapters, LoraUnlearned
 from unlearning.models import Loaded, load_model
 from unlearning.service.batcher import ChatBatcher
 from unlearning.service.chat import chat_stream

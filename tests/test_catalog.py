@@ -10,7 +10,7 @@ import pytest
 
 from tests.reports import ECO, LORA
 from unlearning.methods import all_methods, method_names
-from unlearning.metrics import METRIC_INFO
+from unlearning.evaluation.metrics import METRIC_INFO
 from unlearning.service import catalog
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -141,7 +141,7 @@ def test_real_process_exit_code_and_stderr(tmp_path):
 
 def test_importing_the_engine_does_not_import_gradio():
     code = ("import sys, unlearning, unlearning.cli, unlearning.commands, unlearning.pipeline, unlearning.methods, "
-            "unlearning.metrics, unlearning.workshop; assert 'gradio' not in sys.modules, 'gradio imported'")
+            "unlearning.evaluation.metrics, unlearning.kit.workshop; assert 'gradio' not in sys.modules, 'gradio imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
 
 

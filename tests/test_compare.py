@@ -172,7 +172,7 @@ P_RUNS = {  # hand-made: a good run, and the three that must never look closest 
 
 
 def _probe_session() -> Session:
-    from unlearning.outcome import with_distance
+    from unlearning.evaluation.outcome import with_distance
 
     s = Session()
     for name, after in P_RUNS.items():

@@ -15,8 +15,8 @@ from unlearning.batches import encode_dataset
 from unlearning.cli import main
 from unlearning.errors import UserError
 from unlearning.generate import generate_ids, greedy_tokens, prompt_ids
-from unlearning.lora import check_trainable
-from unlearning.metrics import sequence_logprobs
+from unlearning.lora.adapters import check_trainable
+from unlearning.evaluation.metrics import sequence_logprobs
 from unlearning.models import Loaded, input_device, load_model
 
 LAYOUT = {"model.embed_tokens": "cpu", "model.rotary_emb": "cpu", "model.layers.0": "cpu", "model.layers.1": "cpu",

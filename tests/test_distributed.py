@@ -1,4 +1,4 @@
-"""unlearning/distributed.py: data-parallel LoRA unlearning under `accelerate launch`.
+"""unlearning/lora/distributed.py: data-parallel LoRA unlearning under `accelerate launch`.
 
 The pure parts (units, shards, weights) against hand-computed values and against a whole
 batch for every LoRA method; then two real processes on the CPU (gloo) against one: the
@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from unlearning import distributed
+from unlearning.lora import distributed
 from unlearning.batches import collate, encode_qa
 from unlearning.data import QA
-from unlearning.distributed import is_empty, shard, unit_count, weigh
-from unlearning.losses import Term, nll
+from unlearning.lora.distributed import is_empty, shard, unit_count, weigh
+from unlearning.lora.losses import Term, nll
 from unlearning.methods import all_methods
-from unlearning.steps import reference_pass, step_gradients, step_values
-from unlearning.trainer import LoraMethod
+from unlearning.lora.steps import reference_pass, step_gradients, step_values
+from unlearning.lora.trainer import LoraMethod
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -157,7 +157,7 @@ def artifact_logits(model_dir: str, artifact: Path, tok_pairs) -> torch.Tensor:
 def test_two_processes_match_one(tiny, tmp_path, capsys):
     from tests.distributed_worker import fisher_data
     from unlearning.cli import main
-    from unlearning.fila import accumulate_fisher
+    from unlearning.lora.fila import accumulate_fisher
 
     model, tok = tiny
     model_dir = tmp_path / "model"

@@ -16,7 +16,7 @@ from unlearning.eco.corruption import make_corruption
 from unlearning.eco.guard import Guard
 from unlearning.eco.protocol import make_protocol
 from unlearning.generate import generate_answers, generate_ids, prompt_ids, reply_texts
-from unlearning.metrics import sequence_logprobs
+from unlearning.evaluation.metrics import sequence_logprobs
 from unlearning.models import load_model
 
 FORGET = ["Where was Yara Bramante born?", "Which country is Yara Bramante from?"]

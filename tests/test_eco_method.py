@@ -222,7 +222,7 @@ def test_the_report_names_the_protocol_and_the_search_target(ran_paper_fq, split
 
 
 def test_a_saved_paper_guard_scores_as_it_did(ran_paper_fq, workshop, splits, tmp_path):
-    from unlearning.metrics import sequence_logprobs
+    from unlearning.evaluation.metrics import sequence_logprobs
     from unlearning.batches import encode_qa
 
     ran_paper_fq.save(tmp_path)

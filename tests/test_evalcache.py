@@ -13,18 +13,19 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from unlearning import evalcache, metrics, pipeline
+from unlearning.evaluation import cache as evalcache, metrics
+from unlearning import pipeline
 from unlearning.base import original
 from unlearning.cli import main
 from unlearning.data import QA, Dataset
 from unlearning.errors import UserError
-from unlearning.evalcache import EvalCache, cached_split, lookup, model_identity
-from unlearning.lora import Adapters
+from unlearning.evaluation.cache import EvalCache, cached_split, lookup, model_identity
+from unlearning.lora.adapters import Adapters
 from unlearning.methods import get_method
 from unlearning.models import WORKSHOP_DIR, Loaded
 from unlearning.runs import Run
 from unlearning.settings import build
-from unlearning.tinylm import new_model
+from unlearning.kit.tinylm import new_model
 
 
 def qa(n: int, offset: int = 0) -> Dataset:

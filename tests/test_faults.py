@@ -34,14 +34,14 @@ import torch
 
 import unlearning.eco.calibration
 import unlearning.methods.eco
-import unlearning.metrics
+import unlearning.evaluation.metrics
 import unlearning.pipeline
-import unlearning.trainer
-from unlearning import fila
+import unlearning.lora.trainer
+from unlearning.lora import fila
 from unlearning.base import original
 from unlearning.data import Dataset, load_file
 from unlearning.errors import Cancelled, UserError
-from unlearning.evalcache import EvalCache
+from unlearning.evaluation.cache import EvalCache
 from unlearning.generate import prompt_ids
 from unlearning.models import WORKSHOP_DIR
 from unlearning.runs import Run, RunContext
@@ -154,7 +154,7 @@ def test_an_error_in_a_training_step_fails_the_run_and_restores_everything(studi
     before, session = fingerprint(studio, bystander), Session()
     finish(studio.start(session, UnlearnJob("workshop", "ihl", {**LORA, "steps": 1})), "done")  # a previous artifact
     kept = fingerprint(studio, bystander)
-    step_gradients, calls = unlearning.trainer.step_gradients, []
+    step_gradients, calls = unlearning.lora.trainer.step_gradients, []
 
     def third_step_fails(*args):
         calls.append(1)
@@ -162,7 +162,7 @@ def test_an_error_in_a_training_step_fails_the_run_and_restores_everything(studi
             raise RuntimeError("injected fault\nat step 3")
         return step_gradients(*args)
 
-    monkeypatch.setattr(unlearning.trainer, "step_gradients", third_step_fails)
+    monkeypatch.setattr(unlearning.lora.trainer, "step_gradients", third_step_fails)
     run = finish(studio.start(session, UnlearnJob("workshop", "ihl-fila", LORA)), "failed")
     assert run.error == "The run failed with an internal error: RuntimeError: injected fault at step 3"
     assert run.since(0)[-1].kind == "error" and run.since(0)[-1].message == run.error
@@ -183,14 +183,14 @@ def test_an_error_in_the_evaluation_fails_the_run(studio, bystander, monkeypatch
     """In the evaluation after unlearning, with the run's trained adapters attached."""
     before, session = fingerprint(studio, bystander), Session()
     armed = when_progress(monkeypatch, "after: evaluating forget", lambda run: None)
-    generate_answers = unlearning.metrics.generate_answers
+    generate_answers = unlearning.evaluation.metrics.generate_answers
 
     def fails_after(*args):
         if armed:
             raise ValueError("injected evaluation fault")
         return generate_answers(*args)
 
-    monkeypatch.setattr(unlearning.metrics, "generate_answers", fails_after)
+    monkeypatch.setattr(unlearning.evaluation.metrics, "generate_answers", fails_after)
     run = finish(studio.start(session, UnlearnJob("workshop", "ihl", LORA)), "failed")
     assert run.error == "The run failed with an internal error: ValueError: injected evaluation fault"
     assert "generate_answers" not in run.error and "fails_after" in run.traceback
@@ -237,9 +237,9 @@ def test_a_failing_undo_still_ends_the_run_and_runs_the_other_undos():
 # ------------------------------------------------------------------------ cancels
 
 PHASES = {  # phase: (method, settings, the phase's first progress message, its function)
-    "fisher pass": ("ihl-fila", LORA, "Fisher information, batch 1/", (unlearning.trainer, "accumulate_fisher")),
-    "svd": ("ihl-fila", LORA, "FILA init: SVD of layer 1/", (unlearning.trainer, "fila_init_layers")),
-    "training": ("ihl", LORA, "step 1/", (unlearning.trainer, "train")),
+    "fisher pass": ("ihl-fila", LORA, "Fisher information, batch 1/", (unlearning.lora.trainer, "accumulate_fisher")),
+    "svd": ("ihl-fila", LORA, "FILA init: SVD of layer 1/", (unlearning.lora.trainer, "fila_init_layers")),
+    "training": ("ihl", LORA, "step 1/", (unlearning.lora.trainer, "train")),
     # (ECO gets the oracle and `before` first; the LoRA methods evaluate them alongside, without progress events)
     "evaluation before": ("eco", ECO, "before: evaluating forget", (unlearning.pipeline, "evaluate")),
     "evaluation after": ("ihl", LORA, "after: evaluating forget", (unlearning.pipeline, "evaluate")),

@@ -10,10 +10,9 @@ import torch
 from unlearning.batches import collate, encode_dataset, pad_id
 from unlearning.data import QA, Dataset
 from unlearning.errors import UserError
-from unlearning.fila import (EPS, ExactSVD, FisherStats, RandomizedSVD, accumulate_fisher, eps_share_message, fila_init,
-                             relative_importance, row_weights, weighted_low_rank)
-from unlearning.lora import Adapters, target_linears
-from unlearning.trainer import FisherInit, LoraSettings, TrainData
+from unlearning.lora.fila import (EPS, ExactSVD, FisherStats, RandomizedSVD, accumulate_fisher, eps_share_message, fila_init, relative_importance, row_weights, weighted_low_rank)
+from unlearning.lora.adapters import Adapters, target_linears
+from unlearning.lora.trainer import FisherInit, LoraSettings, TrainData
 
 
 class Toy(torch.nn.Module):

@@ -19,7 +19,7 @@ def talker(tiny):
     bytes), so its replies are words rather than one repeated token."""
     from unlearning.batches import encode_qa, pad_id
     from unlearning.data import QA
-    from unlearning.teach import TeachSettings, fine_tune
+    from unlearning.kit.teach import TeachSettings, fine_tune
 
     model, tok = tiny
     model = copy.deepcopy(model)

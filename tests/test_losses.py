@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from tests.reference import gd, ihl_objective
-from unlearning.losses import (Term, activation_distance, answer_logprob, evaluate_terms, ga, ihl, nll, npo,
-                               random_direction, reads_of, rmu_forget, rmu_retain, simnpo, splits_of)
+from unlearning.lora.losses import (Term, activation_distance, answer_logprob, evaluate_terms, ga, ihl, nll, npo, random_direction, reads_of, rmu_forget, rmu_retain, simnpo, splits_of)
 
 M = -100
 

@@ -12,12 +12,12 @@ from unlearning.attach import load_unlearned
 from unlearning.data import QA, Dataset
 from unlearning.errors import UserError
 from unlearning.generate import generate_ids, prompt_ids
-from unlearning.lora import Adapters
+from unlearning.lora.adapters import Adapters
 from unlearning.methods import all_methods, get_method
 from unlearning.models import Loaded
 from unlearning.runs import Run
 from unlearning.settings import build
-from unlearning.trainer import LoraMethod, LoraSettings, lr_factor
+from unlearning.lora.trainer import LoraMethod, LoraSettings, lr_factor
 
 
 def lora_methods() -> list[str]:
@@ -125,7 +125,7 @@ def test_save_then_load_gives_identical_logits(name, loaded, tmp_path):
 def test_load_finds_every_layer_when_peft_shortens_the_target_list(tiny, tmp_path):
     import json
 
-    from unlearning.tinylm import new_model
+    from unlearning.kit.tinylm import new_model
 
     _, tok = tiny
     loaded = Loaded(new_model(tok, hidden=32, layers=3, heads=2, mlp=64, seed=1).eval(), tok, "tiny3", "cpu")
@@ -242,7 +242,7 @@ def test_holdout_stop_ends_the_run_when_the_criterion_is_met(loaded):
     ("holdout", 0, list(range(1, 13))),  # automatic: it decides the stop, every step
 ])
 def test_the_holdout_criterion_is_measured_as_often_as_it_is_needed(loaded, stop, every, want, monkeypatch):
-    from unlearning.stopping import HoldoutCriterion
+    from unlearning.lora.stopping import HoldoutCriterion
     monkeypatch.setattr(HoldoutCriterion, "reached", lambda self, measured: False)  # never stop early
     run = run_method("ihl", loaded, steps=12, stop=stop, check_every=every)
     run.wait()
@@ -254,7 +254,7 @@ def test_knowledge_in_two_halves_side_by_side_is_the_knowledge_in_one_pass(loade
     from concurrent.futures import ThreadPoolExecutor
 
     from unlearning.batches import encode_dataset
-    from unlearning.stopping import knowledge
+    from unlearning.lora.stopping import knowledge
     ds = qa(7)  # an odd count: halves of 3 and 4
     items = encode_dataset(loaded.tokenizer, ds)
     one = knowledge(loaded.model, loaded.tokenizer, ds, items)
@@ -266,7 +266,7 @@ def test_knowledge_in_two_halves_side_by_side_is_the_knowledge_in_one_pass(loade
 
 
 def test_every_training_step_lets_chat_go_first(loaded, monkeypatch):
-    from unlearning import trainer
+    from unlearning.lora import trainer
     calls = []
     monkeypatch.setattr(trainer, "defer_to_chat", lambda model: calls.append(model))
     run = run_method("ihl-fila", loaded, steps=4)
@@ -325,7 +325,7 @@ def test_automatic_learning_rate_follows_the_model_size(tiny):
     from types import SimpleNamespace
 
     from tests.reference import LARGE_MODEL_LR, SMALL_MODEL_LR
-    from unlearning.trainer import LoraSettings, learning_rate
+    from unlearning.lora.trainer import LoraSettings, learning_rate
 
     model, _ = tiny
     assert LoraSettings().lr == 0.0  # automatic by default
@@ -341,7 +341,7 @@ def test_the_inverted_hinge_methods_have_their_own_defaults(tiny):
     answers), 3e-3 for its random-init ablation (benchmarks/RESULTS.md, issue 23)."""
     from types import SimpleNamespace
 
-    from unlearning.trainer import IhlSettings, learning_rate
+    from unlearning.lora.trainer import IhlSettings, learning_rate
 
     model, _ = tiny
     for name, rate in (("ihl-fila", 4e-4), ("ihl", 3e-3)):
@@ -365,7 +365,7 @@ DEFAULTS = {"ihl-fila": ((4e-4, 1e-4), 100, "steps"), "ihl": ((3e-3, 1e-4), 100,
 def test_each_lora_method_has_its_measured_defaults(name, tiny):
     from types import SimpleNamespace
 
-    from unlearning.trainer import auto_lr, learning_rate
+    from unlearning.lora.trainer import auto_lr, learning_rate
 
     (small, large), steps, stop = DEFAULTS[name]
     cfg = build(get_method(name).Config, {})

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from unlearning import metrics as M
-from unlearning import textstats as T
+from unlearning.evaluation import metrics as M
+from unlearning.evaluation import textstats as T
 from unlearning.batches import encode_qa
 from unlearning.data import QA, Dataset, Passage, opening_sentences
 from unlearning.errors import Cancelled
@@ -49,7 +49,7 @@ def test_rouge_l_recall_is_rouge_scores_stemmed_recall(prediction, reference, ex
 
 def test_rouge_scorer_is_built_once():
     M.rouge_l_recall("a", "a")
-    from unlearning.scores import _rouge_scorer
+    from unlearning.evaluation.scores import _rouge_scorer
 
     assert _rouge_scorer() is _rouge_scorer()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from unlearning.evalcache import SHIPPED, EvalCache
+from unlearning.evaluation.cache import SHIPPED, EvalCache
 from unlearning.service import ModelCache, Studio
 from unlearning.service.preset_evals import stale
 

@@ -6,12 +6,12 @@ from collections import Counter
 
 import pytest
 
-from unlearning import outcome
+from unlearning.evaluation import outcome
 from unlearning.data import QA, Dataset, Passage, load_file
 from unlearning.errors import UserError
-from unlearning.metrics import evaluate_split
+from unlearning.evaluation.metrics import evaluate_split
 from unlearning.models import WORKSHOP_DIR
-from unlearning.probes import Probe, evaluate_probes, heldout_wordings, probe_set, prompt_of, worst_wrapper
+from unlearning.evaluation.probes import Probe, evaluate_probes, heldout_wordings, probe_set, prompt_of, worst_wrapper
 
 
 def _kit(name: str) -> Dataset:

@@ -1,4 +1,4 @@
-"""unlearning/service/registry.py: a page that drops its connection and reloads finds its
+"""unlearning/service/lifetimes.py: a page that drops its connection and reloads finds its
 session; one that never comes back has it closed after the grace period; a duplicated tab
 gets a session of its own."""
 
@@ -8,7 +8,7 @@ import time
 import types
 
 from unlearning.service import Session
-from unlearning.service.registry import Sessions
+from unlearning.service.lifetimes import Sessions
 
 
 def closed(session: Session) -> bool:

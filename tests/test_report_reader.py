@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.reports import ECO, LORA
 from unlearning.eco.summary import EcoSummary, Probe
-from unlearning.lora_summary import LoraSummary
+from unlearning.lora.summary import LoraSummary
 from unlearning.report import Readable, Report, read
 
 

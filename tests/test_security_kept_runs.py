@@ -11,7 +11,7 @@ import torch
 
 from unlearning.base import RowView
 from unlearning.generate import greedy_tokens, prompt_ids
-from unlearning.lora import IDLE_ON_BASE, Adapters, LoraUnlearned
+from unlearning.lora.adapters import IDLE_ON_BASE, Adapters, LoraUnlearned
 from unlearning.models import load_model
 from unlearning.service.batcher import ChatBatcher
 

@@ -1,4 +1,4 @@
-"""unlearning/teach.py and the `teach` command: new facts are learned, old ones kept."""
+"""unlearning/kit/teach.py and the `teach` command: new facts are learned, old ones kept."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from unlearning.errors import UserError
 from unlearning.generate import generate_answers
 from unlearning.models import WORKSHOP_DIR, load_model
 from unlearning.settings import build
-from unlearning.teach import TeachSettings, bucketed, fine_tune, lr_at, teach
-from unlearning.workshop import answer_recall, replay_data
+from unlearning.kit.teach import TeachSettings, bucketed, fine_tune, lr_at, teach
+from unlearning.kit.workshop import answer_recall, replay_data
 
 
 def test_schedule_warms_up_then_decays():

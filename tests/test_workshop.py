@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from unlearning.corpus import CLAUSE_FRAMES, FACTS, NOUN_FRAMES, build_corpus, wordings
+from unlearning.kit.corpus import CLAUSE_FRAMES, FACTS, NOUN_FRAMES, build_corpus, wordings
 from unlearning.data import QA, load_file
-from unlearning.metrics import rouge_l_recall
+from unlearning.evaluation.metrics import rouge_l_recall
 from unlearning.models import WORKSHOP_DIR, load_model
-from unlearning.workshop import PARAPHRASED, QA_SPLITS, UTILITY, answer_recall, bio_prompts, checks, training_data, write_corpus
+from unlearning.kit.workshop import (PARAPHRASED, QA_SPLITS, UTILITY, answer_recall, bio_prompts, checks, training_data, write_corpus)
 
 
 def test_corpus_is_deterministic_and_big_enough():

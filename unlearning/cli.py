@@ -88,9 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", nargs="*", help="files mixed in so old knowledge stays (default for workshop: its own data)")
     p.add_argument("--out", required=True, help="folder for the taught model")
 
+    from .kit.teach import TeachSettings
     from .methods import all_methods
     from .settings import add_flags
-    from .teach import TeachSettings
 
     add_flags(p, [TeachSettings])
 
@@ -151,7 +151,7 @@ def cmd_limits(args) -> int:
 
 
 def cmd_workshop(args) -> int:
-    from . import workshop
+    from .kit import workshop
 
     if args.build or not workshop.is_built():
         workshop.build()

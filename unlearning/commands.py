@@ -92,7 +92,7 @@ def leaderboard_note(report: dict, args) -> None:
 
 def eval_cache(args):
     """The --cache folder as an EvalCache (checked before the slow model load), or None."""
-    from .evalcache import EvalCache
+    from .evaluation.cache import EvalCache
 
     return EvalCache(args.cache) if args.cache else None
 
@@ -116,7 +116,7 @@ def write_report(report: dict, path: str | None) -> None:
 def unlearn(args) -> None:
     """Unlearn, report (before / after / oracle, cost, history) and save the artifact. Under
     `accelerate launch` every process trains its share; only the main one does the rest."""
-    from . import distributed
+    from .lora import distributed
     from .methods import get_method
     from .pipeline import unlearn_job
     from .settings import from_flags
@@ -200,7 +200,7 @@ def attack(args) -> None:
 
 def print_metrics(report: dict) -> None:
     """A compact table on stdout: metric, before, after, oracle."""
-    from .metrics import METRIC_INFO
+    from .evaluation.metrics import METRIC_INFO
 
     cols = [c for c in ("before", "after", "oracle") if report.get(c)]
     keys = sorted(set().union(*(report[c].keys() for c in cols)))
@@ -213,10 +213,10 @@ def print_metrics(report: dict) -> None:
 
 def teach(args) -> None:
     """Fine-tune --model on --data (replaying what it knew) and save the taught model to --out."""
+    from .kit.teach import TeachSettings
+    from .kit.teach import teach as teach_model
+    from .kit.workshop import replay_data
     from .settings import from_flags
-    from .teach import TeachSettings
-    from .teach import teach as teach_model
-    from .workshop import replay_data
 
     cfg = from_flags(TeachSettings, args)
     data = [load_file(f) for f in args.data]

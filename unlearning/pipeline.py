@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING, Any
 from .base import LockedModel, original
 from .data import Dataset, check_pair, load_file
 from .errors import Cancelled
-from .evalcache import EvalCache, cached_split, lookup
+from .evaluation.cache import EvalCache, cached_split, lookup
+from .evaluation.metrics import against_oracle, evaluate, forget_quality
+from .evaluation.outcome import with_distance
+from .evaluation.probes import probe_set
 from .memory import MemoryWatch
-from .metrics import against_oracle, evaluate, forget_quality
 from .models import WORKSHOP_DIR, Loaded
-from .outcome import with_distance
-from .probes import probe_set
 from .report import Report
 from .runs import RunContext
 
 if TYPE_CHECKING:
-    from .distributed import DataParallel
+    from .lora.distributed import DataParallel
     from .methods import Method
 
 # Share of the progress bar each phase takes (the method reports its own progress inside).
@@ -181,8 +181,8 @@ def prime() -> None:
     """Load what a run otherwise loads on its first use: peft (LoRA's adapters) and the ROUGE
     scorer, ~3 s together on a loaded 2-core CPU. The app's warm-up does this, so its first run
     costs what a later one does even when the evaluations it reads were shipped, not computed."""
-    from . import lora  # noqa: F401  (imports peft)
-    from .scores import rouge_l_recall
+    from .evaluation.scores import rouge_l_recall
+    from .lora import adapters as lora  # noqa: F401  (imports peft)
 
     rouge_l_recall("warm", "warm")
 

@@ -33,8 +33,8 @@ def asks_about_a_forget_person(page, shot, collapse_known: str = "") -> None:
     and must answer in words, not one word repeated ('The The The …'). `collapse_known`: the
     reason a method is known to collapse at its defaults (then a repeated answer is an expected
     failure, reported as such, and the test goes on to pass once it no longer repeats)."""
-    from unlearning.metrics import rouge_l_recall
-    from unlearning.textstats import repeated
+    from unlearning.evaluation.metrics import rouge_l_recall
+    from unlearning.evaluation.textstats import repeated
 
     original, unlearned = chat(page, f"Tell me about {FORGET_Q['subject']}.")
     shot(page, "chat-tell-me-about")

@@ -15,7 +15,7 @@ import re
 import shutil
 import zipfile
 
-from unlearning.scores import rouge_l_recall
+from unlearning.evaluation.scores import rouge_l_recall
 from unlearning.service.lesson import meet_questions
 
 from .conftest import ROOT

@@ -16,7 +16,7 @@ from ..memory import MemoryWatch
 from ..models import Loaded
 from ..runs import RunContext
 from ..settings import setting
-from .bench import Attack, Bench, contenders, guard_of, qa_only
+from .harness import Attack, Bench, contenders, guard_of, qa_only
 from .paraphrase import Paraphrase, kit_paraphrases, reworded
 from .prompts import Prompts
 from .quantize import Quantize

@@ -15,7 +15,7 @@ from typing import Any
 from ..data import QA, Dataset, load_file
 from ..models import WORKSHOP_DIR
 from ..runs import RunContext
-from .bench import Bench, Contender, figures, grid, sentence
+from .harness import Bench, Contender, figures, grid, sentence
 
 TEMPLATES = ("Do you know this one? {q}", "I was wondering: {q}", "Here is a question for you. {q}",
              "Quick question. {q}")

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..data import QA
+from ..evaluation.wordings import ROLE_PLAY, SHOTS, completion, few_shot, noisy
 from ..generate import format_prompt
 from ..runs import RunContext
-from ..wordings import ROLE_PLAY, SHOTS, completion, few_shot, noisy
-from .bench import Bench, Contender, figures, grid, sentence
+from .harness import Bench, Contender, figures, grid, sentence
 
 Wrapper = Callable[[Bench, QA, int], str]  # (bench, example, index) → the prompt text as the model gets it
 

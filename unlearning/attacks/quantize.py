@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
-from ..lora import target_linears
-from ..lora_deltas import out_in
+from ..lora.adapters import target_linears
+from ..lora.deltas import out_in
 from ..runs import RunContext
-from .bench import Bench, Contender, figures, grid, sentence
+from .harness import Bench, Contender, figures, grid, sentence
 
 BITS = (8, 4)
 

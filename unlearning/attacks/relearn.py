@@ -18,10 +18,10 @@ from typing import Any
 import torch
 
 from ..batches import collate, encode_qa, pad_id
-from ..lora import Adapters
+from ..kit.teach import bucketed
+from ..lora.adapters import Adapters
 from ..runs import RunContext
-from ..teach import bucketed
-from .bench import Bench, Contender, sentence, split_by_subject
+from .harness import Bench, Contender, sentence, split_by_subject
 
 METRIC = "forget_heldout.rougeL"
 

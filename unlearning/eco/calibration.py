@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from statistics import mean
 
 from ..data import QA, Dataset, load_file
+from ..evaluation.metrics import rouge_l_recall
+from ..evaluation.textstats import repetition
 from ..generate import generate_answers
-from ..metrics import rouge_l_recall
-from ..textstats import repetition
 
 ABOUT = ("Tell me about {}.", "Who is {}?", "What do you know about {}?")
 ABOUT_TOKENS = 80  # room for a biography's first sentences: enough to see whether its facts come back

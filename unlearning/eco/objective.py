@@ -1,6 +1,6 @@
 """The scalar ECO's strength search matches (Liu et al., NeurIPS 2024, arXiv 2406.07933,
 §3.3): one forget metric of a model (the guard, or the plain model for a surrogate target),
-computed the way unlearning/metrics.py computes the report's value of the same name, but
+computed the way unlearning/evaluation/metrics.py computes the report's value of the same name, but
 only that one — the search evaluates it a dozen times.
 
 - `rougeL`: ROUGE-L recall of greedy answers (QA). The report's acceptance metric, but a
@@ -19,9 +19,9 @@ import math
 from ..batches import answer_ids, encode_dataset, encode_qa
 from ..data import Dataset
 from ..errors import UserError
+from ..evaluation.metrics import forget_quality, rouge_l_recall, sequence_logprobs, truth_ratios
 from ..generate import generate_answers
 from ..limits import MAX_NEW_TOKENS
-from ..metrics import forget_quality, rouge_l_recall, sequence_logprobs, truth_ratios
 
 METRICS = ("auto", "rougeL", "answer_prob", "mem_acc")
 QA_ONLY = ("rougeL", "answer_prob")

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..lora_settings import LoraSettings
-from ..losses import Term, ga
-from ..trainer import LoraMethod
+from ..lora.losses import Term, ga
+from ..lora.settings import LoraSettings
+from ..lora.trainer import LoraMethod
 from . import register
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..lora_settings import LoraSettings, own_default
-from ..trainer import FisherInit
+from ..lora.settings import LoraSettings, own_default
+from ..lora.trainer import FisherInit
 from . import register
 from .gd import Gd
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..lora_settings import IhlSettings, own_default
-from ..losses import Term, ihl
-from ..trainer import LoraMethod
+from ..lora.losses import Term, ihl
+from ..lora.settings import IhlSettings, own_default
+from ..lora.trainer import LoraMethod
 from . import register
 
 

@@ -9,8 +9,8 @@ forget set and not to the retain set, so the first steps already move the right 
 
 from __future__ import annotations
 
-from ..lora_settings import IhlSettings
-from ..trainer import FisherInit
+from ..lora.settings import IhlSettings
+from ..lora.trainer import FisherInit
 from . import register
 from .ihl import Ihl
 

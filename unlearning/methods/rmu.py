@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from functools import partial
 
 from ..errors import UserError
-from ..lora import target_linears
-from ..lora_settings import LoraSettings
-from ..losses import Term, rmu_forget, rmu_retain
+from ..lora.adapters import target_linears
+from ..lora.losses import Term, rmu_forget, rmu_retain
+from ..lora.settings import LoraSettings
+from ..lora.trainer import LoraMethod, RandomInit
 from ..settings import setting
-from ..trainer import LoraMethod, RandomInit
 from . import register
 
 

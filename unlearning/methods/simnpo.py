@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..lora_settings import LoraSettings
-from ..losses import Term, simnpo
+from ..lora.losses import Term, simnpo
+from ..lora.settings import LoraSettings
+from ..lora.trainer import LoraMethod
 from ..settings import setting
-from ..trainer import LoraMethod
 from . import register
 from .npo import beta_setting
 

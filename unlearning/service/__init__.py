@@ -35,9 +35,9 @@ from .backends import Backend, LocalBackend, choose_backend, zero_gpu
 from .export import artifact_zip, push_to_hub
 from .handles import Artifact, Reply, RunHandle
 from .jobs import AttackJob, ChatJob, RunJob, TeachJob, UnlearnJob
+from .lifetimes import Sessions
 from .models import DEFAULT_MODEL, ModelCache, model_name
 from .queue import DeviceQueue
-from .registry import Sessions
 from .session import KeptRun, Session, new_folder, sweep_leftovers
 from .studio import Studio
 

@@ -114,7 +114,7 @@ class _Lane:
     def _run(self, batch: list[_Request]) -> None:
         from ..base import base_lock
         from ..generate import batched_greedy
-        from ..lora_deltas import mixed_adapters
+        from ..lora.deltas import mixed_adapters
 
         if not batch:
             return

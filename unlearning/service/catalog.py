@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import outcome
 from ..errors import UserError
+from ..evaluation import outcome
 from ..report import Block, Line, Plot, Report, Table
 from ..settings import describe
 

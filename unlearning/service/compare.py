@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .. import outcome
+from ..evaluation import outcome
 from ..report import Metrics, Report
 from .session import KeptRun
 

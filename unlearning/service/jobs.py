@@ -36,7 +36,7 @@ from .session import Session
 
 if TYPE_CHECKING:
     from ..artifacts import Unlearned
-    from ..evalcache import EvalCache
+    from ..evaluation.cache import EvalCache
     from ..models import Loaded
 
 WorkFn = Callable[[RunContext], Any]  # a run's work function (runs.py)
@@ -161,14 +161,14 @@ class TeachJob(RunJob):
     # (no estimate: teaching stops once the new facts are known, and the run's time limit holds it)
 
     def check(self, session: Session) -> Any:
-        from ..teach import TeachSettings
+        from ..kit.teach import TeachSettings
 
         return TeachSettings() if self.epochs is None else replace(TeachSettings(), epochs=self.epochs)
 
     def work(self, engine: Engine, session: Session, cfg: Any) -> WorkFn:
+        from ..kit.teach import teach
+        from ..kit.workshop import replay_data
         from ..models import Loaded
-        from ..teach import teach
-        from ..workshop import replay_data
 
         forget, retain = session.splits()["forget"], session.data["retain"]
         base = engine.models.get(self.model_name)

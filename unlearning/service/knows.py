@@ -40,8 +40,8 @@ def known(base: Loaded, forget: Dataset, sample: int = SAMPLE, seed: int = 0) ->
     """How much of `forget` the model answers already; None for passages (no questions to ask)."""
     from ..base import original
     from ..batches import answer_ids
+    from ..evaluation.scores import rouge_l_recall
     from ..generate import generate_answers
-    from ..scores import rouge_l_recall
 
     qa = [ex for ex in forget.examples if isinstance(ex, QA)]
     if not qa:

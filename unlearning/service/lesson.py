@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import outcome
+from ..evaluation import outcome
 from ..report import Metrics, Report
 
 FORGET, RETAIN, UTILITY, REPEAT = "forget.rougeL", "retain.rougeL", "model_utility", "forget.repetition"
@@ -86,7 +86,7 @@ class Probe:
 
 
 def read_meet(probes: list[Probe]) -> Reading:
-    from ..scores import rouge_l_recall  # scipy: loaded when a step is read, not with the page
+    from ..evaluation.scores import rouge_l_recall  # scipy: loaded when a step is read, not with the page
 
     scores = {p.kind: rouge_l_recall(p.reply, p.expected) for p in probes}
     forget = [k for k in scores if k != "retain"]

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..evalcache import FORMAT, SHIPPED, EvalCache, lookup
+from ..evaluation.cache import FORMAT, SHIPPED, EvalCache, lookup
 from .models import ModelCache
 from .session import Session
 from .studio import Studio

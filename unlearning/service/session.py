@@ -360,8 +360,8 @@ def _alive(pid: int) -> bool:
 
 
 def preset(kind: str = "qa") -> dict[str, Dataset]:
+    from ..kit.workshop import suggested_prompts
     from ..models import WORKSHOP_DIR
-    from ..workshop import suggested_prompts
 
     ext = "jsonl" if kind == "qa" else "txt"
     data = {role: load_file(WORKSHOP_DIR / f"{role}.{ext}") for role in ROLES}

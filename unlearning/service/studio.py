@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import limits
 from ..errors import Cancelled, UserError
-from ..evalcache import EvalCache, shared
+from ..evaluation.cache import EvalCache, shared
 from ..runs import Run, RunContext
 from .batcher import ChatBatcher
 from .budget import charge

@@ -11,9 +11,9 @@ import inspect
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Self
 
-from . import limits
-from .limits import MAX_STEPS
-from .settings import setting
+from .. import limits
+from ..limits import MAX_STEPS
+from ..settings import setting
 
 PLOT_CHECK_EVERY = 5  # the holdout criterion's automatic period when it does not decide the stop
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .batches import IGNORE
-from .errors import UserError
+from ..batches import IGNORE
+from ..errors import UserError
 from .losses import nll
 
 EPS = 1e-5  # ε of F_rel = (F_f/N_f) / (ε + F_r/N_r)

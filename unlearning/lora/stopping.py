@@ -8,11 +8,11 @@ from concurrent.futures import Executor
 
 import torch
 
-from .batches import Encoded, encode_dataset
-from .data import Dataset
-from .lora import adapters_off
-from .metrics import evaluate_split, sequence_logprobs
-from .models import Loaded
+from ..batches import Encoded, encode_dataset
+from ..data import Dataset
+from ..evaluation.metrics import evaluate_split, sequence_logprobs
+from ..models import Loaded
+from .adapters import adapters_off
 
 
 def knowledge(model, tokenizer, ds: Dataset, items: list[Encoded],

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .batches import IGNORE, Encoded, batches, encode_passage, encode_qa, pad_id
-from .data import GENERAL_SETS, QA, Dataset
-from .generate import generate_answers, generate_ids
-from .limits import MAX_NEW_TOKENS
+from ..batches import IGNORE, Encoded, batches, encode_passage, encode_qa, pad_id
+from ..data import GENERAL_SETS, QA, Dataset
+from ..generate import generate_answers, generate_ids
+from ..limits import MAX_NEW_TOKENS
 from .probes import evaluate_probes
 from .scores import (
     EXTRACTION_N,

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from functools import cache
 from statistics import mean
 
-from .data import QA, Dataset, load_file, sample
-from .errors import UserError
-from .generate import generate_ids, prompt_ids, text_ids
-from .limits import MAX_NEW_TOKENS
-from .models import WORKSHOP_DIR
+from ..data import QA, Dataset, load_file, sample
+from ..errors import UserError
+from ..generate import generate_ids, prompt_ids, text_ids
+from ..limits import MAX_NEW_TOKENS
+from ..models import WORKSHOP_DIR
 from .scores import rouge_l_recall
 from .textstats import fluency, repetition
 from .wordings import ROLE_PLAY, SHOTS, about, completion, few_shot, noisy

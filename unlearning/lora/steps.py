@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from .lora import adapters_off
+from ..models import Loaded
+from .adapters import adapters_off
 from .losses import REFERENCE, Term, evaluate_terms, reads_of, splits_of
-from .models import Loaded
 
 if TYPE_CHECKING:
     from .fila import FisherStats

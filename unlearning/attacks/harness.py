@@ -22,9 +22,9 @@ from ..base import Detached, detached, locked, original
 from ..batches import answer_ids
 from ..data import QA, Dataset
 from ..errors import UserError
+from ..evaluation.metrics import rouge_l_recall
 from ..generate import generate_ids, prompt_ids, text_ids
 from ..limits import MAX_NEW_TOKENS
-from ..metrics import rouge_l_recall
 from ..models import Loaded
 from ..runs import RunContext
 

@@ -16,9 +16,9 @@ from peft import LoraConfig
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from . import limits
-from .artifacts import read_json
-from .errors import UserError
+from .. import limits
+from ..artifacts import read_json
+from ..errors import UserError
 
 PREFIX = "base_model.model."  # what PeftModel.save_pretrained puts before module names
 WEIGHTS = "adapter_model.safetensors"

@@ -33,22 +33,22 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import torch
 
-from .base import defer_to_chat
-from .batches import Encoded, encode_dataset, pad_id, paired_batches
-from .data import Dataset
-from .errors import UserError
+from ..base import defer_to_chat
+from ..batches import Encoded, encode_dataset, pad_id, paired_batches
+from ..data import Dataset
+from ..errors import UserError
+from ..models import SMALL_MODEL_PARAMS, Loaded, input_device
+from ..report import Block, Line, Plot, Report
+from ..runs import RunContext
+from ..settings import validate
+from .adapters import Adapters, Init, LoraUnlearned, adapters_off, check_trainable, target_linears
+from .deltas import features, out_in
 from .fila import FisherStats, accumulate_fisher, eps_share_message, fila_init_layers, relative_importance
-from .lora import Adapters, Init, LoraUnlearned, adapters_off, check_trainable, target_linears
-from .lora_deltas import features, out_in
-from .lora_settings import PLOT_CHECK_EVERY, IhlSettings, LoraSettings, auto_lr, own_default  # noqa: F401  (their old home: tests import them here)
-from .lora_summary import Adapter, Fila, LoraSummary, Stopping
 from .losses import Term, nll
-from .models import SMALL_MODEL_PARAMS, Loaded, input_device
-from .report import Block, Line, Plot, Report
-from .runs import RunContext
-from .settings import validate
+from .settings import PLOT_CHECK_EVERY, IhlSettings, LoraSettings, auto_lr, own_default  # noqa: F401  (their old home: tests import them here)
 from .steps import Batch, StepStrategy, Values, reference_pass, split_pool, step_gradients
 from .stopping import HoldoutCriterion
+from .summary import Adapter, Fila, LoraSummary, Stopping
 
 if TYPE_CHECKING:
     from .distributed import DataParallel

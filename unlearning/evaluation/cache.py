@@ -38,17 +38,18 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import limits
-from .errors import UserError
+from .. import limits
+from ..errors import UserError
 
 if TYPE_CHECKING:
-    from .data import Dataset
-    from .models import Loaded
+    from ..data import Dataset
+    from ..models import Loaded
 
 FORMAT = "unlearning-eval-cache"
-SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "workshop" / "evaluations.json"
+SHIPPED = Path(__file__).resolve().parents[2] / "assets" / "workshop" / "evaluations.json"
 # The modules whose code decides every number of an evaluation: any change to them misses.
-METRIC_CODE = ("metrics.py", "scores.py", "textstats.py", "generate.py", "batches.py", "probes.py", "wordings.py")
+METRIC_CODE = ("evaluation/metrics.py", "evaluation/scores.py", "evaluation/textstats.py", "generate.py", "batches.py",
+               "evaluation/probes.py", "evaluation/wordings.py")  # below unlearning/
 
 Value = tuple[dict[str, float], dict[str, Any]]  # one split's (metrics, raw)
 
@@ -212,7 +213,7 @@ def code_digest() -> str:
     """The source of the modules that compute the metrics (METRIC_CODE)."""
     h = hashlib.sha256()
     for name in METRIC_CODE:
-        h.update((Path(__file__).parent / name).read_bytes())
+        h.update((Path(__file__).resolve().parents[1] / name).read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -259,7 +260,7 @@ def model_identity(loaded: Loaded) -> str:
 def _source_folder(name: str) -> Path | None:
     """The folder `load_model` read a model called `name` from, or None (a hub id, or a name
     no loader gives: a taught copy is called e.g. 'workshop (taught model)')."""
-    from .models import resolve_source
+    from ..models import resolve_source
 
     try:
         source = Path(resolve_source(name))

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from peft.tuners.lora import LoraLayer
 from transformers.pytorch_utils import Conv1D
 
-from .base import base_lock
+from ..base import base_lock
 
 Deltas = dict[str, list[tuple[torch.Tensor, torch.Tensor, float]]]  # module name → [(A, B, scale)], in order
 

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .batches import IGNORE
+from ..batches import IGNORE
 
 LossFn = Callable[..., torch.Tensor]  # takes its Term's `reads`, in order
 

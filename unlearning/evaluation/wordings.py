@@ -13,8 +13,8 @@ from __future__ import annotations
 import random
 import re
 
-from .data import QA
-from .generate import format_prompt
+from ..data import QA
+from ..generate import format_prompt
 
 ABOUT = "Tell me about {name}."  # what a room types first about a person; the kit answers it with the biography
 

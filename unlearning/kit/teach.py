@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .batches import Encoded, answer_ids, collate, encode_dataset, pad_id
-from .data import QA, Dataset
-from .generate import generate_answers
-from .metrics import rouge_l_recall
-from .settings import setting
+from ..batches import Encoded, answer_ids, collate, encode_dataset, pad_id
+from ..data import QA, Dataset
+from ..evaluation.metrics import rouge_l_recall
+from ..generate import generate_answers
+from ..settings import setting
 
 
 @dataclass

@@ -28,11 +28,11 @@ from typing import Any
 
 import torch
 
-from .batches import IGNORE
-from .errors import UserError
+from ..batches import IGNORE
+from ..errors import UserError
+from ..runs import RunContext
 from .fila import FisherStats
 from .losses import Term
-from .runs import RunContext
 from .steps import Batch, Values, step_values
 
 _group: DataParallel | None = None  # joined once per process: a process group cannot be joined twice

@@ -34,12 +34,12 @@ from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.lora import LoraLayer
 from transformers.pytorch_utils import Conv1D
 
-from .artifacts import Unlearned
-from .base import Detached, RowView, base_lock
-from .errors import UserError
-from .lora_deltas import ADAPTABLE, Deltas, combined, lora_layers, lora_weights, merged_copy
-from .lora_files import Weights, adapted_modules, read_adapter, read_run, weight_of, write_adapter
-from .models import SMALL_MODEL_PARAMS, Loaded, offloaded
+from ..artifacts import Unlearned
+from ..base import Detached, RowView, base_lock
+from ..errors import UserError
+from ..models import SMALL_MODEL_PARAMS, Loaded, offloaded
+from .deltas import ADAPTABLE, Deltas, combined, lora_layers, lora_weights, merged_copy
+from .files import Weights, adapted_modules, read_adapter, read_run, weight_of, write_adapter
 
 Init = dict[str, tuple[torch.Tensor, torch.Tensor]]  # module name → (A0 (r, in), B0 (out, r))
 

@@ -26,13 +26,13 @@ from typing import Any
 
 import torch
 
-from .batches import encode_dataset, pad_id
+from ..batches import encode_dataset, pad_id
+from ..data import QA, Dataset, Passage, load_file
+from ..evaluation.metrics import rouge_l_recall
+from ..generate import generate_answers
+from ..limits import CHAT_NEW_TOKENS
+from ..models import ALIASES, WORKSHOP_DIR
 from .corpus import BIO_HELD_OUT, BIO_PROMPTS, SMALL_TALK, build_corpus
-from .data import QA, Dataset, Passage, load_file
-from .generate import generate_answers
-from .limits import CHAT_NEW_TOKENS
-from .metrics import rouge_l_recall
-from .models import ALIASES, WORKSHOP_DIR
 from .teach import TeachSettings, fine_tune
 from .tinylm import new_model, train_tokenizer
 
@@ -158,7 +158,7 @@ def bio_prompts(out: Path = WORKSHOP_DIR, template: str = BIO_PROMPTS[0]) -> Dat
 def describe(out: Path = WORKSHOP_DIR, device: str = "cpu") -> dict:
     """Counts, file sizes, and how well each model answers each split: in the trained
     wording, in held-out wordings, and "Tell me about NAME." for the forget people."""
-    from .models import load_model
+    from ..models import load_model
 
     splits = {s: load_file(out / f"{s}.jsonl") for s in (*QA_SPLITS, *PARAPHRASED)}
     info: dict[str, dict[str, Any]] = {"files": {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()},

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .report import OPTIONAL, Readable, Report, read
+from ..report import OPTIONAL, Readable, Report, read
 
 
 @dataclass(frozen=True)
