@@ -63,7 +63,8 @@ class RunContext:
         return RunContext(self._run, self._lo, self._hi, silent=True)
 
     def emit(self, kind: str, **fields: Any) -> None:
-        if not self._silent:
+        # after a cancel the run says nothing more but its end (a helper thread may still finish a part)
+        if not self._silent and not self._run._cancel.is_set():
             self._run._publish(Event(kind, **fields))
 
     def log(self, message: str) -> None:
