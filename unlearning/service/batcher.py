@@ -14,16 +14,18 @@ each row in its own view (lora.mixed_adapters: its adapters on for that row alon
 guard: its corrupted prompt embeddings, computed in the caller's thread). Requests arriving
 meanwhile join the next batch. The lane takes the base's lock per step only, so training
 steps and other views interleave; while it holds requests a training step on the same base
-waits (artifacts.defer_to_chat, up to limits.CHAT_FIRST_S), so replies come first. A caller that stops reading (a closed tab) ends its rows
+waits (base.defer_to_chat, up to limits.CHAT_FIRST_S), so replies come first. A caller that stops reading (a closed tab) ends its rows
 at the next step; if a batched forward fails, each request in it is decoded again alone, so
 only the one that fails alone sees the error. A lane idle for `idle_s` ends its thread.
 """
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,6 +64,7 @@ class _Lane:
         self.waiting: list[_Request] = []
         self.cond = threading.Condition()
         self.thread: threading.Thread | None = None
+        _LANES.add(self)
 
     def put(self, request: _Request) -> None:
         from ..base import chat_requests
@@ -77,7 +80,8 @@ class _Lane:
     def _loop(self) -> None:
         while True:
             with self.cond:
-                if not self.waiting and not self.cond.wait_for(lambda: self.waiting, timeout=self.batcher.idle_s):
+                if _CLOSING.is_set() or (not self.waiting and not self.cond.wait_for(
+                        lambda: self.waiting or _CLOSING.is_set(), timeout=self.batcher.idle_s)) or _CLOSING.is_set():
                     self.thread = None  # idle: the thread ends, and the batcher forgets the lane and its model
                     self.batcher._forget(self)
                     return
@@ -141,7 +145,25 @@ class _Lane:
             for request in touched:
                 request.mailbox.put((_STEP, None))
             for i, (request, _) in enumerate(owner):
-                alive[i] = alive[i] and not request.cancelled
+                alive[i] = alive[i] and not request.cancelled and not _CLOSING.is_set()
+
+
+_CLOSING = threading.Event()  # set at interpreter exit: lanes stop decoding and their threads end
+_LANES: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_lanes(wait_s: float = 5.0) -> None:
+    """End every lane's thread before the interpreter tears down: a daemon thread still inside a
+    torch call at exit can abort the process after its work is done."""
+    _CLOSING.set()
+    deadline = time.monotonic() + wait_s
+    for lane in list(_LANES):
+        with lane.cond:
+            lane.cond.notify_all()
+            thread = lane.thread
+        if thread is not None:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class ChatBatcher:
