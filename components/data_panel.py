@@ -130,16 +130,10 @@ def on_upload(role: str):
     return handler
 
 
-def in_box(role: str):
-    """on_upload for the page: a rejected file is also taken out of its box (which kept showing
-    a file the session does not hold)."""
-    handle = on_upload(role)
-
-    def handler(file, session: Session):
-        session, text, rows, message = handle(file, session)
-        return session, text, rows, message, None if message else gr.skip()
-
-    return handler
+def take_out_rejected(message: str):
+    """After an upload: a rejected file is taken out of its box (which kept showing a file the
+    session does not hold); an accepted one stays."""
+    return None if message else gr.skip()
 
 
 # ------------------------------------------------------------------ widgets
@@ -184,7 +178,8 @@ def render(state: gr.State) -> DataPanel:
     preset.click(use_preset, [kind, state], [state, info, preview, forget_error, retain_error], api_name="use_preset")
     # upload and clear, not change: a rejected file is taken out of its box, which must not count as clearing it
     for role, box, error in (("forget", forget_file, forget_error), ("retain", retain_file, retain_error)):
-        outputs = [state, info, preview, error, box]
-        box.upload(in_box(role), [box, state], outputs, api_name=f"upload_{role}")
-        box.clear(in_box(role), [box, state], outputs, api_visibility="private")
+        outputs = [state, info, preview, error]  # the API's /upload_<role> answers (summary, preview, error)
+        box.upload(on_upload(role), [box, state], outputs, api_name=f"upload_{role}").then(
+            take_out_rejected, [error], [box], api_visibility="private")
+        box.clear(on_upload(role), [box, state], outputs, api_visibility="private")
     return DataPanel(info, preview, preset, known)
