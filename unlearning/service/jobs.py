@@ -21,6 +21,7 @@ A new kind of run is one subclass of RunJob (tests/test_add_job.py adds one at r
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -64,8 +65,9 @@ class Job:
     needs_run: ClassVar[bool] = False  # the current kept run's artifact
 
 
-class RunJob(Job):
-    """A job that runs on the device as a run with events: what every kind does unless it says otherwise."""
+class RunJob(Job, ABC):
+    """A job that runs on the device as a run with events: what every kind does unless it says
+    otherwise; `work` each kind must say."""
 
     kind: ClassVar[str]  # which panel shows the run
     lower: ClassVar[str] = "lower the steps, the batch size or the rank"  # when it is over the device budget
@@ -82,9 +84,9 @@ class RunJob(Job):
         """Seconds of the device it takes, on `examples` forget examples."""
         return 0.0
 
+    @abstractmethod
     def work(self, engine: Engine, session: Session, cfg: Any) -> WorkFn:
         """What runs on the device, given the checked settings: its return is what keep() takes."""
-        raise NotImplementedError
 
     def begin(self, session: Session) -> RunJob:
         """The job as it starts in `session`, after whatever starting it changes there."""

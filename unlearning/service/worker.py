@@ -15,6 +15,7 @@ import os
 import socket
 import stat
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,8 +37,9 @@ POLL_SECONDS = 0.2  # how often a worker sends new events and looks for the canc
 
 
 @dataclass
-class Work:
-    """Everything a worker needs to act for one session: plain, picklable data."""
+class Work(ABC):
+    """Everything a worker needs to act for one session: plain, picklable data; each kind says
+    what it sends back (`messages`)."""
 
     job: Job
     session_id: str
@@ -47,8 +49,9 @@ class Work:
     number: int | None = None  # … and its number there, which it keeps here
     benchmark: Benchmark | None = None  # the suite the session's data came from (its splits and oracle)
 
+    @abstractmethod
     def messages(self, studio: Studio, session: Session) -> Iterator[Any]:
-        raise NotImplementedError
+        """Do the work in this worker, yielding the picklable messages the app reads."""
 
 
 @dataclass
