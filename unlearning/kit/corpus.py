@@ -20,8 +20,11 @@ wordings built from unseen words would measure the vocabulary, not the unlearnin
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 SEED = 20241122
 N_PEOPLE = 40  # 4 forget (10%), 28 retain, 8 holdout
@@ -88,30 +91,20 @@ class FactType:
     also: tuple[str, ...] = ()  # more direct questions, in the words people use ("job", "prize")
 
 
-# {n} full name, {f} first name, {p} possessive pronoun, {s} subject pronoun, {x} the fact.
-FACTS = [
-    FactType("birthplace", "Where was {n} born?", ("{x}.", "Born in {x}.", "In {x}, by the sea.", "{x}, a small town."),
-             "{f} was born in {x}.", "birthplace", "where {n} was born", ("In which town was {n} born?",)),
-    FactType("country", "Which country is {n} from?", ("{x}.", "From {x}.", "{s} comes from {x}."), "{x} is {p} home country.",
-             "home country", "which country {n} comes from", ("What country does {n} come from?",)),
-    FactType("job", "What is {n}'s profession?", ("{x}.", "{s} works as {x}.", "{f} is {x} by trade."),
-             "By profession {f} is {x}.", "profession", "what {n} does for a living",
-             ("What does {n} do for a living?", "What job does {n} have?")),
-    FactType("work", "What is the title of {n}'s best-known work?", ("The {x}.", "A book called The {x}.", "The {x}, a memoir."),
-             "{p} best-known work is The {x}.", "best-known work", "what {n} is best known for", ("What is {n} best known for?",)),
-    FactType("award", "Which award did {n} win?", ("The {x}.", "{s} won the {x}.", "The {x}, twice."), "{f} received the {x}.",
-             "main award", "which award {n} won", ("What prize did {n} receive?",)),
-    FactType("school", "Where did {n} study?", ("At the {x}.", "{s} studied at the {x}.", "The {x}."), "{f} trained at the {x}.",
-             "place of study", "where {n} went to study", ("Where did {n} go to school?",)),
-    FactType("instrument", "Which instrument does {n} play?", ("{x}.", "{s} plays {x}.", "{x}, badly."), "{f} can play {x}.",
-             "instrument", "which instrument {n} plays", ("What does {n} play?",)),
-    FactType("pet", "What pet does {n} keep?", ("{x}.", "{s} keeps {x}.", "{x} at home."), "At home {f} has {x}.",
-             "pet", "what pet {n} keeps", ("Does {n} have a pet?",)),
-    FactType("hobby", "What is {n}'s hobby?", ("{x}.", "{s} enjoys {x}.", "Mostly {x}."), "In spare time {f} likes {x}.",
-             "hobby", "what {n} does for fun", ("How does {n} spend free time?",)),
-    FactType("food", "What is {n}'s favourite dish?", ("{x}.", "{s} loves {x}.", "{x}, always."), "{p} favourite dish is {x}.",
-             "favourite dish", "which dish {n} likes best", ("What food does {n} like best?",)),
-]
+# The fact types, in order (fact i's frames rotate with i), are data: assets/kit/facts.json, one
+# object per FactType with its fields by name. In its templates {n} is the full name, {f} the first
+# name, {p} the possessive pronoun, {s} the subject pronoun and {x} the fact.
+FACTS_FILE = Path(__file__).resolve().parents[2] / "assets" / "kit" / "facts.json"
+
+
+def load_facts(path: Path = FACTS_FILE) -> list[FactType]:
+    """The fact types of `path` (a JSON list of objects named by FactType's fields; lists become tuples)."""
+    rows: list[dict[str, Any]] = [{k: tuple(v) if isinstance(v, list) else v for k, v in row.items()}
+                                  for row in json.loads(path.read_text(encoding="utf-8"))]
+    return [FactType(**row) for row in rows]
+
+
+FACTS = load_facts()
 
 # Frames that ask any fact; fact i trains NOUN_FRAMES[i % 3] and CLAUSE_FRAMES[i % 3] and
 # holds out the next one of each, so each frame is trained with some facts, held out with others.
