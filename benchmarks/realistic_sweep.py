@@ -31,19 +31,19 @@ from unlearning.runs import Event, Run, RunContext  # noqa: E402
 KIT = ROOT / "assets" / "workshop"
 
 
-class Ctx(Run):
-    """A run that is never started: LoraMethod.run trains in this thread with `RunContext(ctx)`;
+def watched(every: int, probe) -> Run:
+    """A run that is never started: LoraMethod.run trains in this thread with `RunContext(run)`;
     its log lines go to stderr and every `every` steps its step event calls `probe(step, values)`."""
+    run = Run(lambda ctx: None, name="realistic sweep")
 
-    def __init__(self, every: int, probe):
-        super().__init__(lambda ctx: None, name="realistic sweep")
-        self.every, self.probe = every, probe
-
-    def _publish(self, event: Event) -> None:
+    def on_event(event: Event) -> None:
         if event.kind == "log":
             print(event.message, file=sys.stderr, flush=True)
-        elif event.kind == "step" and event.series == "train" and event.step % self.every == 0:
-            self.probe(event.step, event.values)
+        elif event.kind == "step" and event.series == "train" and event.step % every == 0:
+            probe(event.step, event.values)
+
+    run.subscribe(on_event)
+    return run
 
 
 def measure(model, tok, forget, retain) -> list[str]:
@@ -96,7 +96,7 @@ def main() -> None:
             rows.append([str(step), f"{values['total']:.3f}", *measure(model, loaded.tokenizer, forget, retain)])
         print(" | ".join(rows[-1]), f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
 
-    run = Ctx(args.every, probe)
+    run = watched(args.every, probe)
     result = method.run(RunContext(run), loaded, splits, cfg, {"before": None})
     stopping, fila = result.extra_report["stopping"], result.extra_report.get("fila", {})
     with adapters_of(run).use() as model:

@@ -119,18 +119,19 @@ def distance(p: dict, oracle: dict) -> float:
 # ------------------------------------------------------------------------ runs
 
 
-class Watch(Run):
-    """A run that is never started: `cls.run(RunContext(watch), …)` trains in this thread, silently,
-    and each step event it publishes (the one hook a Run has on its events as they happen)
-    probes the unlearned model at the checkpoints and where the holdout criterion is first met."""
+class Watch:
+    """Watches a run that is never started: `cls.run(RunContext(watch.run), …)` trains in this thread;
+    each step event it publishes reaches `on_event` as it happens (Run.subscribe), which probes the
+    unlearned model at the checkpoints and where the holdout criterion is first met."""
 
     def __init__(self, loaded, probes: Probes, at: tuple[int, ...]):
-        super().__init__(lambda ctx: None, name="sweep")
+        self.run = Run(lambda ctx: None, name="sweep")
+        self.run.subscribe(self.on_event)
         self.loaded, self.probes, self.at = loaded, probes, at
         self.points: dict[str, dict] = {}
         self.t0 = time.perf_counter()
 
-    def _publish(self, event: Event) -> None:
+    def on_event(self, event: Event) -> None:
         if event.kind != "step":
             return
         values = event.values
@@ -140,14 +141,14 @@ class Watch(Run):
             self._probe("holdout", event.step)
 
     def _probe(self, key: str, step: int | None = None) -> None:
-        with adapters_of(self).use() as model:
+        with adapters_of(self.run).use() as model:
             self.points[key] = {**self.probes(model, self.loaded.tokenizer), "step": step or int(key),
                                 "elapsed_s": time.perf_counter() - self.t0}
 
 
 def adapters_of(run: Run) -> Any:
     """The adapters of the LoRA run under way: it registers their `remove` as its undo (ctx.on_abort)."""
-    return next(undo.__self__ for undo in run._undo if hasattr(getattr(undo, "__self__", None), "use"))
+    return next(undo.__self__ for undo in run.undo_actions if hasattr(getattr(undo, "__self__", None), "use"))
 
 
 def trajectory(method: str, loaded, splits: dict, probes: Probes, budget: int, **settings) -> dict:
@@ -158,7 +159,7 @@ def trajectory(method: str, loaded, splits: dict, probes: Probes, budget: int, *
     cls = get_method(method)
     cfg = replace(cls.Config(), steps=budget, stop="steps", check_every=CHECK_EVERY, **settings)
     watch = Watch(loaded, probes, tuple(c for c in CHECKPOINTS if c <= budget))
-    cls.run(RunContext(watch), loaded, splits, cfg, {}).release()
+    cls.run(RunContext(watch.run), loaded, splits, cfg, {}).release()
     own = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in {g.name for g in fields(LoraSettings)}}
     return {"method": method, "budget": budget, "settings": {**own, **settings}, "points": watch.points}  # beta, delta… as run
 

@@ -8,7 +8,9 @@
 The work function receives a `RunContext`: it emits events, calls `ctx.check_cancel()`
 between steps, and registers undo actions with `ctx.on_abort(fn)` for anything it changes in
 a shared model. On an error or a cancel the undo actions run (last first), so the loaded base
-model is left as it was. Events know nothing of plots or widgets.
+model is left as it was. Events know nothing of plots or widgets. `run.subscribe(fn)` calls
+`fn(event)` on the publishing thread as each event happens (a benchmark probes the model there),
+and `run.undo_actions` lists what an abort would undo (a LoRA run's first is its adapters' removal).
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ class Run:
         self._changed = threading.Condition()
         self._cancel = threading.Event()
         self._undo: list[Callable[[], None]] = []
+        self._subscribers: list[Callable[[Event], None]] = []
         self._deadline = float("inf")  # set by start(); see RunContext.check_cancel
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
@@ -162,16 +165,25 @@ class Run:
         self._thread.join(timeout)
         return self.result
 
-    def _publish(self, event: Event) -> None:
-        with self._changed:
-            self._events.append(event)
-            self._changed.notify_all()
+    def subscribe(self, callback: Callable[[Event], None]) -> None:
+        """Call `callback(event)` with every event from now on, as it is published: on the thread
+        that publishes it (the work's), after it is stored, so the work waits for the callback."""
+        self._subscribers.append(callback)
 
-    def _finish(self, state: str, event: Event) -> None:
+    @property
+    def undo_actions(self) -> tuple[Callable[[], None], ...]:
+        """The undo actions registered so far (ctx.on_abort), first registered first."""
+        return tuple(self._undo)
+
+    def _publish(self, event: Event, end: str | None = None) -> None:
+        """Store `event` and tell the subscribers; `end`: the state the run ends in, set with its last event."""
         with self._changed:
-            self.state = state
+            if end is not None:
+                self.state = end
             self._events.append(event)
             self._changed.notify_all()
+        for callback in self._subscribers:
+            callback(event)
 
     def _abort(self) -> bool:
         """Run the undo actions, last first. One that fails does not stop the others; its
@@ -200,7 +212,7 @@ class Run:
             message = f"The run failed with an internal error: {type(e).__name__}: {one_line(e)}"
         else:
             self._undo.clear()
-            self._finish("done", Event("result", message="Finished."))
+            self._publish(Event("result", message="Finished."), end="done")
             return
         if not self._abort():  # the shared model may not be as it was: never say "nothing was changed"
             why = "The run was cancelled" if state == "cancelled" else message.rstrip(".")
@@ -208,4 +220,4 @@ class Run:
                                         "(an internal error); restart the app before the next run.")
         if state == "failed":
             self.error = message
-        self._finish(state, Event("cancelled" if state == "cancelled" else "error", message=message))
+        self._publish(Event("cancelled" if state == "cancelled" else "error", message=message), end=state)
