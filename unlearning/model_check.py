@@ -91,18 +91,41 @@ def check_architecture(name: str, config: dict[str, Any]) -> None:
         raise UserError(f"Model '{name}' (model type '{kind}') is not a causal language model transformers knows; {need}.")
 
 
-def parameter_count(config: dict[str, Any]) -> int | None:
-    """The model's parameters, counted on a copy built on the meta device (no memory, no
-    weights); None when transformers cannot build it from the config alone (its own code)."""
+def meta_model(config: dict[str, Any]) -> torch.nn.Module | None:
+    """The model built on the meta device from its config (no memory, no weights); None when
+    transformers cannot build it from the config alone (its own code)."""
     from transformers import CONFIG_MAPPING, AutoModelForCausalLM
 
     try:
         cfg = CONFIG_MAPPING[config["model_type"]].from_dict(config)
         with torch.device("meta"):
-            model = AutoModelForCausalLM.from_config(cfg)
+            return AutoModelForCausalLM.from_config(cfg)
     except Exception:  # noqa: BLE001  an unknown or custom architecture: from_pretrained will say what is wrong
         return None
-    return sum(p.numel() for p in model.parameters())
+
+
+def parameter_count(config: dict[str, Any]) -> int | None:
+    """The model's parameters, counted on its meta copy; None when it cannot be built."""
+    model = meta_model(config)
+    return None if model is None else sum(p.numel() for p in model.parameters())
+
+
+def targeted_weights(model: torch.nn.Module) -> int:
+    """Entries of the weights LoRA (and FILA's Fisher pass) targets: every nn.Linear or GPT-2
+    Conv1D except the output head (lora.adapters.target_linears' rule, restated here because
+    the LoRA package imports this module's caller)."""
+    from transformers.pytorch_utils import Conv1D
+
+    get_head = getattr(model, "get_output_embeddings", None)
+    head = get_head() if get_head is not None else None
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear | Conv1D) and m is not head)
+
+
+def fisher_bytes(config: dict[str, Any]) -> int:
+    """FILA's Fisher pass holds two float32 sums (forget and retain) of every targeted weight
+    on the model's device (lora/fila.py: accumulate_fisher); 0 when the model cannot be built."""
+    model = meta_model(config)
+    return 0 if model is None else 2 * 4 * targeted_weights(model)
 
 
 def free_memory(device: str, device_map: str | None) -> tuple[int, str] | None:
@@ -131,12 +154,17 @@ def available_ram() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")  # free pages only: a lower bound
 
 
-def check_fits(name: str, config: dict[str, Any], device: str, dtype: torch.dtype, device_map: str | None) -> None:
-    """One sentence, with advice, when the weights alone will not fit the free memory."""
+def check_fits(name: str, config: dict[str, Any], device: str, dtype: torch.dtype, device_map: str | None,
+               fisher: bool = False) -> None:
+    """One sentence, with advice, when the weights will not fit the free memory; with `fisher`
+    (a FILA-based method: its init's Fisher pass), the weights and the two float32 copies of
+    the targeted weights that pass holds beside them."""
     n = parameter_count(config)
     if n is None:
         return
-    need = n * torch.empty((), dtype=dtype).element_size()
+    weights = n * torch.empty((), dtype=dtype).element_size()
+    extra = fisher_bytes(config) if fisher else 0
+    need = weights + extra
     room = free_memory(device, device_map)
     if room is None or need <= HEADROOM * room[0]:
         return
@@ -147,7 +175,9 @@ def check_fits(name: str, config: dict[str, Any], device: str, dtype: torch.dtyp
               "load it with --device-map auto to spread it over the GPUs and CPU memory (ECO runs then, but LoRA "
               "methods must hold every layer on the GPU), or pick a smaller model" if device == "cuda" else
               "run on a GPU (bfloat16 halves it), or pick a smaller model")
-    raise UserError(f"Model '{name}' has {n / 1e9:.2f} B parameters, {need / GIB:.1f} GiB in {dt}, but only "
+    fila = (f" plus {extra / GIB:.1f} GiB for FILA's Fisher pass (two float32 copies of the weights LoRA targets; "
+            "ihl or gd, with a random LoRA init, need none)") if extra else ""
+    raise UserError(f"Model '{name}' has {n / 1e9:.2f} B parameters, {weights / GIB:.1f} GiB in {dt}{fila}, but only "
                     f"{free / GIB:.1f} GiB of {where} is free; {advice}.")
 
 
