@@ -252,19 +252,42 @@ def test_evaluate_on_tiny_model(tiny):
     metrics, raw = M.evaluate(model, tok, splits, progress=seen.append, check_cancel=lambda: ticks.append(1))
     assert seen == [f"evaluating {s}" for s in splits]
     assert len(ticks) >= len(splits)
-    qa_keys = ["answer_prob", "nll", "ppl", "rougeL", "truth_ratio", "mem_acc", "fluency", "distinct2", "repetition"]
+    qa_keys = ["answer_prob", "nll", "ppl", "rougeL", "truth_ratio", "mem_acc", "fluency", "distinct2", "repetition",
+               "extraction_strength"]
     want = {f"{s}.{k}" for s in ("forget", "retain", "holdout") for k in qa_keys}
     want |= {"forget.extraction_n", "holdout.extraction_n", "model_utility", "mia_auc"}
-    want |= {f"general.{k}" for k in ("nll", "ppl", "mem_acc", "fluency", "distinct2", "repetition")}
+    want |= {f"general.{k}" for k in ("nll", "ppl", "mem_acc", "fluency", "distinct2", "repetition", "extraction_strength")}
     assert set(metrics) == want
     assert all(math.isfinite(v) for v in metrics.values())
-    assert set(M.METRIC_INFO) >= {k.split(".")[-1] for k in metrics} | {"forget_quality"}
+    assert set(M.METRIC_INFO) | set(M.LEADERBOARD_INFO) >= {k.split(".")[-1] for k in metrics} | {"forget_quality", "privleak"}
+    assert len(raw["forget"]["min_k"]) == 3 and len(raw["general"]["min_k"]) == 1
     assert metrics["mia_auc"] == pytest.approx(0.5)  # forget and holdout are the same data
     assert len(raw["forget"]["R"]) == 3 and len(raw["forget"]["losses"]) == 3
     assert raw["general"]["generations"][0]["prompt"] == opening_sentences(passages.examples[0].text)
     again, _ = M.evaluate(model, tok, {"forget": qa}, oracle_raw=raw)
     assert again["forget_quality"] == pytest.approx(1.0)
     assert model.training is False
+    self_leak, _ = M.evaluate(model, tok, splits, oracle_raw=raw)
+    assert self_leak["privleak"] == 0.0  # the same model as its own reference
+
+
+def test_an_evaluation_only_retain_set_is_scored_as_retain(tiny):
+    """RETAIN_EVAL (TOFU's retain_perturbed): `retain.*` and model utility come from it, never
+    from the retain set the method trains on, which is not evaluated at all."""
+    model, tok = tiny
+    trained, scored = Dataset("retain90", "qa", list(FACTS[:2])), Dataset("retain_perturbed", "qa", [FACTS[2]])
+    seen: list[str] = []
+    metrics, raw = M.evaluate(model, tok, {"forget": Dataset("f", "qa", [FACTS[0]]), "retain": trained,
+                                           M.RETAIN_EVAL: scored}, progress=seen.append)
+    alone, _ = M.evaluate_split(model, tok, scored, "retain")
+    other, _ = M.evaluate_split(model, tok, trained, "retain")
+    assert seen == ["evaluating forget", "evaluating retain"] and M.RETAIN_EVAL not in raw
+    assert {k: metrics[f"retain.{k}"] for k in alone} == alone
+    assert metrics["retain.answer_prob"] != other["answer_prob"]
+    assert [g["prompt"] for g in raw["retain"]["generations"]] == [FACTS[2].question]
+    assert metrics["model_utility"] == pytest.approx(M.harmonic_mean([alone[k] for k in M.UTILITY_KEYS]))
+    assert list(M.scored_splits({"forget": trained, "retain": trained, "holdout": trained, M.RETAIN_EVAL: scored})) == [
+        "forget", "retain", "holdout"]
 
 
 def test_general_split_is_scored_as_tofus_real_author_and_world_fact_sets(tiny):

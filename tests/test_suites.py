@@ -6,6 +6,7 @@ block under open-unlearning's column names. Nothing is downloaded from the netwo
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,29 @@ def muse_repo(folder: Path) -> Path:
     write("verbmem/forget.json", [{"prompt": NEWS[0][:40], "gt": NEWS[0][40:]}])
     write("knowmem/forget_qa.json", [{"question": "What did the council approve?", "answer": "A transport budget."}])
     write("knowmem/retain_qa.json", [{"question": "Who won the final?", "answer": "The national team."}])
+    write("privleak/forget.json", NEWS[:2])
+    write("privleak/retain.json", NEWS[2:3])
+    write("privleak/holdout.json", NEWS[3:])
     return folder
+
+
+def parquet_copy(folder: Path, out: Path) -> Path:
+    """`folder`'s data as a Parquet-only revision in the Hub's layout: each TOFU config
+    NAME.json becomes NAME/train-00000-of-00001.parquet, each MUSE split SUB/SPLIT.json becomes
+    SUB/SPLIT-00000-of-00001.parquet (a list of strings becomes a "text" column)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for path in folder.rglob("*.json"):
+        text = path.read_text(encoding="utf-8").lstrip()
+        rows = json.loads(text) if text.startswith("[") else [json.loads(line) for line in text.splitlines()]
+        rows = [{"text": r} if isinstance(r, str) else r for r in rows]
+        rel = path.relative_to(folder)
+        target = out / (rel.with_suffix("") / "train-00000-of-00001.parquet" if rel.parent == Path(".")
+                        else rel.parent / f"{rel.stem}-00000-of-00001.parquet")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(rows), target)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +134,9 @@ def test_tofu_maps_fields_and_fetches_only_its_files(on_hub):
     bench = suites.load("tofu:forget10")
     forget, retain, general = (bench.splits[k] for k in ("forget", "retain", "general"))
     assert [len(bench.splits[k]) for k in ("forget", "retain", "holdout", "general")] == [2, 4, 2, 4]
+    scored = bench.extra[suites.RETAIN_EVAL]  # what the report's retain columns are scored on: retain_perturbed's
+    assert scored.name == "retain_perturbed" and [ex.question for ex in scored.examples] == [
+        ex.question for ex in retain.examples[:2]] and all(ex.perturbed_answers for ex in scored.examples)
     assert forget.examples[0].paraphrased_answer and len(forget.examples[0].perturbed_answers) == 3
     assert sum(bool(ex.perturbed_answers) for ex in retain.examples) == 2  # retain_perturbed covers part of retain90
     assert {ex.group for ex in general.examples} == {"real_authors", "world_facts"}
@@ -124,11 +150,24 @@ def test_tofu_maps_fields_and_fetches_only_its_files(on_hub):
 @pytest.mark.parametrize("name, columns", [
     ("tofu:forget10", {"forget_quality", "model_utility", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE",
                        "retain_Q_A_Prob", "retain_Q_A_ROUGE", "retain_Truth_Ratio", "ra_Q_A_Prob_normalised",
-                       "ra_Q_A_ROUGE", "ra_Truth_Ratio", "wf_Q_A_Prob_normalised", "wf_Q_A_ROUGE", "wf_Truth_Ratio"}),
-    ("muse:news", {"forget_knowmem_ROUGE", "retain_knowmem_ROUGE", "forget_verbmem_ROUGE"}),
+                       "ra_Q_A_ROUGE", "ra_Truth_Ratio", "wf_Q_A_Prob_normalised", "wf_Q_A_ROUGE", "wf_Truth_Ratio",
+                       "extraction_strength"}),
+    ("muse:news", {"forget_knowmem_ROUGE", "retain_knowmem_ROUGE", "forget_verbmem_ROUGE", "privleak", "extraction_strength"}),
 ])
-def test_preset_runs_end_to_end(name, columns, on_hub, tmp_path, capsys):
-    """Data and both models from the stand-in hub, 2 steps of gradient ascent, the leaderboard block."""
+def test_preset_runs_end_to_end(name, columns, on_hub, tmp_path, capsys, monkeypatch):
+    """Data and both models from the stand-in hub, 2 steps of gradient ascent, the leaderboard
+    block. Every split evaluation is recorded: TOFU's retain columns are scored on
+    retain_perturbed, never on the retain90 the method trains on."""
+    from unlearning.evaluation import metrics
+
+    scored: list[tuple[str, str]] = []
+    real = metrics.evaluate_split
+
+    def spy(model, tokenizer, ds, split, *args, **kwargs):
+        scored.append((split, ds.name))
+        return real(model, tokenizer, ds, split, *args, **kwargs)
+
+    monkeypatch.setattr(metrics, "evaluate_split", spy)
     report_path = tmp_path / "report.json"
     code = main(["unlearn", "--benchmark", name, "--method", "ga", "--steps", "2", "--device", "cpu",
                  "--report", str(report_path)])
@@ -140,6 +179,12 @@ def test_preset_runs_end_to_end(name, columns, on_hub, tmp_path, capsys):
     if name.startswith("tofu"):
         assert set(board["oracle"]) >= {"forget_Q_A_ROUGE", "model_utility"}
         assert board["after"]["forget_Q_A_ROUGE"] == report["after"]["forget.rougeL"]  # mapped, never recomputed
+        assert board["scored_on"]["retain_*"] == "retain_perturbed" and "retain_perturbed" in board["scored_on"]["model_utility"]
+        assert ("retain", "retain_perturbed") in scored and not any(ds == "retain90" for _, ds in scored), scored
+    else:
+        assert board["oracle"]["privleak"] == 0.0 and board["after"]["privleak"] == report["after"]["privleak"]
+        assert board["scored_on"]["privleak"].startswith("privleak/forget vs privleak/holdout")
+        assert {("privleak_forget", "privleak/forget"), ("privleak_holdout", "privleak/holdout")} <= set(scored)
     bench = suites.load(name)
     for repo in (bench.model, bench.oracle):
         assert "config.json" in on_hub.downloaded(repo) and any(f.endswith(".safetensors") for f in on_hub.downloaded(repo))
@@ -228,6 +273,30 @@ def test_preset_on_zero_gpu_reaches_the_worker(on_hub):
     session.close()
 
 
+def test_parquet_only_revisions_read_as_the_json_ones(on_hub, tmp_path, monkeypatch):
+    """A revision with no JSON at all, each split as Parquet shards (how the Hub converts data
+    sets): both suites read the same splits as from their JSON files; only Parquet is fetched."""
+    json_tofu, json_muse = suites.load("tofu:forget10"), suites.load("muse:news")
+    on_hub.add("locuslab/TOFU-parquet", parquet_copy(tofu_repo(tmp_path / "tj"), tmp_path / "tofu"), "dataset")
+    on_hub.add("muse-bench/MUSE-Parquet", parquet_copy(muse_repo(tmp_path / "mj"), tmp_path / "muse"), "dataset")
+    monkeypatch.setattr(suites, "TOFU_DATA", "locuslab/TOFU-parquet")
+    tofu, muse = suites.load("tofu:forget10"), suites.Muse("muse:parquet", "parquet", "parquet").load()
+
+    def same(a, b) -> None:
+        assert set(a.splits) == set(b.splits) and set(a.extra) == set(b.extra)
+        for name in a.splits:
+            assert a.splits[name].examples == b.splits[name].examples, name
+        for name in a.extra:
+            assert a.extra[name].examples == b.extra[name].examples, name
+
+    same(tofu, json_tofu)
+    same(muse, json_muse)
+    fetched = on_hub.downloaded("locuslab/TOFU-parquet") + on_hub.downloaded("muse-bench/MUSE-Parquet")
+    assert fetched and all(f.endswith(".parquet") for f in fetched), fetched
+    assert "forget10/train-00000-of-00001.parquet" in fetched and not any(f.startswith("forget01/") for f in fetched)
+    assert tofu.paraphrased is not None and tofu.paraphrased.examples == json_tofu.paraphrased.examples
+
+
 def test_a_missing_split_is_one_sentence(on_hub, tmp_path):
     """A repository without one of the suite's files (here: a MUSE copy without its holdout)."""
     folder = muse_repo(tmp_path / "partial")
@@ -235,3 +304,19 @@ def test_a_missing_split_is_one_sentence(on_hub, tmp_path):
     on_hub.add("muse-bench/MUSE-Partial", folder, "dataset")
     with pytest.raises(UserError, match=r"split raw/holdout is not in its Hub repository"):
         suites.Muse("muse:partial", "partial", "partial").load()
+
+
+def test_a_muse_copy_without_privleak_sets_falls_back_to_raw(on_hub, tmp_path):
+    """privleak's sets are optional: without them the MIA compares the raw forget and holdout
+    sets (metrics.MIA_PAIRS), and the report's scored_on says so."""
+    folder = muse_repo(tmp_path / "noleak")
+    shutil.rmtree(folder / "privleak")
+    on_hub.add("muse-bench/MUSE-Noleak", folder, "dataset")
+    bench = suites.Muse("muse:noleak", "noleak", "noleak").load()
+    assert not any(name.startswith("privleak") for name in bench.extra)
+    assert suites.SUITES["muse:news"].scored_on({"forget.nll": 1.0})["privleak"].startswith("raw/forget vs raw/holdout")
+
+
+def test_a_suite_must_say_how_it_loads():
+    with pytest.raises(TypeError, match="abstract"):
+        suites.Suite("x", "x")  # type: ignore[abstract]

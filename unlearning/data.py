@@ -39,6 +39,10 @@ def strip_invisible(text: str) -> str:
 # TOFU's two general-knowledge sets, which model utility scores apart (metrics.py): a QA
 # record of the general split may say which it belongs to in its "group" field.
 GENERAL_SETS = ("world_facts", "real_authors")
+# An evaluation-only retain set: where a run's splits have one, the report's retain metrics (and
+# model utility) are scored on it in place of the retain set the method trains on
+# (metrics.scored_splits; TOFU's retain_perturbed, suites.py).
+RETAIN_EVAL = "retain_eval"
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ def load_file(path: str | Path, display_name: str | None = None) -> Dataset:
     """
     path = Path(path)
     name = display_name or path.name
-    return _build(name, read_records(path, name))
+    return from_records(name, read_records(path, name))
 
 
 def check_pair(forget: Dataset, retain: Dataset) -> None:
@@ -139,8 +143,10 @@ def check_pair(forget: Dataset, retain: Dataset) -> None:
 # ----------------------------------------------------------------- records → examples
 
 
-def _build(name: str, records: Iterator[Record]) -> Dataset:
-    """Records → examples: one kind per file, at most MAX_EXAMPLES (counted as they stream in)."""
+def from_records(name: str, records: Iterator[Record]) -> Dataset:
+    """Records (where, fields) → a validated Dataset called `name`: one kind per file, at most
+    MAX_EXAMPLES (counted as they stream in). load_file's second half; the benchmark suites
+    (suites.py) feed it the Hub's rows."""
     examples: list = []
     kind, first = "", ""
     for where, rec in records:

@@ -16,7 +16,7 @@ from .base import LockedModel, original
 from .data import Dataset, check_pair, load_file
 from .errors import Cancelled
 from .evaluation.cache import EvalCache, cached_split, lookup
-from .evaluation.metrics import against_oracle, evaluate, forget_quality
+from .evaluation.metrics import against_oracle, evaluate, forget_quality, privleak_against, scored_splits
 from .evaluation.outcome import with_distance
 from .evaluation.probes import probe_set
 from .memory import MemoryWatch
@@ -49,8 +49,9 @@ def complete_splits(forget: Dataset, retain: Dataset, holdout: Dataset | None = 
 def _evaluate_phase(ctx: RunContext, phase: str, model, tokenizer, splits, oracle_raw=None, evaluate_one=None,
                     workers: int = 1):
     share = ctx.within(*PHASES[phase])
-    names = iter(range(len(splits)))
-    progress = lambda msg: share.progress(next(names, 0) / len(splits), f"{phase}: {msg}")
+    count = len(scored_splits(splits))  # an evaluation-only retain set stands in for retain
+    names = iter(range(count))
+    progress = lambda msg: share.progress(next(names, 0) / count, f"{phase}: {msg}")
     return evaluate(model, tokenizer, splits, oracle_raw=oracle_raw, progress=progress, check_cancel=ctx.check_cancel,
                     evaluate_one=evaluate_one, workers=workers)
 
@@ -159,6 +160,10 @@ class Reference:
             oracle = {**oracle, "forget_quality": 1.0}  # the oracle against itself, by definition
             if before is not None and before_raw is not None and before_raw.get("forget", {}).get("R"):
                 before = {**before, "forget_quality": forget_quality(before_raw["forget"]["R"], r_oracle)}
+        if oracle is not None and privleak_against(oracle_raw or {}, oracle_raw) is not None:
+            oracle = {**oracle, "privleak": 0.0}  # likewise: its MIA AUC is the reference
+            if before is not None and before_raw is not None and (leak := privleak_against(before_raw, oracle_raw)) is not None:
+                before = {**before, "privleak": leak}
         return oracle, oracle_raw, before
 
 

@@ -19,12 +19,13 @@ MUSE paper's models muse-bench/MUSE-news_target and muse-bench/MUSE-news_retrain
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from .data import Dataset, _build
+from .data import RETAIN_EVAL, Dataset, from_records
 from .errors import UserError
 from .formats import read_records
 from .hub import snapshot
@@ -49,18 +50,26 @@ class Benchmark:
     model: str  # the published target model (trained on everything)
     oracle: str  # the published retain model (never saw the forget set)
     paraphrased: Dataset | None = None  # the forget questions in held-out wordings, for the probes
-    extra: dict[str, Dataset] = field(default_factory=dict)  # more evaluation splits (MUSE's QA)
+    # more evaluation splits: MUSE's QA and privleak sets; TOFU's retain_perturbed as RETAIN_EVAL,
+    # the retain set the report scores (metrics.scored_splits) while the method trains on retainNN
+    extra: dict[str, Dataset] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class Suite:
+class Suite(ABC):
     """A benchmark by name: which files to fetch and how to read them."""
 
     name: str
     label: str  # what the header's menu shows
 
+    @abstractmethod
     def load(self) -> Benchmark:
-        raise NotImplementedError
+        """Fetch the suite's files through hub.snapshot and read them."""
+
+    @abstractmethod
+    def scored_on(self, metrics: dict) -> dict[str, str]:
+        """Which data set each of the leaderboard's columns was computed on, for the report
+        (`metrics`: one model's, which says which optional sets were there)."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +103,16 @@ class Tofu(Suite):
                   "retain": _qa(self.retain, [{**r, **retain_extra.get(_key(r), {})} for r in rows[self.retain]]),
                   "holdout": _qa(self.holdout, rows[self.holdout]),
                   "general": _qa("real_authors + world_facts", general)}
+        # open-unlearning scores retain (and so model utility) on retain_perturbed's questions,
+        # not on the retainNN the method trains on: an evaluation-only split
+        extra = {RETAIN_EVAL: _qa("retain_perturbed", rows["retain_perturbed"])}
         return Benchmark(self.name, splits, TOFU_MODEL.format(split="full"), TOFU_MODEL.format(split=self.retain),
-                         _qa(f"{self.forget} paraphrased", paraphrased) if paraphrased else None)
+                         _qa(f"{self.forget} paraphrased", paraphrased) if paraphrased else None, extra)
+
+    def scored_on(self, metrics: dict) -> dict[str, str]:
+        return {"forget_*, extraction_strength": self.forget, "retain_*": "retain_perturbed",
+                "model_utility": "retain_perturbed, real_authors_perturbed, world_facts_perturbed",
+                "ra_*": "real_authors_perturbed", "wf_*": "world_facts_perturbed"}
 
 
 @dataclass(frozen=True)
@@ -109,10 +126,14 @@ class Muse(Suite):
     QA: ClassVar[dict[str, tuple[str, ...]]] = {
         "verbmem_forget": ("verbmem", "forget"), "knowmem_forget": ("knowmem", "forget_qa"),
         "knowmem_retain": ("knowmem", "retain_qa", "retain2_qa")}
+    # the texts of privleak's Min-K% MIA (metrics.MIA_PAIRS); a copy without them falls back to
+    # the raw forget and holdout sets
+    PRIVLEAK: ClassVar[dict[str, tuple[str, ...]]] = {
+        "privleak_forget": ("privleak", "forget"), "privleak_holdout": ("privleak", "holdout")}
 
     def load(self) -> Benchmark:
         repo = MUSE_DATA.format(Corpus=self.corpus.capitalize())
-        subs = sorted({f for f, *_ in (*self.TEXT.values(), *self.QA.values())})
+        subs = sorted({f for f, *_ in (*self.TEXT.values(), *self.QA.values(), *self.PRIVLEAK.values())})
         folder = snapshot(repo, repo_type="dataset", patterns=[f"{f}/*.json" for f in subs])
         parquet = [f"{f}/*.parquet" for f in subs if not any((folder / f).glob("*.json"))]
         if parquet:  # a folder of a revision in Parquet only
@@ -120,8 +141,17 @@ class Muse(Suite):
         splits = {role: _passages("/".join(where[:2]), _muse_rows(folder, *where)) for role, where in self.TEXT.items()}
         extra = {name: _qa("/".join(where[:2]), [_muse_qa(r) for r in _muse_rows(folder, *where)])
                  for name, where in self.QA.items()}
+        extra |= {name: _passages("/".join(where), rows) for name, where in self.PRIVLEAK.items()
+                  if (rows := _muse_rows(folder, *where, required=False))}
         return Benchmark(self.name, splits, MUSE_MODEL.format(corpus=self.corpus, which="target"),
                          MUSE_MODEL.format(corpus=self.corpus, which="retrain"), None, extra)
+
+    def scored_on(self, metrics: dict) -> dict[str, str]:
+        mia = ("privleak/forget vs privleak/holdout" if any(k.startswith("privleak_forget.") for k in metrics)
+               else "raw/forget vs raw/holdout (the copy has no privleak sets)")
+        return {"forget_knowmem_ROUGE": "knowmem/forget_qa", "retain_knowmem_ROUGE": "knowmem/retain_qa",
+                "forget_verbmem_ROUGE, extraction_strength": "verbmem/forget",
+                "privleak": f"{mia}, Min-K% MIA AUC against the retain model's"}
 
 
 SUITES: dict[str, Suite] = {s.name: s for s in (
@@ -144,8 +174,9 @@ def load(name: str) -> Benchmark:
 
 # ------------------------------------------------------------------ the leaderboard's columns
 # open-unlearning's TOFU evaluation (configs/eval/tofu.yaml and its metrics' keys) ← the
-# Studio's metric keys. Where the Studio computes no counterpart (privleak, extraction_strength,
-# the PARA/PERT probabilities), the column is absent rather than approximated.
+# Studio's metric keys. Where the Studio computes no counterpart (exact_memorization, the MIAs,
+# the PARA/PERT probabilities), the column is absent rather than approximated; TOFU's privleak
+# is commented out there, so it is absent here too.
 TOFU_COLUMNS = {
     "forget_quality": "forget_quality", "model_utility": "model_utility",
     "forget_truth_ratio": "forget.truth_ratio", "forget_Q_A_Prob": "forget.answer_prob",
@@ -155,17 +186,23 @@ TOFU_COLUMNS = {
     "ra_Truth_Ratio": "real_authors.truth_ratio",
     "wf_Q_A_Prob_normalised": "world_facts.answer_prob", "wf_Q_A_ROUGE": "world_facts.rougeL",
     "wf_Truth_Ratio": "world_facts.truth_ratio",
+    "extraction_strength": "forget.extraction_strength",  # open-unlearning's on forgetNN_perturbed: the same QA
 }
 # open-unlearning's MUSE evaluation (configs/eval/muse.yaml) ← the Studio's keys on the extra splits.
 MUSE_COLUMNS = {"forget_knowmem_ROUGE": "knowmem_forget.rougeL", "retain_knowmem_ROUGE": "knowmem_retain.rougeL",
-                "forget_verbmem_ROUGE": "verbmem_forget.rougeL"}
+                "forget_verbmem_ROUGE": "verbmem_forget.rougeL", "privleak": "privleak",
+                "extraction_strength": "verbmem_forget.extraction_strength"}
 
 
 def leaderboard(report: dict, suite: str) -> dict:
-    """{model: {column: value}} for before / after / oracle, under the leaderboard's names."""
+    """{model: {column: value}} for before / after / oracle, under the leaderboard's names, and
+    `scored_on`: which data set each column was computed on."""
     columns = MUSE_COLUMNS if suite.startswith("muse:") else TOFU_COLUMNS
-    return {which: {col: report[which][key] for col, key in columns.items() if key in report[which]}
-            for which in ("before", "after", "oracle") if report.get(which)}
+    board = {which: {col: report[which][key] for col, key in columns.items() if key in report[which]}
+             for which in ("before", "after", "oracle") if report.get(which)}
+    known = SUITES.get(suite.strip().lower())
+    scored = known.scored_on(report.get("after") or report.get("before") or {}) if known is not None else {}
+    return {"scored_on": scored, **board} if scored else board
 
 
 # ------------------------------------------------------------------ files → Datasets
@@ -192,9 +229,9 @@ def _tofu_rows(folder: Path, name: str) -> list[dict]:
     return _parquet_rows(shards, name) if shards and not (folder / f"{name}.json").is_file() else _json_rows(folder, f"{name}.json")
 
 
-def _muse_rows(folder: Path, sub: str, *splits: str) -> list:
+def _muse_rows(folder: Path, sub: str, *splits: str, required: bool = True) -> list:
     """MUSE's rows of the first of `splits` in `sub`/ there is: its JSON file (either spelling)
-    or its Parquet shards."""
+    or its Parquet shards; [] for a missing one that is not `required`."""
     for split in splits:
         for name in (f"{split}.json", f"{split.replace('_', '-')}.json"):
             if (folder / sub / name).is_file():
@@ -202,12 +239,14 @@ def _muse_rows(folder: Path, sub: str, *splits: str) -> list:
         shards = sorted((folder / sub).glob(f"{split}-*.parquet"))
         if shards:
             return _parquet_rows(shards, f"{sub}/{split}")
+    if not required:
+        return []
     raise UserError(f"The benchmark's split {sub}/{splits[0]} is not in its Hub repository (or the Hub cache).")
 
 
 def _parquet_rows(shards: list[Path], what: str) -> list[dict]:
     try:
-        import pyarrow.parquet as pq  # type: ignore[import-not-found]
+        import pyarrow.parquet as pq  # type: ignore[import-untyped, import-not-found]
     except ImportError:
         raise UserError(f"The benchmark's split {what} is stored as Parquet; install pyarrow to read it.") from None
     return [row for shard in shards for row in pq.read_table(shard).to_pylist()]
@@ -225,10 +264,10 @@ def _records(rows: list[dict], fields: dict[str, str]) -> Iterator[tuple[str, di
 
 def _qa(name: str, rows: list[dict]) -> Dataset:
     """QA rows with TOFU's field names → a validated QA Dataset (the Studio's own checks)."""
-    return _build(name, _records(rows, {**_QA_FIELDS, "group": "group"}))
+    return from_records(name, _records(rows, {**_QA_FIELDS, "group": "group"}))
 
 
 def _passages(name: str, rows: list) -> Dataset:
     """MUSE's raw text: a list of strings or of {"text": ...} records."""
     texts = [{"text": r} if isinstance(r, str) else r for r in rows]
-    return _build(name, _records(texts, {"text": "text"}))
+    return from_records(name, _records(texts, {"text": "text"}))

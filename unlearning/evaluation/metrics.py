@@ -5,8 +5,10 @@
 2. Model-level evaluation: `evaluate(model, tokenizer, {"forget": ds, ...})` returns a flat
    dict of metrics keyed `split.metric` plus the cross-split ones (`model_utility`, with the
    general split's parts of it as `real_authors.*` and `world_facts.*`; `mia_auc`,
-   `forget_quality`), and the raw per-example values a later call needs (pass the oracle's raw
-   dict as `oracle_raw` to get `forget_quality`).
+   `forget_quality`, `privleak`), and the raw per-example values a later call needs (pass the
+   oracle's raw dict as `oracle_raw` to get `forget_quality` and `privleak`). A split named
+   `retain_eval` is an evaluation-only retain set: it is scored as `retain`, in place of the
+   retain split a method trains on (TOFU's retain_perturbed; `scored_splits`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from dataclasses import dataclass
 import torch
 
 from ..batches import IGNORE, Encoded, batches, encode_passage, encode_qa, pad_id
-from ..data import GENERAL_SETS, QA, Dataset
+from ..data import GENERAL_SETS, QA, RETAIN_EVAL, Dataset
 from ..generate import generate_answers, generate_ids
 from ..limits import MAX_NEW_TOKENS
+from .leaderboard import extraction_strength, mia_auc_min_k, min_k_score, privleak
 from .probes import evaluate_probes
 from .scores import (
     EXTRACTION_N,
@@ -52,6 +55,9 @@ FLUENCY_TOKENS = 32  # length of the passage continuations scored for fluency
 UTILITY_KEYS = ("answer_prob", "rougeL", "truth_ratio")
 UTILITY_SPLITS = ("retain", *GENERAL_SETS)
 GENERAL = "general"  # the split scored the TOFU way for real-author and world-fact QA
+# The two sets the Min-K% membership inference behind privleak compares: MUSE's own privleak
+# forget/holdout sets where a suite brings them (suites.Muse), else the run's forget and holdout.
+MIA_PAIRS = (("privleak_forget", "privleak_holdout"), ("forget", "holdout"))
 # Bump when a metric's definition changes without a change to this file's code (evalcache.py
 # keys every cached evaluation on this and on a digest of the code that computes it).
 METRIC_VERSION = 2
@@ -75,6 +81,15 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "repetition": ("↓ (≈ before)", (f"Share of generations that are mostly one word repeated (≥ {REPEATED_MIN_WORDS} "
                                     f"words, the commonest ≥ {REPEATED_SHARE:.0%} of them): a collapse pooled fluency hides.")),
 }
+# open-unlearning's leaderboard columns that have no Studio counterpart (leaderboard.py), kept
+# apart from METRIC_INFO, whose arrows the report panel's catalog says per split.
+LEADERBOARD_INFO: dict[str, tuple[str, str]] = {
+    "extraction_strength": ("↓ forget", ("Extraction strength: 1 − the shortest share of the answer that, given as a prefix, "
+                                         "makes the greedy continuation reproduce the rest exactly; mean over examples.")),
+    "privleak": ("→ 0", ("MUSE's PrivLeak: the Min-K% (k = 0.4) MIA AUC forget vs holdout, relative to the oracle's, in % "
+                         "(on 1 − AUC, as open-unlearning computes it).")),
+}
+
 
 def label_scores(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Log-prob of each labelled token and whether it is the argmax, as in causal-LM loss
@@ -258,7 +273,7 @@ def _evaluate_qa(model, tokenizer, ds: Dataset, split: str, bs: int, check_cance
     answers = _greedy_answers(model, tokenizer, qas, items, bs, check_cancel)
     rouges = [rouge_l_recall(a, qa.answer) for a, qa in zip(answers, qas)]
     m = {"answer_prob": _mean([math.exp(x) for x in means]), **_token_stats(scores), "rougeL": _mean(rouges),
-         **_text_stats(answers)}
+         **_text_stats(answers), "extraction_strength": _mean([extraction_strength(s.correct) for s in scores])}
     extra: dict = {}
     if split == GENERAL:  # TOFU's real-author and world-fact QA: the truth ratio against the answer itself
         rs, extra["sets"] = _general_sets(model, tokenizer, qas, means, rouges, bs, check_cancel)
@@ -267,7 +282,8 @@ def _evaluate_qa(model, tokenizer, ds: Dataset, split: str, bs: int, check_cance
     if rs:
         m["truth_ratio"] = _mean([truth_ratio_score(r, split) for r in rs])
     gens = [{"prompt": qa.question, "output": a, "reference": qa.answer} for qa, a in zip(qas, answers)]
-    return m, {"R": rs, "losses": [-x for x in means], "generations": gens, **extra}, items
+    min_k = [min_k_score(s.token_logprobs) for s in scores]
+    return m, {"R": rs, "losses": [-x for x in means], "min_k": min_k, "generations": gens, **extra}, items
 
 
 def _evaluate_passages(model, tokenizer, ds: Dataset, split: str, bs: int, check_cancel) -> tuple[dict, dict, list]:
@@ -284,7 +300,8 @@ def _evaluate_passages(model, tokenizer, ds: Dataset, split: str, bs: int, check
     conts = _continuations(model, tokenizer, prompts, bs, check_cancel)
     gens = [{"prompt": p, "output": c, "reference": None} for p, c in zip(prompts, conts)]
     losses = [-sum(lp) / max(len(lp), 1) for lp in pooled]
-    return {**_token_stats(scores), **_text_stats(conts)}, {"R": [], "losses": losses, "generations": gens}, items
+    m = {**_token_stats(scores), **_text_stats(conts), "extraction_strength": _mean([extraction_strength(s.correct) for s in scores])}
+    return m, {"R": [], "losses": losses, "min_k": [min_k_score(lp) for lp in pooled], "generations": gens}, items
 
 
 def _evaluate_probes(model, tokenizer, ds: Dataset, split: str, bs: int, check_cancel) -> tuple[dict, dict, list]:
@@ -314,9 +331,24 @@ def utility_parts(metrics: dict[str, float], sets: dict[str, dict[str, float]]) 
     return {k: found[k] for s in UTILITY_SPLITS for u in UTILITY_KEYS if (k := f"{s}.{u}") in found}
 
 
+def mia_min_k(raw: dict) -> float | None:
+    """The Min-K% MIA AUC of the first of MIA_PAIRS that `raw` (evaluate's) has both sets of."""
+    for forget, holdout in MIA_PAIRS:
+        f, h = raw.get(forget, {}).get("min_k"), raw.get(holdout, {}).get("min_k")
+        if f and h:
+            return mia_auc_min_k(f, h)
+    return None
+
+
+def privleak_against(raw: dict, oracle_raw: dict | None) -> float | None:
+    """privleak of a model's raw values against the oracle's (None where either lacks the sets)."""
+    auc, ref = mia_min_k(raw), mia_min_k(oracle_raw or {})
+    return None if auc is None or ref is None else privleak(auc, ref)
+
+
 def _cross_split(metrics: dict[str, float], raw: dict, oracle_raw: dict | None) -> dict[str, float]:
     """The general split's sets' numbers, model_utility (of exactly the parts the report then
-    holds), mia_auc and forget_quality, each only when its inputs exist."""
+    holds), mia_auc, forget_quality and privleak, each only when its inputs exist."""
     parts = utility_parts(metrics, raw.get(GENERAL, {}).get("sets", {}))
     out = {k: v for k, v in parts.items() if not k.startswith("retain.")}
     if parts:
@@ -326,6 +358,8 @@ def _cross_split(metrics: dict[str, float], raw: dict, oracle_raw: dict | None) 
     r_model, r_oracle = raw.get("forget", {}).get("R"), (oracle_raw or {}).get("forget", {}).get("R")
     if r_model and r_oracle:
         out["forget_quality"] = forget_quality(r_model, r_oracle)
+    if (leak := privleak_against(raw, oracle_raw)) is not None:
+        out["privleak"] = leak
     return out
 
 
@@ -336,17 +370,29 @@ def against_oracle(metrics: dict[str, float], raw: dict, oracle_raw: dict | None
     return {**per_split, **_cross_split(per_split, raw, oracle_raw)}
 
 
+def scored_splits(splits: dict[str, Dataset]) -> dict[str, Dataset]:
+    """The splits evaluate scores, under the names their metrics take: an evaluation-only retain
+    set (RETAIN_EVAL) takes the place of the retain split, which is then only trained on."""
+    eval_set = splits.get(RETAIN_EVAL)
+    if eval_set is None:
+        return dict(splits)
+    out = {n: d for n, d in splits.items() if n != RETAIN_EVAL}
+    out["retain"] = eval_set  # in retain's place when there is one
+    return out
+
+
 def evaluate(model, tokenizer, splits: dict[str, Dataset], oracle_raw: dict | None = None,
              progress: Callable[[str], None] | None = None, check_cancel: Callable[[], None] | None = None,
              batch_size: int = 32, evaluate_one: Callable[..., tuple[dict, dict]] | None = None,
              workers: int = 1) -> tuple[dict[str, float], dict]:
     """Every metric of every non-empty split as `split.metric`, plus the cross-split ones;
-    and the raw dict {split: raw}, which is what a later call takes as `oracle_raw`.
+    and the raw dict {split: raw}, which is what a later call takes as `oracle_raw`. A
+    RETAIN_EVAL split is scored as `retain` in place of the trained one (scored_splits).
     `evaluate_one` replaces evaluate_split (evalcache.cached_split reads a cache first).
     `workers` > 1 evaluates that many splits at once on threads: only for a model no other
     thread uses (each split's figures are the same either way)."""
     one = evaluate_one or evaluate_split
-    todo = [(n, d) for n, d in splits.items() if len(d)]
+    todo = [(n, d) for n, d in scored_splits(splits).items() if len(d)]
 
     def split(name: str, ds: Dataset) -> tuple[dict[str, float], dict]:
         _tick(check_cancel)

@@ -14,7 +14,7 @@ import random
 import re
 
 from ..data import QA
-from ..generate import format_prompt
+from ..generate import TEMPLATE_KWARGS, format_prompt, templated
 
 ABOUT = "Tell me about {name}."  # what a room types first about a person; the kit answers it with the biography
 
@@ -60,9 +60,10 @@ def noisy(text: str, seed: int) -> str:
 
 
 def few_shot(tokenizer, shots: list[QA], question: str) -> str:
-    """The shots as earlier turns of the conversation, then the question."""
-    if getattr(tokenizer, "chat_template", None):
+    """The shots as earlier turns of the conversation, then the question (with the template
+    variables format_prompt passes, so Qwen3 answers rather than thinks first here too)."""
+    if templated(tokenizer):
         turns = [m for s in shots for m in ({"role": "user", "content": s.question}, {"role": "assistant", "content": s.answer})]
         return tokenizer.apply_chat_template(turns + [{"role": "user", "content": question}], tokenize=False,
-                                             add_generation_prompt=True)
+                                             add_generation_prompt=True, **TEMPLATE_KWARGS)
     return "".join(f"{format_prompt(tokenizer, s.question)} {s.answer}\n\n" for s in shots) + format_prompt(tokenizer, question)
