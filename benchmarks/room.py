@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 from gradio_client import Client  # noqa: E402
 
 from benchmarks.feedback import WARMED  # noqa: E402
-from tests.e2e.conftest import Server  # noqa: E402
+from tests.e2e.conftest import Server, loopback_client  # noqa: E402
 from tests.e2e.test_load import (FORGET, NOTE, RETAIN, WAITING, Load, bar_percent, bar_text, chat, percentile, poll,  # noqa: E402
                                  settings, use_preset)
 from unlearning import limits  # noqa: E402
@@ -76,7 +76,7 @@ class Room:
         self.window: list[tuple[float, float]] = []  # (sent, answered) of every chat while the run trained
 
     def chat_session(self, n: int) -> None:
-        client, name = Client(self.url, verbose=False), f"chat-{n}"
+        client, name = loopback_client(self.url), f"chat-{n}"
         use_preset(self.load, client, name)
         self.training.wait(RUN_TIMEOUT)
         for i in range(self.chats):
@@ -91,7 +91,7 @@ class Room:
         client.close()
 
     def first_run(self) -> None:
-        client, name = Client(self.url, verbose=False), "run-0"
+        client, name = loopback_client(self.url), "run-0"
         use_preset(self.load, client, name)
         t0 = time.perf_counter()
         self.load.call(client, name, "/start", "workshop", "ihl-fila", *settings())
@@ -109,7 +109,7 @@ class Room:
         client.close()
 
     def queued_runs(self, n: int) -> None:
-        clients = [Client(self.url, verbose=False) for _ in range(n)]
+        clients = [loopback_client(self.url) for _ in range(n)]
         names = [f"run-{i + 1}" for i in range(n)]
         for client, name in zip(clients, names):
             use_preset(self.load, client, name)
@@ -254,7 +254,7 @@ def board_room(url: str, people: int, sharers: int, chatters: int, chats: int, r
 
     load, runners = Load(), 1 + limits.MAX_WAITING_RUNS
     with ThreadPoolExecutor(max_workers=32) as pool:
-        clients = list(pool.map(lambda _: Client(url, verbose=False), range(1 + people + chatters)))
+        clients = list(pool.map(lambda _: loopback_client(url), range(1 + people + chatters)))
     teacher, members, talkers = clients[0], clients[1:1 + people], clients[1 + people:]
     code = load.call(teacher, "teacher", "/open_room")[0].split('data-code="')[1].split('"')[0]
     for i, c in enumerate(members + talkers):
@@ -372,7 +372,7 @@ def main() -> None:
         log = ROOT / "test-artifacts" / "room-server.log"  # the room opens the page once the app's warm-up is done
         while WARMED not in log.read_text() and time.time() < server.started + 180:
             time.sleep(0.2)
-        warm = Client(url, verbose=False)  # the first chat loads the model: not part of the room
+        warm = loopback_client(url)  # the first chat loads the model: not part of the room
         use_preset(Load(), warm, "warm-up")
         warm.predict(FORGET[0]["question"], "workshop", [], [], api_name="/chat")
         warm.close()

@@ -7,11 +7,11 @@ import json
 import re
 import time
 
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
 from components.method_panel import setting_specs
 
-from .conftest import ROOT
+from .conftest import ROOT, loopback_client
 
 FORGET = [json.loads(line) for line in (ROOT / "assets/workshop/forget.jsonl").read_text(encoding="utf-8").splitlines()]
 
@@ -22,7 +22,7 @@ def _report_cell(table_html: str, metric: str, column: int) -> float:
 
 
 def test_api_flow(app_url):
-    client = Client(app_url, verbose=False)
+    client = loopback_client(app_url)
     summary, *_ = client.predict("QA (questions and answers)", api_name="/use_preset")
     assert "forget.jsonl" in summary and "40 QA pairs" in summary
     settings = {name: spec["default"] for name, spec in setting_specs().items()}
@@ -56,7 +56,7 @@ def _run(client, method: str, **overrides) -> str:
 
 def test_api_compare_returns_one_row_per_kept_run(app_url):
     """Two runs in one session, then /compare: a row for each (newest current), then before and oracle."""
-    client = Client(app_url, verbose=False)
+    client = loopback_client(app_url)
     client.predict("QA (questions and answers)", api_name="/use_preset")
     assert _run(client, "ga", steps=5) == "done"
     assert _run(client, "eco", strength=1.0, epochs=1, folds=2) == "done"
@@ -72,7 +72,7 @@ def test_api_compare_returns_one_row_per_kept_run(app_url):
 
 
 def test_api_bad_upload_is_a_message(app_url, tmp_path):
-    client = Client(app_url, verbose=False)
+    client = loopback_client(app_url)
     bad = tmp_path / "empty.jsonl"
     bad.write_bytes(b"")
     _, _, error = client.predict(handle_file(str(bad)), api_name="/upload_forget")
@@ -86,7 +86,7 @@ def _bar(out) -> str:
 def test_api_settings_as_strings_get_the_engines_sentence(app_url):
     """A client sends what view_api documents, or anything: "12" and rank "8" are taken as the
     numbers they spell; "NaN" gets the setting's own sentence, never a bare "Error"."""
-    client = Client(app_url, verbose=False)
+    client = loopback_client(app_url)
     assert "There is no run to cancel." in _bar(client.predict(api_name="/cancel"))
     client.predict("QA (questions and answers)", api_name="/use_preset")
     settings = {name: spec["default"] for name, spec in setting_specs().items()}

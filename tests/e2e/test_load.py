@@ -60,7 +60,7 @@ from gradio_client.utils import QueueError
 from components.method_panel import setting_specs
 from unlearning import limits
 
-from .conftest import ARTIFACTS, LOAD_TABLE, ROOT, Server
+from .conftest import ARTIFACTS, LOAD_TABLE, ROOT, Server, loopback_client
 
 FORGET = [json.loads(line) for line in (ROOT / "assets/workshop/forget.jsonl").read_text(encoding="utf-8").splitlines()]
 RETAIN = [json.loads(line) for line in (ROOT / "assets/workshop/retain.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -174,7 +174,7 @@ def bar_percent(bar: str) -> int:
 
 # ------------------------------------------------------------------ sessions
 def chat_session(load: Load, url: str, n: int) -> None:
-    client, name = Client(url, verbose=False), f"chat-{n}"
+    client, name = loopback_client(url), f"chat-{n}"
     use_preset(load, client, name)
     load.training_has_device.wait(TRAIN_TIMEOUT)  # chat while the model trains
     for i in range(CHATS):
@@ -209,7 +209,7 @@ def write_files(folder, n: int) -> list[tuple[str, str, int, int]]:
 
 
 def upload_session(load: Load, url: str, n: int, folder) -> None:
-    client, name = Client(url, verbose=False), f"upload-{n}"
+    client, name = loopback_client(url), f"upload-{n}"
     for forget, retain, n_forget, n_retain in write_files(folder, n):
         for api, path, count in (("/upload_forget", forget, n_forget), ("/upload_retain", retain, n_retain)):
             out = load.call(client, name, api, handle_file(path))
@@ -225,7 +225,7 @@ def upload_session(load: Load, url: str, n: int, folder) -> None:
 
 
 def training_session(load: Load, url: str, folder) -> None:
-    client, name = Client(url, verbose=False), "training"
+    client, name = loopback_client(url), "training"
     for role, rows in (("forget", FORGET[:TRAIN_FORGET]), ("retain", RETAIN[:TRAIN_RETAIN])):
         path = folder / f"train-{role}.jsonl"
         path.write_text("".join(json.dumps(q) + "\n" for q in rows), encoding="utf-8")
@@ -269,7 +269,7 @@ def training_session(load: Load, url: str, folder) -> None:
 
 def run_queue_sessions(load: Load, url: str) -> None:
     """MAX_WAITING_RUNS runs wait behind the training run; one more is told the queue is full."""
-    clients = [Client(url, verbose=False) for _ in range(limits.MAX_WAITING_RUNS + 1)]
+    clients = [loopback_client(url) for _ in range(limits.MAX_WAITING_RUNS + 1)]
     names = [f"queue-{i}" for i in range(len(clients))]
     for client, name in zip(clients, names):
         use_preset(load, client, name)
@@ -377,7 +377,7 @@ MIX_CHAT_P95_S = 5.0
 def runner_session(load: Load, url: str, n: int, started: threading.Event) -> None:
     """/use_preset, /start IHL + FILA for MIX_STEPS steps (one run has the device, the others
     wait for it), /poll until done."""
-    client, name = Client(url, verbose=False), f"runner-{n}"
+    client, name = loopback_client(url), f"runner-{n}"
     use_preset(load, client, name)
     out = load.call(client, name, "/start", "workshop", "ihl-fila", *settings(steps=MIX_STEPS))
     if out is None or "us-error" in out[0]:
@@ -399,7 +399,7 @@ def runner_session(load: Load, url: str, n: int, started: threading.Event) -> No
 def mix_chat_session(load: Load, url: str, n: int, started: threading.Event, runs_over: threading.Event) -> None:
     """Chats while the runs train: the preset's questions in turn until every run has ended
     (at least CHATS of them)."""
-    client, name = Client(url, verbose=False), f"mix-chat-{n}"
+    client, name = loopback_client(url), f"mix-chat-{n}"
     use_preset(load, client, name)
     started.wait(TRAIN_TIMEOUT)
     i = 0
@@ -461,7 +461,7 @@ def test_gradio_queue_full(crowded_app):
     ready = threading.Barrier(n)
 
     def ask(i: int):
-        client, qa = Client(url, verbose=False), FORGET[i]
+        client, qa = loopback_client(url), FORGET[i]
         ready.wait(30)  # all sessions connected: the chats go out together
         try:
             left, *_ = client.submit(qa["question"], "workshop", [], [], api_name="/chat").result(timeout=REQUEST_TIMEOUT)

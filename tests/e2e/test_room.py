@@ -25,7 +25,7 @@ from components.method_panel import setting_specs
 from unlearning import limits
 from unlearning.service.room import ALPHABET
 
-from .conftest import ARTIFACTS, ROOT
+from .conftest import ARTIFACTS, ROOT, loopback_client
 from .test_browser import tab
 
 PEOPLE, SHARERS = 20, 15
@@ -81,7 +81,7 @@ def test_a_room_of_25_sessions(app_url, browser):
     page.wait_for_selector("#room-code [data-code]", timeout=30_000)
     code = page.get_attribute("#room-code [data-code]", "data-code")
     with ThreadPoolExecutor(24) as pool:
-        clients = list(pool.map(lambda _: Client(app_url, verbose=False), range(24)))
+        clients = list(pool.map(lambda _: loopback_client(app_url), range(24)))
     people, teacher2, others, guesser = clients[:20], clients[20], clients[21:23], clients[23]
 
     code2 = code_of(teacher2.predict(api_name="/open_room")[0])
