@@ -155,8 +155,9 @@ def build(backend: Backend) -> gr.Blocks:
                 stress = stress_panel.render(backend, state, head.name)
             with gr.Tab("Lesson", id="lesson", elem_id="tab-lesson"):
                 lesson = lesson_panel.render(backend, state, head.name)
-            with gr.Tab("Room", id="room", elem_id="tab-room"):
-                room_panel.render(state, lesson.log)
+            with gr.Tab(room_panel.TAB_LABEL, id="room", elem_id="tab-room"):
+                room = room_panel.render(state, lesson.log)
+        tabs.select(room_panel.on_tab, [state], [room.timer], show_progress="hidden", api_visibility="private")
         # a lesson's stress test (step 5) shows in the Stress test tab too: one tick of its timer draws it
         lesson.finished.change(lambda: gr.Timer(active=True), None, [stress.timer], api_visibility="private")
         page = Page(state, token, tabs, head, data, method, run, chat, compare, report, lesson, stress)

@@ -21,7 +21,8 @@ from unlearning.service.room_page import summary_html
 from . import compare_panel
 from .common import OnDelete, error_box
 
-REFRESH_SECONDS = 2.0  # the board's refresh while the page is in a room
+REFRESH_SECONDS = 2.0  # the board's refresh while the page is in a room and shows it (on_tab)
+TAB_LABEL = "Room"  # the tab this panel sits in (app.py)
 BOARD_HEIGHT = 560  # the picture, projected: most of a 1080 px screen beside the code
 HEADERS = ["who", "run", "data", "settings", "distance to the oracle (↓)", "what the probes show",
            "forget ROUGE-L (↓ to the oracle's)", "model utility (≈ before)"]
@@ -249,9 +250,20 @@ def refresh(session: Session, last: tuple):
         return gr.skip(), gr.skip(), error_box(str(e)), gr.Timer(active=False), ()
     sig = signature(board)
     if sig == last:
-        return gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=True), last
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), last
     fig, rows, counts = board_views(board)
-    return fig if fig is not None else gr.skip(), rows, counts, gr.Timer(active=True), sig
+    # the timer is left as it is: a tick answered after the page left the Room tab must not restart it
+    return fig if fig is not None else gr.skip(), rows, counts, gr.skip(), sig
+
+
+def on_tab(session: Session, evt: gr.SelectData):
+    """Another tab chosen: the board ticks on a participant's page only while it shows the Room
+    tab (a room of thirty pages ticking for a board nobody looks at costs the chat its latency);
+    the instructor's page is projected, and ticks whichever tab it shows."""
+    room = ROOMS.room_of(session)
+    if room is None:
+        return gr.Timer(active=False)
+    return gr.Timer(active=evt.value == TAB_LABEL or room.instructor == session.id)
 
 
 def board_now(session: Session):

@@ -115,3 +115,23 @@ def test_near_runs_share_a_label_and_labels_keep_clear_of_each_other():
     fig, _, counts = rp.board_views(board)
     assert fig.layout.font.size == rp.FONT_PX + 2 and fig.data[-1].marker.size == 18
     assert "4 runs shared by" in counts
+
+
+def test_the_board_ticks_where_it_is_looked_at():
+    """A participant's page ticks only on the Room tab; the instructor's (projected) on every tab;
+    a page in no room never; and a tick answered late does not restart a stopped timer."""
+    from unlearning.service.session import Session
+
+    def chosen(session, label):
+        return rp.on_tab(session, gr.SelectData(None, {"value": label, "index": 0})).active
+
+    teacher, a, outsider = Session(), Session(), Session()
+    code_html, *_ = rp.open_room(teacher)
+    rp.join_room(a, code_html.split('data-code="')[1].split('"')[0], "Ada")
+    assert chosen(a, "Run & chat") is False and chosen(a, rp.TAB_LABEL) is True
+    assert chosen(teacher, "Run & chat") is True and chosen(teacher, rp.TAB_LABEL) is True
+    assert chosen(outsider, rp.TAB_LABEL) is False
+    first = rp.refresh(a, ())
+    assert first[3] == gr.skip() and "1 joined" in first[2]  # the board drawn, the timer left alone
+    assert rp.refresh(a, first[4])[3] == gr.skip()
+    assert rp.refresh(outsider, ())[3].active is False  # in no room: the timer stops
