@@ -179,7 +179,7 @@ class SlowModels:
     """A model cache whose model takes a moment to load: two starts sent at once are both in
     their checks together."""
 
-    def get(self, name, operator=False, wait_s=None):
+    def get(self, name, operator=False, wait_s=None, fisher=False):
         time.sleep(0.2)
         return SimpleNamespace(name=name, model=None, tokenizer=None, device="cpu")
 

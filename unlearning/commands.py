@@ -131,7 +131,7 @@ def unlearn(args) -> None:
     dp = distributed.start(args.device)  # None unless launched with more than one process
     if dp is not None:
         distributed.check_job(method, args.device_map)
-    loaded = load_model(args.model, args.device, args.trust_remote_code, args.device_map)
+    loaded = load_model(args.model, args.device, args.trust_remote_code, args.device_map, fisher=method.fisher_pass)
     if dp is not None and not dp.main:
         follow(distributed.worker_job(dp, method, cfg, loaded, splits), f"unlearn ({method.name}, process {dp.rank})")
         return

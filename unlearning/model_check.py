@@ -20,6 +20,8 @@ from .hub import snapshot
 GIB = 1024**3
 HEADROOM = 0.9  # of free memory the weights may take: activations, the optimizer and LoRA need the rest
 VISION_KEYS = ("vision_config", "image_size", "num_channels", "patch_size")
+FISHER_WHAT = "two float32 copies of the weights LoRA targets"
+NO_FISHER = "ihl or gd, with a random LoRA init, need none"
 
 
 def read_config(name: str, source: str, local: bool) -> dict[str, Any]:
@@ -128,6 +130,18 @@ def fisher_bytes(config: dict[str, Any]) -> int:
     return 0 if model is None else 2 * 4 * targeted_weights(model)
 
 
+def check_fisher_room(name: str, model: torch.nn.Module, device: str, placed: bool) -> None:
+    """One sentence when a model already loaded on `device` (for chat, or taught; `placed` by
+    accelerate) leaves too little memory free beside its weights for FILA's Fisher pass."""
+    extra = 2 * 4 * targeted_weights(model)
+    room = free_memory(device, "auto" if placed else None)
+    if room is None or extra <= HEADROOM * room[0]:
+        return
+    free, where = room
+    raise UserError(f"Model '{name}' is loaded, but FILA's Fisher pass needs {extra / GIB:.1f} GiB beside its "
+                    f"weights ({FISHER_WHAT}) and only {free / GIB:.1f} GiB of {where} is free; {NO_FISHER}.")
+
+
 def free_memory(device: str, device_map: str | None) -> tuple[int, str] | None:
     """(bytes free, what that is in words) where the weights will go; None when the GPU cannot
     be asked (ZeroGPU lends it only inside a GPU call)."""
@@ -175,8 +189,7 @@ def check_fits(name: str, config: dict[str, Any], device: str, dtype: torch.dtyp
               "load it with --device-map auto to spread it over the GPUs and CPU memory (ECO runs then, but LoRA "
               "methods must hold every layer on the GPU), or pick a smaller model" if device == "cuda" else
               "run on a GPU (bfloat16 halves it), or pick a smaller model")
-    fila = (f" plus {extra / GIB:.1f} GiB for FILA's Fisher pass (two float32 copies of the weights LoRA targets; "
-            "ihl or gd, with a random LoRA init, need none)") if extra else ""
+    fila = f" plus {extra / GIB:.1f} GiB for FILA's Fisher pass ({FISHER_WHAT}; {NO_FISHER})" if extra else ""
     raise UserError(f"Model '{name}' has {n / 1e9:.2f} B parameters, {weights / GIB:.1f} GiB in {dt}{fila}, but only "
                     f"{free / GIB:.1f} GiB of {where} is free; {advice}.")
 

@@ -109,8 +109,25 @@ def fetch_from_hub(name: str, code: bool = False) -> str:
     return str(folder)
 
 
+def check_model(name: str, device: str = "auto", device_map: str | None = None, hub_only: bool = False,
+                fisher: bool = False) -> None:
+    """What `load_model` checks before any weights are read or downloaded, alone: for a model
+    not loaded yet that a FILA method (`fisher`) will run on (service/models.py)."""
+    if name.strip() in ALIASES:
+        return
+    resolved = name if hub_only else resolve_source(name)
+    dev = resolve_device(device)
+    _check_config(name, resolved, Path(resolved).is_dir() and not hub_only, dev, device_map, fisher)
+
+
+def _check_config(name: str, resolved: str, own_files: bool, dev: str, device_map: str | None, fisher: bool) -> None:
+    config = read_config(name, resolved, local=own_files)
+    check_architecture(name, config)
+    check_fits(name, config, dev, pick_dtype(dev), device_map, fisher)
+
+
 def load_model(name: str, device: str = "auto", trust_remote_code: bool = False,
-               device_map: str | None = None, hub_only: bool = False) -> Loaded:
+               device_map: str | None = None, hub_only: bool = False, fisher: bool = False) -> Loaded:
     """Load model + tokenizer on `device` in the dtype that suits it, in eval mode.
 
     `device_map="auto"` (DESIGN.md §Scale) lets accelerate's big-model loading place the
@@ -119,7 +136,7 @@ def load_model(name: str, device: str = "auto", trust_remote_code: bool = False,
     `hub_only`: `name` is a visitor's hub id, fetched from the Hub alone (fetch_from_hub); a
     hub id from the CLI is fetched the same way unless it names a folder here. Before any
     weights are read or downloaded, the config says whether the Studio can use the model and
-    whether it fits (model_check)."""
+    whether it fits (model_check); with `fisher`, whether FILA's Fisher pass fits beside it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -132,9 +149,7 @@ def load_model(name: str, device: str = "auto", trust_remote_code: bool = False,
         resolved = name if hub_only else resolve_source(name)
         own_files = Path(resolved).is_dir() and not hub_only
         if name.strip() not in ALIASES:  # before any download: a model we cannot use, or one too large
-            config = read_config(name, resolved, local=own_files)
-            check_architecture(name, config)
-            check_fits(name, config, dev, pick_dtype(dev), device_map)
+            _check_config(name, resolved, own_files, dev, device_map, fisher)
         source = resolved if own_files or name.strip() in ALIASES else fetch_from_hub(resolved, trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=pick_dtype(dev), trust_remote_code=trust_remote_code,

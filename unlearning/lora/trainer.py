@@ -89,6 +89,7 @@ class RandomInit:
 
     offset = False  # B0 = 0: nothing to subtract
     share = 0.0  # of the method's progress bar: no pass over the data
+    fisher_pass = False  # holds nothing beside the weights
 
     def __call__(self, ctx: RunContext, loaded: Loaded, adapters: Adapters, data: TrainData,
                  cfg: LoraSettings, steps: StepStrategy | None = None) -> tuple[Init, dict[str, Any]]:
@@ -108,6 +109,7 @@ class FisherInit:
 
     offset = True
     share = 0.1  # of the method's progress bar: a pass over the forget set and one SVD per layer
+    fisher_pass = True  # two float32 Fisher sums of the targeted weights beside them (model_check.fisher_bytes)
 
     def __call__(self, ctx: RunContext, loaded: Loaded, adapters: Adapters, data: TrainData,
                  cfg: LoraSettings, steps: StepStrategy | None = None) -> tuple[Init, dict[str, Any]]:
@@ -260,12 +262,17 @@ class LoraMethod:
     summary = ""
     Config: ClassVar[type[LoraSettings]] = LoraSettings
     init: RandomInit | FisherInit = RandomInit()  # a stateless strategy
+    fisher_pass: ClassVar[bool] = False  # its init's, so that the size check counts it before the run
     trains_weights = True  # so it may run data-parallel (distributed.check_job)
     forget: Term | None = None  # its weight is cfg.forget_weight
     forget_settings: tuple[str, ...] = ()  # the settings its loss takes by name (NPO's beta)
     retain_nll = True
     plots = (Plot("train", "losses per step", hidden=("lr", "elapsed_s")),
              Plot("holdout", "holdout criterion: forget → holdout level"))
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.fisher_pass = cls.init.fisher_pass
 
     @classmethod
     def report_blocks(cls, report: Report) -> list[Block]:

@@ -4,6 +4,7 @@ A method is a class, registered with `@register`, that describes itself and does
 
     name, label, order, summary   # registry key; the UI menu's label and position; the UI's text
     trains_weights                # True if it changes weights (so it may run data-parallel)
+    fisher_pass                   # True if FILA's Fisher sums must fit beside the weights (model_check)
     Config                        # settings dataclass (defaults, help, validation): CLI flags, UI controls
     plots                         # report.Plot specs of the live plots its step events feed
     report_blocks(report)         # optional: report.Block list, its own part of the report
@@ -47,6 +48,8 @@ class Method(Protocol):
     def summary(self) -> str: ...
     @property
     def trains_weights(self) -> bool: ...
+    @property
+    def fisher_pass(self) -> bool: ...
     @property
     def Config(self) -> type: ...  # the settings dataclass
     @property

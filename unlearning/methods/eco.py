@@ -182,6 +182,7 @@ class Eco:
     Config = EcoConfig
     reference_first = True  # the strength search aims at the oracle's value: the pipeline evaluates it first
     trains_weights = False  # a guard on the prompts: nothing to share among data-parallel processes
+    fisher_pass = False
     plots = (Plot("classifier", "ECO classifier training loss"),
              Plot("search", "ECO strength search (metric vs target)", x="strength", mode="markers"))
 

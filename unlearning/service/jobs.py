@@ -9,6 +9,7 @@ A run job's life, whichever backend carries it (service/backends.py):
 
     cfg = job.check(session)                     # refusals before anything changes; its settings, built once
     seconds = job.estimate(cfg, examples)        # its share of the device (service/budget.py)
+    job.fisher_pass()                            # FILA's Fisher sums must fit beside the model (model_check)
     work = job.work(studio, session, cfg)        # what runs on the device: work(ctx) → a result
     job = job.begin(session)                     # what changes in the session as it starts
     job.keep(session, result)                    # what the finished job leaves in the session
@@ -49,7 +50,7 @@ class Engine(Protocol):
     models: ModelCache
     evals: EvalCache
 
-    def base(self, session: Session, name: str, wait_s: float | None = None) -> Loaded: ...
+    def base(self, session: Session, name: str, wait_s: float | None = None, fisher: bool = False) -> Loaded: ...
 
     def oracle(self, session: Session, name: str) -> Loaded | None: ...
 
@@ -83,6 +84,10 @@ class RunJob(Job, ABC):
     def estimate(self, cfg: Any, examples: int) -> float:
         """Seconds of the device it takes, on `examples` forget examples."""
         return 0.0
+
+    def fisher_pass(self) -> bool:
+        """Whether it holds FILA's Fisher sums beside the model's weights (the studio checks they fit)."""
+        return False
 
     @abstractmethod
     def work(self, engine: Engine, session: Session, cfg: Any) -> WorkFn:
@@ -128,6 +133,11 @@ class UnlearnJob(RunJob):
 
     def estimate(self, cfg: Any, examples: int) -> float:
         return run_s(cfg)
+
+    def fisher_pass(self) -> bool:
+        from ..methods import get_method
+
+        return get_method(self.method).fisher_pass
 
     def work(self, engine: Engine, session: Session, cfg: Any) -> WorkFn:
         from ..methods import get_method

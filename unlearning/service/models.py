@@ -52,19 +52,31 @@ class ModelCache:
         self._lock = threading.Lock()  # guards the dicts only, never held during a load
         self._loading: dict[str, _Load] = {}
 
-    def get(self, name: str | None, operator: bool = False, wait_s: float | None = None) -> Loaded:
+    def get(self, name: str | None, operator: bool = False, wait_s: float | None = None, fisher: bool = False) -> Loaded:
         """The shared base model called `name`. A visitor's name must be a hub id or an alias
         unless the operator allowed local models; `operator=True` is for the operator's own
         choice (the app's default model), which may be a folder and is never evicted. A model
         still loading is waited for `wait_s` (limits.MODEL_LOAD_SECONDS unless given), then one
-        sentence; the load goes on."""
-        from ..models import ALIASES, check_visitor_model, load_model
+        sentence; the load goes on. `fisher`: for a FILA method, whose Fisher pass must fit
+        beside the weights: checked from the config before a load, and on the loaded model."""
+        from ..model_check import check_fisher_room
+        from ..models import ALIASES, check_model, check_visitor_model
 
         name = model_name(name)
         visitor = not (operator or self.local_models or name in self._pinned)  # the operator's model is anyone's once loaded
         if visitor:
             check_visitor_model(name)
         hub_only = visitor and name not in ALIASES
+        if fisher and name not in self.names():  # before the download, not in the load others may wait for
+            check_model(name, self.device, self.device_map, hub_only, fisher=True)
+        loaded = self._get(name, operator, hub_only, wait_s)
+        if fisher:
+            check_fisher_room(name, loaded.model, loaded.device, loaded.device_map is not None)
+        return loaded
+
+    def _get(self, name: str, operator: bool, hub_only: bool, wait_s: float | None) -> Loaded:
+        from ..models import ALIASES, load_model
+
         with self._lock:
             if operator or name in ALIASES:
                 self._pinned.add(name)

@@ -47,10 +47,18 @@ class Studio:
         self.evals = evals if evals is not None else shared()  # oracle/before evaluations, once per process
         self._known: dict[tuple, Known | None] = {}  # knows(): per model and forget questions
 
-    def base(self, session: Session, name: str, wait_s: float | None = None) -> Loaded:
+    def base(self, session: Session, name: str, wait_s: float | None = None, fisher: bool = False) -> Loaded:
         """The model the session works on: its taught copy, or the shared base called `name`
-        (waiting `wait_s` for it if it is still loading: ModelCache.get)."""
-        return session.taught or self.models.get(name, wait_s=wait_s)
+        (waiting `wait_s` for it if it is still loading; `fisher`: with room for FILA's Fisher
+        pass beside it: ModelCache.get)."""
+        taught = session.taught
+        if taught is None:
+            return self.models.get(name, wait_s=wait_s, fisher=fisher)
+        if fisher:
+            from ..model_check import check_fisher_room
+
+            check_fisher_room(taught.name, taught.model, taught.device, taught.device_map is not None)
+        return taught
 
     def oracle(self, session: Session, name: str) -> Loaded | None:
         """A model that never saw the forget set: the taught oracle, or the kit's for the preset."""
@@ -100,7 +108,8 @@ class Studio:
     def check(self, session: Session, job: RunJob) -> float:
         """Everything that can be refused before a run starts, in the words the user sees:
         a run already going, what the job itself refuses (RunJob.check), missing data, a run
-        heavier than the session's share of the device (budget.py), an unknown model. The run's
+        heavier than the session's share of the device (budget.py), an unknown model, a FILA
+        method whose Fisher pass would not fit beside the model (RunJob.fisher_pass). The run's
         estimated device seconds, for budget.charge once it starts. (It also loads the model,
         so a ZeroGPU worker forked afterwards inherits it.)"""
         return self._check(session, job)[1]
@@ -111,7 +120,7 @@ class Studio:
         cfg = job.check(session)
         seconds = job.estimate(cfg, len(session.splits()["forget"].examples))
         check_budget(session, seconds, job.lower)
-        self.base(session, job.model_name)
+        self.base(session, job.model_name, fisher=job.fisher_pass())
         return cfg, seconds
 
     def start(self, session: Session, job: RunJob) -> Run:
