@@ -49,7 +49,7 @@ FORMAT = "unlearning-eval-cache"
 SHIPPED = Path(__file__).resolve().parents[2] / "assets" / "workshop" / "evaluations.json"
 # The modules whose code decides every number of an evaluation: any change to them misses.
 METRIC_CODE = ("evaluation/metrics.py", "evaluation/scores.py", "evaluation/textstats.py", "generate.py", "batches.py",
-               "evaluation/probes.py", "evaluation/wordings.py")  # below unlearning/
+               "evaluation/probes.py", "evaluation/wordings.py", "evaluation/leaderboard.py")  # below unlearning/
 
 Value = tuple[dict[str, float], dict[str, Any]]  # one split's (metrics, raw)
 

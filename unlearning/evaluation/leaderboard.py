@@ -9,10 +9,6 @@ metrics.py computes their inputs from a model's teacher-forced scores.
 Where the definitions come from: open-unlearning's src/evals/metrics (memorization.py's
 extraction_strength, mia/min_k.py, mia/utils.py's mia_auc, privacy.py's privleak) and its MUSE
 config (configs/eval/muse_metrics: privleak over mia_min_k with k = 0.4).
-
-The evaluation cache keys on the code of evaluation/cache.METRIC_CODE, which does not list this
-file yet: a change to a definition here must bump metrics.METRIC_VERSION, or cached and shipped
-evaluations keep the old numbers.
 """
 
 from __future__ import annotations
