@@ -22,6 +22,7 @@ from pathlib import Path
 from gradio_client import Client
 
 from components.method_panel import setting_specs
+from components.room_panel import REFRESH_SECONDS
 from unlearning import limits
 from unlearning.service.room import ALPHABET
 
@@ -155,3 +156,50 @@ def test_a_room_of_25_sessions(app_url, browser):
     page.wait_for_function("document.querySelector('#room-note').innerText.includes('closed')", timeout=30_000)
     assert "in no room" in people[0].predict(api_name="/board")[2]
     page.context.close()
+
+
+def test_the_board_ticks_only_where_it_is_looked_at(app_url, browser):
+    """Two pages in a room: the participant's board ticks while its Room tab shows and stops on
+    another tab; the instructor's (projected) ticks on any tab. Counted from each page's requests."""
+    probe = loopback_client(app_url)
+    tick = next(d["id"] for d in probe.config["dependencies"] if d.get("api_name") == "board_tick")
+    probe.close()
+    pages, ticks = {}, {"teacher": [], "person": []}
+    for who in ticks:
+        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+
+        def seen(request, who=who):
+            body = request.post_data or ""
+            if "queue/join" in request.url and f'"fn_index":{tick},' in body.replace(" ", ""):
+                ticks[who].append(time.monotonic())
+
+        page.on("request", seen)
+        page.goto(app_url)
+        page.wait_for_selector("#try-ihl-fila", timeout=60_000)
+        tab(page, "room")
+        pages[who] = page
+    pages["teacher"].click("#room-open")
+    page_code = pages["teacher"].locator("#room-code [data-code]").get_attribute("data-code", timeout=30_000)
+    person = pages["person"]
+    person.fill("#room-code-box input", page_code)
+    person.fill("#room-name input", "Ada")
+    person.click("#room-join")
+    person.wait_for_selector("#room-note:has-text('You joined')", timeout=30_000)
+
+    def ticks_within(seconds: float) -> dict[str, int]:
+        t = time.monotonic()
+        person.wait_for_timeout(1000 * seconds)  # (Playwright hands over the pages' requests while it waits)
+        return {who: len([s for s in times if s > t]) for who, times in ticks.items()}
+
+    on_room = ticks_within(3 * REFRESH_SECONDS)
+    tab(person, "run")
+    tab(pages["teacher"], "run")
+    person.wait_for_timeout(1500 * REFRESH_SECONDS)  # a tick already sent may still arrive
+    elsewhere = ticks_within(3 * REFRESH_SECONDS)
+    tab(person, "room")
+    back = ticks_within(3 * REFRESH_SECONDS)
+    assert on_room["person"] >= 2 and on_room["teacher"] >= 2, on_room
+    assert elsewhere == {"teacher": elsewhere["teacher"], "person": 0} and elsewhere["teacher"] >= 2, elsewhere
+    assert back["person"] >= 2, back
+    for page in pages.values():
+        page.context.close()
