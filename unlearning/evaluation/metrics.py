@@ -76,18 +76,15 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "mem_acc": ("↓ forget to holdout level / ≈ retain", "Share of tokens where argmax p is the true token."),
     "extraction_n": ("↓ forget", f"Extraction likelihood EL_{EXTRACTION_N}: n-gram overlap of greedy continuations."),
     "mia_auc": ("→ 0.5", "AUC of a loss-based membership attack, forget vs holdout."),
+    "extraction_strength": ("↓ forget (to oracle) / ≈ retain", (
+        "open-unlearning's extraction strength: 1 − the shortest share of the answer that, given as a prefix, makes "
+        "the greedy continuation reproduce the rest exactly; mean over examples.")),
+    "privleak": ("→ 0 (like the oracle)", ("MUSE's PrivLeak: the Min-K% (k = 0.4) MIA AUC forget vs holdout, relative "
+                                           "to the oracle's, in % (on 1 − AUC, as open-unlearning computes it).")),
     "fluency": ("≈ before", "Weighted 2/3-gram entropy (bits) of the generations, pooled; guards against gibberish."),
     "distinct2": ("≈ before", "Unique word bigrams / all word bigrams of the generations, pooled."),
     "repetition": ("↓ (≈ before)", (f"Share of generations that are mostly one word repeated (≥ {REPEATED_MIN_WORDS} "
                                     f"words, the commonest ≥ {REPEATED_SHARE:.0%} of them): a collapse pooled fluency hides.")),
-}
-# open-unlearning's leaderboard columns that have no Studio counterpart (leaderboard.py), kept
-# apart from METRIC_INFO, whose arrows the report panel's catalog says per split.
-LEADERBOARD_INFO: dict[str, tuple[str, str]] = {
-    "extraction_strength": ("↓ forget", ("Extraction strength: 1 − the shortest share of the answer that, given as a prefix, "
-                                         "makes the greedy continuation reproduce the rest exactly; mean over examples.")),
-    "privleak": ("→ 0", ("MUSE's PrivLeak: the Min-K% (k = 0.4) MIA AUC forget vs holdout, relative to the oracle's, in % "
-                         "(on 1 − AUC, as open-unlearning computes it).")),
 }
 
 

@@ -99,9 +99,10 @@ KEEP = "≈ before"
 # reference), so on those "≈ before" is better whatever the metric.
 ON_FORGET = {"answer_prob": "↓ (to oracle)", "nll": "↑", "ppl": "↑", "rougeL": "↓ (to oracle)",
              "truth_ratio": "↑ (TOFU)", "mem_acc": "↓ (to holdout level)", "extraction_n": "↓",
+             "extraction_strength": "↓ (to oracle)",
              "fluency": KEEP, "distinct2": KEEP, "repetition": "↓ (≈ before)"}
 CROSS_SPLIT = {"oracle_distance": "↓ (0 = answers like the oracle on every probe)", "forget_quality": "↑ (1 = like the oracle)",
-               "model_utility": KEEP, "mia_auc": "→ 0.5"}
+               "model_utility": KEEP, "mia_auc": "→ 0.5", "privleak": "→ 0 (a forget/holdout MIA gap like the oracle's)"}
 # The probe suite's families (probes.py): forget ones move to the oracle's, retain ones stay.
 ON_PROBE = {"rougeL": "↓ (to oracle)", "repetition": "↓ (≈ oracle)", "fluency": "≈ oracle"}
 
