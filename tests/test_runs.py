@@ -130,3 +130,27 @@ def test_quiet_drops_events_but_keeps_the_run():
     run = Run(work).start()
     run.wait(5)
     assert [e.kind for e in run.since(0)] == ["error"] and shared["w"] == 0
+
+
+def test_subscribers_see_each_event_as_it_happens_and_undo_actions_are_listed():
+    """Run.subscribe: every event, the last included, on the work's thread while the work waits;
+    Run.undo_actions: what an abort would undo, first registered first."""
+    seen: list[tuple[str, str, int]] = []
+    listed: list[int] = []
+    first, second = (lambda: None), (lambda: None)
+
+    def work(ctx):
+        ctx.on_abort(first)
+        ctx.on_abort(second)
+        ctx.step("train", 1, 2, {"loss": 2.0})
+        listed.append(len(seen))  # the callback ran before the work went on
+        ctx.step("train", 2, 2, {"loss": 1.0})
+        return "artifact"
+
+    run = Run(work, name="watched")
+    run.subscribe(lambda e: seen.append((e.kind, threading.current_thread().name, run.undo_actions.index(second))
+                                        if e.kind == "step" else (e.kind, threading.current_thread().name, -1)))
+    run.start().wait()
+    assert [kind for kind, _, _ in seen] == ["step", "step", "result"] and listed == [1]
+    assert {thread for _, thread, _ in seen} == {"watched"} and seen[0][2] == 1
+    assert run.undo_actions == ()  # a run that finished has nothing left to undo
