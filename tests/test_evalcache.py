@@ -17,7 +17,7 @@ from unlearning.evaluation import cache as evalcache, metrics
 from unlearning import pipeline
 from unlearning.base import original
 from unlearning.cli import main
-from unlearning.data import QA, Dataset
+from unlearning.data import QA, RETAIN_EVAL, Dataset
 from unlearning.errors import UserError
 from unlearning.evaluation.cache import EvalCache, cached_split, lookup, model_identity
 from unlearning.lora.adapters import Adapters
@@ -96,6 +96,9 @@ def test_a_changed_model_data_or_metric_version_misses(loaded, monkeypatch):
     cache = EvalCache()
     computed = evaluate_into(cache, loaded)
     assert lookup(cache, loaded, SPLITS) == computed
+    hits = cache.hits
+    with_eval = {**SPLITS, RETAIN_EVAL: SPLITS["retain"]}  # TOFU's evaluation-only retain set, scored in retain's place
+    assert lookup(cache, loaded, with_eval) == computed and cache.hits == hits + N_SPLITS  # one hit per scored split
     same = Loaded(copy.deepcopy(loaded.model), loaded.tokenizer, "a copy by another name", "cpu")
     assert lookup(cache, same, SPLITS) == computed  # identity is content, not the object or its name
 

@@ -342,11 +342,11 @@ def cached_split(cache: EvalCache, loaded: Loaded, only_cached: bool = False) ->
 
 def lookup(cache: EvalCache, loaded: Loaded, splits: dict[str, Dataset]) -> Value | None:
     """`metrics.evaluate`'s (metrics, raw) for `loaded` on `splits` if every split is cached."""
-    from .metrics import evaluate
+    from .metrics import evaluate, scored_splits
 
     try:
         value = evaluate(loaded.model, loaded.tokenizer, splits, evaluate_one=cached_split(cache, loaded, only_cached=True))
     except _Miss:
         return None
-    cache.count(True, sum(1 for ds in splits.values() if len(ds)))
+    cache.count(True, sum(1 for ds in scored_splits(splits).values() if len(ds)))  # the splits evaluate read
     return value
