@@ -102,3 +102,12 @@ def test_the_registry_lists_no_method_by_name():
     words |= {n.value for n in nodes if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     modules = {m.__module__.rsplit(".", 1)[-1] for m in all_methods()}
     assert not words & (set(method_names()) | modules)
+
+
+def test_muse_splits_carry_arrows():
+    """MUSE's splits (suites.py): its forget sets point the way the forget split does, its retain
+    and holdout sets should stay as they were."""
+    assert catalog.better("verbmem_forget.rougeL") == catalog.better("forget.rougeL") == "↓ (to oracle)"
+    assert catalog.better("verbmem_forget.extraction_strength") == "↓ (to oracle)"
+    assert catalog.better("knowmem_forget.rougeL") == "↓ (to oracle)"
+    assert catalog.better("knowmem_retain.rougeL") == catalog.better("privleak_holdout.nll") == "≈ before"

@@ -91,7 +91,9 @@ def plots(name: str | None = None) -> tuple[Plot, ...]:
 
 # The report's splits in display order; the last two are the general split's TOFU sets, whose
 # numbers model utility is made of (metrics.py).
-SPLITS = ("forget", "retain", "holdout", "general", "real_authors", "world_facts")
+SPLITS = ("forget", "retain", "holdout", "general", "real_authors", "world_facts",
+          "verbmem_forget", "knowmem_forget", "knowmem_retain", "privleak_forget", "privleak_holdout")  # (MUSE's, suites.py)
+FORGOTTEN = ("forget", "verbmem_forget", "knowmem_forget", "privleak_forget")  # splits that should move; the rest stay
 HEADLINE = ("oracle_distance", "forget_quality", "model_utility", "mia_auc")
 KEEP = "≈ before"
 # metrics.METRIC_INFO's arrows, said per split. Only the forget split should move; retain and
@@ -117,7 +119,7 @@ def better(key: str) -> str:
         return ON_PROBE.get(metric, "") if split.startswith("probes.forget_") else KEEP
     if split not in SPLITS or metric not in ON_FORGET:
         return ""
-    return ON_FORGET[metric] if split == "forget" else KEEP
+    return ON_FORGET[metric] if split in FORGOTTEN else KEEP
 
 
 # ------------------------------------------------------------------ a report, ready to render
