@@ -32,8 +32,9 @@ people and `--board-chatters` (5) more join; in each phase `--sharers` (15) of t
 one-step gradient ascent each (1 on the device, limits.MAX_WAITING_RUNS waiting: 5 at once)
 and share it, while the chatters chat until those runs are shared (`--chats` times at least).
 The phases alternate (ABBA over `--rounds`) between "timers off" (no page looks at the board)
-and "timers on" (every page in the room ticks /board_tick every room_panel.REFRESH_SECONDS, as
-its Room tab's timer does, whichever tab it shows). Prints chat p50/p95 per phase and the ticks'.
+and "timers on" (every page in the room ticks /board_tick every room_panel.REFRESH_SECONDS: the
+worst case, everyone on the Room tab; a participant's page stops ticking on another tab, the
+instructor's ticks on every tab). Prints chat p50/p95 per phase and the ticks'.
 """
 
 from __future__ import annotations
@@ -288,7 +289,7 @@ def board_room(url: str, people: int, sharers: int, chatters: int, chats: int, r
     busy: set[Client] = set()
 
     def ticking(stop: threading.Event) -> None:
-        """Every page in the room ticks (its timer runs whichever tab shows), spread over the period
+        """Every page in the room ticks (as if every page showed the Room tab), spread over the period
         as pages load at different times; a page's next tick waits for its last (no backlog: the
         clients' own threads share the machine with the app, which a room's browsers do not)."""
         watchers = [teacher] + members + talkers
