@@ -36,20 +36,16 @@ if TYPE_CHECKING:
 
 class Method(Protocol):
     """A registered method: the class itself (class attributes, class or static methods),
-    never an instance. Read-only members, so a subclass may narrow them (its own Config)."""
+    never an instance. Config and plots are read-only members, so a subclass may narrow them
+    (its own Config)."""
 
-    @property
-    def name(self) -> str: ...
-    @property
-    def label(self) -> str: ...
-    @property
-    def order(self) -> int: ...
-    @property
-    def summary(self) -> str: ...
-    @property
-    def trains_weights(self) -> bool: ...
-    @property
-    def fisher_pass(self) -> bool: ...
+    name: str
+    label: str
+    order: int
+    summary: str
+    trains_weights: bool  # LoRA or the whole model is trained (ECO's weights never change)
+    fisher_pass: bool  # FILA's Fisher pass runs first: its memory is checked before a run starts
+
     @property
     def Config(self) -> type: ...  # the settings dataclass
     @property
