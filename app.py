@@ -158,6 +158,8 @@ def build(backend: Backend) -> gr.Blocks:
             with gr.Tab(room_panel.TAB_LABEL, id="room", elem_id="tab-room"):
                 room = room_panel.render(state, lesson.log)
         tabs.select(room_panel.on_tab, [state], [room.timer], show_progress="hidden", api_visibility="private")
+        for button in head.tries.values():  # a one-click try shows Run & chat (_wire): the board stops there too
+            button.click(room_panel.shown_elsewhere, [state], [room.timer], show_progress="hidden", api_visibility="private")
         # a lesson's stress test (step 5) shows in the Stress test tab too: one tick of its timer draws it
         lesson.finished.change(lambda: gr.Timer(active=True), None, [stress.timer], api_visibility="private")
         page = Page(state, token, tabs, head, data, method, run, chat, compare, report, lesson, stress)

@@ -260,10 +260,19 @@ def on_tab(session: Session, evt: gr.SelectData):
     """Another tab chosen: the board ticks on a participant's page only while it shows the Room
     tab (a room of thirty pages ticking for a board nobody looks at costs the chat its latency);
     the instructor's page is projected, and ticks whichever tab it shows."""
+    return _ticking(session, evt.value == TAB_LABEL)
+
+
+def shown_elsewhere(session: Session):
+    """The page was sent to another tab (a one-click try shows Run & chat): as on_tab."""
+    return _ticking(session, False)
+
+
+def _ticking(session: Session, on_room_tab: bool):
     room = ROOMS.room_of(session)
     if room is None:
         return gr.Timer(active=False)
-    return gr.Timer(active=evt.value == TAB_LABEL or room.instructor == session.id)
+    return gr.Timer(active=on_room_tab or room.instructor == session.id)
 
 
 def board_now(session: Session):

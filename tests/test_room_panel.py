@@ -131,6 +131,7 @@ def test_the_board_ticks_where_it_is_looked_at():
     assert chosen(a, "Run & chat") is False and chosen(a, rp.TAB_LABEL) is True
     assert chosen(teacher, "Run & chat") is True and chosen(teacher, rp.TAB_LABEL) is True
     assert chosen(outsider, rp.TAB_LABEL) is False
+    assert rp.shown_elsewhere(a).active is False and rp.shown_elsewhere(teacher).active is True  # a try's jump to Run
     first = rp.refresh(a, ())
     assert first[3] == gr.skip() and "1 joined" in first[2]  # the board drawn, the timer left alone
     assert rp.refresh(a, first[4])[3] == gr.skip()
