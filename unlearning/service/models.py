@@ -67,10 +67,11 @@ class ModelCache:
         if visitor:
             check_visitor_model(name)
         hub_only = visitor and name not in ALIASES
-        if fisher and name not in self.names():  # before the download, not in the load others may wait for
+        loaded_before = name in self.names()
+        if fisher and not loaded_before:  # from the config, before the download, not in the load others may wait for
             check_model(name, self.device, self.device_map, hub_only, fisher=True)
         loaded = self._get(name, operator, hub_only, wait_s)
-        if fisher:
+        if fisher and loaded_before:  # its weights already hold their memory: the Fisher pass must fit in what is left
             check_fisher_room(name, loaded.model, loaded.device, loaded.device_map is not None)
         return loaded
 
