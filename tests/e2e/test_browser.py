@@ -45,9 +45,9 @@ def asks_about_a_forget_person(page, shot, collapse_known: str = "") -> None:
     assert unlearned.strip() and not repeated(unlearned), unlearned
 
 
-def open_app(browser, app_url):
+def open_app(browser, app_url, width: int = 1280, height: int = 1000):
     """A new browser context (its own session) with the app loaded: (context, page)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     page.goto(app_url)
     page.wait_for_selector("#try-ihl-fila", timeout=60_000)

@@ -27,7 +27,7 @@ from unlearning import limits
 from unlearning.service.room import ALPHABET
 
 from .conftest import ARTIFACTS, ROOT, loopback_client
-from .test_browser import tab
+from .test_browser import open_app, tab
 
 PEOPLE, SHARERS = 20, 15
 HOSTILE = "<b>P3</b><svg onload=__x=1>"  # P3's name: the board shows it as text (the room cuts names to 24 characters)
@@ -74,9 +74,7 @@ def name(i: int) -> str:
 
 def test_a_room_of_25_sessions(app_url, browser):
     t0 = time.monotonic()
-    page = browser.new_context(viewport={"width": 1920, "height": 1080}).new_page()
-    page.goto(app_url)
-    page.wait_for_selector("#try-ihl-fila", timeout=60_000)
+    _context, page = open_app(browser, app_url, 1920, 1080)
     tab(page, "room")
     page.click("#room-open")
     page.wait_for_selector("#room-code [data-code]", timeout=30_000)
@@ -166,7 +164,7 @@ def test_the_board_ticks_only_where_it_is_looked_at(app_url, browser):
     probe.close()
     pages, ticks = {}, {"teacher": [], "person": []}
     for who in ticks:
-        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+        _context, page = open_app(browser, app_url)
 
         def seen(request, who=who):
             body = request.post_data or ""
@@ -174,8 +172,6 @@ def test_the_board_ticks_only_where_it_is_looked_at(app_url, browser):
                 ticks[who].append(time.monotonic())
 
         page.on("request", seen)
-        page.goto(app_url)
-        page.wait_for_selector("#try-ihl-fila", timeout=60_000)
         tab(page, "room")
         pages[who] = page
     pages["teacher"].click("#room-open")

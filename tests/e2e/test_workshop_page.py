@@ -18,7 +18,7 @@ import json
 from components.method_panel import method_choices
 
 from .conftest import ARTIFACTS
-from .test_browser import FORGET_Q, chat, choose_method, set_value, tab, use_preset, wait_done
+from .test_browser import FORGET_Q, chat, choose_method, open_app, set_value, tab, use_preset, wait_done
 from .test_workshop import screens
 
 GOLD = "rgb(217, 119, 6)"  # components.common.PALETTE["oracle"]
@@ -61,10 +61,7 @@ def titles(page, pane: str) -> list[str]:
 
 def test_the_workshop_page(browser, app_url):
     folder = "workshop-page"
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.goto(app_url)
-    page.wait_for_selector("#try-ihl-fila", timeout=60_000)
+    context, page = open_app(browser, app_url, 1280, 800)
 
     # (a) the Data tab: the formats, the templates, and whether the model knows the preset
     tab(page, "data")
@@ -124,10 +121,7 @@ def test_the_workshop_page(browser, app_url):
 
 def test_own_data_rejected_then_taught(browser, app_url, tmp_path):
     folder = "workshop-page-own-data"
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.goto(app_url)
-    page.wait_for_selector("#try-ihl-fila", timeout=60_000)
+    context, page = open_app(browser, app_url, 1280, 800)
     page.click("#start-run")  # no data yet: refused, in the bar
     page.wait_for_function("document.querySelector('#run-progress').innerText.includes('Choose a forget file first')")
     tab(page, "data")
@@ -172,10 +166,7 @@ def bottom(page, selector: str) -> float:
 
 def test_eight_kept_runs_and_the_eco_badge(browser, app_url):
     folder = "workshop-page-eight-runs"
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.goto(app_url)
-    page.wait_for_selector("#try-ihl-fila", timeout=60_000)
+    context, page = open_app(browser, app_url, 1280, 800)
     use_preset(page)
     lora = [label for label, name in method_choices() if name != "eco"]
     assert len(lora) == 8, lora
